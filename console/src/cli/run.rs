@@ -1,0 +1,118 @@
+//! `sluice run --spec job.toml`: runs a job in this process, printing a
+//! progress line (records in/out, rate) every second.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
+use sluice_runtime::metrics::TaskMetrics;
+use sluice_runtime::wasm::JobEngine;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The job spec (TOML).
+    #[arg(long)]
+    pub spec: PathBuf,
+    /// The component to run, overriding the spec's `component`.
+    #[arg(long)]
+    pub component: Option<PathBuf>,
+    /// Set a parameter, overriding the spec: `--param name=value`.
+    #[arg(long = "param", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// No progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not name=value"))
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let mut spec = JobSpec::load(&args.spec)?;
+    spec.parameters.extend(args.params.iter().cloned());
+    let component = component_path(&spec, args.component.as_deref())?;
+    let engine = JobEngine::new(Some(cache_dir()))?;
+    let loaded = engine.load_file(&component).await.with_context(|| format!("cannot load {}", component.display()))?;
+
+    let metrics = Arc::new(TaskMetrics::default());
+    let task = TaskBuilder::new(&spec).metrics(metrics.clone()).build(&engine, &loaded).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match terminate.as_mut() {
+                Some(t) => t.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+        // The task stops between batches and flushes its sinks.
+        let _ = stop_tx.send(true);
+    });
+    let progress = (!args.quiet).then(|| tokio::spawn(report_progress(spec.name.clone(), metrics.clone())));
+    let started = Instant::now();
+    let result = task.run(stop_rx).await;
+    if let Some(p) = progress {
+        p.abort();
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    let records_in = TaskMetrics::get(&metrics.records_in);
+    eprintln!(
+        "{}: {} — in {records_in} ({:.0}/s), out {}, dead letters {}, {elapsed:.2}s",
+        spec.name,
+        match &result {
+            Ok(TaskEnd::Finished) => "finished",
+            Ok(TaskEnd::Stopped) => "stopped",
+            Err(_) => "failed",
+        },
+        records_in as f64 / elapsed,
+        TaskMetrics::get(&metrics.records_out),
+        TaskMetrics::get(&metrics.dead_letters),
+    );
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The component to run: `--component`; else, when the spec sits in a job
+/// crate, that crate built now (cargo makes this a no-op when nothing
+/// changed, and a stale component is never run); else the spec's `component`.
+fn component_path(spec: &JobSpec, given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    if spec.base_dir.join("Cargo.toml").exists() {
+        let dir = if spec.base_dir.as_os_str().is_empty() { Path::new(".") } else { spec.base_dir.as_path() };
+        return super::build::compile(dir, true);
+    }
+    let from_spec = spec.resolve(&spec.component);
+    anyhow::ensure!(from_spec.exists(), "component {} not found (build it with `sluice build`, or pass --component)", from_spec.display());
+    Ok(from_spec)
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("SLUICE_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join("sluice-cache"))
+}
+
+async fn report_progress(job: String, metrics: Arc<TaskMetrics>) {
+    let mut last = (Instant::now(), 0u64);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let records_in = TaskMetrics::get(&metrics.records_in);
+        let rate = (records_in - last.1) as f64 / last.0.elapsed().as_secs_f64();
+        last = (Instant::now(), records_in);
+        eprintln!(
+            "{job}: in {records_in} ({rate:.0}/s), out {}, dead letters {}",
+            TaskMetrics::get(&metrics.records_out),
+            TaskMetrics::get(&metrics.dead_letters)
+        );
+    }
+}

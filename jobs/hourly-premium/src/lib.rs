@@ -1,0 +1,281 @@
+//! Hourly premium: scenario 1 ("operations analysis") of the insurance seed.
+//!
+//! Replaces this Flink SQL, with the same continuous-query semantics:
+//!
+//! ```sql
+//! create view last_order as
+//! select id, last_value(order_no) as order_no, last_value(customer_tel) as customer_tel,
+//!        last_value(gmt_modified) as gmt_modified, last_value(account_payble) as account_payble
+//! from user_order
+//! where gmt_modified >= <start of today, ms>
+//! group by id;
+//!
+//! insert into hs_order
+//! select from_unixtime(gmt_modified / 1000, 'yyyyMMddHH') as biz_date,
+//!        sum(coalesce(account_payble, 0)) as total_premium,
+//!        count(distinct order_no) as policy_cnt,
+//!        count(distinct customer_tel) as policy_holder_cnt
+//! from last_order group by from_unixtime(gmt_modified / 1000, 'yyyyMMddHH');
+//! ```
+//!
+//! Parameters:
+//! - `utc_offset_minutes` (default 480, UTC+8): the time zone of "today" and
+//!   of `biz_date`. Changing it on a running job needs fresh state, since old
+//!   orders are retracted from the hour this offset gives them.
+//! - `since_ms` (optional): replaces the start-of-today bound of the filter
+//!   (e.g. `0` to replay old data).
+//!
+//! `hs_order` is an upsert table keyed by `biz_date`: an hour whose last
+//! order moved elsewhere is deleted (`ctx.delete` with its last row).
+
+use serde::{Deserialize, Serialize};
+use sluice_sdk::prelude::*;
+
+mod cases;
+pub use cases::cases;
+
+pub const SOURCE: &str = "user_order";
+pub const SINK: &str = "hs_order";
+
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+/// Premiums are summed in millionths: integer sums retract exactly, where
+/// `a + b - b` in floating point does not always give `a` back.
+const MICROS: f64 = 1_000_000.0;
+/// Larger premiums are rejected, so sums in millionths cannot overflow.
+const MAX_PREMIUM: f64 = 1e12;
+
+/// An input row of `user_order`: only the columns the SQL reads.
+#[derive(Deserialize)]
+struct UserOrder {
+    id: i64,
+    order_no: Option<String>,
+    customer_tel: Option<String>,
+    gmt_modified: Option<i64>,
+    account_payble: Option<f64>,
+}
+
+/// A row of the `last_order` view.
+#[derive(Serialize, Deserialize, PartialEq)]
+struct LastOrder {
+    order_no: Option<String>,
+    customer_tel: Option<String>,
+    gmt_modified: i64,
+    account_payble: Option<f64>,
+}
+
+/// The running aggregate of one hour, besides its distinct counts.
+#[derive(Serialize, Deserialize, Default)]
+struct HourTotals {
+    /// Users whose last order falls in this hour; 0 means the group is gone.
+    users: u64,
+    /// `sum(coalesce(account_payble, 0))` in millionths.
+    premium_micros: i64,
+}
+
+/// A row of `hs_order`.
+#[derive(Serialize, PartialEq)]
+struct HsOrder {
+    biz_date: String,
+    total_premium: f64,
+    policy_cnt: u64,
+    policy_holder_cnt: u64,
+}
+
+pub struct HourlyPremium {
+    offset_ms: i64,
+    since_ms: Option<i64>,
+    /// user id -> last order
+    last_order: LastValue<LastOrder>,
+    /// biz_date -> totals
+    hours: ValueState<HourTotals>,
+    /// biz_date -> distinct order numbers / customer phones
+    policies: CountDistinct,
+    holders: CountDistinct,
+}
+
+#[sluice_sdk::job]
+impl Job for HourlyPremium {
+    fn open(ctx: &mut Context) -> Result<Self> {
+        let offset_minutes: i64 = ctx.param_or("utc_offset_minutes", 480)?;
+        if offset_minutes.abs() > 18 * 60 {
+            return Err(Error::fatal(format!("parameter `utc_offset_minutes` = {offset_minutes} is not within ±18 hours")));
+        }
+        let since_ms = match ctx.param("since_ms") {
+            None => None,
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|e| Error::fatal(format!("parameter `since_ms` = `{text}` is invalid: {e}")))?,
+            ),
+        };
+        Ok(HourlyPremium {
+            offset_ms: offset_minutes * 60_000,
+            since_ms,
+            last_order: LastValue::open(ctx, "last_order")?,
+            hours: ctx.value_state("hour_totals")?,
+            policies: CountDistinct::open(ctx, "hour_policies")?,
+            holders: CountDistinct::open(ctx, "hour_holders")?,
+        })
+    }
+
+    fn process(&mut self, ctx: &mut Context, record: &Record) -> Result<()> {
+        let order: UserOrder = record.json()?;
+        if order.account_payble.is_some_and(|p| p.abs() >= MAX_PREMIUM) {
+            return Err(Error::record(format!("account_payble is out of range (±{MAX_PREMIUM:e})")));
+        }
+
+        // WHERE gmt_modified >= start of today; a null gmt_modified fails it too.
+        let since = self.since_ms.unwrap_or_else(|| start_of_day(ctx.processing_time(), self.offset_ms));
+        let Some(gmt_modified) = order.gmt_modified.filter(|t| *t >= since) else {
+            ctx.count("filtered", 1);
+            return Ok(());
+        };
+
+        // Flink's LAST_VALUE skips nulls, column by column: a null keeps the
+        // user's previous value of that column.
+        let previous = self.last_order.get(ctx, &order.id)?;
+        let prev = previous.as_ref();
+        let current = LastOrder {
+            order_no: order.order_no.or_else(|| prev.and_then(|p| p.order_no.clone())),
+            customer_tel: order.customer_tel.or_else(|| prev.and_then(|p| p.customer_tel.clone())),
+            gmt_modified,
+            account_payble: order.account_payble.or_else(|| prev.and_then(|p| p.account_payble)),
+        };
+        if prev == Some(&current) {
+            return Ok(()); // the view row did not change: nothing downstream changes
+        }
+        self.last_order.update(ctx, &order.id, &current)?;
+
+        // The changelog of `last_order` is -old +current; apply it to the
+        // hours it touches and emit what changed in those hours' rows.
+        let mut hours = Vec::new();
+        if let Some(old) = prev {
+            hours.push(self.biz_date(old.gmt_modified));
+        }
+        let current_hour = self.biz_date(current.gmt_modified);
+        if !hours.contains(&current_hour) {
+            hours.push(current_hour);
+        }
+        let before = hours.iter().map(|h| self.hour_row(ctx, h)).collect::<Result<Vec<_>>>()?;
+        if let Some(old) = prev {
+            self.retract(ctx, old)?;
+        }
+        self.accumulate(ctx, &current)?;
+        for (hour, before) in hours.iter().zip(before) {
+            match (before, self.hour_row(ctx, hour)?) {
+                (Some(gone), None) => ctx.delete(SINK, &gone)?,
+                (before, Some(row)) if before.as_ref() != Some(&row) => ctx.emit(SINK, &row)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+impl HourlyPremium {
+    /// `from_unixtime(gmt_modified / 1000, 'yyyyMMddHH')` in the job's time zone.
+    fn biz_date(&self, ms: i64) -> String {
+        let local = ms.saturating_add(self.offset_ms);
+        let (y, m, d) = civil_from_days(local.div_euclid(DAY_MS));
+        format!("{y:04}{m:02}{d:02}{:02}", local.rem_euclid(DAY_MS) / HOUR_MS)
+    }
+
+    fn accumulate(&self, ctx: &mut Context, order: &LastOrder) -> Result<()> {
+        let hour = self.biz_date(order.gmt_modified);
+        let mut totals = self.hours.get(ctx, &hour)?.unwrap_or_default();
+        totals.users += 1;
+        totals.premium_micros = totals.premium_micros.saturating_add(premium_micros(order));
+        self.hours.set(ctx, &hour, &totals)?;
+        // count(distinct ..) ignores nulls
+        if let Some(no) = &order.order_no {
+            self.policies.add(ctx, &hour, no)?;
+        }
+        if let Some(tel) = &order.customer_tel {
+            self.holders.add(ctx, &hour, tel)?;
+        }
+        Ok(())
+    }
+
+    fn retract(&self, ctx: &mut Context, order: &LastOrder) -> Result<()> {
+        let hour = self.biz_date(order.gmt_modified);
+        let mut totals = self.hours.get(ctx, &hour)?.unwrap_or_default();
+        totals.users = totals.users.saturating_sub(1);
+        totals.premium_micros = totals.premium_micros.saturating_sub(premium_micros(order));
+        if totals.users == 0 {
+            self.hours.remove(ctx, &hour);
+        } else {
+            self.hours.set(ctx, &hour, &totals)?;
+        }
+        if let Some(no) = &order.order_no {
+            self.policies.remove(ctx, &hour, no)?;
+        }
+        if let Some(tel) = &order.customer_tel {
+            self.holders.remove(ctx, &hour, tel)?;
+        }
+        Ok(())
+    }
+
+    /// The `hs_order` row of an hour, or `None` when no user's last order is in it.
+    fn hour_row(&self, ctx: &mut Context, hour: &str) -> Result<Option<HsOrder>> {
+        let Some(totals) = self.hours.get(ctx, hour)? else {
+            return Ok(None);
+        };
+        Ok(Some(HsOrder {
+            biz_date: hour.to_owned(),
+            total_premium: totals.premium_micros as f64 / MICROS,
+            policy_cnt: self.policies.count(ctx, hour),
+            policy_holder_cnt: self.holders.count(ctx, hour),
+        }))
+    }
+}
+
+/// `coalesce(account_payble, 0)` in millionths.
+fn premium_micros(order: &LastOrder) -> i64 {
+    (order.account_payble.unwrap_or(0.0) * MICROS).round() as i64
+}
+
+/// The first millisecond of the local day holding `now_ms`, as UTC ms:
+/// `UNIX_TIMESTAMP(FROM_UNIXTIME(UNIX_TIMESTAMP(), 'yyyy-MM-dd'), 'yyyy-MM-dd') * 1000`.
+fn start_of_day(now_ms: i64, offset_ms: i64) -> i64 {
+    let local = now_ms.saturating_add(offset_ms);
+    local - local.rem_euclid(DAY_MS) - offset_ms
+}
+
+/// (year, month, day) of a day number counted from 1970-01-01 (proleptic
+/// Gregorian; Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29)); // leap day
+        assert_eq!(civil_from_days(19_783), (2024, 3, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn start_of_day_in_a_time_zone() {
+        // 2024-03-15 10:30 +08:00 -> 2024-03-15 00:00 +08:00
+        assert_eq!(start_of_day(1_710_469_800_000, 480 * 60_000), 1_710_432_000_000);
+        // the same instant is 02:30 UTC -> 2024-03-15 00:00 UTC
+        assert_eq!(start_of_day(1_710_469_800_000, 0), 1_710_460_800_000);
+        // midnight itself starts its own day
+        assert_eq!(start_of_day(1_710_432_000_000, 480 * 60_000), 1_710_432_000_000);
+    }
+}

@@ -1,0 +1,115 @@
+//! Connectors: where records come from and where rows go. One folder per
+//! connector; the spec's `kind` picks one in [`registry`].
+
+pub mod datagen;
+pub mod file;
+pub mod memory;
+pub mod registry;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::job::batch::RecordBatch;
+
+/// A connector failure, and whether retrying may help.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The configuration cannot work (bad path, unknown column). Not retried.
+    #[error("{connector} `{name}`: {message}")]
+    Config { connector: &'static str, name: String, message: String },
+    /// An I/O failure; `retryable` says whether a retry may succeed.
+    #[error("{connector} `{name}`: {message}")]
+    Io { connector: &'static str, name: String, message: String, retryable: bool },
+}
+
+impl ConnectorError {
+    pub fn retryable(&self) -> bool {
+        matches!(self, ConnectorError::Io { retryable: true, .. })
+    }
+}
+
+/// Whether a source has more to give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceStatus {
+    /// More records may come.
+    Open,
+    /// A bounded source reached its end.
+    Finished,
+}
+
+/// A source of records. It only reads: Sluice never writes to what it reads.
+#[async_trait]
+pub trait Source: Send {
+    /// Appends up to `max` records to `batch`, waiting at most `max_wait` for
+    /// records to arrive.
+    async fn poll(&mut self, batch: &mut RecordBatch, max: usize, max_wait: Duration) -> Result<SourceStatus, ConnectorError>;
+}
+
+/// Where an emitted row came from; with the emit index this is the row's
+/// deterministic id, the same on every replay.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RowOrigin {
+    Record { source: u32, partition: i32, offset: i64 },
+    Timer { domain: TimeDomain, time: i64, key: Vec<u8>, tag: String },
+    Open,
+}
+
+/// Deterministic id of an emitted row: its origin and its index among the
+/// rows that origin emitted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RowId {
+    pub origin: RowOrigin,
+    pub emit_index: u32,
+}
+
+impl RowId {
+    /// Text form, e.g. `orders/0/1234/0` or `timer/event/1700000000000/6b6579/window/0`.
+    pub fn render(&self, source_names: &[String]) -> String {
+        match &self.origin {
+            RowOrigin::Record { source, partition, offset } => {
+                let name = source_names.get(*source as usize).map_or("?", String::as_str);
+                format!("{name}/{partition}/{offset}/{}", self.emit_index)
+            }
+            RowOrigin::Timer { domain, time, key, tag } => {
+                let domain = match domain {
+                    TimeDomain::EventTime => "event",
+                    TimeDomain::ProcessingTime => "processing",
+                };
+                format!("timer/{domain}/{time}/{}/{tag}/{}", hex::encode(key), self.emit_index)
+            }
+            RowOrigin::Open => format!("open/{}", self.emit_index),
+        }
+    }
+}
+
+pub use crate::wasm::bindings::{RowOp, TimeDomain};
+
+/// A row on its way to a sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkRow {
+    /// Upsert, or delete by primary key.
+    pub op: RowOp,
+    pub key: Option<Vec<u8>>,
+    /// A JSON object (or any JSON value for file and Kafka sinks).
+    pub value: Vec<u8>,
+    pub id: RowId,
+}
+
+/// A destination for rows.
+#[async_trait]
+pub trait Sink: Send {
+    /// Writes (or buffers) rows, in order.
+    async fn write(&mut self, rows: &[SinkRow]) -> Result<(), ConnectorError>;
+    /// Makes everything written so far durable.
+    async fn flush(&mut self) -> Result<(), ConnectorError>;
+}
+
+/// A dimension (lookup) store, shared by the tasks of a job.
+#[async_trait]
+pub trait DimensionStore: Send + Sync {
+    async fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ConnectorError>;
+    async fn upsert(&self, key: &[u8], row: &[u8]) -> Result<(), ConnectorError>;
+    /// All rows, sorted by key, for tests and the console (small stores).
+    async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError>;
+}

@@ -1,0 +1,11 @@
+//! Jobs: the spec, batches, timers and the task loop that drives an instance.
+
+pub mod batch;
+pub mod run;
+pub mod spec;
+pub mod task;
+pub mod timers;
+
+pub use run::{BuildError, TaskBuilder};
+pub use spec::JobSpec;
+pub use task::{Task, TaskEnd, TaskError};

@@ -1,0 +1,175 @@
+//! Building a runnable task from a spec: connectors from the registry
+//! unless the caller supplies its own (tests, debug runs).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::batch::RecordBatch;
+use super::spec::JobSpec;
+use super::task::{Task, TaskSettings};
+use super::timers::Watermarks;
+use crate::clock::{Clock, SystemClock};
+use crate::connectors::file::FileSinkConfig;
+use crate::connectors::registry::{self, SinkSpec};
+use crate::connectors::{ConnectorError, DimensionStore, Sink, Source, SourceStatus};
+use crate::metrics::TaskMetrics;
+use crate::wasm::host::{HostState, JobInfo};
+use crate::wasm::{InstanceError, JobEngine, JobInstance, JobLimits, LoadedComponent};
+
+/// Why a task could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("job `{job}`: {source}")]
+    Connector { job: String, source: ConnectorError },
+    #[error("job `{job}`: `{name}` is given as a {what} but the spec declares no such {what}")]
+    UnknownOverride { job: String, what: &'static str, name: String },
+    #[error(transparent)]
+    Open(#[from] InstanceError),
+}
+
+/// Assembles a [`Task`] for a spec.
+pub struct TaskBuilder<'a> {
+    spec: &'a JobSpec,
+    clock: Arc<dyn Clock>,
+    sources: HashMap<String, Box<dyn Source>>,
+    sinks: HashMap<String, Box<dyn Sink>>,
+    dimensions: HashMap<String, Arc<dyn DimensionStore>>,
+    dead_letter: Option<Box<dyn Sink>>,
+    metrics: Arc<TaskMetrics>,
+}
+
+impl<'a> TaskBuilder<'a> {
+    pub fn new(spec: &'a JobSpec) -> Self {
+        TaskBuilder {
+            spec,
+            clock: Arc::new(SystemClock),
+            sources: HashMap::new(),
+            sinks: HashMap::new(),
+            dimensions: HashMap::new(),
+            dead_letter: None,
+            metrics: Arc::new(TaskMetrics::default()),
+        }
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses `source` instead of the spec's source `name`.
+    pub fn source(mut self, name: &str, source: Box<dyn Source>) -> Self {
+        self.sources.insert(name.to_owned(), source);
+        self
+    }
+
+    /// Uses `sink` instead of the spec's sink `name`.
+    pub fn sink(mut self, name: &str, sink: Box<dyn Sink>) -> Self {
+        self.sinks.insert(name.to_owned(), sink);
+        self
+    }
+
+    pub fn dimension(mut self, name: &str, store: Arc<dyn DimensionStore>) -> Self {
+        self.dimensions.insert(name.to_owned(), store);
+        self
+    }
+
+    pub fn dead_letter(mut self, sink: Box<dyn Sink>) -> Self {
+        self.dead_letter = Some(sink);
+        self
+    }
+
+    pub fn metrics(mut self, metrics: Arc<TaskMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Builds the connectors and opens the job instance.
+    pub async fn build(mut self, engine: &JobEngine, component: &LoadedComponent) -> Result<Task, BuildError> {
+        let spec = self.spec;
+        let job = spec.name.clone();
+        let connector = |source| BuildError::Connector { job: job.clone(), source };
+        self.check_overrides()?;
+
+        let mut sources = Vec::new();
+        for (index, (name, source_spec)) in spec.sources.iter().enumerate() {
+            let source = match self.sources.remove(name) {
+                Some(s) => s,
+                None => registry::build_source(spec, name, index as u32, source_spec).map_err(connector)?,
+            };
+            sources.push((source, SourceStatus::Open));
+        }
+        let mut sinks = Vec::new();
+        for (name, sink_spec) in &spec.sinks {
+            sinks.push(match self.sinks.remove(name) {
+                Some(s) => s,
+                None => registry::build_sink(spec, name, sink_spec).map_err(connector)?,
+            });
+        }
+        let mut dimensions = Vec::new();
+        for (name, dim_spec) in &spec.dimensions {
+            dimensions.push(match self.dimensions.remove(name) {
+                Some(d) => d,
+                None => registry::build_dimension(spec, name, dim_spec).map_err(connector)?,
+            });
+        }
+        let dead_letter = match self.dead_letter.take() {
+            Some(d) => d,
+            None => {
+                let default = SinkSpec::File(FileSinkConfig {
+                    path: PathBuf::from(format!("{}.dead-letters.jsonl", spec.name)),
+                    append: true,
+                });
+                let dead_spec = spec.dead_letter.as_ref().unwrap_or(&default);
+                registry::build_sink(spec, "dead_letter", dead_spec).map_err(connector)?
+            }
+        };
+
+        let info = Arc::new(JobInfo {
+            name: spec.name.clone(),
+            parameters: spec.parameters.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            sources: spec.source_names(),
+            sinks: spec.sink_names(),
+            dimensions: spec.dimension_names(),
+        });
+        let limits = JobLimits {
+            memory_bytes: (spec.limits.memory_mb << 20) as usize,
+            cpu_per_call: spec.limits.cpu_per_batch,
+        };
+        let mut host = HostState::new(info, dimensions, self.metrics.clone(), limits.memory_bytes);
+        host.now_ms = self.clock.now_ms();
+        let instance = JobInstance::open(engine, component, host, limits).await?;
+        let settings = TaskSettings {
+            max_records: spec.batch.max_records,
+            max_wait: spec.batch.max_wait,
+            watermark_delay_ms: spec.watermark.max_out_of_orderness.as_millis() as i64,
+        };
+        Ok(Task {
+            instance,
+            sources,
+            sinks,
+            dead_letter,
+            source_names: spec.source_names(),
+            settings,
+            clock: self.clock,
+            metrics: self.metrics,
+            batch: RecordBatch::with_capacity(settings.max_records, settings.max_records * 128),
+            watermarks: Watermarks::new(settings.watermark_delay_ms),
+            first_source: 0,
+        })
+    }
+
+    fn check_overrides(&self) -> Result<(), BuildError> {
+        let unknown = |what, name: &String| BuildError::UnknownOverride { job: self.spec.name.clone(), what, name: name.clone() };
+        if let Some(name) = self.sources.keys().find(|n| !self.spec.sources.contains_key(*n)) {
+            return Err(unknown("source", name));
+        }
+        if let Some(name) = self.sinks.keys().find(|n| !self.spec.sinks.contains_key(*n)) {
+            return Err(unknown("sink", name));
+        }
+        if let Some(name) = self.dimensions.keys().find(|n| !self.spec.dimensions.contains_key(*n)) {
+            return Err(unknown("dimension", name));
+        }
+        Ok(())
+    }
+}

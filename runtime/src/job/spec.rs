@@ -1,0 +1,200 @@
+//! The job spec: what a job reads, writes and looks up, and its limits.
+//! TOML, every field documented; unknown fields are errors so typos surface.
+//! `docs/SPEC.md` documents the same fields for users.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::connectors::registry::{DimensionSpec, SinkSpec, SourceSpec};
+
+/// A job spec (`job.toml`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Job name: letters, digits, `-` and `_`.
+    pub name: String,
+    /// Path of the compiled component (`.wasm`), relative to the spec file.
+    pub component: PathBuf,
+    /// Parameters handed to the job (`ctx.param(..)`).
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+    /// Sources by name. Records carry the index of their source in name order.
+    pub sources: BTreeMap<String, SourceSpec>,
+    /// Sinks by name; the job emits to these names.
+    #[serde(default)]
+    pub sinks: BTreeMap<String, SinkSpec>,
+    /// Dimension (lookup) stores by name.
+    #[serde(default)]
+    pub dimensions: BTreeMap<String, DimensionSpec>,
+    /// Where rejected records go, with reason and position. Default: a file
+    /// `<name>.dead-letters.jsonl` beside the spec.
+    #[serde(default)]
+    pub dead_letter: Option<SinkSpec>,
+    #[serde(default)]
+    pub batch: BatchSpec,
+    #[serde(default)]
+    pub limits: LimitsSpec,
+    #[serde(default)]
+    pub watermark: WatermarkSpec,
+    /// The directory relative paths are resolved against (the spec's own);
+    /// not part of the file.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// How records are grouped into batches.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchSpec {
+    /// Most records per batch (one guest call per batch).
+    pub max_records: usize,
+    /// Longest wait for a batch to fill, e.g. "100ms".
+    #[serde(with = "humantime_serde")]
+    pub max_wait: Duration,
+}
+
+impl Default for BatchSpec {
+    fn default() -> Self {
+        BatchSpec { max_records: 1024, max_wait: Duration::from_millis(100) }
+    }
+}
+
+/// Per-job resource limits. Hitting one fails only this job's task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSpec {
+    /// Guest linear memory limit in MiB.
+    pub memory_mb: u64,
+    /// Longest time one guest call (a batch, or a round of timers) may run,
+    /// e.g. "5s". Enforced by epoch interruption.
+    #[serde(with = "humantime_serde")]
+    pub cpu_per_batch: Duration,
+}
+
+impl Default for LimitsSpec {
+    fn default() -> Self {
+        LimitsSpec { memory_mb: 256, cpu_per_batch: Duration::from_secs(10) }
+    }
+}
+
+/// Event-time watermark settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatermarkSpec {
+    /// How far the watermark trails the highest event time seen (bounded
+    /// out-of-orderness), e.g. "5s".
+    #[serde(with = "humantime_serde")]
+    pub max_out_of_orderness: Duration,
+}
+
+/// A spec that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("cannot read spec {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid spec {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid spec: {0}")]
+    Invalid(String),
+}
+
+impl JobSpec {
+    /// Reads and checks a spec file.
+    pub fn load(path: &Path) -> Result<Self, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.into(), source })?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, &base_dir).map_err(|e| match e {
+            SpecError::Parse { message, .. } => SpecError::Parse { path: path.into(), message },
+            other => other,
+        })
+    }
+
+    /// Parses and checks spec text; relative paths resolve against `base_dir`.
+    pub fn parse(text: &str, base_dir: &Path) -> Result<Self, SpecError> {
+        let mut spec: JobSpec =
+            toml::from_str(text).map_err(|e| SpecError::Parse { path: PathBuf::new(), message: e.to_string() })?;
+        spec.base_dir = base_dir.to_path_buf();
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    fn validate(&self) -> Result<(), SpecError> {
+        let valid_name = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid_name(&self.name) {
+            return Err(SpecError::Invalid(format!("job name `{}` must be letters, digits, `-` or `_`", self.name)));
+        }
+        if self.sources.is_empty() {
+            return Err(SpecError::Invalid("a job needs at least one source under [sources.NAME]".into()));
+        }
+        if self.batch.max_records == 0 {
+            return Err(SpecError::Invalid("batch.max_records must be at least 1".into()));
+        }
+        if self.limits.memory_mb < 2 {
+            return Err(SpecError::Invalid("limits.memory_mb must be at least 2 (MiB)".into()));
+        }
+        if self.limits.cpu_per_batch.is_zero() {
+            return Err(SpecError::Invalid("limits.cpu_per_batch must be positive, e.g. \"5s\"".into()));
+        }
+        Ok(())
+    }
+
+    /// A path from the spec, resolved against the spec's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() || path == Path::new("-") { path.to_path_buf() } else { self.base_dir.join(path) }
+    }
+
+    pub fn source_names(&self) -> Vec<String> {
+        self.sources.keys().cloned().collect()
+    }
+
+    pub fn sink_names(&self) -> Vec<String> {
+        self.sinks.keys().cloned().collect()
+    }
+
+    pub fn dimension_names(&self) -> Vec<String> {
+        self.dimensions.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        name = "demo"
+        component = "demo.wasm"
+        [sources.in]
+        kind = "file"
+        path = "in.jsonl"
+        [sinks.out]
+        kind = "file"
+        path = "-"
+    "#;
+
+    #[test]
+    fn minimal_spec_gets_defaults() {
+        let spec = JobSpec::parse(MINIMAL, Path::new("/jobs")).unwrap();
+        assert_eq!(spec.batch.max_records, 1024);
+        assert_eq!(spec.resolve(&spec.component), PathBuf::from("/jobs/demo.wasm"));
+        assert_eq!(spec.source_names(), vec!["in".to_string()]);
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = JobSpec::parse(&format!("{MINIMAL}\n[batch]\nmax_recods = 5\n"), Path::new(".")).unwrap_err();
+        assert!(err.to_string().contains("max_recods"), "{err}");
+        let err = JobSpec::parse(&MINIMAL.replace("path = \"in.jsonl\"", "path = \"in.jsonl\"\npaht = 1"), Path::new("."))
+            .unwrap_err();
+        assert!(err.to_string().contains("paht"), "{err}");
+    }
+
+    #[test]
+    fn unknown_connector_kinds_are_named() {
+        let err = JobSpec::parse(&MINIMAL.replace("kind = \"file\"\n        path = \"in.jsonl\"", "kind = \"ftp\""), Path::new("."))
+            .unwrap_err();
+        assert!(err.to_string().contains("ftp"), "{err}");
+    }
+}

@@ -1,0 +1,270 @@
+//! The task loop: pull a batch from the sources, hand it to the job in one
+//! call, route what it emitted, advance the watermark, fire due timers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::watch;
+
+use super::batch::RecordBatch;
+use super::timers::Watermarks;
+use crate::clock::Clock;
+use crate::connectors::{ConnectorError, RowId, RowOp, RowOrigin, Sink, SinkRow, Source, SourceStatus};
+use crate::metrics::TaskMetrics;
+use crate::wasm::bindings::{Emitted, Rejected, Timer};
+use crate::wasm::{InstanceError, JobInstance};
+
+/// Rounds of timer delivery per step. A job whose `on_timer` keeps
+/// registering already-due timers gets the rest next step, not a hang.
+const MAX_TIMER_ROUNDS: usize = 100;
+/// How often expired state is dropped.
+const EXPIRE_EVERY: Duration = Duration::from_secs(10);
+
+/// Why a task stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error(transparent)]
+    Instance(#[from] InstanceError),
+    #[error("job `{job}`: {source}")]
+    Connector { job: String, source: ConnectorError },
+}
+
+/// How a task ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskEnd {
+    /// Every source was bounded and is exhausted.
+    Finished,
+    /// Stopped on request.
+    Stopped,
+}
+
+/// Batching settings of a task.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskSettings {
+    pub max_records: usize,
+    pub max_wait: Duration,
+    pub watermark_delay_ms: i64,
+}
+
+/// One task of a job: an instance, its sources and its sinks.
+pub struct Task {
+    pub(crate) instance: JobInstance,
+    pub(crate) sources: Vec<(Box<dyn Source>, SourceStatus)>,
+    /// Indexed like the job's sinks.
+    pub(crate) sinks: Vec<Box<dyn Sink>>,
+    pub(crate) dead_letter: Box<dyn Sink>,
+    pub(crate) source_names: Vec<String>,
+    pub(crate) settings: TaskSettings,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Arc<TaskMetrics>,
+    pub(crate) batch: RecordBatch,
+    pub(crate) watermarks: Watermarks,
+    /// The source polled first in the next round.
+    pub(crate) first_source: usize,
+}
+
+impl Task {
+    fn job(&self) -> String {
+        self.instance.host().job.name.clone()
+    }
+
+    fn connector_error(&self, source: ConnectorError) -> TaskError {
+        TaskError::Connector { job: self.job(), source }
+    }
+
+    /// Runs until the sources are exhausted, `stop` turns true, or an error.
+    #[tracing::instrument(skip_all, fields(job = %self.job()))]
+    pub async fn run(mut self, stop: watch::Receiver<bool>) -> Result<TaskEnd, TaskError> {
+        let mut last_expire = Instant::now();
+        loop {
+            if *stop.borrow() {
+                self.flush_sinks().await?;
+                return Ok(TaskEnd::Stopped);
+            }
+            // Not raced against `stop`: a poll ends within max_wait, and
+            // cancelling it could drop records it has already read.
+            let finished = self.poll_sources().await?;
+            self.step().await?;
+            if finished {
+                self.watermarks.finish();
+                self.fire_timers().await?;
+                self.flush_sinks().await?;
+                return Ok(TaskEnd::Finished);
+            }
+            if last_expire.elapsed() >= EXPIRE_EVERY {
+                let now = self.clock.now_ms();
+                self.instance.host_mut().state.expire(now);
+                last_expire = Instant::now();
+            }
+        }
+    }
+
+    /// Processes what is in the batch, then fires due timers.
+    async fn step(&mut self) -> Result<(), TaskError> {
+        self.instance.host_mut().now_ms = self.clock.now_ms();
+        if !self.batch.is_empty() {
+            for meta in self.batch.records() {
+                if let Some(t) = meta.event_time {
+                    self.watermarks.observe(meta.source, meta.partition, t);
+                }
+            }
+            self.instance.process(self.batch.as_wit()).await?;
+            self.route_batch_output().await?;
+            TaskMetrics::add(&self.metrics.records_in, self.batch.len() as u64);
+            TaskMetrics::add(&self.metrics.batches, 1);
+        }
+        self.watermarks.advance();
+        self.fire_timers().await
+    }
+
+    /// Fills the batch from the sources; true when all are finished. The
+    /// first source polled rotates, so a source that can always fill the
+    /// batch does not starve the others.
+    async fn poll_sources(&mut self) -> Result<bool, TaskError> {
+        self.batch.clear();
+        let open = self.sources.iter().filter(|(_, s)| *s == SourceStatus::Open).count().max(1);
+        let wait = self.settings.max_wait / open as u32;
+        let count = self.sources.len();
+        self.first_source = (self.first_source + 1) % count.max(1);
+        for i in (0..count).map(|n| (self.first_source + n) % count) {
+            let room = self.settings.max_records.saturating_sub(self.batch.len());
+            if room == 0 {
+                break;
+            }
+            let (source, status) = &mut self.sources[i];
+            if *status == SourceStatus::Finished {
+                continue;
+            }
+            match source.poll(&mut self.batch, room, wait).await {
+                Ok(s) => *status = s,
+                Err(e) => return Err(self.connector_error(e)),
+            }
+        }
+        Ok(self.sources.iter().all(|(_, s)| *s == SourceStatus::Finished))
+    }
+
+    async fn fire_timers(&mut self) -> Result<(), TaskError> {
+        for _ in 0..MAX_TIMER_ROUNDS {
+            let now = self.clock.now_ms();
+            let watermark = self.watermarks.current();
+            let host = self.instance.host_mut();
+            host.now_ms = now;
+            host.watermark = watermark;
+            let due = host.timers.take_due(now, watermark);
+            if due.is_empty() {
+                break;
+            }
+            self.instance.on_timer(&due).await?;
+            TaskMetrics::add(&self.metrics.timers_fired, due.len() as u64);
+            self.route_timer_output(&due).await?;
+        }
+        if let Some(w) = self.watermarks.current() {
+            self.metrics.watermark.store(w, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    async fn route_batch_output(&mut self) -> Result<(), TaskError> {
+        let (emitted, rejected) = self.instance.take_output();
+        let records = self.batch.records();
+        let origin = |index: Option<u32>| match index.and_then(|i| records.get(i as usize)) {
+            Some(m) => RowOrigin::Record { source: m.source, partition: m.partition, offset: m.offset },
+            None => RowOrigin::Open,
+        };
+        let rows = with_ids(emitted, origin);
+        let dead = self.dead_letters(&rejected);
+        self.write_rows(rows).await?;
+        if !dead.is_empty() {
+            TaskMetrics::add(&self.metrics.dead_letters, dead.len() as u64);
+            self.dead_letter.write(&dead).await.map_err(|e| self.connector_error(e))?;
+        }
+        Ok(())
+    }
+
+    async fn route_timer_output(&mut self, timers: &[Timer]) -> Result<(), TaskError> {
+        let (emitted, _) = self.instance.take_output();
+        let origin = |index: Option<u32>| match index.and_then(|i| timers.get(i as usize)) {
+            Some(t) => RowOrigin::Timer { domain: t.domain, time: t.time, key: t.key.clone(), tag: t.tag.clone() },
+            None => RowOrigin::Open,
+        };
+        let rows = with_ids(emitted, origin);
+        self.write_rows(rows).await
+    }
+
+    async fn write_rows(&mut self, rows: Vec<(u32, SinkRow)>) -> Result<(), TaskError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        TaskMetrics::add(&self.metrics.records_out, rows.len() as u64);
+        // Rows of one sink keep their emit order; the host checked sink handles.
+        let mut per_sink: Vec<Vec<SinkRow>> = self.sinks.iter().map(|_| Vec::new()).collect();
+        for (sink, row) in rows {
+            per_sink[sink as usize].push(row);
+        }
+        let job = self.job();
+        for (sink, rows) in self.sinks.iter_mut().zip(per_sink) {
+            if !rows.is_empty() {
+                sink.write(&rows).await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Dead-letter rows: the reason, the record's position and its bytes.
+    fn dead_letters(&self, rejected: &[Rejected]) -> Vec<SinkRow> {
+        let job = self.job();
+        rejected
+            .iter()
+            .filter_map(|r| {
+                let meta = self.batch.records().get(r.index as usize)?;
+                let source = self.source_names.get(meta.source as usize).cloned().unwrap_or_default();
+                let value = self.batch.bytes(meta.value);
+                let key = meta.key.map(|k| String::from_utf8_lossy(self.batch.bytes(k)).into_owned());
+                let row = json!({
+                    "job": job,
+                    "source": source,
+                    "partition": meta.partition,
+                    "offset": meta.offset,
+                    "reason": r.reason,
+                    "key": key,
+                    "value": String::from_utf8_lossy(value),
+                });
+                let id = RowId { origin: RowOrigin::Record { source: meta.source, partition: meta.partition, offset: meta.offset }, emit_index: 0 };
+                Some(SinkRow { op: RowOp::Upsert, key: None, value: row.to_string().into_bytes(), id })
+            })
+            .collect()
+    }
+
+    async fn flush_sinks(&mut self) -> Result<(), TaskError> {
+        let job = self.job();
+        for sink in self.sinks.iter_mut().chain(std::iter::once(&mut self.dead_letter)) {
+            sink.flush().await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
+        }
+        Ok(())
+    }
+
+    pub fn metrics(&self) -> Arc<TaskMetrics> {
+        self.metrics.clone()
+    }
+}
+
+/// Gives each emitted row its deterministic id: its origin and its index
+/// among the rows of that origin (rows of one origin arrive together).
+fn with_ids(emitted: Vec<Emitted>, origin_of: impl Fn(Option<u32>) -> RowOrigin) -> Vec<(u32, SinkRow)> {
+    let mut last: Option<Option<u32>> = None;
+    let mut emit_index = 0;
+    emitted
+        .into_iter()
+        .map(|e| {
+            if last == Some(e.origin) {
+                emit_index += 1;
+            } else {
+                last = Some(e.origin);
+                emit_index = 0;
+            }
+            let id = RowId { origin: origin_of(e.origin), emit_index };
+            (e.sink, SinkRow { op: e.op, key: e.key, value: e.value, id })
+        })
+        .collect()
+}

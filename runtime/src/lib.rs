@@ -1,0 +1,12 @@
+//! # sluice-runtime
+//!
+//! The engine of Sluice: runs job components (wasmtime, component model) on
+//! batches from sources, keeps their keyed state on the host, and routes
+//! their output to sinks. See `docs/ARCHITECTURE.md`.
+
+pub mod clock;
+pub mod connectors;
+pub mod job;
+pub mod metrics;
+pub mod state;
+pub mod wasm;

@@ -1,0 +1,85 @@
+//! Counters of a running task, read by the progress line, the console and
+//! the Prometheus exporter. Each is updated once per batch, not per record.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use crate::wasm::bindings::{LogLevel, MetricKind};
+
+/// Job log lines kept for the console and debug runs.
+const LOG_CAPACITY: usize = 1000;
+
+#[derive(Debug, Default)]
+pub struct TaskMetrics {
+    pub records_in: AtomicU64,
+    pub records_out: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub batches: AtomicU64,
+    pub timers_fired: AtomicU64,
+    /// Nanoseconds spent inside the job (process + on_timer calls).
+    pub job_nanos: AtomicU64,
+    /// Last watermark, or i64::MIN when none yet.
+    pub watermark: AtomicI64,
+    custom: Mutex<Vec<CustomMetric>>,
+    logs: Mutex<std::collections::VecDeque<(LogLevel, String)>>,
+}
+
+/// A metric the job declared through `context.metric`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomMetric {
+    pub name: String,
+    pub kind: MetricKind,
+    /// Counter: total; gauge: last value; histogram: sum of samples.
+    pub value: f64,
+    /// Histogram: number of samples.
+    pub count: u64,
+}
+
+impl TaskMetrics {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Declares a custom metric (or finds it by name) and returns its handle.
+    pub fn declare(&self, name: &str, kind: MetricKind) -> u32 {
+        let mut custom = self.custom.lock().expect("metrics lock");
+        if let Some(i) = custom.iter().position(|m| m.name == name) {
+            return i as u32;
+        }
+        custom.push(CustomMetric { name: name.to_owned(), kind, value: 0.0, count: 0 });
+        custom.len() as u32 - 1
+    }
+
+    /// Records a value; false when the handle is unknown.
+    pub fn record(&self, metric: u32, value: f64) -> bool {
+        let mut custom = self.custom.lock().expect("metrics lock");
+        let Some(m) = custom.get_mut(metric as usize) else { return false };
+        match m.kind {
+            MetricKind::Counter | MetricKind::Histogram => m.value += value,
+            MetricKind::Gauge => m.value = value,
+        }
+        m.count += 1;
+        true
+    }
+
+    /// Keeps a job log line (the most recent LOG_CAPACITY).
+    pub fn log(&self, level: LogLevel, message: String) {
+        let mut logs = self.logs.lock().expect("logs lock");
+        if logs.len() == LOG_CAPACITY {
+            logs.pop_front();
+        }
+        logs.push_back((level, message));
+    }
+
+    pub fn logs(&self) -> Vec<(LogLevel, String)> {
+        self.logs.lock().expect("logs lock").iter().cloned().collect()
+    }
+
+    pub fn custom(&self) -> Vec<CustomMetric> {
+        self.custom.lock().expect("metrics lock").clone()
+    }
+}

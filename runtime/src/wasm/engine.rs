@@ -1,0 +1,193 @@
+//! The wasmtime engine shared by all jobs of a process: configuration,
+//! the epoch ticker that enforces CPU deadlines, the linker with the Sluice
+//! and WASI imports, and loading (with validation) of job components.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, Store};
+
+use super::bindings::{SluiceJob, SluiceJobPre};
+use super::cache::{ComponentCache, content_hash};
+use super::host::{HostState, JobInfo};
+use crate::metrics::TaskMetrics;
+
+/// The ABI revision this runtime speaks (the SDK's `ABI_VERSION`).
+pub const ABI_VERSION: u32 = 1;
+/// The contract's package and version, as it appears in import/export names.
+const CONTRACT: &str = "sluice:job";
+const CONTRACT_VERSION: &str = "0.1.0";
+/// Granularity of CPU deadlines.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Why a component was refused. Each message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read component {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("not a WebAssembly file: it does not start with the `\\0asm` magic bytes")]
+    NotWasm,
+    #[error(
+        "this is a core WebAssembly module, not a component: build the job with \
+         `cargo build --target wasm32-wasip2` (or `sluice build`), which produces a component"
+    )]
+    CoreModule,
+    #[error("invalid component: {0}")]
+    Invalid(String),
+    #[error(
+        "the component does not export `{CONTRACT}/job@{CONTRACT_VERSION}` (its exports: {found}); \
+         mark the job type with #[sluice_sdk::job]"
+    )]
+    MissingExport { found: String },
+    #[error(
+        "the component was built against `{found}`, this runtime speaks `{CONTRACT}@{CONTRACT_VERSION}`: \
+         rebuild it with a matching sluice-sdk"
+    )]
+    WrongVersion { found: String },
+    #[error(
+        "the component imports `{0}`, which Sluice does not provide: a job may import only \
+         `{CONTRACT}/*@{CONTRACT_VERSION}` and WASI 0.2 interfaces"
+    )]
+    UnknownImport(String),
+    #[error("the component does not match the Sluice contract: {0}")]
+    Mismatch(String),
+    #[error(
+        "the component speaks Sluice ABI revision {found}, this runtime needs {ABI_VERSION}: \
+         rebuild it with a matching sluice-sdk"
+    )]
+    AbiVersion { found: u32 },
+}
+
+/// A validated, compiled job component, ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedComponent {
+    /// SHA-256 of the component bytes.
+    pub hash: String,
+    pub(crate) pre: SluiceJobPre<HostState>,
+}
+
+/// One per process.
+pub struct JobEngine {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: ComponentCache,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl JobEngine {
+    /// An engine; `cache_dir` keeps compiled components across restarts.
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        SluiceJob::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (stop, ticking) = (ticker_stop.clone(), engine.clone());
+        std::thread::Builder::new().name("sluice-epoch".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                ticking.increment_epoch();
+            }
+        })?;
+        Ok(JobEngine { engine, linker, cache: ComponentCache::new(cache_dir), ticker_stop })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub async fn load_file(&self, path: &Path) -> Result<LoadedComponent, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
+        self.load(&bytes).await
+    }
+
+    /// Validates and compiles a component: it must be a component, export
+    /// the job interface of this contract version, import nothing but the
+    /// contract and WASI, and report this ABI revision.
+    pub async fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, LoadError> {
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotWasm);
+        }
+        // Byte 4..8 is the version/layer field: 1 is a core module.
+        if bytes.get(4..8) == Some(&[1, 0, 0, 0]) {
+            return Err(LoadError::CoreModule);
+        }
+        let hash = content_hash(bytes);
+        let component = self
+            .cache
+            .get_or_compile(&self.engine, &hash, bytes)
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        self.check_names(&component)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
+        let pre = SluiceJobPre::new(pre).map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
+        let loaded = LoadedComponent { hash, pre };
+        let found = self.abi_version(&loaded).await?;
+        if found != ABI_VERSION {
+            return Err(LoadError::AbiVersion { found });
+        }
+        Ok(loaded)
+    }
+
+    fn check_names(&self, component: &wasmtime::component::Component) -> Result<(), LoadError> {
+        let ty = component.component_type();
+        let job_export = format!("{CONTRACT}/job@{CONTRACT_VERSION}");
+        let exports: Vec<String> = ty.exports(&self.engine).map(|(name, _)| name.to_owned()).collect();
+        if !exports.contains(&job_export) {
+            if let Some(other) = exports.iter().find(|e| e.starts_with(&format!("{CONTRACT}/job@"))) {
+                return Err(LoadError::WrongVersion { found: other.clone() });
+            }
+            let found = if exports.is_empty() { "none".to_owned() } else { exports.join(", ") };
+            return Err(LoadError::MissingExport { found });
+        }
+        for (name, _) in ty.imports(&self.engine) {
+            if let Some(rest) = name.strip_prefix(&format!("{CONTRACT}/")) {
+                if !rest.ends_with(&format!("@{CONTRACT_VERSION}")) {
+                    return Err(LoadError::WrongVersion { found: name.to_owned() });
+                }
+            } else if !name.starts_with("wasi:") {
+                return Err(LoadError::UnknownImport(name.to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    async fn abi_version(&self, loaded: &LoadedComponent) -> Result<u32, LoadError> {
+        let host = HostState::new(Arc::new(JobInfo::default()), Vec::new(), Arc::new(TaskMetrics::default()), 64 << 20);
+        let mut store = self.new_store(host);
+        store.set_epoch_deadline(ticks(Duration::from_secs(5)));
+        let instance = loaded.pre.instantiate_async(&mut store).await.map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
+        instance
+            .sluice_job_job()
+            .call_abi_version(&mut store)
+            .await
+            .map_err(|e| LoadError::Mismatch(format!("calling abi-version failed: {e:#}")))
+    }
+
+    /// A store with the memory limiter and deadline behaviour every job
+    /// store needs.
+    pub(crate) fn new_store(&self, host: HostState) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, host);
+        store.limiter(|host| &mut host.limiter);
+        store.epoch_deadline_trap();
+        store
+    }
+}
+
+/// Epoch ticks for a duration (rounded up, at least one).
+pub(crate) fn ticks(d: Duration) -> u64 {
+    (d.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
+}
+
+impl Drop for JobEngine {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}

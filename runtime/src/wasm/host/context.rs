@@ -1,0 +1,40 @@
+//! `sluice:job/context`: names, parameters, logs and custom metrics.
+
+use super::{HostState, bad_handle};
+use crate::wasm::bindings::sluice::job::context::Host;
+use crate::wasm::bindings::{LogLevel, MetricKind};
+
+impl Host for HostState {
+    fn job_name(&mut self) -> wasmtime::Result<String> {
+        Ok(self.job.name.clone())
+    }
+
+    fn parameters(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.job.parameters.clone())
+    }
+
+    fn source_names(&mut self) -> wasmtime::Result<Vec<String>> {
+        Ok(self.job.sources.clone())
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+        let job = self.job.name.as_str();
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "sluice::job", job, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "sluice::job", job, "{message}"),
+            LogLevel::Info => tracing::info!(target: "sluice::job", job, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "sluice::job", job, "{message}"),
+            LogLevel::Error => tracing::error!(target: "sluice::job", job, "{message}"),
+        }
+        self.metrics.log(level, message);
+        Ok(())
+    }
+
+    fn metric(&mut self, name: String, kind: MetricKind) -> wasmtime::Result<u32> {
+        Ok(self.metrics.declare(&name, kind))
+    }
+
+    fn record_metric(&mut self, metric: u32, value: f64) -> wasmtime::Result<()> {
+        if self.metrics.record(metric, value) { Ok(()) } else { Err(bad_handle("metric", metric)) }
+    }
+}

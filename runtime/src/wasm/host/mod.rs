@@ -1,0 +1,100 @@
+//! The host half of the WIT world. `HostState` is the data of a job's
+//! wasmtime `Store`; each submodule implements one WIT interface on it.
+
+mod context;
+mod dimension;
+mod output;
+mod state;
+mod stderr;
+mod timers;
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use self::stderr::StderrTail;
+use super::bindings::{Emitted, Rejected};
+use super::limits::MemoryLimiter;
+use crate::connectors::DimensionStore;
+use crate::job::timers::TimerService;
+use crate::metrics::TaskMetrics;
+use crate::state::StateBackend;
+
+/// What a job instance may see of its job: names from the spec.
+#[derive(Debug, Clone, Default)]
+pub struct JobInfo {
+    pub name: String,
+    pub parameters: Vec<(String, String)>,
+    pub sources: Vec<String>,
+    pub sinks: Vec<String>,
+    pub dimensions: Vec<String>,
+}
+
+/// Everything a job instance's imports act on.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stderr: StderrTail,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) job: Arc<JobInfo>,
+    pub(crate) state: StateBackend,
+    pub(crate) timers: TimerService,
+    pub(crate) dimensions: Vec<Arc<dyn DimensionStore>>,
+    pub(crate) metrics: Arc<TaskMetrics>,
+    /// Processing time of the current call, ms; fixed for the call so a
+    /// batch sees one consistent "now".
+    pub(crate) now_ms: i64,
+    pub(crate) watermark: Option<i64>,
+    /// Output of the current call, drained by the task after it.
+    pub(crate) emitted: Vec<Emitted>,
+    pub(crate) rejected: Vec<Rejected>,
+}
+
+impl HostState {
+    pub fn new(
+        job: Arc<JobInfo>,
+        dimensions: Vec<Arc<dyn DimensionStore>>,
+        metrics: Arc<TaskMetrics>,
+        memory_bytes: usize,
+    ) -> Self {
+        let stderr = StderrTail::default();
+        // No preopened directories, no sockets, no environment: a job reaches
+        // the world only through the Sluice imports.
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            limiter: MemoryLimiter { max_bytes: memory_bytes, exceeded: false },
+            job,
+            state: StateBackend::default(),
+            timers: TimerService::default(),
+            dimensions,
+            metrics,
+            now_ms: 0,
+            watermark: None,
+            emitted: Vec::new(),
+            rejected: Vec::new(),
+        }
+    }
+
+    /// The guest's recent stderr (where a Rust panic message lands), taken
+    /// so the next report starts afresh.
+    pub fn take_stderr(&self) -> String {
+        self.stderr.take()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// A handle the host never gave out: a guest bug, raised as a trap.
+pub(crate) fn bad_handle(kind: &str, handle: u32) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("the job used unknown {kind} handle {handle}"))
+}
+
+impl super::bindings::sluice::job::types::Host for HostState {}

@@ -1,0 +1,112 @@
+//! A running instance of a job: its store, the guest's exports, and the
+//! limits around every call.
+
+use std::time::Instant;
+
+use wasmtime::Store;
+
+use super::bindings::{Batch, Emitted, JobError, Rejected, SluiceJob, Timer};
+use super::engine::{JobEngine, LoadedComponent, ticks};
+use super::host::HostState;
+use super::limits::JobLimits;
+use crate::metrics::TaskMetrics;
+
+/// Why a guest call failed. Each names the job, and the limit when one was hit.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    #[error(
+        "job `{job}` exceeded its CPU limit of {limit_ms} ms for one call (a batch or a round of timers; \
+         wall-clock time, host lookups included): an endless loop, or raise limits.cpu_per_batch"
+    )]
+    CpuLimit { job: String, limit_ms: u128 },
+    #[error("job `{job}` exceeded its memory limit of {limit_mib} MiB")]
+    MemoryLimit { job: String, limit_mib: usize },
+    #[error("job `{job}` trapped: {message}")]
+    Trap { job: String, message: String },
+    #[error("job `{job}` failed: {message}")]
+    Job { job: String, message: String },
+}
+
+pub struct JobInstance {
+    store: Store<HostState>,
+    guest: SluiceJob,
+    limits: JobLimits,
+}
+
+impl JobInstance {
+    /// Instantiates the component and calls the job's `open`.
+    pub async fn open(engine: &JobEngine, component: &LoadedComponent, host: HostState, limits: JobLimits) -> Result<Self, InstanceError> {
+        let mut store = engine.new_store(host);
+        store.set_epoch_deadline(ticks(limits.cpu_per_call));
+        let guest = match component.pre.instantiate_async(&mut store).await {
+            Ok(g) => g,
+            Err(e) => {
+                let job = store.data().job.name.clone();
+                return Err(InstanceError::Trap { job, message: format!("instantiation failed: {e:#}") });
+            }
+        };
+        let mut instance = JobInstance { store, guest, limits };
+        let started = instance.start_call();
+        let result = instance.guest.sluice_job_job().call_open(&mut instance.store).await;
+        instance.finish_call(started, result)?;
+        Ok(instance)
+    }
+
+    pub async fn process(&mut self, batch: &Batch) -> Result<(), InstanceError> {
+        let started = self.start_call();
+        let result = self.guest.sluice_job_job().call_process(&mut self.store, batch).await;
+        self.finish_call(started, result)
+    }
+
+    pub async fn on_timer(&mut self, timers: &[Timer]) -> Result<(), InstanceError> {
+        let started = self.start_call();
+        let result = self.guest.sluice_job_job().call_on_timer(&mut self.store, timers).await;
+        self.finish_call(started, result)
+    }
+
+    /// Takes the rows and rejections of the last call(s).
+    pub fn take_output(&mut self) -> (Vec<Emitted>, Vec<Rejected>) {
+        let host = self.store.data_mut();
+        (std::mem::take(&mut host.emitted), std::mem::take(&mut host.rejected))
+    }
+
+    pub fn host(&self) -> &HostState {
+        self.store.data()
+    }
+
+    pub fn host_mut(&mut self) -> &mut HostState {
+        self.store.data_mut()
+    }
+
+    fn start_call(&mut self) -> Instant {
+        self.store.set_epoch_deadline(ticks(self.limits.cpu_per_call));
+        Instant::now()
+    }
+
+    /// Turns every way a guest call can fail into an error that names the
+    /// job and, when one was hit, the limit.
+    fn finish_call(&mut self, started: Instant, result: wasmtime::Result<Result<(), JobError>>) -> Result<(), InstanceError> {
+        let host = self.store.data();
+        TaskMetrics::add(&host.metrics.job_nanos, started.elapsed().as_nanos() as u64);
+        let job = host.job.name.clone();
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(InstanceError::Job { job, message: e.message }),
+            Err(_) if host.limiter.exceeded => {
+                Err(InstanceError::MemoryLimit { job, limit_mib: self.limits.memory_bytes >> 20 })
+            }
+            Err(e) if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
+                Err(InstanceError::CpuLimit { job, limit_ms: self.limits.cpu_per_call.as_millis() })
+            }
+            Err(e) => {
+                let mut message = format!("{e:#}");
+                let stderr = host.take_stderr();
+                if !stderr.trim().is_empty() {
+                    message.push_str("\njob stderr:\n");
+                    message.push_str(stderr.trim_end());
+                }
+                Err(InstanceError::Trap { job, message })
+            }
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! # sluice-sdk
+//!
+//! Write Sluice stream jobs in plain Rust. A job is a type implementing [`Job`]
+//! marked with `#[sluice_sdk::job]`; it compiles to a WASM component with
+//! `cargo build --target wasm32-wasip2` and runs natively in unit tests through
+//! [`testing`].
+//!
+//! ```
+//! use sluice_sdk::prelude::*;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Click { user: String, page: String }
+//!
+//! struct Clicks { per_user: ValueState<u64> }
+//!
+//! #[sluice_sdk::job]
+//! impl Job for Clicks {
+//!     fn open(ctx: &mut Context) -> Result<Self> {
+//!         Ok(Clicks { per_user: ctx.value_state("per_user")? })
+//!     }
+//!     fn process(&mut self, ctx: &mut Context, record: &Record) -> Result<()> {
+//!         let click: Click = record.json()?;
+//!         let n = self.per_user.get(ctx, &click.user)?.unwrap_or(0) + 1;
+//!         self.per_user.set(ctx, &click.user, &n)?;
+//!         ctx.emit("clicks", &serde_json::json!({ "user": click.user, "clicks": n }))
+//!     }
+//! }
+//! ```
+
+extern crate self as sluice_sdk;
+
+mod context;
+mod error;
+#[doc(hidden)]
+pub mod export;
+pub mod helpers;
+mod host;
+mod key;
+mod record;
+mod state;
+pub mod testing;
+#[cfg(target_arch = "wasm32")]
+mod wasm_host;
+
+pub use context::Context;
+pub use error::{Error, Result};
+pub use host::{LogLevel, MetricKind, RowOp, TimeDomain, Timer};
+pub use key::Key;
+pub use record::{Position, Record};
+pub use sluice_sdk_macros::job;
+pub use state::{MapState, StateOptions, ValueState};
+
+/// The ABI revision of the WIT contract this SDK speaks; the runtime refuses
+/// components built against another one.
+pub const ABI_VERSION: u32 = 1;
+
+/// A stream job. `open` runs once per instance (declare state, resolve
+/// sinks); `process` runs for every record; `on_timer` for every due timer.
+pub trait Job: Sized + 'static {
+    /// Creates the job: declare state handles and read parameters here.
+    fn open(ctx: &mut Context) -> Result<Self>;
+
+    /// Handles one record. Returning [`Error::Record`] (what `?` on a decode
+    /// error gives) sends the record to the dead-letter output and goes on;
+    /// [`Error::Fatal`] fails the task.
+    fn process(&mut self, ctx: &mut Context, record: &Record<'_>) -> Result<()>;
+
+    /// Handles a due timer registered with [`Context::register_timer`] or a
+    /// window helper.
+    fn on_timer(&mut self, ctx: &mut Context, timer: &Timer) -> Result<()> {
+        let _ = (ctx, timer);
+        Ok(())
+    }
+}
+
+/// What job code usually needs.
+pub mod prelude {
+    pub use crate::helpers::{CountDistinct, LastValue, TumblingWindow, WindowResult};
+    pub use crate::{
+        Context, Error, Job, Key, MapState, Record, Result, StateOptions, TimeDomain, Timer,
+        ValueState,
+    };
+}
+
+/// Generated bindings of the WIT world; used by `#[sluice_sdk::job]`, not by
+/// job code.
+#[doc(hidden)]
+pub mod __bindings {
+    wit_bindgen::generate!({
+        world: "sluice-job",
+        path: "wit",
+        pub_export_macro: true,
+        default_bindings_module: "::sluice_sdk::__bindings",
+        runtime_path: "::sluice_sdk::__rt",
+        additional_derives: [PartialEq, Eq, Hash, PartialOrd, Ord],
+    });
+}
+
+#[doc(hidden)]
+pub mod __rt {
+    pub use wit_bindgen::rt::*;
+}

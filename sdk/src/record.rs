@@ -1,0 +1,69 @@
+use serde::de::DeserializeOwned;
+
+
+use crate::{Error, Result};
+
+/// Where a record came from: its source, partition and offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// Index of the source in the job spec (see [`crate::Context::source_name`]).
+    pub source: u32,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// One input record, borrowed from the batch it arrived in.
+#[derive(Debug, Clone)]
+pub struct Record<'a> {
+    pub(crate) key: Option<&'a [u8]>,
+    pub(crate) value: &'a [u8],
+    pub(crate) event_time: Option<i64>,
+    pub(crate) headers: Vec<(&'a [u8], &'a [u8])>,
+    pub(crate) position: Position,
+}
+
+impl<'a> Record<'a> {
+    /// Builds a record; used by tests and the runtime glue.
+    pub fn new(key: Option<&'a [u8]>, value: &'a [u8], event_time: Option<i64>, position: Position) -> Self {
+        Record { key, value, event_time, headers: Vec::new(), position }
+    }
+
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.key
+    }
+
+    /// The key as UTF-8 text, if it is.
+    pub fn key_str(&self) -> Option<&'a str> {
+        self.key.and_then(|k| std::str::from_utf8(k).ok())
+    }
+
+    pub fn value(&self) -> &'a [u8] {
+        self.value
+    }
+
+    /// Decodes the value as JSON. A decode failure is a record error: with
+    /// `?` the record goes to the dead-letter output with the reason.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(self.value).map_err(|e| Error::Record(format!("value is not the expected JSON: {e}")))
+    }
+
+    /// Decodes the value as JSON borrowing strings from the record (no
+    /// copies): for hot paths, with `&'a str` fields.
+    pub fn json_ref<T: serde::Deserialize<'a>>(&self) -> Result<T> {
+        serde_json::from_slice(self.value).map_err(|e| Error::Record(format!("value is not the expected JSON: {e}")))
+    }
+
+    /// Event time in ms since the Unix epoch, if the source provides one.
+    pub fn event_time(&self) -> Option<i64> {
+        self.event_time
+    }
+
+    /// The value of the first header with this name.
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers.iter().find(|(n, _)| *n == name.as_bytes()).map(|(_, v)| *v)
+    }
+
+    pub fn position(&self) -> Position {
+        self.position
+    }
+}

@@ -1,0 +1,122 @@
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Context, Error, Key, Result};
+
+/// Options of a state declaration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StateOptions {
+    /// Entries not written for this long are invisible and dropped.
+    pub ttl: Option<Duration>,
+}
+
+impl StateOptions {
+    pub fn ttl(ttl: Duration) -> Self {
+        StateOptions { ttl: Some(ttl) }
+    }
+}
+
+/// One value of type `T` per key, held by the host. Values are stored as
+/// JSON, so adding an `Option` or `#[serde(default)]` field to `T` keeps old
+/// snapshots readable.
+#[derive(Debug)]
+pub struct ValueState<T> {
+    id: u32,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for ValueState<T> {
+    fn clone(&self) -> Self {
+        ValueState { id: self.id, _value: PhantomData }
+    }
+}
+
+impl<T> ValueState<T> {
+    pub(crate) fn new(id: u32) -> Self {
+        ValueState { id, _value: PhantomData }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> ValueState<T> {
+    pub fn get(&self, ctx: &mut Context, key: &(impl Key + ?Sized)) -> Result<Option<T>> {
+        ctx.host.get(self.id, &key.key_bytes()).map(|bytes| decode(&bytes)).transpose()
+    }
+
+    pub fn set(&self, ctx: &mut Context, key: &(impl Key + ?Sized), value: &T) -> Result<()> {
+        ctx.host.set(self.id, &key.key_bytes(), &encode(value)?);
+        Ok(())
+    }
+
+    pub fn remove(&self, ctx: &mut Context, key: &(impl Key + ?Sized)) {
+        ctx.host.remove(self.id, &key.key_bytes());
+    }
+}
+
+/// A map of fields (keyed by `F`) to values `V` per key, held by the host.
+#[derive(Debug)]
+pub struct MapState<F: ?Sized, V> {
+    id: u32,
+    _types: PhantomData<(fn(&F), fn() -> V)>,
+}
+
+impl<F: ?Sized, V> Clone for MapState<F, V> {
+    fn clone(&self) -> Self {
+        MapState { id: self.id, _types: PhantomData }
+    }
+}
+
+impl<F: ?Sized, V> MapState<F, V> {
+    pub(crate) fn new(id: u32) -> Self {
+        MapState { id, _types: PhantomData }
+    }
+}
+
+impl<F: Key + ?Sized, V: Serialize + DeserializeOwned> MapState<F, V> {
+    pub fn get(&self, ctx: &mut Context, key: &(impl Key + ?Sized), field: &F) -> Result<Option<V>> {
+        ctx.host
+            .map_get(self.id, &key.key_bytes(), &field.key_bytes())
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    pub fn set(&self, ctx: &mut Context, key: &(impl Key + ?Sized), field: &F, value: &V) -> Result<()> {
+        ctx.host.map_set(self.id, &key.key_bytes(), &field.key_bytes(), &encode(value)?);
+        Ok(())
+    }
+
+    pub fn remove(&self, ctx: &mut Context, key: &(impl Key + ?Sized), field: &F) {
+        ctx.host.map_remove(self.id, &key.key_bytes(), &field.key_bytes());
+    }
+
+    /// Removes the whole map of `key`.
+    pub fn clear(&self, ctx: &mut Context, key: &(impl Key + ?Sized)) {
+        ctx.host.remove(self.id, &key.key_bytes());
+    }
+
+    /// All fields of `key` (as their key bytes) with their values.
+    pub fn entries(&self, ctx: &mut Context, key: &(impl Key + ?Sized)) -> Result<Vec<(Vec<u8>, V)>> {
+        ctx.host
+            .map_entries(self.id, &key.key_bytes())
+            .into_iter()
+            .map(|(field, bytes)| Ok((field, decode(&bytes)?)))
+            .collect()
+    }
+
+    /// Number of fields of `key`.
+    pub fn len(&self, ctx: &mut Context, key: &(impl Key + ?Sized)) -> u32 {
+        ctx.host.map_len(self.id, &key.key_bytes())
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::fatal(format!("state value does not serialize: {e}")))
+}
+
+/// A stored value that no longer decodes is incompatible state: the job
+/// cannot go on without losing it, so this is fatal, not a record error.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::fatal(format!("stored state does not decode as the declared type: {e}")))
+}

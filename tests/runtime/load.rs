@@ -1,0 +1,105 @@
+//! Loading components: what is not a valid Sluice job is refused with a
+//! `LoadError` that says what is wrong and what to do about it; a valid job
+//! loads, and loads the same way twice.
+
+use sluice_runtime::wasm::{LoadError, LoadedComponent};
+use sluice_tests::{engine, wasm};
+
+/// Loads a fixture component by lib name and expects a refusal.
+async fn refuse(name: &str) -> LoadError {
+    match engine().load_file(&wasm(name)).await {
+        Ok(_) => panic!("{name}: the runtime accepted a component it must refuse"),
+        Err(e) => e,
+    }
+}
+
+fn assert_mentions(error: &LoadError, needles: &[&str]) {
+    let message = error.to_string();
+    for needle in needles {
+        assert!(message.contains(needle), "the message does not mention `{needle}`: {message}");
+    }
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_wasm_are_refused() {
+    let error = engine().load(b"hello").await.err().expect("`hello` is not wasm");
+    assert!(matches!(error, LoadError::NotWasm), "{error:?}");
+    assert_mentions(&error, &["not a WebAssembly file", "\\0asm"]);
+
+    let error = engine().load(b"").await.err().expect("empty input is not wasm");
+    assert!(matches!(error, LoadError::NotWasm), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_core_module_is_refused_with_how_to_build_a_component() {
+    let error = engine().load(b"\0asm\x01\0\0\0").await.err().expect("a core module is not a component");
+    assert!(matches!(error, LoadError::CoreModule), "{error:?}");
+    assert_mentions(&error, &["core WebAssembly module, not a component", "--target wasm32-wasip2"]);
+}
+
+#[tokio::test]
+async fn a_truncated_component_is_invalid() {
+    let bytes = std::fs::read(wasm("last_page")).expect("last_page fixture");
+    let half = &bytes[..bytes.len() / 2];
+    let error = engine().load(half).await.err().expect("half a component is not a component");
+    assert!(matches!(error, LoadError::Invalid(_)), "{error:?}");
+    assert_mentions(&error, &["invalid component: "]);
+    // The detail comes from the validator, not just the prefix.
+    let LoadError::Invalid(detail) = &error else { unreachable!() };
+    assert!(!detail.trim().is_empty(), "no detail in {error}");
+}
+
+#[tokio::test]
+async fn a_component_without_the_job_export_is_refused() {
+    let error = refuse("guest_no_export").await;
+    let LoadError::MissingExport { found } = &error else { panic!("expected MissingExport, got {error:?}") };
+    assert!(found.contains("acme:other/thing"), "the exports found are listed: {found}");
+    assert!(!found.contains("sluice:job"), "{found}");
+    assert_mentions(&error, &["does not export `sluice:job/job@0.1.0`", "acme:other/thing", "#[sluice_sdk::job]"]);
+}
+
+#[tokio::test]
+async fn a_component_built_against_an_older_contract_is_refused() {
+    let error = refuse("guest_old_contract").await;
+    let LoadError::WrongVersion { found } = &error else { panic!("expected WrongVersion, got {error:?}") };
+    assert_eq!(found, "sluice:job/job@0.0.9");
+    assert_mentions(&error, &["sluice:job/job@0.0.9", "sluice:job@0.1.0", "rebuild it with a matching sluice-sdk"]);
+}
+
+#[tokio::test]
+async fn a_component_importing_what_sluice_does_not_provide_is_refused() {
+    let error = refuse("guest_foreign_import").await;
+    let LoadError::UnknownImport(import) = &error else { panic!("expected UnknownImport, got {error:?}") };
+    assert_eq!(import, "acme:net/fetch");
+    assert_mentions(&error, &["`acme:net/fetch`", "Sluice does not provide", "sluice:job/*@0.1.0", "WASI"]);
+}
+
+#[tokio::test]
+async fn a_component_with_another_abi_revision_is_refused() {
+    let error = refuse("guest_abi_mismatch").await;
+    let LoadError::AbiVersion { found } = &error else { panic!("expected AbiVersion, got {error:?}") };
+    assert_eq!(*found, 99);
+    assert_mentions(&error, &["ABI revision 99", &format!("needs {}", sluice_runtime::wasm::ABI_VERSION), "rebuild"]);
+}
+
+#[tokio::test]
+async fn a_missing_file_is_named() {
+    let path = wasm("no_such_fixture");
+    let error = engine().load_file(&path).await.err().expect("the file does not exist");
+    assert!(matches!(error, LoadError::Read { .. }), "{error:?}");
+    assert_mentions(&error, &["no_such_fixture.wasm"]);
+}
+
+#[tokio::test]
+async fn a_valid_job_loads_with_a_stable_content_hash() {
+    let path = wasm("last_page");
+    let first: LoadedComponent = engine().load_file(&path).await.expect("last_page loads");
+    let second = engine().load_file(&path).await.expect("last_page loads again");
+    assert_eq!(first.hash, second.hash);
+    assert_eq!(first.hash.len(), 64, "a SHA-256 in hex: {}", first.hash);
+    assert!(first.hash.bytes().all(|b| b.is_ascii_hexdigit()), "{}", first.hash);
+
+    // A different component has a different hash.
+    let other = engine().load_file(&wasm("guest_hostile")).await.expect("guest_hostile loads");
+    assert_ne!(other.hash, first.hash);
+}

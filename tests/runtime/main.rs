@@ -1,0 +1,6 @@
+//! Runtime suite: example jobs and purpose-built guests as real WASM
+//! components in the real runtime.
+
+mod failures;
+mod load;
+mod parity;
