@@ -55,11 +55,14 @@ impl<T: Serialize + DeserializeOwned> ValueState<T> {
     }
 }
 
+/// Marks the field and value types of a map state without owning either.
+type FieldAndValue<F, V> = PhantomData<(fn(&F), fn() -> V)>;
+
 /// A map of fields (keyed by `F`) to values `V` per key, held by the host.
 #[derive(Debug)]
 pub struct MapState<F: ?Sized, V> {
     id: u32,
-    _types: PhantomData<(fn(&F), fn() -> V)>,
+    _types: FieldAndValue<F, V>,
 }
 
 impl<F: ?Sized, V> Clone for MapState<F, V> {

@@ -89,13 +89,18 @@ pub struct DeadLetter {
     pub value: Vec<u8>,
 }
 
+/// Bytes with the processing time they were written at.
+type Stamped = (Vec<u8>, i64);
+/// Rows of a dimension store by key.
+type DimensionRows = BTreeMap<Vec<u8>, Vec<u8>>;
+
 #[derive(Debug, Default)]
 struct StateTable {
     name: String,
     kind: Option<StateKind>,
     ttl_ms: Option<u64>,
-    values: BTreeMap<Vec<u8>, (Vec<u8>, i64)>,
-    maps: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, (Vec<u8>, i64)>>,
+    values: BTreeMap<Vec<u8>, Stamped>,
+    maps: BTreeMap<Vec<u8>, BTreeMap<Vec<u8>, Stamped>>,
 }
 
 impl StateTable {
@@ -110,7 +115,7 @@ struct Shared {
     parameters: Vec<(String, String)>,
     sources: Vec<String>,
     sinks: Vec<String>,
-    dimensions: Vec<(String, BTreeMap<Vec<u8>, Vec<u8>>)>,
+    dimensions: Vec<(String, DimensionRows)>,
     states: Vec<StateTable>,
     timers: BTreeSet<(i64, TimeDomain, Vec<u8>, String)>,
     now: i64,

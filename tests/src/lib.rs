@@ -34,13 +34,16 @@ pub async fn load(name: &str) -> anyhow::Result<LoadedComponent> {
     engine().load_file(&path).await.with_context(|| format!("loading {}", path.display()))
 }
 
+/// An emitted row: (is a delete, key, value).
+pub type OutRow = (bool, Option<Vec<u8>>, serde_json::Value);
+
 /// What a run produced, in a shape both the native harness and the runtime
 /// can be reduced to: rows per sink in emit order, dead letters, final
 /// dimension tables.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
-    /// sink -> (is delete, key, value)
-    pub rows: BTreeMap<String, Vec<(bool, Option<Vec<u8>>, serde_json::Value)>>,
+    /// sink -> rows in emit order
+    pub rows: BTreeMap<String, Vec<OutRow>>,
     /// (source name, partition, offset, reason)
     pub dead_letters: Vec<(String, i32, i64, String)>,
     pub dimensions: BTreeMap<String, Vec<(String, serde_json::Value)>>,

@@ -5,14 +5,14 @@
 use crate::wasm::bindings::{Batch, HeaderMeta, RecordMeta, Span};
 
 /// A batch being filled by sources and then handed to the job.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RecordBatch {
     pub(crate) inner: Batch,
 }
 
-impl Default for Batch {
+impl Default for RecordBatch {
     fn default() -> Self {
-        Batch { data: Vec::new(), records: Vec::new(), headers: Vec::new() }
+        RecordBatch::with_capacity(0, 0)
     }
 }
 

@@ -29,11 +29,11 @@ impl ComponentCache {
         if let Some(c) = self.memory.lock().expect("cache lock").get(hash) {
             return Ok(c.clone());
         }
-        let component = match self.from_disk(engine, hash) {
+        let component = match self.load_from_disk(engine, hash) {
             Some(c) => c,
             None => {
                 let c = Component::new(engine, bytes)?;
-                self.to_disk(hash, &c);
+                self.store_on_disk(hash, &c);
                 c
             }
         };
@@ -46,7 +46,7 @@ impl ComponentCache {
     }
 
     #[expect(unsafe_code, reason = "the file is one this cache serialized; wasmtime checks engine compatibility")]
-    fn from_disk(&self, engine: &Engine, hash: &str) -> Option<Component> {
+    fn load_from_disk(&self, engine: &Engine, hash: &str) -> Option<Component> {
         let path = self.path(hash)?;
         if !path.exists() {
             return None;
@@ -62,7 +62,7 @@ impl ComponentCache {
         }
     }
 
-    fn to_disk(&self, hash: &str, component: &Component) {
+    fn store_on_disk(&self, hash: &str, component: &Component) {
         let Some(path) = self.path(hash) else { return };
         let result = component.serialize().map_err(std::io::Error::other).and_then(|bytes| {
             std::fs::create_dir_all(path.parent().expect("cache files have a directory"))?;

@@ -20,6 +20,9 @@ pub const ABI_VERSION: u32 = 1;
 /// The contract's package and version, as it appears in import/export names.
 const CONTRACT: &str = "sluice:job";
 const CONTRACT_VERSION: &str = "0.1.0";
+/// Memory allowed to the throwaway instance that reads a component's ABI
+/// revision at load (the largest a wasm32 memory can be).
+const VALIDATION_MEMORY: usize = 4 << 30;
 /// Granularity of CPU deadlines.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
@@ -160,7 +163,8 @@ impl JobEngine {
     }
 
     async fn abi_version(&self, loaded: &LoadedComponent) -> Result<u32, LoadError> {
-        let host = HostState::new(Arc::new(JobInfo::default()), Vec::new(), Arc::new(TaskMetrics::default()), 64 << 20);
+        // No spec yet at load time: the job's own memory limit applies when it runs.
+        let host = HostState::new(Arc::new(JobInfo::default()), Vec::new(), Arc::new(TaskMetrics::default()), VALIDATION_MEMORY);
         let mut store = self.new_store(host);
         store.set_epoch_deadline(ticks(Duration::from_secs(5)));
         let instance = loaded.pre.instantiate_async(&mut store).await.map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;

@@ -41,7 +41,11 @@ impl JobInstance {
         let guest = match component.pre.instantiate_async(&mut store).await {
             Ok(g) => g,
             Err(e) => {
-                let job = store.data().job.name.clone();
+                let host = store.data();
+                let job = host.job.name.clone();
+                if host.limiter.exceeded {
+                    return Err(InstanceError::MemoryLimit { job, limit_mib: limits.memory_bytes >> 20 });
+                }
                 return Err(InstanceError::Trap { job, message: format!("instantiation failed: {e:#}") });
             }
         };

@@ -59,7 +59,7 @@ impl DatagenSource {
     /// Writes record `i`'s JSON value into `buf`; returns its key and event time.
     fn generate(&mut self, i: u64) -> (u64, i64) {
         let key = i.wrapping_mul(7919) % self.config.keys;
-        let spacing = if self.config.rate == 0 { 1 } else { (1000 / self.config.rate).max(1) };
+        let spacing = 1000u64.checked_div(self.config.rate).unwrap_or(1).max(1);
         let event_time = self.start_time + (i * spacing) as i64;
         let mut rng = SmallRng::seed_from_u64(self.config.seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let buf = &mut self.buf;

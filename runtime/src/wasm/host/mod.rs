@@ -66,7 +66,7 @@ impl HostState {
             wasi,
             table: ResourceTable::new(),
             stderr,
-            limiter: MemoryLimiter { max_bytes: memory_bytes, exceeded: false },
+            limiter: MemoryLimiter::new(memory_bytes),
             job,
             state: StateBackend::default(),
             timers: TimerService::default(),
