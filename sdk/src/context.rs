@@ -76,6 +76,16 @@ impl Context {
         self.emit_row(sink, RowOp::Upsert, None, row)
     }
 
+    /// Emits `record` unchanged (its key and value bytes) to the sink: what
+    /// a filter does with the records it keeps, with no re-encoding.
+    pub fn forward(&mut self, sink: &str, record: &crate::Record<'_>) -> Result<()> {
+        let sink = resolve(&mut self.sinks, sink, |name| self.host.sink_id(name))
+            .map_err(|e| Error::fatal(format!("unknown sink: {e}")))?;
+        let key = record.key().map(<[u8]>::to_vec);
+        self.push_emitted(Emitted { sink, op: RowOp::Upsert, key, value: record.value().to_vec(), origin: self.origin });
+        Ok(())
+    }
+
     /// Deletes the sink row with `row`'s primary key: the retraction of a
     /// group that no longer exists (SQL upsert sinks delete it; append and
     /// file sinks record the deletion).
@@ -93,11 +103,15 @@ impl Context {
         let sink = resolve(&mut self.sinks, sink, |name| self.host.sink_id(name))
             .map_err(|e| Error::fatal(format!("unknown sink: {e}")))?;
         let value = serde_json::to_vec(row).map_err(|e| Error::fatal(format!("row for sink does not serialize: {e}")))?;
-        self.emitted.push(Emitted { sink, op, key, value, origin: self.origin });
+        self.push_emitted(Emitted { sink, op, key, value, origin: self.origin });
+        Ok(())
+    }
+
+    fn push_emitted(&mut self, row: Emitted) {
+        self.emitted.push(row);
         if self.emitted.len() >= EMIT_CHUNK {
             self.flush_output();
         }
-        Ok(())
     }
 
     /// Hands buffered rows and rejections to the host.

@@ -3,8 +3,8 @@
 //!
 //! `cargo bench -p sluice-tests --bench throughput`
 //!
-//! (a) a stateless filter: decode a ~100-byte JSON transaction, re-emit it
-//!     when amount > 500 (about half);
+//! (a) a stateless filter: decode a ~100-byte JSON transaction, forward it
+//!     unchanged when amount > 500 (about half);
 //! (b) a keyed count in host state: get + set of a counter per record key.
 //!
 //! The WASM side is the runtime's real path for a batch: the batch crosses
@@ -66,8 +66,18 @@ fn batches(records: &[(Vec<u8>, Vec<u8>)], size: usize) -> Vec<RecordBatch> {
         .collect()
 }
 
-/// Records per second of `run` over `n` records, best of ROUNDS.
-fn measure(n: usize, mut run: impl FnMut()) -> f64 {
+/// Whether series `name` runs: all, unless `BENCH_ONLY` names some
+/// (comma-separated, e.g. `count-wasm` to profile one).
+fn selected(name: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|o| o == name))
+}
+
+/// Records per second of `run` over `n` records, best of ROUNDS; 0 when the
+/// series is not selected.
+fn measure(name: &str, n: usize, mut run: impl FnMut()) -> f64 {
+    if !selected(name) {
+        return 0.0;
+    }
     let mut best = 0f64;
     for _ in 0..ROUNDS {
         let started = Instant::now();
@@ -96,9 +106,10 @@ async fn open(component: &str, sinks: &[&str]) -> JobInstance {
 
 fn native_filter(batch: &RecordBatch, out: &mut Vec<Vec<u8>>) {
     for meta in batch.records() {
-        let Ok(txn) = serde_json::from_slice::<bench_filter::Txn>(batch.bytes(meta.value)) else { continue };
-        if txn.amount > bench_filter::THRESHOLD {
-            out.push(serde_json::to_vec(&txn).expect("serializes"));
+        let value = batch.bytes(meta.value);
+        let Ok(txn) = serde_json::from_slice::<bench_filter::Txn>(value) else { continue };
+        if txn.amount > bench_filter::THRESHOLD && !txn.user.is_empty() {
+            out.push(value.to_vec());
         }
     }
 }
@@ -128,13 +139,13 @@ fn main() {
     let mut count = rt.block_on(open("bench_count", &[]));
     for size in BATCH_SIZES {
         let batches = batches(&data, size);
-        let wasm = measure(n, || {
+        let wasm = measure("filter-wasm", n, || {
             for b in &batches {
                 rt.block_on(filter.process(b.as_wit())).expect("filter runs");
                 black_box(filter.take_output());
             }
         });
-        let native = measure(n, || {
+        let native = measure("filter-native", n, || {
             let mut out = Vec::new();
             for b in &batches {
                 native_filter(b, &mut out);
@@ -143,13 +154,13 @@ fn main() {
         });
         row("stateless filter", size, wasm, native);
 
-        let wasm = measure(n, || {
+        let wasm = measure("count-wasm", n, || {
             for b in &batches {
                 rt.block_on(count.process(b.as_wit())).expect("count runs");
             }
         });
         let mut state = HashMap::new();
-        let native = measure(n, || {
+        let native = measure("count-native", n, || {
             for b in &batches {
                 native_count(b, &mut state);
             }
