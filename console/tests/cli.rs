@@ -101,3 +101,40 @@ fn example_job_specs_run_on_their_sample_data() {
         assert!(written > 0, "{job} wrote no rows");
     }
 }
+
+#[test]
+fn a_job_reads_stdin_and_writes_stdout() {
+    use std::io::Write;
+    let dir = repo().join("jobs/last-page");
+    let out = sluice(&["build", dir.to_str().unwrap()], &dir);
+    assert!(out.status.success(), "build: {}", text(&out.stderr));
+    let component = text(&out.stdout).trim().to_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("pipe.toml"),
+        "name = \"pipe\"\ncomponent = \"x.wasm\"\n[sources.user_log]\nkind = \"file\"\npath = \"-\"\n\
+         [sinks.user_last_log]\nkind = \"file\"\npath = \"-\"\n[dead_letter]\nkind = \"file\"\npath = \"dead.jsonl\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--spec", "pipe.toml", "--component", &component, "--quiet"])
+        .current_dir(tmp.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"log_time\":1,\"device_id\":\"d1\",\"account_id\":\"a1\",\"bury_point_type\":\"page\",\"page_name\":\"home\"}\nnot json\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "run: {}", text(&out.stderr));
+    let row: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(row["page_name"], "home");
+    assert_eq!(row["account_id"], "a1");
+    let dead = std::fs::read_to_string(tmp.path().join("dead.jsonl")).unwrap();
+    assert!(dead.contains("\"offset\":1"), "{dead}");
+}
