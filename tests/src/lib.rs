@@ -93,12 +93,6 @@ pub async fn run_case(name: &str, case: &Case) -> anyhow::Result<Outcome> {
         toml.push_str(&format!("[dimensions.{d:?}]\nkind = \"memory\"\n"));
     }
     let spec = JobSpec::parse(&toml, Path::new(".")).context("case spec")?;
-    // Records name sources by their index in the case; the runtime numbers
-    // them in the spec's (sorted) order.
-    let spec_index = |case_index: u32| -> u32 {
-        let name = &sources[case_index as usize];
-        spec.source_names().iter().position(|n| n == name).expect("declared") as u32
-    };
     let mut next_offsets: BTreeMap<(u32, i32), i64> = BTreeMap::new();
     let batches: Vec<Vec<MemoryRecord>> = case
         .batches
@@ -111,7 +105,8 @@ pub async fn run_case(name: &str, case: &Case) -> anyhow::Result<Outcome> {
                     let offset = r.offset.unwrap_or(*next);
                     *next = offset + 1;
                     MemoryRecord {
-                        source: spec_index(r.source),
+                        // The spec declares the sources in the case's order.
+                        source: r.source,
                         key: r.key.clone(),
                         value: r.value.clone(),
                         event_time: r.event_time,

@@ -2,10 +2,10 @@
 //! TOML, every field documented; unknown fields are errors so typos surface.
 //! `docs/SPEC.md` documents the same fields for users.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::connectors::registry::{DimensionSpec, SinkSpec, SourceSpec};
@@ -20,15 +20,16 @@ pub struct JobSpec {
     pub component: PathBuf,
     /// Parameters handed to the job (`ctx.param(..)`).
     #[serde(default)]
-    pub parameters: BTreeMap<String, String>,
-    /// Sources by name. Records carry the index of their source in name order.
-    pub sources: BTreeMap<String, SourceSpec>,
+    pub parameters: IndexMap<String, String>,
+    /// Sources by name. Records carry the index of their source in the order
+    /// the spec declares them (the first is 0).
+    pub sources: IndexMap<String, SourceSpec>,
     /// Sinks by name; the job emits to these names.
     #[serde(default)]
-    pub sinks: BTreeMap<String, SinkSpec>,
+    pub sinks: IndexMap<String, SinkSpec>,
     /// Dimension (lookup) stores by name.
     #[serde(default)]
-    pub dimensions: BTreeMap<String, DimensionSpec>,
+    pub dimensions: IndexMap<String, DimensionSpec>,
     /// Where rejected records go, with reason and position. Default: a file
     /// `<name>.dead-letters.jsonl` beside the spec.
     #[serde(default)]
@@ -180,6 +181,13 @@ mod tests {
         assert_eq!(spec.batch.max_records, 1024);
         assert_eq!(spec.resolve(&spec.component), PathBuf::from("/jobs/demo.wasm"));
         assert_eq!(spec.source_names(), vec!["in".to_string()]);
+    }
+
+    #[test]
+    fn sources_are_numbered_in_declaration_order() {
+        let text = MINIMAL.replace("[sinks.out]", "[sources.alpha]\nkind = \"file\"\npath = \"a.jsonl\"\n[sinks.out]");
+        let spec = JobSpec::parse(&text, Path::new(".")).unwrap();
+        assert_eq!(spec.source_names(), vec!["in".to_string(), "alpha".to_string()]);
     }
 
     #[test]

@@ -1,5 +1,4 @@
-use std::collections::BTreeMap;
-
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 /// `kind = "datagen"` source.
@@ -26,8 +25,8 @@ pub struct DatagenConfig {
     /// `1000 / rate` ms apart (1 ms when `rate` is 0). Absent: the wall clock.
     #[serde(default)]
     pub start_time: Option<i64>,
-    /// Fields of each JSON value with their generators (written in name order).
-    pub fields: BTreeMap<String, FieldGen>,
+    /// Fields of each JSON value with their generators, written in the order declared.
+    pub fields: IndexMap<String, FieldGen>,
 }
 
 fn default_keys() -> u64 {
