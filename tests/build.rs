@@ -21,7 +21,24 @@ fn main() {
     // The outer build's settings (profile, target, flags, jobserver) must not
     // leak into the nested one.
     for (key, _) in std::env::vars() {
-        if (key.starts_with("CARGO_") && key != "CARGO_HOME") || ["RUSTFLAGS", "TARGET", "HOST", "OUT_DIR", "OPT_LEVEL", "PROFILE", "DEBUG", "NUM_JOBS", "RUSTC", "RUSTDOC", "RUSTC_WRAPPER", "MAKEFLAGS", "MFLAGS"].contains(&key.as_str()) {
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME")
+            || [
+                "RUSTFLAGS",
+                "TARGET",
+                "HOST",
+                "OUT_DIR",
+                "OPT_LEVEL",
+                "PROFILE",
+                "DEBUG",
+                "NUM_JOBS",
+                "RUSTC",
+                "RUSTDOC",
+                "RUSTC_WRAPPER",
+                "MAKEFLAGS",
+                "MFLAGS",
+            ]
+            .contains(&key.as_str())
+        {
             build.env_remove(key);
         }
     }
@@ -33,7 +50,10 @@ fn main() {
         build.args(["-p", &package]);
     }
     let status = build.status().expect("cannot run cargo for the WASM fixtures");
-    assert!(status.success(), "building the WASM fixtures failed: is the target installed? `rustup target add wasm32-wasip2`");
+    assert!(
+        status.success(),
+        "building the WASM fixtures failed: is the target installed? `rustup target add wasm32-wasip2`"
+    );
     println!("cargo:rustc-env=SLUICE_WASM_DIR={}", target_dir.join("wasm32-wasip2").join("release").display());
 }
 

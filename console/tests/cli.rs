@@ -51,7 +51,10 @@ fn new_build_and_run_a_job() {
     );
     let dead = std::fs::read_to_string(crate_dir.join("click_count.dead-letters.jsonl")).unwrap();
     let dead: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
-    assert_eq!((dead["source"].as_str(), dead["offset"].as_i64(), dead["value"].as_str()), (Some("events"), Some(3), Some("not json")));
+    assert_eq!(
+        (dead["source"].as_str(), dead["offset"].as_i64(), dead["value"].as_str()),
+        (Some("events"), Some(3), Some("not json"))
+    );
     assert!(dead["reason"].as_str().unwrap().contains("JSON"), "{dead}");
     assert!(text(&out.stderr).contains("in 5"), "summary line: {}", text(&out.stderr));
 }
@@ -88,7 +91,9 @@ fn example_job_specs_run_on_their_sample_data() {
         let out = sluice(&["build", dir.to_str().unwrap()], &dir);
         assert!(out.status.success(), "{job} build: {}", text(&out.stderr));
         let component = text(&out.stdout).trim().to_owned();
-        let spec = std::fs::read_to_string(dir.join("job.toml")).unwrap().replace("path = \"out/", &format!("path = \"{}/", out_dir.path().display()));
+        let spec = std::fs::read_to_string(dir.join("job.toml"))
+            .unwrap()
+            .replace("path = \"out/", &format!("path = \"{}/", out_dir.path().display()));
         let spec_path = dir.join(format!("job.test-{}.toml", std::process::id()));
         std::fs::write(&spec_path, spec).unwrap();
         let out = sluice(&["run", "--spec", spec_path.to_str().unwrap(), "--component", &component, "--quiet"], &dir);

@@ -82,7 +82,13 @@ impl Context {
         let sink = resolve(&mut self.sinks, sink, |name| self.host.sink_id(name))
             .map_err(|e| Error::fatal(format!("unknown sink: {e}")))?;
         let key = record.key().map(<[u8]>::to_vec);
-        self.push_emitted(Emitted { sink, op: RowOp::Upsert, key, value: record.value().to_vec(), origin: self.origin });
+        self.push_emitted(Emitted {
+            sink,
+            op: RowOp::Upsert,
+            key,
+            value: record.value().to_vec(),
+            origin: self.origin,
+        });
         Ok(())
     }
 
@@ -102,7 +108,8 @@ impl Context {
     fn emit_row<R: Serialize + ?Sized>(&mut self, sink: &str, op: RowOp, key: Option<Vec<u8>>, row: &R) -> Result<()> {
         let sink = resolve(&mut self.sinks, sink, |name| self.host.sink_id(name))
             .map_err(|e| Error::fatal(format!("unknown sink: {e}")))?;
-        let value = serde_json::to_vec(row).map_err(|e| Error::fatal(format!("row for sink does not serialize: {e}")))?;
+        let value =
+            serde_json::to_vec(row).map_err(|e| Error::fatal(format!("row for sink does not serialize: {e}")))?;
         self.push_emitted(Emitted { sink, op, key, value, origin: self.origin });
         Ok(())
     }
@@ -201,9 +208,9 @@ impl Context {
     {
         match self.param(name) {
             None => Ok(default),
-            Some(text) => text
-                .parse()
-                .map_err(|e| Error::fatal(format!("parameter `{name}` = `{text}` is invalid: {e}"))),
+            Some(text) => {
+                text.parse().map_err(|e| Error::fatal(format!("parameter `{name}` = `{text}` is invalid: {e}")))
+            }
         }
     }
 

@@ -123,7 +123,8 @@ mod component {
         }
 
         fn open() -> Result<(), JobError> {
-            let (ctx, job) = super::open::<J>(Context::new(Box::new(WasmHost))).map_err(|message| JobError { message })?;
+            let (ctx, job) =
+                super::open::<J>(Context::new(Box::new(WasmHost))).map_err(|message| JobError { message })?;
             INSTANCE.set(Some(Instance { ctx, job: Box::new(job) }));
             Ok(())
         }

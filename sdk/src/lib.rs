@@ -76,10 +76,7 @@ pub trait Job: Sized + 'static {
 /// What job code usually needs.
 pub mod prelude {
     pub use crate::helpers::{CountDistinct, LastValue, TumblingWindow, WindowResult};
-    pub use crate::{
-        Context, Error, Job, Key, MapState, Record, Result, StateOptions, TimeDomain, Timer,
-        ValueState,
-    };
+    pub use crate::{Context, Error, Job, Key, MapState, Record, Result, StateOptions, TimeDomain, Timer, ValueState};
 }
 
 /// Generated bindings of the WIT world; used by `#[sluice_sdk::job]`, not by

@@ -1,6 +1,5 @@
 use serde::de::DeserializeOwned;
 
-
 use crate::{Error, Result};
 
 /// Where a record came from: its source, partition and offset.

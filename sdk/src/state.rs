@@ -79,10 +79,7 @@ impl<F: ?Sized, V> MapState<F, V> {
 
 impl<F: Key + ?Sized, V: Serialize + DeserializeOwned> MapState<F, V> {
     pub fn get(&self, ctx: &mut Context, key: &(impl Key + ?Sized), field: &F) -> Result<Option<V>> {
-        ctx.host
-            .map_get(self.id, &key.key_bytes(), &field.key_bytes())
-            .map(|bytes| decode(&bytes))
-            .transpose()
+        ctx.host.map_get(self.id, &key.key_bytes(), &field.key_bytes()).map(|bytes| decode(&bytes)).transpose()
     }
 
     pub fn set(&self, ctx: &mut Context, key: &(impl Key + ?Sized), field: &F, value: &V) -> Result<()> {
@@ -121,5 +118,6 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 /// A stored value that no longer decodes is incompatible state: the job
 /// cannot go on without losing it, so this is fatal, not a record error.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::fatal(format!("stored state does not decode as the declared type: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::fatal(format!("stored state does not decode as the declared type: {e}")))
 }

@@ -322,7 +322,15 @@ impl<J: Job> JobTesterBuilder<J> {
         }
         let shared = Rc::new(RefCell::new(self.shared));
         let (ctx, job) = crate::export::open::<J>(Context::new(Box::new(TestHost(shared.clone()))))?;
-        Ok(JobTester { job, ctx, shared, watermark_delay_ms: self.watermark_delay_ms, next_offsets: HashMap::new(), max_event_time: HashMap::new(), fed: Vec::new() })
+        Ok(JobTester {
+            job,
+            ctx,
+            shared,
+            watermark_delay_ms: self.watermark_delay_ms,
+            next_offsets: HashMap::new(),
+            max_event_time: HashMap::new(),
+            fed: Vec::new(),
+        })
     }
 }
 
@@ -494,7 +502,15 @@ impl<J: Job> JobTester<J> {
             let headers = Span { start: first_header, len: batch.headers.len() as u32 - first_header };
             let position = Position { source: r.source, partition: r.partition, offset };
             self.fed.push((position, r.value.clone()));
-            batch.records.push(RecordMeta { key, value, event_time: r.event_time, headers, source: r.source, partition: r.partition, offset });
+            batch.records.push(RecordMeta {
+                key,
+                value,
+                event_time: r.event_time,
+                headers,
+                source: r.source,
+                partition: r.partition,
+                offset,
+            });
         }
         batch
     }
@@ -538,7 +554,8 @@ impl<J: Job> JobTester<J> {
             if due.is_empty() {
                 return Ok(());
             }
-            let timers: Vec<Timer> = due.into_iter().map(|(time, domain, key, tag)| Timer { domain, time, key, tag }).collect();
+            let timers: Vec<Timer> =
+                due.into_iter().map(|(time, domain, key, tag)| Timer { domain, time, key, tag }).collect();
             crate::export::fire_timers(&mut self.job, &mut self.ctx, &timers)?;
         }
         Ok(())
@@ -616,9 +633,8 @@ impl Case {
 
     /// A tester set up as this case says, not yet fed.
     pub fn tester<J: Job>(&self) -> Result<JobTester<J>, String> {
-        let mut b = JobTester::<J>::builder()
-            .processing_time(self.processing_time)
-            .watermark_delay(self.watermark_delay_ms);
+        let mut b =
+            JobTester::<J>::builder().processing_time(self.processing_time).watermark_delay(self.watermark_delay_ms);
         for (k, v) in &self.parameters {
             b = b.param(k, v);
         }
@@ -660,7 +676,9 @@ impl<J: Job> JobTester<J> {
                 .map(|(name, rows)| {
                     let rows = rows
                         .iter()
-                        .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), serde_json::from_slice(v).expect("JSON rows")))
+                        .map(|(k, v)| {
+                            (String::from_utf8_lossy(k).into_owned(), serde_json::from_slice(v).expect("JSON rows"))
+                        })
                         .collect();
                     (name.clone(), rows)
                 })

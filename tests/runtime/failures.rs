@@ -135,7 +135,9 @@ fn assert_cpu_limit(error: &InstanceError, job: &str) {
 }
 
 fn assert_memory_limit(error: &InstanceError, job: &str) {
-    let InstanceError::MemoryLimit { job: named, limit_mib } = error else { panic!("expected MemoryLimit, got {error:?}") };
+    let InstanceError::MemoryLimit { job: named, limit_mib } = error else {
+        panic!("expected MemoryLimit, got {error:?}")
+    };
     assert_eq!(named, job);
     assert_eq!(*limit_mib, 32);
     let message = error.to_string();
@@ -236,7 +238,8 @@ async fn a_hostile_task_does_not_harm_a_healthy_one_beside_it() {
     ));
     let healthy = tokio::spawn(run_bounded("healthy", ROOMY, ok_batches(RECORDS, 100)));
     let (spinner, bomb, healthy) = tokio::join!(spinner, bomb, healthy);
-    let (spinner, bomb, healthy) = (spinner.expect("loop task"), bomb.expect("alloc task"), healthy.expect("healthy task"));
+    let (spinner, bomb, healthy) =
+        (spinner.expect("loop task"), bomb.expect("alloc task"), healthy.expect("healthy task"));
 
     assert_eq!(spinner.delivered_offsets(), vec![0]);
     assert_cpu_limit(&spinner.instance_error("beside-loop"), "beside-loop");

@@ -8,12 +8,19 @@ use sluice_tests::{Outcome, run_case};
 async fn assert_same<J: Job>(component: &str, cases: Vec<Case>) {
     assert!(!cases.is_empty(), "{component} has no cases");
     for case in cases {
-        let (_, native) = case.run_native::<J>().unwrap_or_else(|e| panic!("{component}/{}: native run failed: {e}", case.name));
+        let (_, native) =
+            case.run_native::<J>().unwrap_or_else(|e| panic!("{component}/{}: native run failed: {e}", case.name));
         let native = Outcome::native(&case, &native);
-        let wasm = run_case(component, &case).await.unwrap_or_else(|e| panic!("{component}/{}: wasm run failed: {e:#}", case.name));
+        let wasm = run_case(component, &case)
+            .await
+            .unwrap_or_else(|e| panic!("{component}/{}: wasm run failed: {e:#}", case.name));
         assert_eq!(wasm, native, "{component}/{}: WASM and native outputs differ", case.name);
         let rows: usize = native.rows.values().map(Vec::len).sum();
-        assert!(rows + native.dead_letters.len() > 0, "{component}/{}: the case produces nothing to compare", case.name);
+        assert!(
+            rows + native.dead_letters.len() > 0,
+            "{component}/{}: the case produces nothing to compare",
+            case.name
+        );
     }
 }
 

@@ -156,8 +156,15 @@ pub async fn run_case(name: &str, case: &Case) -> anyhow::Result<Outcome> {
     }
     for row in dead.rows() {
         let v: serde_json::Value = serde_json::from_slice(&row.value)?;
-        let RowOrigin::Record { partition, offset, .. } = row.id.origin else { anyhow::bail!("dead letter without a record") };
-        outcome.dead_letters.push((v["source"].as_str().unwrap_or_default().to_owned(), partition, offset, v["reason"].as_str().unwrap_or_default().to_owned()));
+        let RowOrigin::Record { partition, offset, .. } = row.id.origin else {
+            anyhow::bail!("dead letter without a record")
+        };
+        outcome.dead_letters.push((
+            v["source"].as_str().unwrap_or_default().to_owned(),
+            partition,
+            offset,
+            v["reason"].as_str().unwrap_or_default().to_owned(),
+        ));
     }
     for (name, store) in dimensions {
         let rows = store

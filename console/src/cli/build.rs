@@ -32,7 +32,10 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<PathBuf> {
 pub fn compile(dir: &Path, release: bool) -> anyhow::Result<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.exists() {
-        bail!("{} has no Cargo.toml: `sluice build` needs a job crate (create one with `sluice new NAME`)", dir.display());
+        bail!(
+            "{} has no Cargo.toml: `sluice build` needs a job crate (create one with `sluice new NAME`)",
+            dir.display()
+        );
     }
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo.args(["build", "--target", "wasm32-wasip2", "--message-format=json-render-diagnostics", "--manifest-path"]);
@@ -48,12 +51,17 @@ pub fn compile(dir: &Path, release: bool) -> anyhow::Result<PathBuf> {
     let wasm = stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib")))
+        .filter(|m| {
+            m["reason"] == "compiler-artifact"
+                && m["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "cdylib"))
+        })
         .filter(|m| is_local(m, dir))
         .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
         .filter_map(|f| f.as_str().map(PathBuf::from))
         .find(|f| f.extension().is_some_and(|e| e == "wasm"));
-    wasm.with_context(|| format!("cargo built no cdylib .wasm in {}: is `crate-type = [\"cdylib\"]` set in [lib]?", dir.display()))
+    wasm.with_context(|| {
+        format!("cargo built no cdylib .wasm in {}: is `crate-type = [\"cdylib\"]` set in [lib]?", dir.display())
+    })
 }
 
 /// Whether a cargo artifact message is for the crate in `dir` (not a dependency).

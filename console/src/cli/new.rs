@@ -27,7 +27,10 @@ const FILES: &[(&str, &str)] = &[
 
 pub fn new_job(args: &NewArgs) -> anyhow::Result<()> {
     let name = &args.name;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') || !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+    if name.is_empty()
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        || !name.starts_with(|c: char| c.is_ascii_alphabetic())
+    {
         bail!("`{name}` is not a valid crate name: use letters, digits, `-` and `_`, starting with a letter");
     }
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(name));
@@ -36,11 +39,8 @@ pub fn new_job(args: &NewArgs) -> anyhow::Result<()> {
     }
     let sdk = sdk_path(args.sdk_path.as_deref())?;
     let lib = name.replace('-', "_");
-    let type_name: String = lib
-        .split('_')
-        .filter(|p| !p.is_empty())
-        .map(|p| p[..1].to_ascii_uppercase() + &p[1..])
-        .collect();
+    let type_name: String =
+        lib.split('_').filter(|p| !p.is_empty()).map(|p| p[..1].to_ascii_uppercase() + &p[1..]).collect();
     for (path, template) in FILES {
         let text = template
             .replace("{{crate}}", name)

@@ -28,9 +28,7 @@ pub struct RunArgs {
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .ok_or_else(|| format!("`{text}` is not name=value"))
+    text.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("`{text}` is not name=value"))
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -94,7 +92,11 @@ fn component_path(spec: &JobSpec, given: Option<&Path>) -> anyhow::Result<PathBu
         return super::build::compile(dir, true);
     }
     let from_spec = spec.resolve(&spec.component);
-    anyhow::ensure!(from_spec.exists(), "component {} not found (build it with `sluice build`, or pass --component)", from_spec.display());
+    anyhow::ensure!(
+        from_spec.exists(),
+        "component {} not found (build it with `sluice build`, or pass --component)",
+        from_spec.display()
+    );
     Ok(from_spec)
 }
 

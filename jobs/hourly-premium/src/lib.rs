@@ -99,13 +99,14 @@ impl Job for HourlyPremium {
     fn open(ctx: &mut Context) -> Result<Self> {
         let offset_minutes: i64 = ctx.param_or("utc_offset_minutes", 480)?;
         if offset_minutes.abs() > 18 * 60 {
-            return Err(Error::fatal(format!("parameter `utc_offset_minutes` = {offset_minutes} is not within ±18 hours")));
+            return Err(Error::fatal(format!(
+                "parameter `utc_offset_minutes` = {offset_minutes} is not within ±18 hours"
+            )));
         }
         let since_ms = match ctx.param("since_ms") {
             None => None,
             Some(text) => Some(
-                text.parse()
-                    .map_err(|e| Error::fatal(format!("parameter `since_ms` = `{text}` is invalid: {e}")))?,
+                text.parse().map_err(|e| Error::fatal(format!("parameter `since_ms` = `{text}` is invalid: {e}")))?,
             ),
         };
         Ok(HourlyPremium {

@@ -56,7 +56,8 @@ fn dedup_and_retraction() {
     );
     assert_eq!(table(&t), vec![row("2024031510", 70.15, 4, 3)]);
 
-    let dead: Vec<_> = out.dead_letters.iter().map(|(p, reason)| (p.source, p.partition, p.offset, reason.as_str())).collect();
+    let dead: Vec<_> =
+        out.dead_letters.iter().map(|(p, reason)| (p.source, p.partition, p.offset, reason.as_str())).collect();
     assert_eq!(dead.len(), 2, "{dead:?}");
     assert_eq!((dead[0].0, dead[0].1, dead[0].2), (0, 0, 4)); // the truncated JSON line
     assert!(dead[0].3.contains("EOF while parsing"), "{}", dead[0].3);
@@ -225,7 +226,8 @@ fn bad_parameters_fail_open() {
 
 #[test]
 fn extreme_values_do_not_break_the_job() {
-    let mut t = JobTester::<HourlyPremium>::builder().source(SOURCE).sink(SINK).param("since_ms", i64::MIN).open().unwrap();
+    let mut t =
+        JobTester::<HourlyPremium>::builder().source(SOURCE).sink(SINK).param("since_ms", i64::MIN).open().unwrap();
     t.send(order(1, "A", "T1", MAR15_CST, 1e15)).unwrap();
     t.send(order(2, "B", "T2", i64::MAX, 1.0)).unwrap();
     t.send(order(3, "C", "T3", i64::MIN, -1.0)).unwrap();

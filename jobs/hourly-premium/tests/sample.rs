@@ -20,9 +20,7 @@ fn sample_data() {
     t.send_batch(batch).unwrap();
 
     let table: Vec<_> = t.upserted(SINK, &["biz_date"]).into_values().collect();
-    let row = |biz_date: &str, premium: f64, policies: u64, holders: u64| {
-        json!({ "biz_date": biz_date, "total_premium": premium, "policy_cnt": policies, "policy_holder_cnt": holders })
-    };
+    let row = |biz_date: &str, premium: f64, policies: u64, holders: u64| json!({ "biz_date": biz_date, "total_premium": premium, "policy_cnt": policies, "policy_holder_cnt": holders });
     assert_eq!(
         table,
         vec![

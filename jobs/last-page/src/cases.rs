@@ -55,15 +55,14 @@ pub fn cases() -> Vec<Case> {
             ]),
         // Group keys that a `|`-joined key would mix up, and groups that
         // start with null values.
-        case("awkward_keys")
-            .batch(vec![
-                page(30, "a|b", "c", "page", "p1"),
-                page(29, "a", "b|c", "page", "p1"),
-                page(28, "a", "", "page", "p2"),
-                log(27, json!("a"), null.clone(), json!("page"), json!("p2")),
-                page(26, "a|b", "c", "page", "p1"), // unchanged
-                TestRecord::json(&json!({ "account_id": "z", "device_id": "d" })),
-                TestRecord::json(&json!({ "account_id": "z", "device_id": "d", "page_name": "p3" })),
-            ]),
+        case("awkward_keys").batch(vec![
+            page(30, "a|b", "c", "page", "p1"),
+            page(29, "a", "b|c", "page", "p1"),
+            page(28, "a", "", "page", "p2"),
+            log(27, json!("a"), null.clone(), json!("page"), json!("p2")),
+            page(26, "a|b", "c", "page", "p1"), // unchanged
+            TestRecord::json(&json!({ "account_id": "z", "device_id": "d" })),
+            TestRecord::json(&json!({ "account_id": "z", "device_id": "d", "page_name": "p3" })),
+        ]),
     ]
 }

@@ -12,9 +12,7 @@ fn sample_data() {
     let batch = text.lines().map(|l| TestRecord { value: l.as_bytes().to_vec(), ..Default::default() }).collect();
     t.send_batch(batch).unwrap();
 
-    let row = |account_id: &str, device_id: &str, bury_point_type: &str, page_name: &str| {
-        json!({ "account_id": account_id, "device_id": device_id, "bury_point_type": bury_point_type, "page_name": page_name })
-    };
+    let row = |account_id: &str, device_id: &str, bury_point_type: &str, page_name: &str| json!({ "account_id": account_id, "device_id": device_id, "bury_point_type": bury_point_type, "page_name": page_name });
     assert_eq!(
         t.upserted(SINK, &["account_id", "device_id"]).into_values().collect::<Vec<_>>(),
         vec![

@@ -52,17 +52,17 @@ pub fn cases() -> Vec<Case> {
                 ],
             )
             .batch(vec![
-                rec(update(1, "saved", "900", "plan A silver")),  // -10%: no alert
-                rec(update(2, "saved", "400", "plan B lite")),    // -20%: alert
-                rec(update(3, "saved", "85", "plan C basic")),    // exactly -15%: no alert
-                rec(update(99, "saved", "1", "unknown user")),    // not watched
-                rec(update(1, "saved", "760", "plan A bronze")),  // -15.6% of 900 (the update above): alert
+                rec(update(1, "saved", "900", "plan A silver")), // -10%: no alert
+                rec(update(2, "saved", "400", "plan B lite")),   // -20%: alert
+                rec(update(3, "saved", "85", "plan C basic")),   // exactly -15%: no alert
+                rec(update(99, "saved", "1", "unknown user")),   // not watched
+                rec(update(1, "saved", "760", "plan A bronze")), // -15.6% of 900 (the update above): alert
             ])
             .batch(vec![
-                rec(update(2, "saved", "n/a", "plan B ?")),       // rejected
+                rec(update(2, "saved", "n/a", "plan B ?")), // rejected
                 TestRecord { value: br#"{"id": 3, "now_premium": "#.to_vec(), ..Default::default() },
-                rec(update(4, "saved", "10", "plan D")),          // the dimension row is bad: rejected
-                rec(update(98, "saved", "xyz", "unknown user")),  // rejected although not watched
+                rec(update(4, "saved", "10", "plan D")), // the dimension row is bad: rejected
+                rec(update(98, "saved", "xyz", "unknown user")), // rejected although not watched
                 rec(json!({ "id": 3, "event": "saved", "now_info": "no premium" })),
                 rec(update(2, "saved", "339.99", "plan B mini")), // 400 * 0.85 = 340: alert
             ]),
@@ -78,13 +78,13 @@ pub fn cases() -> Vec<Case> {
                     row["event"] = Value::Null;
                     row
                 }), // ignored
-                rec(update(7, "saved", "150", "family plan, smaller")), // -25%: no alert
+                rec(update(7, "saved", "150", "family plan, smaller")),  // -25%: no alert
                 rec(update(8, "saved", "69.99", "solo plan, minimal")),  // -30.01%: alert
             ])
             .batch(vec![
                 rec(update(8, "failed", "not a number", "unsaved")), // ignored before parsing
-                rec(update(8, "saved", "70", "solo plan, back up")),    // a rise: no alert
-                rec(update(7, "saved", "104.99", "family plan, cut")),  // 150 * 0.7 = 105: alert
+                rec(update(8, "saved", "70", "solo plan, back up")), // a rise: no alert
+                rec(update(7, "saved", "104.99", "family plan, cut")), // 150 * 0.7 = 105: alert
             ]),
     ]
 }

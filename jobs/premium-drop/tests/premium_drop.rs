@@ -30,14 +30,17 @@ fn drops_and_dimension_updates() {
     assert_eq!(
         t.emitted(SINK),
         vec![
-            alert(2, "plan B", "plan B lite", "500", "400"),         // 400 < 425
+            alert(2, "plan B", "plan B lite", "500", "400"),          // 400 < 425
             alert(1, "plan A silver", "plan A bronze", "900", "760"), // 760 < 765: compared with the update
             alert(2, "plan B lite", "plan B mini", "400", "339.99"),  // 339.99 < 340
         ]
     );
     assert_eq!(
         t.upserted(SINK, &["id"]).into_values().collect::<Vec<_>>(),
-        vec![alert(1, "plan A silver", "plan A bronze", "900", "760"), alert(2, "plan B lite", "plan B mini", "400", "339.99")]
+        vec![
+            alert(1, "plan A silver", "plan A bronze", "900", "760"),
+            alert(2, "plan B lite", "plan B mini", "400", "339.99")
+        ]
     );
 
     let dead: Vec<_> = out.dead_letters.iter().map(|(p, reason)| (p.offset, reason.as_str())).collect();

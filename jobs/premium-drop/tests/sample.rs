@@ -35,9 +35,7 @@ fn sample_data() {
     let batch = text.lines().map(|l| TestRecord { value: l.as_bytes().to_vec(), ..Default::default() }).collect();
     t.send_batch(batch).unwrap();
 
-    let alert = |id: i64, raw_info: &str, now_info: &str, raw_premium: &str, now_premium: &str| {
-        json!({ "id": id, "raw_info": raw_info, "now_info": now_info, "raw_premium": raw_premium, "now_premium": now_premium })
-    };
+    let alert = |id: i64, raw_info: &str, now_info: &str, raw_premium: &str, now_premium: &str| json!({ "id": id, "raw_info": raw_info, "now_info": now_info, "raw_premium": raw_premium, "now_premium": now_premium });
     assert_eq!(
         t.emitted(SINK),
         vec![

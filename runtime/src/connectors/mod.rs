@@ -43,7 +43,12 @@ pub enum SourceStatus {
 pub trait Source: Send {
     /// Appends up to `max` records to `batch`, waiting at most `max_wait` for
     /// records to arrive.
-    async fn poll(&mut self, batch: &mut RecordBatch, max: usize, max_wait: Duration) -> Result<SourceStatus, ConnectorError>;
+    async fn poll(
+        &mut self,
+        batch: &mut RecordBatch,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<SourceStatus, ConnectorError>;
 }
 
 /// Where an emitted row came from; with the emit index this is the row's

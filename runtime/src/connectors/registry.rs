@@ -37,7 +37,12 @@ pub enum DimensionSpec {
 }
 
 /// Builds the source `name` (index `index` in the job's sources).
-pub fn build_source(spec: &JobSpec, name: &str, index: u32, source: &SourceSpec) -> Result<Box<dyn Source>, ConnectorError> {
+pub fn build_source(
+    spec: &JobSpec,
+    name: &str,
+    index: u32,
+    source: &SourceSpec,
+) -> Result<Box<dyn Source>, ConnectorError> {
     Ok(match source {
         SourceSpec::File(c) => Box::new(file::FileSource::open(spec, name, index, c)?),
         SourceSpec::Datagen(c) => Box::new(datagen::DatagenSource::new(name, index, c)?),
@@ -51,7 +56,11 @@ pub fn build_sink(spec: &JobSpec, name: &str, sink: &SinkSpec) -> Result<Box<dyn
     })
 }
 
-pub fn build_dimension(spec: &JobSpec, name: &str, dim: &DimensionSpec) -> Result<Arc<dyn DimensionStore>, ConnectorError> {
+pub fn build_dimension(
+    spec: &JobSpec,
+    name: &str,
+    dim: &DimensionSpec,
+) -> Result<Arc<dyn DimensionStore>, ConnectorError> {
     Ok(match dim {
         DimensionSpec::Memory(c) => Arc::new(memory::MemoryDimension::open(spec, name, c)?),
     })

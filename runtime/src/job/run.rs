@@ -132,10 +132,8 @@ impl<'a> TaskBuilder<'a> {
             sinks: spec.sink_names(),
             dimensions: spec.dimension_names(),
         });
-        let limits = JobLimits {
-            memory_bytes: (spec.limits.memory_mb << 20) as usize,
-            cpu_per_call: spec.limits.cpu_per_batch,
-        };
+        let limits =
+            JobLimits { memory_bytes: (spec.limits.memory_mb << 20) as usize, cpu_per_call: spec.limits.cpu_per_batch };
         let mut host = HostState::new(info, dimensions, self.metrics.clone(), limits.memory_bytes);
         host.now_ms = self.clock.now_ms();
         let instance = JobInstance::open(engine, component, host, limits).await?;
@@ -160,7 +158,8 @@ impl<'a> TaskBuilder<'a> {
     }
 
     fn check_overrides(&self) -> Result<(), BuildError> {
-        let unknown = |what, name: &String| BuildError::UnknownOverride { job: self.spec.name.clone(), what, name: name.clone() };
+        let unknown =
+            |what, name: &String| BuildError::UnknownOverride { job: self.spec.name.clone(), what, name: name.clone() };
         if let Some(name) = self.sources.keys().find(|n| !self.spec.sources.contains_key(*n)) {
             return Err(unknown("source", name));
         }

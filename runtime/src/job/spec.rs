@@ -123,7 +123,8 @@ impl JobSpec {
     }
 
     fn validate(&self) -> Result<(), SpecError> {
-        let valid_name = |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let valid_name =
+            |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid_name(&self.name) {
             return Err(SpecError::Invalid(format!("job name `{}` must be letters, digits, `-` or `_`", self.name)));
         }
@@ -194,15 +195,19 @@ mod tests {
     fn unknown_fields_are_named() {
         let err = JobSpec::parse(&format!("{MINIMAL}\n[batch]\nmax_recods = 5\n"), Path::new(".")).unwrap_err();
         assert!(err.to_string().contains("max_recods"), "{err}");
-        let err = JobSpec::parse(&MINIMAL.replace("path = \"in.jsonl\"", "path = \"in.jsonl\"\npaht = 1"), Path::new("."))
-            .unwrap_err();
+        let err =
+            JobSpec::parse(&MINIMAL.replace("path = \"in.jsonl\"", "path = \"in.jsonl\"\npaht = 1"), Path::new("."))
+                .unwrap_err();
         assert!(err.to_string().contains("paht"), "{err}");
     }
 
     #[test]
     fn unknown_connector_kinds_are_named() {
-        let err = JobSpec::parse(&MINIMAL.replace("kind = \"file\"\n        path = \"in.jsonl\"", "kind = \"ftp\""), Path::new("."))
-            .unwrap_err();
+        let err = JobSpec::parse(
+            &MINIMAL.replace("kind = \"file\"\n        path = \"in.jsonl\"", "kind = \"ftp\""),
+            Path::new("."),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("ftp"), "{err}");
     }
 }

@@ -230,7 +230,10 @@ impl Task {
                     "key": key,
                     "value": String::from_utf8_lossy(value),
                 });
-                let id = RowId { origin: RowOrigin::Record { source: meta.source, partition: meta.partition, offset: meta.offset }, emit_index: 0 };
+                let id = RowId {
+                    origin: RowOrigin::Record { source: meta.source, partition: meta.partition, offset: meta.offset },
+                    emit_index: 0,
+                };
                 Some(SinkRow { op: RowOp::Upsert, key: None, value: row.to_string().into_bytes(), id })
             })
             .collect()

@@ -124,10 +124,8 @@ impl JobEngine {
             return Err(LoadError::CoreModule);
         }
         let hash = content_hash(bytes);
-        let component = self
-            .cache
-            .get_or_compile(&self.engine, &hash, bytes)
-            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let component =
+            self.cache.get_or_compile(&self.engine, &hash, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         self.check_names(&component)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
         let pre = SluiceJobPre::new(pre).map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
@@ -164,10 +162,16 @@ impl JobEngine {
 
     async fn abi_version(&self, loaded: &LoadedComponent) -> Result<u32, LoadError> {
         // No spec yet at load time: the job's own memory limit applies when it runs.
-        let host = HostState::new(Arc::new(JobInfo::default()), Vec::new(), Arc::new(TaskMetrics::default()), VALIDATION_MEMORY);
+        let host = HostState::new(
+            Arc::new(JobInfo::default()),
+            Vec::new(),
+            Arc::new(TaskMetrics::default()),
+            VALIDATION_MEMORY,
+        );
         let mut store = self.new_store(host);
         store.set_epoch_deadline(ticks(Duration::from_secs(5)));
-        let instance = loaded.pre.instantiate_async(&mut store).await.map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
+        let instance =
+            loaded.pre.instantiate_async(&mut store).await.map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
         instance
             .sluice_job_job()
             .call_abi_version(&mut store)

@@ -35,7 +35,12 @@ pub struct JobInstance {
 
 impl JobInstance {
     /// Instantiates the component and calls the job's `open`.
-    pub async fn open(engine: &JobEngine, component: &LoadedComponent, host: HostState, limits: JobLimits) -> Result<Self, InstanceError> {
+    pub async fn open(
+        engine: &JobEngine,
+        component: &LoadedComponent,
+        host: HostState,
+        limits: JobLimits,
+    ) -> Result<Self, InstanceError> {
         let mut store = engine.new_store(host);
         store.set_epoch_deadline(ticks(limits.cpu_per_call));
         let guest = match component.pre.instantiate_async(&mut store).await {
@@ -89,7 +94,11 @@ impl JobInstance {
 
     /// Turns every way a guest call can fail into an error that names the
     /// job and, when one was hit, the limit.
-    fn finish_call(&mut self, started: Instant, result: wasmtime::Result<Result<(), JobError>>) -> Result<(), InstanceError> {
+    fn finish_call(
+        &mut self,
+        started: Instant,
+        result: wasmtime::Result<Result<(), JobError>>,
+    ) -> Result<(), InstanceError> {
         let host = self.store.data();
         TaskMetrics::add(&host.metrics.job_nanos, started.elapsed().as_nanos() as u64);
         let job = host.job.name.clone();

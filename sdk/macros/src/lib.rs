@@ -39,7 +39,10 @@ fn job_impl(block: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
         return Err(syn::Error::new(block.self_ty.span(), USAGE));
     }
     if !block.generics.params.is_empty() {
-        return Err(syn::Error::new(block.generics.span(), "a job type cannot be generic: the component exports one concrete job"));
+        return Err(syn::Error::new(
+            block.generics.span(),
+            "a job type cannot be generic: the component exports one concrete job",
+        ));
     }
     let ty = &block.self_ty;
     let export = export(quote!(#ty));

@@ -47,7 +47,13 @@ impl<A: Serialize + DeserializeOwned + Default> TumblingWindow<A> {
     /// Folds into the window of `time` (for processing-time windows pass
     /// `ctx.processing_time()`). Returns false, changing nothing, when that
     /// window has already fired (a late record).
-    pub fn add(&self, ctx: &mut Context, key: &(impl Key + ?Sized), time: i64, fold: impl FnOnce(&mut A)) -> Result<bool> {
+    pub fn add(
+        &self,
+        ctx: &mut Context,
+        key: &(impl Key + ?Sized),
+        time: i64,
+        fold: impl FnOnce(&mut A),
+    ) -> Result<bool> {
         let start = self.window_start(time);
         let last_ms = start + self.size_ms - 1;
         let passed = match self.domain {

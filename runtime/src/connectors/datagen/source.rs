@@ -21,7 +21,11 @@ pub struct DatagenSource {
 
 impl DatagenSource {
     pub fn new(name: &str, index: u32, config: &DatagenConfig) -> Result<Self, ConnectorError> {
-        let invalid = |message: &str| ConnectorError::Config { connector: "datagen", name: name.to_owned(), message: message.to_owned() };
+        let invalid = |message: &str| ConnectorError::Config {
+            connector: "datagen",
+            name: name.to_owned(),
+            message: message.to_owned(),
+        };
         if config.keys == 0 {
             return Err(invalid("`keys` must be at least 1"));
         }
@@ -31,7 +35,9 @@ impl DatagenSource {
         for (field, generator) in &config.fields {
             match generator {
                 FieldGen::Int { min, max } if min > max => return Err(invalid(&format!("field `{field}`: min > max"))),
-                FieldGen::Float { min, max, .. } if min > max => return Err(invalid(&format!("field `{field}`: min > max"))),
+                FieldGen::Float { min, max, .. } if min > max => {
+                    return Err(invalid(&format!("field `{field}`: min > max")));
+                }
                 FieldGen::Choice { values } if values.is_empty() => {
                     return Err(invalid(&format!("field `{field}`: `values` is empty")));
                 }
@@ -83,7 +89,9 @@ impl DatagenSource {
                 }
                 FieldGen::Choice { values } => values[rng.random_range(0..values.len())].clone(),
                 FieldGen::KeyText { prefix } => format!("{prefix}{key}").into(),
-                FieldGen::Text { len } => (0..*len).map(|_| rng.random_range(b'a'..=b'z') as char).collect::<String>().into(),
+                FieldGen::Text { len } => {
+                    (0..*len).map(|_| rng.random_range(b'a'..=b'z') as char).collect::<String>().into()
+                }
                 FieldGen::EventTime => event_time.into(),
                 FieldGen::Const { value } => value.clone(),
             };
@@ -96,7 +104,12 @@ impl DatagenSource {
 
 #[async_trait]
 impl Source for DatagenSource {
-    async fn poll(&mut self, batch: &mut RecordBatch, max: usize, max_wait: Duration) -> Result<SourceStatus, ConnectorError> {
+    async fn poll(
+        &mut self,
+        batch: &mut RecordBatch,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<SourceStatus, ConnectorError> {
         let limit = self.config.count.unwrap_or(u64::MAX);
         if self.next >= limit {
             return Ok(SourceStatus::Finished);

@@ -17,9 +17,11 @@ impl FileSink {
         let out: Box<dyn AsyncWrite + Send + Unpin> = if path.as_os_str() == "-" {
             Box::new(tokio::io::stdout())
         } else {
-            let config_error = |message: String| ConnectorError::Config { connector: "file sink", name: name.to_owned(), message };
+            let config_error =
+                |message: String| ConnectorError::Config { connector: "file sink", name: name.to_owned(), message };
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| config_error(format!("cannot create {}: {e}", dir.display())))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| config_error(format!("cannot create {}: {e}", dir.display())))?;
             }
             let file = std::fs::OpenOptions::new()
                 .create(true)

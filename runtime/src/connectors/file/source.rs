@@ -14,7 +14,8 @@ pub struct FileSource {
     name: String,
     index: u32,
     reader: Box<dyn AsyncBufRead + Send + Unpin>,
-    line: String,
+    /// The line being read; a wait that runs out leaves a partial line here.
+    line: Vec<u8>,
     next_offset: i64,
     event_time_field: Option<String>,
     key_field: Option<String>,
@@ -33,24 +34,34 @@ impl FileSource {
             })?;
             Box::new(BufReader::with_capacity(1 << 20, tokio::fs::File::from_std(file)))
         };
-        Ok(FileSource {
+        Ok(Self::from_reader(name, index, reader, config))
+    }
+
+    /// A source over any line reader (stdin, a file, a pipe in tests).
+    pub fn from_reader(
+        name: &str,
+        index: u32,
+        reader: Box<dyn AsyncBufRead + Send + Unpin>,
+        config: &FileSourceConfig,
+    ) -> Self {
+        FileSource {
             name: name.to_owned(),
             index,
             reader,
-            line: String::new(),
+            line: Vec::new(),
             next_offset: 0,
             event_time_field: config.event_time_field.clone(),
             key_field: config.key_field.clone(),
-        })
+        }
     }
 
     /// Event time and key from JSON fields, when configured. A line that is
     /// not JSON gets neither; the job decides what to do with it.
-    fn fields(&self, line: &str) -> (Option<i64>, Option<String>) {
+    fn fields(&self, line: &[u8]) -> (Option<i64>, Option<String>) {
         if self.event_time_field.is_none() && self.key_field.is_none() {
             return (None, None);
         }
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else { return (None, None) };
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) else { return (None, None) };
         let event_time = self.event_time_field.as_ref().and_then(|f| value.get(f)).and_then(json_millis);
         let key = self.key_field.as_ref().and_then(|f| value.get(f)).map(|k| match k {
             serde_json::Value::String(s) => s.clone(),
@@ -66,29 +77,42 @@ fn json_millis(v: &serde_json::Value) -> Option<i64> {
 
 #[async_trait]
 impl Source for FileSource {
-    async fn poll(&mut self, batch: &mut RecordBatch, max: usize, _max_wait: Duration) -> Result<SourceStatus, ConnectorError> {
+    /// Returns after `max_wait` with what it has, so a slow stdin does not
+    /// hold back the batch (or processing-time timers). A line cut off by
+    /// the wait stays in `self.line` and is completed by the next poll.
+    async fn poll(
+        &mut self,
+        batch: &mut RecordBatch,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<SourceStatus, ConnectorError> {
+        let deadline = tokio::time::Instant::now() + max_wait;
         let mut taken = 0;
         while taken < max {
-            self.line.clear();
-            let read = self.reader.read_line(&mut self.line).await.map_err(|e| ConnectorError::Io {
-                connector: "file source",
-                name: self.name.clone(),
-                message: e.to_string(),
-                retryable: false,
-            })?;
-            if read == 0 {
+            let read = match tokio::time::timeout_at(deadline, self.reader.read_until(b'\n', &mut self.line)).await {
+                Ok(read) => read.map_err(|e| ConnectorError::Io {
+                    connector: "file source",
+                    name: self.name.clone(),
+                    message: e.to_string(),
+                    retryable: false,
+                })?,
+                Err(_) => return Ok(SourceStatus::Open),
+            };
+            if read == 0 && self.line.is_empty() {
                 return Ok(SourceStatus::Finished);
             }
             let offset = self.next_offset;
             self.next_offset += 1;
-            let line = self.line.trim_end_matches(['\n', '\r']);
-            if line.trim().is_empty() {
+            let line = std::mem::take(&mut self.line);
+            let line = line.strip_suffix(b"\n").unwrap_or(&line);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             let (event_time, key) = self.fields(line);
             batch.push(NewRecord {
                 key: key.as_deref().map(str::as_bytes),
-                value: line.as_bytes(),
+                value: line,
                 event_time,
                 headers: &[],
                 source: self.index,
@@ -98,5 +122,31 @@ impl Source for FileSource {
             taken += 1;
         }
         Ok(SourceStatus::Open)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_slow_pipe_gives_what_it_has_after_max_wait() {
+        let (mut writer, reader) = tokio::io::duplex(1024);
+        let config = FileSourceConfig { path: "-".into(), event_time_field: None, key_field: None };
+        let mut source = FileSource::from_reader("pipe", 0, Box::new(BufReader::new(reader)), &config);
+        let mut batch = RecordBatch::default();
+        writer.write_all(b"{\"a\":1}\n{\"a\":").await.unwrap();
+        let wait = Duration::from_millis(50);
+        assert_eq!(source.poll(&mut batch, 10, wait).await.unwrap(), SourceStatus::Open);
+        assert_eq!(batch.len(), 1, "the whole line, not the cut-off one");
+        writer.write_all(b"2}\n").await.unwrap();
+        drop(writer);
+        batch.clear();
+        assert_eq!(source.poll(&mut batch, 10, wait).await.unwrap(), SourceStatus::Finished);
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch.bytes(batch.records()[0].value), b"{\"a\":2}", "completed across polls");
+        assert_eq!(batch.records()[0].offset, 1);
     }
 }

@@ -15,16 +15,18 @@ pub struct MemoryDimension {
 
 impl MemoryDimension {
     pub fn open(spec: &JobSpec, name: &str, config: &MemoryDimensionConfig) -> Result<Self, ConnectorError> {
-        let error = |message: String| ConnectorError::Config { connector: "memory dimension", name: name.to_owned(), message };
+        let error =
+            |message: String| ConnectorError::Config { connector: "memory dimension", name: name.to_owned(), message };
         let dim = MemoryDimension::default();
         let Some(path) = &config.path else { return Ok(dim) };
-        let key_field = config.key_field.as_deref().ok_or_else(|| error("`key_field` is required with `path`".into()))?;
+        let key_field =
+            config.key_field.as_deref().ok_or_else(|| error("`key_field` is required with `path`".into()))?;
         let path = spec.resolve(path);
         let text = std::fs::read_to_string(&path).map_err(|e| error(format!("cannot read {}: {e}", path.display())))?;
         let mut rows = dim.rows.lock().expect("dimension lock");
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let row: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| error(format!("{}:{}: not JSON: {e}", path.display(), n + 1)))?;
+            let row: serde_json::Value = serde_json::from_str(line)
+                .map_err(|e| error(format!("{}:{}: not JSON: {e}", path.display(), n + 1)))?;
             let key = match row.get(key_field) {
                 Some(serde_json::Value::String(s)) => s.clone(),
                 Some(v) if !v.is_null() => v.to_string(),

@@ -36,7 +36,12 @@ impl MemorySource {
 
 #[async_trait]
 impl Source for MemorySource {
-    async fn poll(&mut self, batch: &mut RecordBatch, _max: usize, _max_wait: Duration) -> Result<SourceStatus, ConnectorError> {
+    async fn poll(
+        &mut self,
+        batch: &mut RecordBatch,
+        _max: usize,
+        _max_wait: Duration,
+    ) -> Result<SourceStatus, ConnectorError> {
         let Some(records) = self.batches.pop_front() else { return Ok(SourceStatus::Finished) };
         for r in &records {
             let headers: Vec<(&str, &[u8])> = r.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();

@@ -2,14 +2,16 @@
 //! task to route after the call.
 
 use super::{HostState, bad_handle};
-use crate::wasm::bindings::sluice::job::output::{Emitted, Host};
 use crate::wasm::bindings::Rejected;
+use crate::wasm::bindings::sluice::job::output::{Emitted, Host};
 
 impl Host for HostState {
     fn sink_id(&mut self, name: String) -> wasmtime::Result<Result<u32, String>> {
         Ok(match self.job.sinks.iter().position(|s| *s == name) {
             Some(i) => Ok(i as u32),
-            None => Err(format!("`{name}` is not a sink of job `{}`; its sinks are {:?}", self.job.name, self.job.sinks)),
+            None => {
+                Err(format!("`{name}` is not a sink of job `{}`; its sinks are {:?}", self.job.name, self.job.sinks))
+            }
         })
     }
 

@@ -27,7 +27,9 @@ pub struct MinuteTotals {
 #[sluice_sdk::job]
 impl Job for MinuteTotals {
     fn open(ctx: &mut Context) -> Result<Self> {
-        Ok(MinuteTotals { window: TumblingWindow::open(ctx, "minute", Duration::from_secs(60), TimeDomain::EventTime)? })
+        Ok(MinuteTotals {
+            window: TumblingWindow::open(ctx, "minute", Duration::from_secs(60), TimeDomain::EventTime)?,
+        })
     }
 
     fn process(&mut self, ctx: &mut Context, record: &Record) -> Result<()> {
@@ -43,9 +45,13 @@ impl Job for MinuteTotals {
     fn on_timer(&mut self, ctx: &mut Context, timer: &Timer) -> Result<()> {
         if let Some(w) = self.window.fire(ctx, timer)? {
             let user = String::from_utf8_lossy(&w.key);
-            ctx.emit_keyed("totals", &*user, &serde_json::json!({
-                "user": user, "start": w.start, "end": w.end, "clicks": w.value.clicks, "amount": w.value.amount,
-            }))?;
+            ctx.emit_keyed(
+                "totals",
+                &*user,
+                &serde_json::json!({
+                    "user": user, "start": w.start, "end": w.end, "clicks": w.value.clicks, "amount": w.value.amount,
+                }),
+            )?;
         }
         Ok(())
     }
@@ -69,7 +75,10 @@ pub fn cases() -> Vec<Case> {
             .batch(vec![click("ann", 1, 1_000), click("bob", 2, 2_000), p1(click("ann", 3, 3_000))])
             .batch(vec![click("ann", 4, 61_000), click("bob", 5, 125_000)])
             .batch(vec![p1(click("cid", 6, 70_000)), p1(click("ann", 7, 130_000))])
-            .batch(vec![click("bob", 8, 10_000), TestRecord { value: b"{broken".to_vec(), event_time: Some(131_000), ..Default::default() }]),
+            .batch(vec![
+                click("bob", 8, 10_000),
+                TestRecord { value: b"{broken".to_vec(), event_time: Some(131_000), ..Default::default() },
+            ]),
     ]
 }
 
@@ -97,7 +106,10 @@ mod tests {
         let all = t.emitted("totals");
         assert_eq!(all.len(), 6);
         // Timers due at the same time fire in key order.
-        assert_eq!(all[4], serde_json::json!({"user": "ann", "start": 120_000, "end": 180_000, "clicks": 1, "amount": 7}));
+        assert_eq!(
+            all[4],
+            serde_json::json!({"user": "ann", "start": 120_000, "end": 180_000, "clicks": 1, "amount": 7})
+        );
         assert_eq!(all[5]["user"], "bob");
     }
 }
