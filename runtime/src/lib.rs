@@ -5,6 +5,7 @@
 //! their output to sinks. See `docs/ARCHITECTURE.md`.
 
 pub mod clock;
+pub mod connections;
 pub mod connectors;
 pub mod job;
 pub mod metrics;

@@ -2,6 +2,10 @@
 //! (built by build.rs) and running an SDK test [`Case`] through the real
 //! runtime, so native and WASM runs can be compared.
 
+pub mod kafka;
+pub mod proxy;
+pub mod services;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

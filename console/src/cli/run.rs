@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use sluice_runtime::connections::Connections;
 use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
 use sluice_runtime::wasm::JobEngine;
@@ -22,6 +23,14 @@ pub struct RunArgs {
     /// Set a parameter, overriding the spec: `--param name=value`.
     #[arg(long = "param", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
+    /// The connection registry (TOML, `[connections.NAME]` tables). Default:
+    /// `$SLUICE_CONNECTIONS`, else `connections.toml` beside the spec if present.
+    #[arg(long, env = "SLUICE_CONNECTIONS")]
+    pub connections: Option<PathBuf>,
+    /// Point a connection elsewhere for this run, or declare it:
+    /// `--connection warehouse=postgres://localhost/test`.
+    #[arg(long = "connection")]
+    pub connection_overrides: Vec<String>,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -38,8 +47,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let engine = JobEngine::new(Some(cache_dir()))?;
     let loaded = engine.load_file(&component).await.with_context(|| format!("cannot load {}", component.display()))?;
 
+    let connections = load_connections(&spec, &args)?;
     let metrics = Arc::new(TaskMetrics::default());
-    let task = TaskBuilder::new(&spec).metrics(metrics.clone()).build(&engine, &loaded).await?;
+    let task =
+        TaskBuilder::new(&spec).connections(connections).metrics(metrics.clone()).build(&engine, &loaded).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -78,6 +89,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The connection registry of this run, with `--connection` overrides.
+fn load_connections(spec: &JobSpec, args: &RunArgs) -> anyhow::Result<Connections> {
+    let beside_spec = spec.base_dir.join("connections.toml");
+    let path = args.connections.clone().or_else(|| beside_spec.exists().then_some(beside_spec));
+    let mut connections = match path {
+        Some(path) => Connections::load(&path)?,
+        None => Connections::default(),
+    };
+    for text in &args.connection_overrides {
+        connections.apply_override(text).map_err(anyhow::Error::msg)?;
+    }
+    Ok(connections)
 }
 
 /// The component to run: `--component`; else, when the spec sits in a job

@@ -1,10 +1,14 @@
 //! Connectors: where records come from and where rows go. One folder per
 //! connector; the spec's `kind` picks one in [`registry`].
 
+pub mod cache;
 pub mod datagen;
 pub mod file;
+pub mod kafka;
 pub mod memory;
+pub mod redis;
 pub mod registry;
+pub mod sql;
 
 use std::time::Duration;
 
@@ -24,6 +28,14 @@ pub enum ConnectorError {
 }
 
 impl ConnectorError {
+    pub fn config(connector: &'static str, name: &str, message: impl ToString) -> Self {
+        ConnectorError::Config { connector, name: name.to_owned(), message: message.to_string() }
+    }
+
+    pub fn io(connector: &'static str, name: &str, message: impl ToString, retryable: bool) -> Self {
+        ConnectorError::Io { connector, name: name.to_owned(), message: message.to_string(), retryable }
+    }
+
     pub fn retryable(&self) -> bool {
         matches!(self, ConnectorError::Io { retryable: true, .. })
     }
@@ -90,6 +102,14 @@ impl RowId {
 
 pub use crate::wasm::bindings::{RowOp, TimeDomain};
 
+/// The JSON field `field` of `value` as milliseconds since the epoch (a
+/// number, or a string of digits); `None` when absent or not JSON.
+pub(crate) fn json_field_millis(value: &[u8], field: &str) -> Option<i64> {
+    let doc: serde_json::Value = serde_json::from_slice(value).ok()?;
+    let v = doc.get(field)?;
+    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
 /// A row on its way to a sink.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SinkRow {
@@ -108,6 +128,11 @@ pub trait Sink: Send {
     async fn write(&mut self, rows: &[SinkRow]) -> Result<(), ConnectorError>;
     /// Makes everything written so far durable.
     async fn flush(&mut self) -> Result<(), ConnectorError>;
+    /// Called by the task loop after every step, rows or not, so a sink
+    /// that buffers can write out on its flush interval when input pauses.
+    async fn tick(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }
 
 /// A dimension (lookup) store, shared by the tasks of a job.

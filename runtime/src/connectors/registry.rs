@@ -4,9 +4,19 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::cache::{CacheConfig, CachedDimension};
 use super::{ConnectorError, DimensionStore, Sink, Source};
-use super::{datagen, file, memory};
+use super::{datagen, file, kafka, memory, redis, sql};
+use crate::connections::Connections;
 use crate::job::spec::JobSpec;
+
+/// What building a connector may need: the spec (for paths and the job's
+/// name) and the connection registry (for addresses and secrets).
+#[derive(Clone, Copy)]
+pub struct BuildContext<'a> {
+    pub spec: &'a JobSpec,
+    pub connections: &'a Connections,
+}
 
 /// A source in the spec, chosen by `kind`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -16,6 +26,8 @@ pub enum SourceSpec {
     File(file::FileSourceConfig),
     /// Generated records at a rate, for demos and benchmarks.
     Datagen(datagen::DatagenConfig),
+    /// One or more Kafka topics, all partitions, assigned at explicit positions.
+    Kafka(kafka::KafkaSourceConfig),
 }
 
 /// A sink in the spec, chosen by `kind`.
@@ -26,6 +38,10 @@ pub enum SinkSpec {
     File(file::FileSinkConfig),
     /// Rows kept in memory, for debug runs and tests (every row is kept).
     Memory(memory::MemorySinkConfig),
+    /// A Kafka topic: the emit's key, the row as the value, deletes as tombstones.
+    Kafka(kafka::KafkaSinkConfig),
+    /// A table in PostgreSQL, MySQL/MariaDB or SQLite, upserted or appended.
+    Sql(sql::SqlSinkConfig),
 }
 
 /// A dimension store in the spec, chosen by `kind`.
@@ -34,34 +50,46 @@ pub enum SinkSpec {
 pub enum DimensionSpec {
     /// An in-memory table, optionally seeded from a JSON-lines file.
     Memory(memory::MemoryDimensionConfig),
+    /// A SQL table keyed by its key column(s), read through a cache.
+    Sql(sql::SqlDimensionConfig),
+    /// Redis keys (JSON strings or hashes), read through a cache.
+    Redis(redis::RedisDimensionConfig),
 }
 
 /// Builds the source `name` (index `index` in the job's sources).
-pub fn build_source(
-    spec: &JobSpec,
+pub async fn build_source(
+    cx: BuildContext<'_>,
     name: &str,
     index: u32,
     source: &SourceSpec,
 ) -> Result<Box<dyn Source>, ConnectorError> {
     Ok(match source {
-        SourceSpec::File(c) => Box::new(file::FileSource::open(spec, name, index, c)?),
+        SourceSpec::File(c) => Box::new(file::FileSource::open(cx.spec, name, index, c)?),
         SourceSpec::Datagen(c) => Box::new(datagen::DatagenSource::new(name, index, c)?),
+        SourceSpec::Kafka(c) => Box::new(kafka::KafkaSource::connect(cx, name, index, c).await?),
     })
 }
 
-pub fn build_sink(spec: &JobSpec, name: &str, sink: &SinkSpec) -> Result<Box<dyn Sink>, ConnectorError> {
+pub async fn build_sink(cx: BuildContext<'_>, name: &str, sink: &SinkSpec) -> Result<Box<dyn Sink>, ConnectorError> {
     Ok(match sink {
-        SinkSpec::File(c) => Box::new(file::FileSink::create(spec, name, c)?),
+        SinkSpec::File(c) => Box::new(file::FileSink::create(cx.spec, name, c)?),
         SinkSpec::Memory(_) => Box::new(memory::MemorySink::default()),
+        SinkSpec::Kafka(c) => Box::new(kafka::KafkaSink::connect(cx, name, c).await?),
+        SinkSpec::Sql(c) => Box::new(sql::SqlSink::connect(cx, name, c).await?),
     })
 }
 
-pub fn build_dimension(
-    spec: &JobSpec,
+pub async fn build_dimension(
+    cx: BuildContext<'_>,
     name: &str,
     dim: &DimensionSpec,
 ) -> Result<Arc<dyn DimensionStore>, ConnectorError> {
+    let cached = |store: Arc<dyn DimensionStore>, cache: &CacheConfig| -> Arc<dyn DimensionStore> {
+        Arc::new(CachedDimension::new(store, cache))
+    };
     Ok(match dim {
-        DimensionSpec::Memory(c) => Arc::new(memory::MemoryDimension::open(spec, name, c)?),
+        DimensionSpec::Memory(c) => Arc::new(memory::MemoryDimension::open(cx.spec, name, c)?),
+        DimensionSpec::Sql(c) => cached(Arc::new(sql::SqlDimension::connect(cx, name, c).await?), &c.cache),
+        DimensionSpec::Redis(c) => cached(Arc::new(redis::RedisDimension::connect(cx, name, c).await?), &c.cache),
     })
 }

@@ -11,7 +11,8 @@ use super::task::{Task, TaskSettings};
 use super::timers::Watermarks;
 use crate::clock::{Clock, SystemClock};
 use crate::connectors::file::FileSinkConfig;
-use crate::connectors::registry::{self, SinkSpec};
+use crate::connections::Connections;
+use crate::connectors::registry::{self, BuildContext, SinkSpec};
 use crate::connectors::{ConnectorError, DimensionStore, Sink, Source, SourceStatus};
 use crate::metrics::TaskMetrics;
 use crate::wasm::host::{HostState, JobInfo};
@@ -31,6 +32,7 @@ pub enum BuildError {
 /// Assembles a [`Task`] for a spec.
 pub struct TaskBuilder<'a> {
     spec: &'a JobSpec,
+    connections: Connections,
     clock: Arc<dyn Clock>,
     sources: HashMap<String, Box<dyn Source>>,
     sinks: HashMap<String, Box<dyn Sink>>,
@@ -43,6 +45,7 @@ impl<'a> TaskBuilder<'a> {
     pub fn new(spec: &'a JobSpec) -> Self {
         TaskBuilder {
             spec,
+            connections: Connections::default(),
             clock: Arc::new(SystemClock),
             sources: HashMap::new(),
             sinks: HashMap::new(),
@@ -50,6 +53,12 @@ impl<'a> TaskBuilder<'a> {
             dead_letter: None,
             metrics: Arc::new(TaskMetrics::default()),
         }
+    }
+
+    /// The connection registry the spec's `connection` names resolve in.
+    pub fn connections(mut self, connections: Connections) -> Self {
+        self.connections = connections;
+        self
     }
 
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -90,12 +99,14 @@ impl<'a> TaskBuilder<'a> {
         let job = spec.name.clone();
         let connector = |source| BuildError::Connector { job: job.clone(), source };
         self.check_overrides()?;
+        let connections = std::mem::take(&mut self.connections);
+        let cx = BuildContext { spec, connections: &connections };
 
         let mut sources = Vec::new();
         for (index, (name, source_spec)) in spec.sources.iter().enumerate() {
             let source = match self.sources.remove(name) {
                 Some(s) => s,
-                None => registry::build_source(spec, name, index as u32, source_spec).map_err(connector)?,
+                None => registry::build_source(cx, name, index as u32, source_spec).await.map_err(connector)?,
             };
             sources.push((source, SourceStatus::Open));
         }
@@ -103,14 +114,14 @@ impl<'a> TaskBuilder<'a> {
         for (name, sink_spec) in &spec.sinks {
             sinks.push(match self.sinks.remove(name) {
                 Some(s) => s,
-                None => registry::build_sink(spec, name, sink_spec).map_err(connector)?,
+                None => registry::build_sink(cx, name, sink_spec).await.map_err(connector)?,
             });
         }
         let mut dimensions = Vec::new();
         for (name, dim_spec) in &spec.dimensions {
             dimensions.push(match self.dimensions.remove(name) {
                 Some(d) => d,
-                None => registry::build_dimension(spec, name, dim_spec).map_err(connector)?,
+                None => registry::build_dimension(cx, name, dim_spec).await.map_err(connector)?,
             });
         }
         let dead_letter = match self.dead_letter.take() {
@@ -121,7 +132,7 @@ impl<'a> TaskBuilder<'a> {
                     append: true,
                 });
                 let dead_spec = spec.dead_letter.as_ref().unwrap_or(&default);
-                registry::build_sink(spec, "dead_letter", dead_spec).map_err(connector)?
+                registry::build_sink(cx, "dead_letter", dead_spec).await.map_err(connector)?
             }
         };
 

@@ -115,7 +115,17 @@ impl Task {
             TaskMetrics::add(&self.metrics.batches, 1);
         }
         self.watermarks.advance();
-        self.fire_timers().await
+        self.fire_timers().await?;
+        self.tick_sinks().await
+    }
+
+    /// Lets buffering sinks write out on their interval, input or not.
+    async fn tick_sinks(&mut self) -> Result<(), TaskError> {
+        let job = self.job();
+        for sink in self.sinks.iter_mut().chain(std::iter::once(&mut self.dead_letter)) {
+            sink.tick().await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
+        }
+        Ok(())
     }
 
     /// Fills the batch from the sources; true when all are finished. The

@@ -1,0 +1,313 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::client::{client_config, partitions};
+use super::config::{KafkaFormat, KafkaSourceConfig, StartPosition};
+use crate::connectors::registry::BuildContext;
+use crate::connectors::{ConnectorError, Source, SourceStatus, json_field_millis};
+use crate::job::batch::{NewRecord, RecordBatch};
+
+const CONNECTOR: &str = "kafka source";
+
+/// With several topics, a record's partition is `topic index * PARTITION_SPAN
+/// + Kafka partition`, so positions stay unique within the source.
+pub const PARTITION_SPAN: i32 = 65_536;
+
+/// How long a bounded source must see nothing before it finishes.
+const BOUNDED_QUIET: Duration = Duration::from_secs(1);
+
+/// Throughput settings: large fetches, no group management, no auto commit.
+const TUNED: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("enable.partition.eof", "false"),
+    ("auto.offset.reset", "earliest"),
+    ("fetch.max.bytes", "52428800"),
+    ("max.partition.fetch.bytes", "10485760"),
+    ("fetch.wait.max.ms", "100"),
+    ("queued.min.messages", "200000"),
+];
+
+/// Reads the topics of a source; see the module docs.
+pub struct KafkaSource {
+    name: String,
+    index: u32,
+    consumer: Arc<StreamConsumer>,
+    topics: Vec<String>,
+    event_time_field: Option<String>,
+    /// Next offset to read, by (topic index, partition).
+    positions: HashMap<(usize, i32), i64>,
+    /// Bounded runs: the end offsets seen at start.
+    stop_at: Option<HashMap<(usize, i32), i64>>,
+    /// When the last record arrived (bounded runs end only after a quiet spell).
+    last_record: Instant,
+    commit_interval: Duration,
+    last_commit: Instant,
+    committed: HashMap<(usize, i32), i64>,
+}
+
+impl KafkaSource {
+    pub async fn connect(
+        cx: BuildContext<'_>,
+        name: &str,
+        index: u32,
+        config: &KafkaSourceConfig,
+    ) -> Result<Self, ConnectorError> {
+        let error = |m: String| ConnectorError::config(CONNECTOR, name, m);
+        let topics = config.topic_list();
+        if topics.is_empty() {
+            return Err(error("give the topic to read as `topic = \"...\"` (or `topics = [...]`)".into()));
+        }
+        if config.format == KafkaFormat::Raw && config.event_time_field.is_some() {
+            return Err(error("`event_time_field` needs `format = \"json\"`".into()));
+        }
+        let mut client = client_config(cx, CONNECTOR, name, &config.connection, TUNED, &config.properties)?;
+        let group = config.group_id.clone().unwrap_or_else(|| format!("sluice-{}", cx.spec.name));
+        client.set("group.id", group);
+        let consumer: Arc<StreamConsumer> =
+            Arc::new(client.create().map_err(|e| error(format!("invalid Kafka client settings: {e}")))?);
+
+        let mut assignment = Vec::new();
+        for (t, topic) in topics.iter().enumerate() {
+            let c = consumer.clone();
+            let fetch = move |topic: &str| c.fetch_metadata(Some(topic), Duration::from_secs(5));
+            for p in partitions(fetch, CONNECTOR, name, topic, config.startup_timeout).await? {
+                assignment.push((t, p));
+            }
+        }
+        let start = start_offsets(&consumer, &topics, &assignment, &config.start)
+            .await
+            .map_err(|m| ConnectorError::config(CONNECTOR, name, m))?;
+        let stop_at = if config.bounded { Some(end_offsets(&consumer, &topics, &assignment, name).await?) } else { None };
+
+        let mut tpl = TopicPartitionList::new();
+        for (&(t, p), offset) in assignment.iter().zip(&start) {
+            tpl.add_partition_offset(&topics[t], p, *offset).map_err(|e| error(e.to_string()))?;
+        }
+        consumer.assign(&tpl).map_err(|e| error(format!("cannot assign partitions: {e}")))?;
+        tracing::info!(source = name, partitions = assignment.len(), "kafka source assigned");
+
+        Ok(KafkaSource {
+            name: name.to_owned(),
+            index,
+            consumer,
+            topics,
+            event_time_field: config.event_time_field.clone(),
+            positions: HashMap::new(),
+            stop_at,
+            last_record: Instant::now(),
+            commit_interval: config.commit_interval,
+            last_commit: Instant::now(),
+            committed: HashMap::new(),
+        })
+    }
+
+    /// Next offset to read per (topic, partition), of the partitions read so far.
+    pub fn positions(&self) -> Vec<(String, i32, i64)> {
+        let mut out: Vec<_> = self.positions.iter().map(|(&(t, p), &o)| (self.topics[t].clone(), p, o)).collect();
+        out.sort();
+        out
+    }
+
+    fn push(&mut self, batch: &mut RecordBatch, message: &BorrowedMessage<'_>) {
+        let Some(t) = self.topics.iter().position(|t| t == message.topic()) else { return };
+        let kafka_partition = message.partition();
+        let partition = if self.topics.len() == 1 { kafka_partition } else { t as i32 * PARTITION_SPAN + kafka_partition };
+        let value = message.payload().unwrap_or_default();
+        let event_time = match &self.event_time_field {
+            Some(field) => json_field_millis(value, field),
+            None => message.timestamp().to_millis(),
+        };
+        let headers: Vec<(&str, &[u8])> = message
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key, h.value.unwrap_or_default())).collect())
+            .unwrap_or_default();
+        batch.push(NewRecord {
+            key: message.key(),
+            value,
+            event_time,
+            headers: &headers,
+            source: self.index,
+            partition,
+            offset: message.offset(),
+        });
+        self.positions.insert((t, kafka_partition), message.offset() + 1);
+    }
+
+    /// A bounded source is done when every partition reached its end offset
+    /// and nothing came for [`BOUNDED_QUIET`]: Tansu reports the start of
+    /// the last record batch as the high watermark, so reaching it does not
+    /// prove the partition was read to its end.
+    fn finished(&self) -> bool {
+        self.stop_at.as_ref().is_some_and(|stop| {
+            self.last_record.elapsed() >= BOUNDED_QUIET
+                && stop.iter().all(|(tp, end)| self.positions.get(tp).is_some_and(|next| next >= end))
+        })
+    }
+
+    /// Commits positions under the group id, for lag monitoring only; a
+    /// failure is logged, never fatal.
+    fn commit_for_monitoring(&mut self) {
+        if self.last_commit.elapsed() < self.commit_interval || self.positions == self.committed {
+            return;
+        }
+        self.last_commit = Instant::now();
+        let mut tpl = TopicPartitionList::new();
+        for (&(t, p), &next) in &self.positions {
+            let _ = tpl.add_partition_offset(&self.topics[t], p, Offset::Offset(next));
+        }
+        match self.consumer.commit(&tpl, CommitMode::Async) {
+            Ok(()) => self.committed = self.positions.clone(),
+            Err(e) => tracing::debug!(source = %self.name, "offset commit for monitoring failed: {e}"),
+        }
+    }
+}
+
+#[async_trait]
+impl Source for KafkaSource {
+    async fn poll(
+        &mut self,
+        batch: &mut RecordBatch,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<SourceStatus, ConnectorError> {
+        if self.finished() {
+            return Ok(SourceStatus::Finished);
+        }
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let consumer = self.consumer.clone();
+        let mut taken = 0;
+        while taken < max {
+            // Take what is already fetched without a timer; wait only when
+            // the local queue is empty.
+            let next = match consumer.recv().now_or_never() {
+                Some(r) => r,
+                None => match tokio::time::timeout_at(deadline, consumer.recv()).await {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+            };
+            match next {
+                Ok(message) => {
+                    self.push(batch, &message);
+                    self.last_record = Instant::now();
+                    taken += 1;
+                }
+                Err(e) if is_transient(&e) => {
+                    // librdkafka reconnects by itself (broker restarts).
+                    tracing::warn!(source = %self.name, "kafka: {e}; reconnecting");
+                }
+                Err(e) => return Err(ConnectorError::io(CONNECTOR, &self.name, e, false)),
+            }
+        }
+        self.commit_for_monitoring();
+        Ok(if self.finished() { SourceStatus::Finished } else { SourceStatus::Open })
+    }
+}
+
+fn is_transient(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    match e.rdkafka_error_code() {
+        Some(
+            C::BrokerTransportFailure
+            | C::AllBrokersDown
+            | C::NetworkException
+            | C::RequestTimedOut
+            | C::OperationTimedOut
+            | C::LeaderNotAvailable
+            | C::NotLeaderForPartition
+            | C::UnknownTopicOrPartition
+            | C::Resolve,
+        ) => true,
+        Some(_) => false,
+        None => true,
+    }
+}
+
+/// The start offset of each assigned partition.
+async fn start_offsets(
+    consumer: &Arc<StreamConsumer>,
+    topics: &[String],
+    assignment: &[(usize, i32)],
+    start: &StartPosition,
+) -> Result<Vec<Offset>, String> {
+    Ok(match start {
+        StartPosition::Earliest => vec![Offset::Beginning; assignment.len()],
+        StartPosition::Latest => vec![Offset::End; assignment.len()],
+        StartPosition::Offsets(explicit) => {
+            for key in explicit.keys() {
+                let known = assignment.iter().any(|&(t, p)| offset_key_matches(key, topics, t, p));
+                if !known {
+                    return Err(format!(
+                        "start offset for `{key}` names no partition of {topics:?} (use \"PARTITION\" or \"TOPIC:PARTITION\")"
+                    ));
+                }
+            }
+            assignment
+                .iter()
+                .map(|&(t, p)| {
+                    explicit
+                        .iter()
+                        .find(|(k, _)| offset_key_matches(k, topics, t, p))
+                        .map_or(Offset::Beginning, |(_, &o)| Offset::Offset(o))
+                })
+                .collect()
+        }
+        StartPosition::Timestamp(ts) => {
+            let millis = ts.millis()?;
+            let mut tpl = TopicPartitionList::new();
+            for &(t, p) in assignment {
+                tpl.add_partition_offset(&topics[t], p, Offset::Offset(millis)).map_err(|e| e.to_string())?;
+            }
+            let c = consumer.clone();
+            let found = tokio::task::spawn_blocking(move || c.offsets_for_times(tpl, Duration::from_secs(30)))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("cannot find offsets for the start timestamp: {e}"))?;
+            assignment
+                .iter()
+                .map(|&(t, p)| match found.find_partition(&topics[t], p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => Offset::Offset(o),
+                    _ => Offset::End, // no message at or after the time yet
+                })
+                .collect()
+        }
+    })
+}
+
+fn offset_key_matches(key: &str, topics: &[String], t: usize, p: i32) -> bool {
+    match key.rsplit_once(':') {
+        Some((topic, part)) => topic == topics[t] && part.parse() == Ok(p),
+        None => topics.len() == 1 && key.parse() == Ok(p),
+    }
+}
+
+/// High watermarks (the offset after the last message) of each partition.
+async fn end_offsets(
+    consumer: &Arc<StreamConsumer>,
+    topics: &[String],
+    assignment: &[(usize, i32)],
+    name: &str,
+) -> Result<HashMap<(usize, i32), i64>, ConnectorError> {
+    let (c, topics, assignment) = (consumer.clone(), topics.to_vec(), assignment.to_vec());
+    tokio::task::spawn_blocking(move || {
+        assignment
+            .iter()
+            .map(|&(t, p)| c.fetch_watermarks(&topics[t], p, Duration::from_secs(10)).map(|(low, high)| ((t, p), low, high)))
+            // An empty partition is done from the start.
+            .filter(|r| !matches!(r, Ok((_, low, high)) if high <= low))
+            .map(|r| r.map(|(tp, _, high)| (tp, high)))
+            .collect::<Result<HashMap<_, _>, _>>()
+    })
+    .await
+    .map_err(|e| ConnectorError::io(CONNECTOR, name, e, false))?
+    .map_err(|e| ConnectorError::io(CONNECTOR, name, format!("cannot read end offsets: {e}"), true))
+}

@@ -1,0 +1,21 @@
+//! SQL sink tables and dimension tables on PostgreSQL, MySQL/MariaDB and
+//! SQLite (sqlx).
+//!
+//! Values travel as text and each database converts them to the column's
+//! type, so one conversion ([`value`]) and one set of statements per
+//! dialect ([`write`]) serve the sink and the dimension store alike.
+
+mod config;
+mod dialect;
+mod dimension;
+mod pool;
+mod retry;
+mod schema;
+mod sink;
+mod target;
+mod value;
+mod write;
+
+pub use config::{SqlDimensionConfig, SqlSinkConfig, SqlSinkMode};
+pub use dimension::SqlDimension;
+pub use sink::SqlSink;

@@ -1,0 +1,225 @@
+//! The columns a sink or dimension writes, checked against the table once,
+//! and the conversion of a JSON row into one text cell per column.
+
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
+
+use super::config::{SqlSinkConfig, SqlSinkMode};
+use super::dialect::{self, Dialect, Family};
+use super::schema::{Column, TableInfo};
+use super::value;
+
+/// One row as text cells, in the order of [`Target::columns`]; `None` is NULL.
+pub(super) type Cells = Vec<Option<String>>;
+
+/// The table as a writer sees it.
+pub(super) struct Target {
+    pub dialect: Dialect,
+    /// The table's name as the spec gives it (for statements and messages).
+    pub table: String,
+    /// The columns written, each row sets all of them (a missing field is NULL).
+    pub columns: Vec<Column>,
+    /// Indexes into `columns` of the conflict target: the primary key
+    /// (upsert), the key columns (dimension) or the id column (append).
+    pub key: Vec<usize>,
+    /// Append mode: the index of the column that holds the row id.
+    pub id_column: Option<usize>,
+    by_name: HashMap<String, usize>,
+    /// Every column of the table, to tell "no such column" from "not declared".
+    table_columns: Vec<String>,
+}
+
+impl Target {
+    /// Checks a sink's spec against the table: declared columns exist with
+    /// a compatible type, the key columns exist and are unique. The columns
+    /// written are the declared ones (all the table's when none are).
+    pub(super) fn for_sink(config: &SqlSinkConfig, info: &TableInfo, dialect: Dialect) -> Result<Self, String> {
+        let table = &config.table;
+        for (name, spec_type) in &config.columns {
+            let column = info.column(name).ok_or_else(|| {
+                format!("table `{table}` has no column `{name}` (declared in columns); add it to the table or remove it from columns")
+            })?;
+            check_type(dialect, table, column, spec_type)?;
+        }
+        let key: Vec<String> = match config.mode {
+            SqlSinkMode::Upsert => config.primary_key.clone(),
+            SqlSinkMode::Append => vec![config.id_column.clone()],
+        };
+        let what = match config.mode {
+            SqlSinkMode::Upsert => "primary_key",
+            SqlSinkMode::Append => "id_column",
+        };
+        for name in &key {
+            if info.column(name).is_none() {
+                return Err(format!("table `{table}` has no column `{name}` (the sink's {what}); add it to the table"));
+            }
+        }
+        if !info.has_unique_key(&key) {
+            return Err(format!(
+                "table `{table}` has no primary key or unique index on ({}), the sink's {what}; \
+                 the sink needs one to {}",
+                key.join(", "),
+                if config.mode == SqlSinkMode::Upsert { "upsert by it" } else { "insert each row once" }
+            ));
+        }
+        if config.mode == SqlSinkMode::Append {
+            let id = info.column(&config.id_column).expect("checked above");
+            if !matches!(id.family, Family::Text | Family::Other) {
+                return Err(format!(
+                    "column `{}` of table `{table}` is {}, but the id_column holds text ids like `orders/0/1234/0`; \
+                     make it a text column",
+                    id.name, id.sql_type
+                ));
+            }
+        }
+        let mut names: Vec<&str> = if config.columns.is_empty() {
+            info.columns.iter().map(|c| c.name.as_str()).collect()
+        } else {
+            config.columns.keys().map(String::as_str).collect()
+        };
+        for k in &key {
+            if !names.contains(&k.as_str()) {
+                names.push(k);
+            }
+        }
+        let mut target = Target::new(dialect, table, info, &names, &key);
+        if config.mode == SqlSinkMode::Append {
+            target.id_column = Some(target.key[0]);
+        }
+        Ok(target)
+    }
+
+    /// A dimension's view: every column, keyed by `key`.
+    pub(super) fn for_dimension(dialect: Dialect, table: &str, info: &TableInfo, key: &[String]) -> Result<Self, String> {
+        if key.is_empty() {
+            return Err("key must name at least one column".into());
+        }
+        for name in key {
+            if info.column(name).is_none() {
+                let have: Vec<&str> = info.columns.iter().map(|c| c.name.as_str()).collect();
+                return Err(format!("table `{table}` has no key column `{name}`; its columns are {}", have.join(", ")));
+            }
+        }
+        let names: Vec<&str> = info.columns.iter().map(|c| c.name.as_str()).collect();
+        Ok(Target::new(dialect, table, info, &names, key))
+    }
+
+    fn new(dialect: Dialect, table: &str, info: &TableInfo, names: &[&str], key: &[String]) -> Self {
+        let columns: Vec<Column> = names.iter().filter_map(|n| info.column(n).cloned()).collect();
+        let by_name: HashMap<String, usize> = columns.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        Target {
+            dialect,
+            table: table.to_owned(),
+            key: key.iter().map(|k| by_name[k]).collect(),
+            id_column: None,
+            by_name,
+            table_columns: info.columns.iter().map(|c| c.name.clone()).collect(),
+            columns,
+        }
+    }
+
+    /// The cells of a JSON object row: every field must have a column.
+    pub(super) fn cells(&self, row: &[u8]) -> Result<Cells, String> {
+        let mut cells: Cells = vec![None; self.columns.len()];
+        for (field, raw) in parse_object(row)? {
+            let Some(&i) = self.by_name.get(&field) else { return Err(self.unknown_field(&field)) };
+            if Some(i) == self.id_column {
+                return Err(format!(
+                    "row field `{field}` has the name of the sink's id_column, which holds the row id; \
+                     rename the field or choose another id_column"
+                ));
+            }
+            cells[i] = self.convert(i, raw)?;
+        }
+        Ok(cells)
+    }
+
+    /// The key cells of a JSON object row (a delete), other fields ignored.
+    pub(super) fn key_cells(&self, row: &[u8]) -> Result<Cells, String> {
+        let fields = parse_object(row)?;
+        let cells = self
+            .key
+            .iter()
+            .map(|&i| match fields.iter().find(|(f, _)| *f == self.columns[i].name) {
+                Some((_, raw)) => self.convert(i, raw),
+                None => Ok(None),
+            })
+            .collect::<Result<Cells, String>>()?;
+        self.check_key(&cells)?;
+        Ok(cells)
+    }
+
+    /// The key cells out of a full row's cells.
+    pub(super) fn key_of(&self, cells: &[Option<String>]) -> Result<Cells, String> {
+        let key: Cells = self.key.iter().map(|&i| cells[i].clone()).collect();
+        self.check_key(&key)?;
+        Ok(key)
+    }
+
+    /// The text of the string `s` for column `i` (a part of a dimension key).
+    pub(super) fn string_cell(&self, i: usize, s: &str) -> Result<String, String> {
+        let column = &self.columns[i];
+        value::string_cell(self.dialect, column.family, s.to_owned()).map_err(|e| self.bad_value(column, &e))
+    }
+
+    fn convert(&self, i: usize, raw: &RawValue) -> Result<Option<String>, String> {
+        let column = &self.columns[i];
+        value::to_cell(self.dialect, column.family, raw).map_err(|e| self.bad_value(column, &e))
+    }
+
+    fn check_key(&self, key: &[Option<String>]) -> Result<(), String> {
+        match key.iter().position(Option::is_none) {
+            Some(missing) => Err(format!(
+                "a row has no value for `{}`, a key column of table `{}`",
+                self.columns[self.key[missing]].name, self.table
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn unknown_field(&self, field: &str) -> String {
+        if self.table_columns.iter().any(|c| c == field) {
+            format!(
+                "row field `{field}` is a column of table `{}` but not one of the sink's columns; declare it under columns",
+                self.table
+            )
+        } else {
+            format!(
+                "row field `{field}` has no column in table `{}`; add the column to the table or stop emitting the field",
+                self.table
+            )
+        }
+    }
+
+    fn bad_value(&self, column: &Column, reason: &str) -> String {
+        format!("column `{}` ({}) of table `{}`: {reason}", column.name, column.sql_type, self.table)
+    }
+}
+
+/// The fields of a JSON object, values unparsed.
+fn parse_object(row: &[u8]) -> Result<Vec<(String, &RawValue)>, String> {
+    let map: HashMap<String, &RawValue> = serde_json::from_slice(row).map_err(|e| {
+        let text = String::from_utf8_lossy(&row[..row.len().min(200)]).into_owned();
+        format!("a row is not a JSON object ({e}): {text}")
+    })?;
+    Ok(map.into_iter().collect())
+}
+
+/// Whether the table's column can hold what the spec declares.
+fn check_type(dialect: Dialect, table: &str, column: &Column, spec_type: &str) -> Result<(), String> {
+    let spec_family = dialect.family(&dialect.sql_type(spec_type, false));
+    let fits = match spec_family {
+        Family::Other => column.family == Family::Other && dialect::same_base_type(spec_type, &column.sql_type),
+        family => dialect::compatible(family, column.family),
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "column `{}` of table `{table}` is {}, which does not fit the declared type `{spec_type}`; \
+             change the column's type or the type in columns",
+            column.name, column.sql_type
+        ))
+    }
+}

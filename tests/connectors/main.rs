@@ -1,0 +1,6 @@
+//! Connectors against real services: Kafka (Tansu), PostgreSQL, MariaDB,
+//! SQLite and Redis. See `sluice_tests::services` for addresses.
+
+mod kafka;
+mod redis;
+mod sql;
