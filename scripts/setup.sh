@@ -18,3 +18,7 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 scripts/services.sh
+
+# The Kafka-protocol broker of the tests and the development setup (Tansu;
+# installed into ~/.cargo/bin once, 10-15 minutes cold).
+scripts/tansu.sh start

@@ -105,9 +105,8 @@ fn connections(url: &str) -> Connections {
 
 /// A spec with one source and the given sink / dimension tables.
 fn spec(connectors: &str) -> JobSpec {
-    let text = format!(
-        "name = \"sql_test\"\ncomponent = \"unused.wasm\"\n[sources.orders]\nkind = \"file\"\npath = \"unused\"\n{connectors}"
-    );
+    let source = "[sources.orders]\nkind = \"file\"\npath = \"unused\"";
+    let text = format!("name = \"sql_test\"\ncomponent = \"unused.wasm\"\n{source}\n{connectors}");
     JobSpec::parse(&text, Path::new(".")).expect("spec")
 }
 
@@ -168,7 +167,14 @@ fn truthy(text: &str) -> bool {
     matches!(text, "true" | "t" | "1")
 }
 
-const ORDERS_COLUMNS: &str = r#"columns = { id = "bigint", name = "text", amount = "decimal", active = "boolean", at = "timestamp", tags = "json" }"#;
+const ORDERS_COLUMNS: &str = r#"
+    columns.id = "bigint"
+    columns.name = "text"
+    columns.amount = "decimal"
+    columns.active = "boolean"
+    columns.at = "timestamp"
+    columns.tags = "json"
+"#;
 
 /// Upserts with an update and a delete in one batch, a delete in the next,
 /// then the same rows again (a replay): the table ends the same.
@@ -186,8 +192,11 @@ async fn upsert_delete_and_replay(backend: Backend) {
         ),
         upsert(2, json!({"id": 3, "name": "c"})),
         upsert(3, json!({"id": 4})),
-        upsert(4, json!({"id": 1, "name": "a2", "amount": "12345678901234.56", "active": true,
-            "at": 1700000000123_i64, "tags": {"k": [1, 2]}})),
+        upsert(
+            4,
+            json!({"id": 1, "name": "a2", "amount": "12345678901234.56", "active": true,
+            "at": 1700000000123_i64, "tags": {"k": [1, 2]}}),
+        ),
     ];
     let second = vec![delete(5, json!({"id": 3, "name": "c"}))];
     for _replay in 0..2 {
@@ -196,14 +205,8 @@ async fn upsert_delete_and_replay(backend: Backend) {
         sink.write(&second).await.expect("write delete");
         sink.flush().await.expect("flush");
     }
-    let columns = [
-        db.text("id"),
-        db.text("name"),
-        db.text("amount"),
-        db.text("active"),
-        db.millis("at"),
-        db.text("tags"),
-    ];
+    let columns =
+        [db.text("id"), db.text("name"), db.text("amount"), db.text("active"), db.millis("at"), db.text("tags")];
     let rows = db.rows(&format!("SELECT {} FROM {1} ORDER BY {1}.id", columns.join(", "), db.table)).await;
     let got: Vec<Value> = rows
         .iter()
@@ -248,7 +251,8 @@ async fn sqlite_upsert_delete_and_replay() {
 /// a delete is refused.
 async fn append_replay_inserts_each_row_once(backend: Backend) {
     let db = Db::new(backend, "append_replay").await;
-    let options = "mode = \"append\"\ncreate_table = true\nbatch_size = 3\ncolumns = { n = \"bigint\", label = \"text\" }";
+    let options =
+        "mode = \"append\"\ncreate_table = true\nbatch_size = 3\ncolumns = { n = \"bigint\", label = \"text\" }";
     let mut sink = sink(&db, options).await.expect("sql sink");
     let rows = |range: std::ops::Range<i64>| -> Vec<SinkRow> {
         range.map(|i| upsert(i, json!({"n": i, "label": format!("row {i}")}))).collect()
@@ -365,7 +369,8 @@ async fn sqlite_unknown_field_is_an_error() {
 /// once the oldest is older than the interval.
 async fn tick_writes_after_flush_interval(backend: Backend) {
     let db = Db::new(backend, "tick").await;
-    let options = "primary_key = [\"id\"]\ncreate_table = true\nflush_interval = \"300ms\"\ncolumns = { id = \"bigint\" }";
+    let options =
+        "primary_key = [\"id\"]\ncreate_table = true\nflush_interval = \"300ms\"\ncolumns = { id = \"bigint\" }";
     let mut sink = sink(&db, options).await.unwrap();
     sink.write(&[upsert(0, json!({"id": 1})), upsert(1, json!({"id": 2}))]).await.unwrap();
     sink.tick().await.unwrap();
@@ -414,7 +419,10 @@ async fn dimension_lookup_and_upsert(backend: Backend) {
     let ann = String::from_utf8(ann).unwrap();
     assert!(ann.contains(r#""score":12345678901234.56"#), "decimal kept exactly: {ann}");
     let ann: Value = serde_json::from_str(&ann).unwrap();
-    assert_eq!((&ann["region"], &ann["id"], &ann["name"], &ann["premium"]), (&json!("eu|west"), &json!(1), &json!("Ann"), &json!(true)));
+    assert_eq!(
+        (&ann["region"], &ann["id"], &ann["name"], &ann["premium"]),
+        (&json!("eu|west"), &json!(1), &json!("Ann"), &json!(true))
+    );
     assert_eq!(users.lookup(b"eu|2").await.unwrap(), None);
 
     users.upsert(b"us|2", br#"{"name": "Bob", "score": "0.10", "premium": false}"#).await.unwrap();
@@ -514,7 +522,6 @@ async fn postgres_down_longer_than_max_retry_time_fails_clearly() {
     let started = Instant::now();
     sink.write(&[upsert(0, json!({"id": 1}))]).await.unwrap();
     let err = error_text(sink.flush().await);
-    eprintln!("DEBUG {err}");
     assert!(started.elapsed() < Duration::from_secs(15), "gave up only after {:?}", started.elapsed());
     assert!(err.contains(&db.table) && err.contains("max_retry_time") && err.contains("writing 1 rows"), "{err}");
     db.finish().await;
@@ -532,8 +539,10 @@ fn host_port(url: &str) -> String {
 #[tokio::test]
 async fn postgres_upsert_throughput() {
     let db = Db::new(Backend::Postgres, "throughput").await;
-    let options = "primary_key = [\"id\"]\ncreate_table = true\nbatch_size = 5000\n\
-        columns = { id = \"bigint\", user_id = \"text\", amount = \"decimal\", items = \"bigint\", at = \"timestamp\" }";
+    let options = r#"primary_key = ["id"]
+        create_table = true
+        batch_size = 5000
+        columns = { id = "bigint", user_id = "text", amount = "decimal", items = "bigint", at = "timestamp" }"#;
     let mut sink = sink(&db, options).await.unwrap();
     const N: i64 = 100_000;
     let rows: Vec<SinkRow> = (0..N)

@@ -30,7 +30,8 @@ impl Proxy {
     pub async fn start(target: &str) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared { target: target.to_owned(), cut: AtomicBool::new(false), cuts: watch::channel(0).0 });
+        let shared =
+            Arc::new(Shared { target: target.to_owned(), cut: AtomicBool::new(false), cuts: watch::channel(0).0 });
         let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(Proxy { addr, shared, accept })
     }

@@ -33,8 +33,11 @@ impl Default for CacheConfig {
 /// a stream of keys absent from the store does not hit it every time.
 pub struct CachedDimension {
     store: Arc<dyn DimensionStore>,
-    cache: Option<Cache<Vec<u8>, Option<Arc<[u8]>>>>,
+    cache: Option<RowCache>,
 }
+
+/// Key -> row, or `None` for a key the store does not have.
+type RowCache = Cache<Vec<u8>, Option<Arc<[u8]>>>;
 
 impl CachedDimension {
     pub fn new(store: Arc<dyn DimensionStore>, config: &CacheConfig) -> Self {

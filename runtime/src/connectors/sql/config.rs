@@ -5,13 +5,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::connectors::cache::CacheConfig;
 
-/// `kind = "sql"` sink: rows (JSON objects) into a table, column by field name.
+/// `kind = "sql"` sink: rows (JSON objects) into a table, column by field
+/// name. Every field needs a column (a field without one is an error, not
+/// dropped); a column the row lacks is written as NULL.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqlSinkConfig {
     /// A `database` connection of the registry.
     pub connection: String,
+    /// The table, optionally `schema.table`.
     pub table: String,
+    /// `upsert` (by primary key, deletes applied) or `append` (each row
+    /// once, keyed by its id).
     #[serde(default)]
     pub mode: SqlSinkMode,
     /// Upsert mode: the primary-key columns (the table's conflict target).
@@ -19,26 +24,46 @@ pub struct SqlSinkConfig {
     pub primary_key: Vec<String>,
     /// Columns and their types (`text`, `bigint`, `double`, `decimal`,
     /// `boolean`, `timestamp`, `json`, or any SQL type). Checked against the
-    /// table before the first record; when empty, the table's own columns.
+    /// table before the first record: each must exist with a type of the
+    /// same family. These are the columns written; when empty, all the
+    /// table's columns are.
     #[serde(default)]
     pub columns: IndexMap<String, String>,
-    /// Creates the table from `columns` when it does not exist.
+    /// Creates the table from `columns` when it does not exist, with
+    /// `primary_key` (upsert) or `id_column` (append, added as a text
+    /// column) as its primary key.
     #[serde(default)]
     pub create_table: bool,
-    /// Append mode: the unique column that holds each row's deterministic
-    /// id (source/partition/offset/emit index), inserted-or-ignored.
+    /// Append mode: the unique text column that holds each row's
+    /// deterministic id (source/partition/offset/emit index); a row whose
+    /// id is already there is not inserted again, so replays add nothing.
     #[serde(default = "default_id_column")]
     pub id_column: String,
-    /// Rows per write.
+    /// Rows buffered before they are written out in one transaction
+    /// (upsert mode counts distinct primary keys: repeated keys are
+    /// compacted to their last operation).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
-    /// Longest time a row waits in the buffer, e.g. "1s".
+    /// Longest time a row waits in the buffer, e.g. "1s" (checked on every
+    /// write and every tick of the task loop).
     #[serde(default = "default_flush_interval", with = "humantime_serde")]
     pub flush_interval: Duration,
-    /// How long transient failures (database down) are retried, with the
-    /// batch held, before the task fails.
+    /// How long transient failures (database down, deadlock, pool
+    /// timeout) are retried, with the batch held and the task waiting,
+    /// before the task fails. Also bounds waiting for the database at start.
     #[serde(default = "default_max_retry_time", with = "humantime_serde")]
     pub max_retry_time: Duration,
+}
+
+impl SqlSinkConfig {
+    /// The conflict target: `primary_key` in upsert mode, `id_column` in
+    /// append mode.
+    pub(super) fn key_columns(&self) -> Vec<String> {
+        match self.mode {
+            SqlSinkMode::Upsert => self.primary_key.clone(),
+            SqlSinkMode::Append => vec![self.id_column.clone()],
+        }
+    }
 }
 
 /// How rows land in the table.
@@ -56,11 +81,15 @@ pub enum SqlSinkMode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqlDimensionConfig {
+    /// A `database` connection of the registry.
     pub connection: String,
+    /// The table, optionally `schema.table`; rows are returned with all its
+    /// columns, and upserts need a primary key or unique index on `key`.
     pub table: String,
     /// The key column(s); a lookup key of several parts is the SDK's tuple
     /// key (`a|b`).
     pub key: Vec<String>,
+    /// The read cache in front of the table.
     #[serde(default)]
     pub cache: CacheConfig,
 }

@@ -168,7 +168,9 @@ pub(super) fn compatible(spec: Family, table: Family) -> bool {
     spec == table
         || matches!(
             (spec, table),
-            (Family::Integer, Family::Decimal | Family::Float) | (Family::Float, Family::Decimal) | (Family::Json, Family::Text)
+            (Family::Integer, Family::Decimal | Family::Float)
+                | (Family::Float, Family::Decimal)
+                | (Family::Json, Family::Text)
         )
 }
 

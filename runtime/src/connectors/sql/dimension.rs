@@ -34,7 +34,10 @@ impl SqlDimension {
     /// Connects and checks that the table exists and has the key columns.
     pub async fn connect(cx: BuildContext<'_>, name: &str, c: &SqlDimensionConfig) -> Result<Self, ConnectorError> {
         let subject = Subject::new("sql dimension", name, &c.table);
-        let db = cx.connections.database(&c.connection, &format!("sql dimension `{name}`")).map_err(|e| subject.config(e))?;
+        let db = cx
+            .connections
+            .database(&c.connection, &format!("sql dimension `{name}`"))
+            .map_err(|e| subject.config(e))?;
         let options = Options::new(db, &c.connection).map_err(|m| subject.config(m))?;
         let connect = || options.connect(db.max_connections, Duration::from_secs(5));
         let pool = retry(&subject, "connecting", RETRY_TIME, connect).await?;

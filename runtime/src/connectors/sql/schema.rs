@@ -129,10 +129,7 @@ async fn sqlite_catalog(pool: &Pool, schema: Option<&str>, name: &str) -> Result
     let schema = schema.unwrap_or("main");
     let params = [Some(name), Some(schema)];
     let columns = pool
-        .fetch_text(
-            "SELECT name, type, CAST(pk AS TEXT) FROM pragma_table_info(?1, ?2) ORDER BY cid",
-            &params,
-        )
+        .fetch_text("SELECT name, type, CAST(pk AS TEXT) FROM pragma_table_info(?1, ?2) ORDER BY cid", &params)
         .await?;
     // The primary key (pk > 0, in key order) is a unique key that
     // pragma_index_list does not list when it is the rowid.

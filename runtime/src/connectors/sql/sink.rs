@@ -44,11 +44,15 @@ impl SqlSink {
     pub async fn connect(cx: BuildContext<'_>, name: &str, config: &SqlSinkConfig) -> Result<Self, ConnectorError> {
         let subject = Subject::new("sql sink", name, &config.table);
         check_config(config).map_err(|m| subject.config(m))?;
-        let db = cx.connections.database(&config.connection, &format!("sql sink `{name}`")).map_err(|e| subject.config(e))?;
+        let db = cx
+            .connections
+            .database(&config.connection, &format!("sql sink `{name}`"))
+            .map_err(|e| subject.config(e))?;
         let options = Options::new(db, &config.connection).map_err(|m| subject.config(m))?;
         let max_time = config.max_retry_time;
         let acquire_timeout = max_time.clamp(Duration::from_millis(250), Duration::from_secs(5));
-        let pool = retry(&subject, "connecting", max_time, || options.connect(db.max_connections, acquire_timeout)).await?;
+        let pool =
+            retry(&subject, "connecting", max_time, || options.connect(db.max_connections, acquire_timeout)).await?;
         let info = table_info(&subject, &pool, config).await?;
         let target = Target::for_sink(config, &info, pool.dialect()).map_err(|m| subject.config(m))?;
         let (on_conflict, buffer) = match config.mode {
@@ -127,9 +131,12 @@ impl SqlSink {
         }
         let what = format!("writing {} rows and {} deletes", rows.len(), deletes.len());
         let started = Instant::now();
-        retry(&self.subject, &what, self.max_retry_time, || write::write(&self.pool, &self.statements, &deletes, &rows))
-            .await?;
-        tracing::debug!(sink = %self.subject.name, rows = rows.len(), deletes = deletes.len(), took = ?started.elapsed(), "sql sink wrote a batch");
+        retry(&self.subject, &what, self.max_retry_time, || {
+            write::write(&self.pool, &self.statements, &deletes, &rows)
+        })
+        .await?;
+        let took = started.elapsed();
+        tracing::debug!(sink = %self.subject.name, rows = rows.len(), deletes = deletes.len(), ?took, "wrote a batch");
         match &mut self.buffer {
             Buffer::Upsert(map) => map.clear(),
             Buffer::Append(rows) => rows.clear(),
@@ -211,10 +218,7 @@ async fn table_info(subject: &Subject, pool: &Pool, config: &SqlSinkConfig) -> R
 }
 
 fn create_table_sql(dialect: Dialect, config: &SqlSinkConfig) -> Result<String, String> {
-    let key = match config.mode {
-        SqlSinkMode::Upsert => config.primary_key.clone(),
-        SqlSinkMode::Append => vec![config.id_column.clone()],
-    };
+    let key = config.key_columns();
     let mut columns: Vec<(String, String)> = config
         .columns
         .iter()

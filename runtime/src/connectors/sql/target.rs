@@ -1,8 +1,10 @@
 //! The columns a sink or dimension writes, checked against the table once,
 //! and the conversion of a JSON row into one text cell per column.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::config::{SqlSinkConfig, SqlSinkMode};
@@ -25,7 +27,6 @@ pub(super) struct Target {
     pub key: Vec<usize>,
     /// Append mode: the index of the column that holds the row id.
     pub id_column: Option<usize>,
-    by_name: HashMap<String, usize>,
     /// Every column of the table, to tell "no such column" from "not declared".
     table_columns: Vec<String>,
 }
@@ -38,41 +39,15 @@ impl Target {
         let table = &config.table;
         for (name, spec_type) in &config.columns {
             let column = info.column(name).ok_or_else(|| {
-                format!("table `{table}` has no column `{name}` (declared in columns); add it to the table or remove it from columns")
+                format!(
+                    "table `{table}` has no column `{name}` (declared in columns); \
+                     add it to the table or remove it from columns"
+                )
             })?;
             check_type(dialect, table, column, spec_type)?;
         }
-        let key: Vec<String> = match config.mode {
-            SqlSinkMode::Upsert => config.primary_key.clone(),
-            SqlSinkMode::Append => vec![config.id_column.clone()],
-        };
-        let what = match config.mode {
-            SqlSinkMode::Upsert => "primary_key",
-            SqlSinkMode::Append => "id_column",
-        };
-        for name in &key {
-            if info.column(name).is_none() {
-                return Err(format!("table `{table}` has no column `{name}` (the sink's {what}); add it to the table"));
-            }
-        }
-        if !info.has_unique_key(&key) {
-            return Err(format!(
-                "table `{table}` has no primary key or unique index on ({}), the sink's {what}; \
-                 the sink needs one to {}",
-                key.join(", "),
-                if config.mode == SqlSinkMode::Upsert { "upsert by it" } else { "insert each row once" }
-            ));
-        }
-        if config.mode == SqlSinkMode::Append {
-            let id = info.column(&config.id_column).expect("checked above");
-            if !matches!(id.family, Family::Text | Family::Other) {
-                return Err(format!(
-                    "column `{}` of table `{table}` is {}, but the id_column holds text ids like `orders/0/1234/0`; \
-                     make it a text column",
-                    id.name, id.sql_type
-                ));
-            }
-        }
+        let key = config.key_columns();
+        check_sink_key(config, info, &key)?;
         let mut names: Vec<&str> = if config.columns.is_empty() {
             info.columns.iter().map(|c| c.name.as_str()).collect()
         } else {
@@ -91,7 +66,12 @@ impl Target {
     }
 
     /// A dimension's view: every column, keyed by `key`.
-    pub(super) fn for_dimension(dialect: Dialect, table: &str, info: &TableInfo, key: &[String]) -> Result<Self, String> {
+    pub(super) fn for_dimension(
+        dialect: Dialect,
+        table: &str,
+        info: &TableInfo,
+        key: &[String],
+    ) -> Result<Self, String> {
         if key.is_empty() {
             return Err("key must name at least one column".into());
         }
@@ -107,13 +87,12 @@ impl Target {
 
     fn new(dialect: Dialect, table: &str, info: &TableInfo, names: &[&str], key: &[String]) -> Self {
         let columns: Vec<Column> = names.iter().filter_map(|n| info.column(n).cloned()).collect();
-        let by_name: HashMap<String, usize> = columns.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        let position = |name: &str| columns.iter().position(|c| c.name == name).expect("key columns are written");
         Target {
             dialect,
             table: table.to_owned(),
-            key: key.iter().map(|k| by_name[k]).collect(),
+            key: key.iter().map(|k| position(k)).collect(),
             id_column: None,
-            by_name,
             table_columns: info.columns.iter().map(|c| c.name.clone()).collect(),
             columns,
         }
@@ -123,7 +102,10 @@ impl Target {
     pub(super) fn cells(&self, row: &[u8]) -> Result<Cells, String> {
         let mut cells: Cells = vec![None; self.columns.len()];
         for (field, raw) in parse_object(row)? {
-            let Some(&i) = self.by_name.get(&field) else { return Err(self.unknown_field(&field)) };
+            // A scan beats hashing for the few columns a table has.
+            let Some(i) = self.columns.iter().position(|c| c.name == field) else {
+                return Err(self.unknown_field(&field));
+            };
             if Some(i) == self.id_column {
                 return Err(format!(
                     "row field `{field}` has the name of the sink's id_column, which holds the row id; \
@@ -181,12 +163,14 @@ impl Target {
     fn unknown_field(&self, field: &str) -> String {
         if self.table_columns.iter().any(|c| c == field) {
             format!(
-                "row field `{field}` is a column of table `{}` but not one of the sink's columns; declare it under columns",
+                "row field `{field}` is a column of table `{}` but not one of the sink's columns; \
+                 declare it under columns",
                 self.table
             )
         } else {
             format!(
-                "row field `{field}` has no column in table `{}`; add the column to the table or stop emitting the field",
+                "row field `{field}` has no column in table `{}`; \
+                 add the column to the table or stop emitting the field",
                 self.table
             )
         }
@@ -197,13 +181,69 @@ impl Target {
     }
 }
 
-/// The fields of a JSON object, values unparsed.
-fn parse_object(row: &[u8]) -> Result<Vec<(String, &RawValue)>, String> {
-    let map: HashMap<String, &RawValue> = serde_json::from_slice(row).map_err(|e| {
+/// The fields of a JSON object, values unparsed and names borrowed from
+/// the row when they have no escapes: this runs for every row.
+fn parse_object(row: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, String> {
+    serde_json::from_slice::<Fields<'_>>(row).map(|f| f.0).map_err(|e| {
         let text = String::from_utf8_lossy(&row[..row.len().min(200)]).into_owned();
         format!("a row is not a JSON object ({e}): {text}")
-    })?;
-    Ok(map.into_iter().collect())
+    })
+}
+
+struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+#[derive(Deserialize)]
+struct FieldName<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((FieldName(name), value)) = map.next_entry::<FieldName<'de>, &'de RawValue>()? {
+                    fields.push((name, value));
+                }
+                Ok(Fields(fields))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+/// The sink's key (primary key, or the append id column) exists and is a
+/// unique key of the table, which `ON CONFLICT` needs.
+fn check_sink_key(config: &SqlSinkConfig, info: &TableInfo, key: &[String]) -> Result<(), String> {
+    let table = &config.table;
+    let (what, purpose) = match config.mode {
+        SqlSinkMode::Upsert => ("primary_key", "upsert by it"),
+        SqlSinkMode::Append => ("id_column", "insert each row once"),
+    };
+    if let Some(name) = key.iter().find(|k| info.column(k).is_none()) {
+        return Err(format!("table `{table}` has no column `{name}` (the sink's {what}); add it to the table"));
+    }
+    if !info.has_unique_key(key) {
+        return Err(format!(
+            "table `{table}` has no primary key or unique index on ({}), the sink's {what}; the sink needs one to \
+             {purpose}",
+            key.join(", ")
+        ));
+    }
+    if config.mode == SqlSinkMode::Append {
+        let id = info.column(&config.id_column).expect("checked above");
+        if !matches!(id.family, Family::Text | Family::Other) {
+            return Err(format!(
+                "column `{}` of table `{table}` is {}, but the id_column holds text ids like `orders/0/1234/0`; \
+                 make it a text column",
+                id.name, id.sql_type
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether the table's column can hold what the spec declares.

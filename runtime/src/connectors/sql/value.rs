@@ -25,7 +25,10 @@ pub(super) fn to_cell(dialect: Dialect, family: Family, raw: &RawValue) -> Resul
         Some(b't' | b'f') => Ok(Some(bool_cell(dialect, family, text == "true")?)),
         Some(b'{' | b'[') => match family {
             Family::Json | Family::Text | Family::Other => Ok(Some(text.to_owned())),
-            _ => Err(format!("a JSON {} does not fit a {family:?} column", if text.starts_with('{') { "object" } else { "array" })),
+            _ => Err(format!(
+                "a JSON {} does not fit a {family:?} column",
+                if text.starts_with('{') { "object" } else { "array" }
+            )),
         },
         // A number, as written: no float in between.
         Some(_) => match family {
@@ -52,11 +55,19 @@ pub(super) fn string_cell(dialect: Dialect, family: Family, s: String) -> Result
 fn bool_cell(dialect: Dialect, family: Family, value: bool) -> Result<String, String> {
     let text = match (family, dialect) {
         (Family::Boolean, Dialect::Postgres) | (Family::Text | Family::Json | Family::Other, _) => {
-            if value { "true" } else { "false" }
+            if value {
+                "true"
+            } else {
+                "false"
+            }
         }
         // MySQL's BOOLEAN is tinyint(1) and SQLite has no boolean: 1/0.
         (Family::Boolean | Family::Integer | Family::Decimal | Family::Float, _) => {
-            if value { "1" } else { "0" }
+            if value {
+                "1"
+            } else {
+                "0"
+            }
         }
         (Family::Timestamp, _) => return Err("a boolean is not a timestamp".into()),
     };
@@ -145,7 +156,10 @@ mod tests {
     #[test]
     fn json_to_cells() {
         let pg = Dialect::Postgres;
-        assert_eq!(cell(pg, Family::Decimal, "12345678901234567890.123456789").unwrap().unwrap(), "12345678901234567890.123456789");
+        assert_eq!(
+            cell(pg, Family::Decimal, "12345678901234567890.123456789").unwrap().unwrap(),
+            "12345678901234567890.123456789"
+        );
         assert_eq!(cell(pg, Family::Decimal, "\"12345678901234.56\"").unwrap().unwrap(), "12345678901234.56");
         assert_eq!(cell(pg, Family::Boolean, "true").unwrap().unwrap(), "true");
         assert_eq!(cell(Dialect::MySql, Family::Boolean, "false").unwrap().unwrap(), "0");
