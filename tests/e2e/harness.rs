@@ -111,18 +111,19 @@ pub async fn run_job(component: &str, spec: &str, db: Db) -> Vec<serde_json::Val
 
 /// Loads rows into a fresh PostgreSQL table (for the expected-result query).
 pub async fn load_events(table: &str, ddl: &str, columns: &[&str], rows: &[Vec<Option<String>>]) -> AnyPool {
-    let pool = Db::Postgres.pool().await;
-    sqlx::query(&format!("create table {table} ({ddl})")).execute(&pool).await.expect("create events table");
+    // PgPool for the binds ($1 placeholders); AnyPool for the queries after.
+    let pg = sqlx::PgPool::connect(&postgres_url()).await.expect("connect to PostgreSQL");
+    sqlx::query(&format!("create table {table} ({ddl})")).execute(&pg).await.expect("create events table");
     for chunk in rows.chunks(1000) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(format!("insert into {table} ({}) ", columns.join(", ")));
+        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(format!("insert into {table} ({}) ", columns.join(", ")));
         q.push_values(chunk, |mut b, row| {
             for cell in row {
                 b.push_bind(cell.clone());
             }
         });
-        q.build().execute(&pool).await.expect("load events");
+        q.build().execute(&pg).await.expect("load events");
     }
-    pool
+    Db::Postgres.pool().await
 }
 
 /// Drops tables, ignoring ones that do not exist.

@@ -76,9 +76,11 @@ async fn premium_drop_with_sql_dimension_in_postgres_and_mariadb() {
     let expected_alerts = text_rows(
         &pg,
         &format!(
-            "select distinct on (id) id::text, before_info, now_info, before_premium, now_premium from ({chain}) c
-             where now_premium::float8 < before_premium::float8 * (1::float8 - 0.15::float8)
-             order by id, seq desc"
+            "select a.id::text, before_info, now_info, before_premium, now_premium from (
+                 select distinct on (id) * from ({chain}) c
+                 where now_premium::float8 < before_premium::float8 * (1::float8 - 0.15::float8)
+                 order by id, seq desc
+             ) a order by a.id"
         ),
     )
     .await;
@@ -135,12 +137,12 @@ async fn premium_drop_with_sql_dimension_in_postgres_and_mariadb() {
         assert!(dead.is_empty(), "{db:?}: no dead letters: {dead:?}");
         let alerts = text_rows(
             &pool,
-            &format!("select {}, raw_info, now_info, raw_premium, now_premium from {sink} order by id", db.text("id")),
+            &format!("select {}, raw_info, now_info, raw_premium, now_premium from {sink} order by {sink}.id", db.text("id")),
         )
         .await;
         let dimension_rows = text_rows(
             &pool,
-            &format!("select {}, raw_premium, raw_info from {dimension} order by id", db.text("id")),
+            &format!("select {}, raw_premium, raw_info from {dimension} order by {dimension}.id", db.text("id")),
         )
         .await;
         drop_tables(&pool, &[&sink, &dimension]).await;
