@@ -25,6 +25,9 @@ pub const PARTITION_SPAN: i32 = 65_536;
 const BOUNDED_QUIET: Duration = Duration::from_secs(1);
 
 /// Throughput settings: large fetches, no group management, no auto commit.
+/// `fetch.wait.max.ms` is short because Tansu holds every fetch for the whole
+/// wait, which caps a partition at one fetch per wait (measured: 500 ms ->
+/// ~120k records/s, 10 ms -> ~300k/s); on Kafka it only matters when idle.
 const TUNED: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
@@ -32,7 +35,7 @@ const TUNED: &[(&str, &str)] = &[
     ("auto.offset.reset", "earliest"),
     ("fetch.max.bytes", "52428800"),
     ("max.partition.fetch.bytes", "10485760"),
-    ("fetch.wait.max.ms", "100"),
+    ("fetch.wait.max.ms", "10"),
     ("queued.min.messages", "200000"),
 ];
 
