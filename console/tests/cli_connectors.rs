@@ -74,5 +74,8 @@ fn a_missing_connection_says_how_to_declare_it() {
     let out = sluice(&["run", "--quiet", "--spec", spec.to_str().unwrap(), "--component", component.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("`events` is not in the connection registry") && err.contains("--connection events="), "{err}");
+    assert!(
+        err.contains("`events` is not in the connection registry") && err.contains("--connection events="),
+        "{err}"
+    );
 }

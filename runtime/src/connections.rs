@@ -113,8 +113,9 @@ impl Connections {
     /// told by the scheme (`postgres://`, `mysql://`, `sqlite:`, `redis://`;
     /// anything else is a Kafka broker list).
     pub fn apply_override(&mut self, text: &str) -> Result<(), String> {
-        let (name, value) =
-            text.split_once('=').ok_or_else(|| format!("--connection `{text}` must be NAME=URL, e.g. db=postgres://..."))?;
+        let (name, value) = text
+            .split_once('=')
+            .ok_or_else(|| format!("--connection `{text}` must be NAME=URL, e.g. db=postgres://..."))?;
         let (name, value) = (name.trim(), value.trim().to_owned());
         match self.connections.get_mut(name) {
             Some(Connection::Kafka(k)) => k.brokers = value,
@@ -182,8 +183,9 @@ impl Secret {
     pub fn read(&self, connection: &str) -> Result<String, ConnectionError> {
         let err = |message| ConnectionError::Secret { name: connection.to_owned(), message };
         match self {
-            Secret::Env(var) => std::env::var(var)
-                .map_err(|_| err(format!("password environment variable `{var}` is not set"))),
+            Secret::Env(var) => {
+                std::env::var(var).map_err(|_| err(format!("password environment variable `{var}` is not set")))
+            }
             Secret::File(path) => std::fs::read_to_string(path)
                 .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
                 .map_err(|e| err(format!("cannot read password file {}: {e}", path.display()))),

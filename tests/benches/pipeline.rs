@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::producer::DefaultProducerContext;
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sluice_runtime::connections::Connections;
 use sluice_runtime::job::{JobSpec, TaskBuilder};
@@ -170,7 +170,11 @@ async fn main() {
     println!("| pipeline | records/s | vs ceiling |");
     println!("|---|---|---|");
     println!("| (a) plain rdkafka consume -> produce (ceiling) | {:.0} | 100% |", rate(n, ceiling));
-    println!("| (a) Kafka -> WASM passthrough -> Kafka | {:.0} | {:.0}% |", rate(n, wasm), 100.0 * ceiling.as_secs_f64() / wasm.as_secs_f64());
+    println!(
+        "| (a) Kafka -> WASM passthrough -> Kafka | {:.0} | {:.0}% |",
+        rate(n, wasm),
+        100.0 * ceiling.as_secs_f64() / wasm.as_secs_f64()
+    );
 
     let table = format!("bench_upsert_{}", std::process::id());
     let sql_sink = format!(

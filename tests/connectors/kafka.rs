@@ -42,7 +42,13 @@ async fn drain(source: &mut dyn Source, count: usize) -> Vec<Read> {
         let status = source.poll(&mut batch, 500, Duration::from_millis(100)).await.expect("poll");
         for m in batch.records() {
             let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-            out.push((m.partition, m.offset, m.key.map(|k| text(batch.bytes(k))), text(batch.bytes(m.value)), m.event_time));
+            out.push((
+                m.partition,
+                m.offset,
+                m.key.map(|k| text(batch.bytes(k))),
+                text(batch.bytes(m.value)),
+                m.event_time,
+            ));
         }
         if status == SourceStatus::Finished {
             break;
@@ -54,7 +60,8 @@ async fn drain(source: &mut dyn Source, count: usize) -> Vec<Read> {
 fn messages(partitions: i32, per_partition: usize) -> Vec<(i32, String, String)> {
     (0..partitions)
         .flat_map(|p| {
-            (0..per_partition).map(move |i| (p, format!("k{p}-{i}"), format!(r#"{{"p":{p},"i":{i},"ts":{}}}"#, 1000 + i)))
+            (0..per_partition)
+                .map(move |i| (p, format!("k{p}-{i}"), format!(r#"{{"p":{p},"i":{i},"ts":{}}}"#, 1000 + i)))
         })
         .collect()
 }
@@ -98,7 +105,9 @@ async fn start_positions_latest_offsets_and_timestamp() {
     produce_unbatched(&brokers, &topic, messages(2, 10).iter().map(|(p, k, v)| (*p, k.as_str(), v.clone()))).await;
     let cx = connections(&brokers);
     let table = |start: &str| {
-        spec(&format!("[sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nstart = {start}\n"))
+        spec(&format!(
+            "[sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nstart = {start}\n"
+        ))
     };
 
     // Explicit offsets: partition 0 from 7; partition 1 is unlisted, so from the earliest.
@@ -156,9 +165,8 @@ async fn several_topics_keep_positions_apart() {
 
 #[tokio::test]
 async fn unreachable_broker_is_a_clear_error_not_a_hang() {
-    let spec = spec(
-        "[sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"t\"\nstartup_timeout = \"2s\"\n",
-    );
+    let spec =
+        spec("[sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"t\"\nstartup_timeout = \"2s\"\n");
     let started = Instant::now();
     let cx = connections("127.0.0.1:1");
     let err = build_source(BuildContext { spec: &spec, connections: &cx }, "in", 0, &spec.sources["in"])
@@ -187,8 +195,9 @@ async fn sink_writes_keys_values_and_tombstones() {
     let brokers = kafka_brokers();
     let topic = unique_topic("sink");
     create_topic(&brokers, &topic, 1).await;
-    let spec =
-        spec(&format!("[sources.in]\nkind = \"file\"\npath = \"-\"\n[sinks.out]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nrow_id_header = true\n"));
+    let spec = spec(&format!(
+        "[sources.in]\nkind = \"file\"\npath = \"-\"\n[sinks.out]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nrow_id_header = true\n"
+    ));
     let cx = connections(&brokers);
     let mut sink = build_sink(BuildContext { spec: &spec, connections: &cx }, "out", &spec.sinks["out"]).await.unwrap();
     let row = |op, key: &str, value: &str, offset| SinkRow {
@@ -207,9 +216,6 @@ async fn sink_writes_keys_values_and_tombstones() {
     assert_eq!(got[999].3.as_deref(), Some("{\"i\":999}"));
     assert_eq!((got[1000].2.as_deref(), got[1000].3.as_deref()), (Some("k0"), None), "a delete is a tombstone");
 }
-
-
-
 
 // Multi-threaded: the proxy runs on the runtime while the test blocks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +243,8 @@ async fn source_rides_out_a_broker_outage_without_loss_or_duplicates() {
     }
     broker.proxy.restore();
     // More data after the outage; the source picks up where it was.
-    let later: Vec<_> = (0..2).flat_map(|p| (500..700).map(move |i| (p, format!("k{p}-{i}"), "{}".to_owned()))).collect();
+    let later: Vec<_> =
+        (0..2).flat_map(|p| (500..700).map(move |i| (p, format!("k{p}-{i}"), "{}".to_owned()))).collect();
     produce_owned(&brokers, &topic, &later).await;
     let rest = 1400 - got.len();
     got.extend(drain(src.as_mut(), rest).await);
@@ -274,9 +281,7 @@ async fn sink_holds_rows_through_a_broker_outage() {
     sink.flush().await.unwrap();
     broker.proxy.cut();
     sink.write(&rows(500)).await.expect("rows are queued while the broker is away");
-    let flushing = tokio::spawn(async move {
-        sink.flush().await.map(|()| sink)
-    });
+    let flushing = tokio::spawn(async move { sink.flush().await.map(|()| sink) });
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(!flushing.is_finished(), "flush waits for the broker (back-pressure)");
     broker.proxy.restore();
@@ -286,4 +291,41 @@ async fn sink_holds_rows_through_a_broker_outage() {
     let values: Vec<String> = got.iter().map(|m| m.3.clone().unwrap()).collect();
     let expected: Vec<String> = (0..1000).map(|i| format!("{{\"i\":{i}}}")).collect();
     assert_eq!(values, expected, "every row once, in order (idempotent producer)");
+}
+
+#[tokio::test]
+async fn positions_are_committed_for_lag_monitoring_and_raw_values_pass_as_bytes() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let brokers = kafka_brokers();
+    let topic = unique_topic("commit");
+    create_topic(&brokers, &topic, 1).await;
+    let raw = "not json \u{1F600}".to_owned();
+    produce(&brokers, &topic, (0..50).map(|_| (0, "k", raw.clone()))).await;
+    let group = unique_topic("lag-group");
+    let spec = spec(&format!(
+        "[sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nformat = \"raw\"\n\
+         group_id = \"{group}\"\ncommit_interval = \"100ms\"\n"
+    ));
+    let mut src = source(&spec, &connections(&brokers)).await;
+    let got = drain(src.as_mut(), 50).await;
+    assert!(got.iter().all(|r| r.3 == raw), "raw values arrive as they are");
+    // One more poll after the interval commits the position.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut batch = RecordBatch::default();
+    src.poll(&mut batch, 10, Duration::from_millis(50)).await.unwrap();
+
+    let admin: BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).set("group.id", &group).create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(&topic, 0);
+    let started = Instant::now();
+    loop {
+        let committed = admin.committed_offsets(tpl.clone(), Duration::from_secs(5)).unwrap();
+        let offset = committed.find_partition(&topic, 0).unwrap().offset();
+        if offset == rdkafka::Offset::Offset(50) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "committed offset is {offset:?}, not 50");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

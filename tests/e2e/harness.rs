@@ -72,10 +72,8 @@ pub async fn topic_with(prefix: &str, partitions: i32, events: &[(u64, serde_jso
     let topic = unique_topic(prefix);
     create_topic(&brokers, &topic, partitions).await;
     let keys: Vec<String> = events.iter().map(|(k, _)| k.to_string()).collect();
-    let messages = events
-        .iter()
-        .zip(&keys)
-        .map(|((k, v), key)| ((*k % partitions as u64) as i32, key.as_str(), v.to_string()));
+    let messages =
+        events.iter().zip(&keys).map(|((k, v), key)| ((*k % partitions as u64) as i32, key.as_str(), v.to_string()));
     produce(&brokers, &topic, messages).await;
     topic
 }
@@ -138,6 +136,8 @@ pub async fn text_rows(pool: &AnyPool, sql: &str) -> Vec<Vec<String>> {
     use sqlx::Row;
     let rows = sqlx::query(sql).fetch_all(pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     rows.iter()
-        .map(|r| (0..r.len()).map(|i| r.try_get::<Option<String>, _>(i).unwrap().unwrap_or_else(|| "∅".into())).collect())
+        .map(|r| {
+            (0..r.len()).map(|i| r.try_get::<Option<String>, _>(i).unwrap().unwrap_or_else(|| "∅".into())).collect()
+        })
         .collect()
 }

@@ -50,7 +50,14 @@ async fn hourly_premium_into_postgres_and_mariadb() {
         .enumerate()
         .map(|(seq, (_, e))| {
             let text = |f: &str| Some(e[f].to_string().trim_matches('"').to_owned());
-            vec![Some(seq.to_string()), text("id"), text("order_no"), text("customer_tel"), text("gmt_modified"), text("account_payble")]
+            vec![
+                Some(seq.to_string()),
+                text("id"),
+                text("order_no"),
+                text("customer_tel"),
+                text("gmt_modified"),
+                text("account_payble"),
+            ]
         })
         .collect();
     let pg = load_events(

@@ -40,7 +40,13 @@ async fn last_page_into_postgres_and_mariadb() {
         .enumerate()
         .map(|(seq, (_, e))| {
             let text = |f: &str| e[f].as_str().map(str::to_owned);
-            vec![Some(seq.to_string()), text("account_id"), text("device_id"), text("bury_point_type"), text("page_name")]
+            vec![
+                Some(seq.to_string()),
+                text("account_id"),
+                text("device_id"),
+                text("bury_point_type"),
+                text("page_name"),
+            ]
         })
         .collect();
     let pg = load_events(
@@ -77,7 +83,9 @@ async fn last_page_into_postgres_and_mariadb() {
         let pool = db.pool().await;
         let actual = text_rows(
             &pool,
-            &format!("select account_id, device_id, bury_point_type, page_name from {sink} order by account_id, device_id"),
+            &format!(
+                "select account_id, device_id, bury_point_type, page_name from {sink} order by account_id, device_id"
+            ),
         )
         .await;
         drop_tables(&pool, &[&sink]).await;

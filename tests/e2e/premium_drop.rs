@@ -69,8 +69,13 @@ async fn premium_drop_with_sql_dimension_in_postgres_and_mariadb() {
     .await;
     let seed_rows: Vec<Vec<Option<String>>> =
         seed.iter().map(|(id, p, info)| vec![Some(id.to_string()), Some(p.clone()), Some(info.clone())]).collect();
-    load_events(&seed_table, "id text, raw_premium text, raw_info text", &["id", "raw_premium", "raw_info"], &seed_rows)
-        .await;
+    load_events(
+        &seed_table,
+        "id text, raw_premium text, raw_info text",
+        &["id", "raw_premium", "raw_info"],
+        &seed_rows,
+    )
+    .await;
     let chain = CHAIN.replace("{events}", &events_table).replace("{seed}", &seed_table);
     // The job compares as DOUBLE: now < before * (1 - 0.15).
     let expected_alerts = text_rows(
@@ -99,12 +104,17 @@ async fn premium_drop_with_sql_dimension_in_postgres_and_mariadb() {
     for db in Db::ALL {
         let pool = db.pool().await;
         let (dimension, sink) = (unique_table("raw_info"), unique_table("wechat_activity_user"));
-        sqlx::query(&format!("create table {dimension} (id bigint primary key, raw_premium varchar(32), raw_info varchar(64))"))
-            .execute(&pool)
-            .await
-            .unwrap();
+        sqlx::query(&format!(
+            "create table {dimension} (id bigint primary key, raw_premium varchar(32), raw_info varchar(64))"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
         for (id, p, info) in &seed {
-            sqlx::query(&format!("insert into {dimension} values ({id}, '{p}', '{info}')")).execute(&pool).await.unwrap();
+            sqlx::query(&format!("insert into {dimension} values ({id}, '{p}', '{info}')"))
+                .execute(&pool)
+                .await
+                .unwrap();
         }
         let spec = format!(
             r#"
@@ -137,7 +147,10 @@ async fn premium_drop_with_sql_dimension_in_postgres_and_mariadb() {
         assert!(dead.is_empty(), "{db:?}: no dead letters: {dead:?}");
         let alerts = text_rows(
             &pool,
-            &format!("select {}, raw_info, now_info, raw_premium, now_premium from {sink} order by {sink}.id", db.text("id")),
+            &format!(
+                "select {}, raw_info, now_info, raw_premium, now_premium from {sink} order by {sink}.id",
+                db.text("id")
+            ),
         )
         .await;
         let dimension_rows = text_rows(

@@ -129,7 +129,10 @@ impl PrivateBroker {
             .env("SLUICE_TANSU_ADVERTISE", proxy.addr().to_string())
             .status()
             .expect("run scripts/tansu.sh");
-        assert!(status.success(), "scripts/tansu.sh start {port} failed (is tansu installed? bash scripts/tansu.sh install)");
+        assert!(
+            status.success(),
+            "scripts/tansu.sh start {port} failed (is tansu installed? bash scripts/tansu.sh install)"
+        );
         PrivateBroker { proxy, port }
     }
 

@@ -122,7 +122,8 @@ mod tests {
     #[tokio::test]
     async fn entries_expire_after_the_ttl() {
         let store = Arc::new(Counting::default());
-        let cached = CachedDimension::new(store.clone(), &CacheConfig { max_entries: 10, ttl: Duration::from_millis(50) });
+        let cached =
+            CachedDimension::new(store.clone(), &CacheConfig { max_entries: 10, ttl: Duration::from_millis(50) });
         cached.lookup(b"a").await.unwrap();
         store.inner.upsert(b"a", b"changed elsewhere").await.unwrap();
         assert_eq!(cached.lookup(b"a").await.unwrap(), None, "within the ttl the cached miss holds");

@@ -32,7 +32,9 @@ pub fn client_config(
     for (k, v) in &conn.properties {
         config.set(k, v);
     }
-    if let Some(password) = read_secret(&conn.password, connection).map_err(|e| ConnectorError::config(connector, name, e))? {
+    if let Some(password) =
+        read_secret(&conn.password, connection).map_err(|e| ConnectorError::config(connector, name, e))?
+    {
         config.set("sasl.password", password);
     }
     for (k, v) in tuned {
@@ -47,7 +49,13 @@ pub fn client_config(
 /// The partitions of `topic`, retried until `timeout` while the cluster is
 /// unreachable; the error says what went wrong last. `fetch` asks for the
 /// topic's metadata (blocking, so it runs on the blocking pool).
-pub async fn partitions<F>(fetch: F, connector: &'static str, name: &str, topic: &str, timeout: Duration) -> Result<Vec<i32>, ConnectorError>
+pub async fn partitions<F>(
+    fetch: F,
+    connector: &'static str,
+    name: &str,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, ConnectorError>
 where
     F: Fn(&str) -> KafkaResult<Metadata> + Clone + Send + 'static,
 {

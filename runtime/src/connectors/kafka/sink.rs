@@ -76,7 +76,12 @@ impl KafkaSink {
 
     fn delivery_error(&self) -> Result<(), ConnectorError> {
         match self.producer.context().0.lock().unwrap().take() {
-            Some(e) => Err(ConnectorError::io(CONNECTOR, &self.name, format!("delivery to `{}` failed: {e}", self.topic), false)),
+            Some(e) => Err(ConnectorError::io(
+                CONNECTOR,
+                &self.name,
+                format!("delivery to `{}` failed: {e}", self.topic),
+                false,
+            )),
             None => Ok(()),
         }
     }
@@ -97,7 +102,8 @@ impl Sink for KafkaSink {
                     record = record.payload(row.value.as_slice());
                 }
                 if let Some(id) = &id {
-                    record = record.headers(OwnedHeaders::new().insert(Header { key: "sluice-row-id", value: Some(id) }));
+                    record =
+                        record.headers(OwnedHeaders::new().insert(Header { key: "sluice-row-id", value: Some(id) }));
                 }
                 match self.producer.send(record) {
                     Ok(()) => break,

@@ -89,7 +89,8 @@ impl KafkaSource {
         let start = start_offsets(&consumer, &topics, &assignment, &config.start)
             .await
             .map_err(|m| ConnectorError::config(CONNECTOR, name, m))?;
-        let stop_at = if config.bounded { Some(end_offsets(&consumer, &topics, &assignment, name).await?) } else { None };
+        let stop_at =
+            if config.bounded { Some(end_offsets(&consumer, &topics, &assignment, name).await?) } else { None };
 
         let mut tpl = TopicPartitionList::new();
         for (&(t, p), offset) in assignment.iter().zip(&start) {
@@ -123,7 +124,8 @@ impl KafkaSource {
     fn push(&mut self, batch: &mut RecordBatch, message: &BorrowedMessage<'_>) {
         let Some(t) = self.topics.iter().position(|t| t == message.topic()) else { return };
         let kafka_partition = message.partition();
-        let partition = if self.topics.len() == 1 { kafka_partition } else { t as i32 * PARTITION_SPAN + kafka_partition };
+        let partition =
+            if self.topics.len() == 1 { kafka_partition } else { t as i32 * PARTITION_SPAN + kafka_partition };
         let value = message.payload().unwrap_or_default();
         let event_time = match &self.event_time_field {
             Some(field) => json_field_millis(value, field),
@@ -304,7 +306,9 @@ async fn end_offsets(
     tokio::task::spawn_blocking(move || {
         assignment
             .iter()
-            .map(|&(t, p)| c.fetch_watermarks(&topics[t], p, Duration::from_secs(10)).map(|(low, high)| ((t, p), low, high)))
+            .map(|&(t, p)| {
+                c.fetch_watermarks(&topics[t], p, Duration::from_secs(10)).map(|(low, high)| ((t, p), low, high))
+            })
             // An empty partition is done from the start.
             .filter(|r| !matches!(r, Ok((_, low, high)) if high <= low))
             .map(|r| r.map(|(tp, _, high)| (tp, high)))
