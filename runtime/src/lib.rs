@@ -9,5 +9,6 @@ pub mod connections;
 pub mod connectors;
 pub mod job;
 pub mod metrics;
+pub mod snapshot;
 pub mod state;
 pub mod wasm;

@@ -27,7 +27,7 @@ fn connections(brokers: &str) -> Connections {
 type Read = (i32, i64, Option<String>, String, Option<i64>);
 
 async fn source(spec: &JobSpec, connections: &Connections) -> Box<dyn Source> {
-    let cx = BuildContext { spec, connections };
+    let cx = BuildContext::new(spec, connections);
     build_source(cx, "in", 0, &spec.sources["in"]).await.expect("kafka source")
 }
 
@@ -169,10 +169,8 @@ async fn unreachable_broker_is_a_clear_error_not_a_hang() {
         spec("[sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"t\"\nstartup_timeout = \"2s\"\n");
     let started = Instant::now();
     let cx = connections("127.0.0.1:1");
-    let err = build_source(BuildContext { spec: &spec, connections: &cx }, "in", 0, &spec.sources["in"])
-        .await
-        .err()
-        .expect("no broker there");
+    let err =
+        build_source(BuildContext::new(&spec, &cx), "in", 0, &spec.sources["in"]).await.err().expect("no broker there");
     let text = err.to_string();
     assert!(started.elapsed() < Duration::from_secs(15), "gave up in time: {:?}", started.elapsed());
     assert!(text.contains("kafka source `in`") && text.contains("is the broker up"), "{text}");
@@ -182,11 +180,8 @@ async fn unreachable_broker_is_a_clear_error_not_a_hang() {
 async fn missing_connection_is_named() {
     let spec = spec("[sources.in]\nkind = \"kafka\"\nconnection = \"nope\"\ntopic = \"t\"\n");
     let cx = Connections::default();
-    let err = build_source(BuildContext { spec: &spec, connections: &cx }, "in", 0, &spec.sources["in"])
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+    let err =
+        build_source(BuildContext::new(&spec, &cx), "in", 0, &spec.sources["in"]).await.err().unwrap().to_string();
     assert!(err.contains("`nope` is not in the connection registry"), "{err}");
 }
 
@@ -199,7 +194,7 @@ async fn sink_writes_keys_values_and_tombstones() {
         "[sources.in]\nkind = \"file\"\npath = \"-\"\n[sinks.out]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nrow_id_header = true\n"
     ));
     let cx = connections(&brokers);
-    let mut sink = build_sink(BuildContext { spec: &spec, connections: &cx }, "out", &spec.sinks["out"]).await.unwrap();
+    let mut sink = build_sink(BuildContext::new(&spec, &cx), "out", &spec.sinks["out"]).await.unwrap();
     let row = |op, key: &str, value: &str, offset| SinkRow {
         op,
         key: Some(key.as_bytes().to_vec()),
@@ -266,7 +261,7 @@ async fn sink_holds_rows_through_a_broker_outage() {
         "[sources.in]\nkind = \"file\"\npath = \"-\"\n[sinks.out]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\n"
     ));
     let cx = connections(&brokers);
-    let mut sink = build_sink(BuildContext { spec: &spec, connections: &cx }, "out", &spec.sinks["out"]).await.unwrap();
+    let mut sink = build_sink(BuildContext::new(&spec, &cx), "out", &spec.sinks["out"]).await.unwrap();
     let rows = |from: i64| -> Vec<SinkRow> {
         (from..from + 500)
             .map(|i| SinkRow {

@@ -44,7 +44,7 @@ fn local_connections() -> Connections {
 }
 
 async fn build(spec: &JobSpec, connections: &Connections) -> Result<Arc<dyn DimensionStore>, ConnectorError> {
-    build_dimension(BuildContext { spec, connections }, "dim", &spec.dimensions["dim"]).await
+    build_dimension(BuildContext::new(spec, connections), "dim", &spec.dimensions["dim"]).await
 }
 
 /// A plain client, to see what is really in Redis.

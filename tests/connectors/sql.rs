@@ -113,7 +113,7 @@ fn spec(connectors: &str) -> JobSpec {
 /// Builds sink `out` of table `table` on connection `db` with `options`.
 async fn sink_at(connections: &Connections, table: &str, options: &str) -> Result<Box<dyn Sink>, ConnectorError> {
     let spec = spec(&format!("[sinks.out]\nkind = \"sql\"\nconnection = \"db\"\ntable = \"{table}\"\n{options}"));
-    build_sink(BuildContext { spec: &spec, connections }, "out", &spec.sinks["out"]).await
+    build_sink(BuildContext::new(&spec, connections), "out", &spec.sinks["out"]).await
 }
 
 async fn sink(db: &Db, options: &str) -> Result<Box<dyn Sink>, ConnectorError> {
@@ -125,8 +125,7 @@ async fn dimension(db: &Db, table: &str, key: &str) -> Result<std::sync::Arc<dyn
         "[dimensions.users]\nkind = \"sql\"\nconnection = \"db\"\ntable = \"{table}\"\nkey = {key}\n\
          cache = {{ max_entries = 0 }}"
     ));
-    build_dimension(BuildContext { spec: &spec, connections: &db.connections() }, "users", &spec.dimensions["users"])
-        .await
+    build_dimension(BuildContext::new(&spec, &db.connections()), "users", &spec.dimensions["users"]).await
 }
 
 /// A row from source `orders`, partition 0, at `offset`.

@@ -4,3 +4,4 @@
 mod failures;
 mod load;
 mod parity;
+mod snapshots;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use sluice_runtime::connections::Connections;
 use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
+use sluice_runtime::snapshot::{LocalSnapshotStore, Snapshot, SnapshotStore};
 use sluice_runtime::wasm::JobEngine;
 
 #[derive(Debug, clap::Args)]
@@ -31,6 +32,19 @@ pub struct RunArgs {
     /// `--connection warehouse=postgres://localhost/test`.
     #[arg(long = "connection")]
     pub connection_overrides: Vec<String>,
+    /// Directory of snapshots (`DIR/<job>/<id>.snapshot`). With it, the job
+    /// snapshots on the spec's `snapshot.interval` and when it stops.
+    #[arg(long, env = "SLUICE_SNAPSHOTS")]
+    pub snapshots: Option<PathBuf>,
+    /// Start from `none` (fresh state, sources at their `start`), `latest`
+    /// (the newest intact snapshot, or fresh when there is none) or a
+    /// snapshot id. Needs --snapshots unless `none`.
+    #[arg(long, default_value = "none")]
+    pub from: String,
+    /// Start even if the snapshot holds state the job no longer declares
+    /// (that state is dropped).
+    #[arg(long)]
+    pub allow_non_restored_state: bool,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -49,8 +63,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
     let connections = load_connections(&spec, &args)?;
     let metrics = Arc::new(TaskMetrics::default());
-    let task =
-        TaskBuilder::new(&spec).connections(connections).metrics(metrics.clone()).build(&engine, &loaded).await?;
+    let mut builder = TaskBuilder::new(&spec)
+        .connections(connections)
+        .metrics(metrics.clone())
+        .allow_non_restored_state(args.allow_non_restored_state);
+    if let Some(dir) = &args.snapshots {
+        let store: Arc<dyn SnapshotStore> = Arc::new(LocalSnapshotStore::new(dir));
+        if let Some(snapshot) = snapshot_to_restore(store.as_ref(), &spec.name, &args.from).await? {
+            eprintln!("{}: restoring snapshot {}", spec.name, snapshot.meta.id);
+            builder = builder.restore(snapshot);
+        }
+        builder = builder.snapshots(store);
+    } else {
+        anyhow::ensure!(args.from == "none", "--from {} needs --snapshots DIR", args.from);
+    }
+    let task = builder.build(&engine, &loaded).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -89,6 +116,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The snapshot `--from` names: none, the latest intact one, or an id.
+async fn snapshot_to_restore(store: &dyn SnapshotStore, job: &str, from: &str) -> anyhow::Result<Option<Snapshot>> {
+    Ok(match from {
+        "none" => None,
+        "latest" => store.latest(job).await?,
+        id => Some(store.get(job, id).await?),
+    })
 }
 
 /// The connection registry of this run, with `--connection` overrides.

@@ -61,6 +61,13 @@ pub trait Source: Send {
         max: usize,
         max_wait: Duration,
     ) -> Result<SourceStatus, ConnectorError>;
+
+    /// The next offset to read per partition, for snapshots: the position
+    /// after the last record handed out. `None`: this source cannot resume
+    /// (it starts over), so snapshots of its job are refused.
+    fn positions(&self) -> Option<Vec<(i32, i64)>> {
+        None
+    }
 }
 
 /// Where an emitted row came from; with the emit index this is the row's

@@ -9,6 +9,7 @@ use super::{ConnectorError, DimensionStore, Sink, Source};
 use super::{datagen, file, kafka, memory, redis, sql};
 use crate::connections::Connections;
 use crate::job::spec::JobSpec;
+use crate::snapshot::Snapshot;
 
 /// What building a connector may need: the spec (for paths and the job's
 /// name) and the connection registry (for addresses and secrets).
@@ -16,6 +17,20 @@ use crate::job::spec::JobSpec;
 pub struct BuildContext<'a> {
     pub spec: &'a JobSpec,
     pub connections: &'a Connections,
+    /// The snapshot the task resumes from: sources start at its positions.
+    pub restore: Option<&'a Snapshot>,
+}
+
+impl<'a> BuildContext<'a> {
+    /// A context for a fresh start (no snapshot).
+    pub fn new(spec: &'a JobSpec, connections: &'a Connections) -> Self {
+        BuildContext { spec, connections, restore: None }
+    }
+
+    /// Where source `name` resumes, when the task restores a snapshot.
+    pub fn resume_positions(&self, name: &str) -> Option<Vec<(i32, i64)>> {
+        self.restore.map(|s| s.positions_of(name))
+    }
 }
 
 /// A source in the spec, chosen by `kind`.
@@ -64,7 +79,20 @@ pub async fn build_source(
     source: &SourceSpec,
 ) -> Result<Box<dyn Source>, ConnectorError> {
     Ok(match source {
-        SourceSpec::File(c) => Box::new(file::FileSource::open(cx.spec, name, index, c)?),
+        SourceSpec::File(c) => {
+            let mut source = file::FileSource::open(cx.spec, name, index, c)?;
+            if let Some(positions) = cx.resume_positions(name) {
+                source.resume(&positions);
+            }
+            Box::new(source)
+        }
+        SourceSpec::Datagen(_) if cx.restore.is_some() => {
+            return Err(ConnectorError::config(
+                "datagen source",
+                name,
+                "a datagen source cannot resume from a snapshot",
+            ));
+        }
         SourceSpec::Datagen(c) => Box::new(datagen::DatagenSource::new(name, index, c)?),
         SourceSpec::Kafka(c) => Box::new(kafka::KafkaSource::connect(cx, name, index, c).await?),
     })

@@ -8,13 +8,15 @@ use std::sync::Arc;
 use super::batch::RecordBatch;
 use super::spec::JobSpec;
 use super::task::{Task, TaskSettings};
-use super::timers::Watermarks;
+use super::timers::{TimerService, Watermarks};
 use crate::clock::{Clock, SystemClock};
 use crate::connections::Connections;
 use crate::connectors::file::FileSinkConfig;
 use crate::connectors::registry::{self, BuildContext, SinkSpec};
 use crate::connectors::{ConnectorError, DimensionStore, Sink, Source, SourceStatus};
 use crate::metrics::TaskMetrics;
+use crate::snapshot::{Snapshot, SnapshotStore};
+use crate::state::StateBackend;
 use crate::wasm::host::{HostState, JobInfo};
 use crate::wasm::{InstanceError, JobEngine, JobInstance, JobLimits, LoadedComponent};
 
@@ -27,6 +29,19 @@ pub enum BuildError {
     UnknownOverride { job: String, what: &'static str, name: String },
     #[error(transparent)]
     Open(#[from] InstanceError),
+    #[error(
+        "job `{job}`: the snapshot holds state the job no longer declares: {states}; start with \
+         --allow-non-restored-state to drop it, or restore a job version that declares it"
+    )]
+    NonRestoredState { job: String, states: String },
+}
+
+/// Where and how often a task snapshots.
+#[derive(Clone)]
+pub struct SnapshotSettings {
+    pub store: Arc<dyn SnapshotStore>,
+    pub interval: Option<std::time::Duration>,
+    pub retain: usize,
 }
 
 /// Assembles a [`Task`] for a spec.
@@ -39,6 +54,9 @@ pub struct TaskBuilder<'a> {
     dimensions: HashMap<String, Arc<dyn DimensionStore>>,
     dead_letter: Option<Box<dyn Sink>>,
     metrics: Arc<TaskMetrics>,
+    snapshots: Option<Arc<dyn SnapshotStore>>,
+    restore: Option<Snapshot>,
+    allow_non_restored_state: bool,
 }
 
 impl<'a> TaskBuilder<'a> {
@@ -52,6 +70,9 @@ impl<'a> TaskBuilder<'a> {
             dimensions: HashMap::new(),
             dead_letter: None,
             metrics: Arc::new(TaskMetrics::default()),
+            snapshots: None,
+            restore: None,
+            allow_non_restored_state: false,
         }
     }
 
@@ -88,6 +109,25 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
+    /// Where snapshots go (periodic per the spec, on stop, and on demand).
+    pub fn snapshots(mut self, store: Arc<dyn SnapshotStore>) -> Self {
+        self.snapshots = Some(store);
+        self
+    }
+
+    /// Resumes from a snapshot: its state, timers, watermark and positions.
+    pub fn restore(mut self, snapshot: Snapshot) -> Self {
+        self.restore = Some(snapshot);
+        self
+    }
+
+    /// Starts even if the snapshot holds states the job no longer declares
+    /// (they are dropped), as Flink's `--allowNonRestoredState`.
+    pub fn allow_non_restored_state(mut self, allow: bool) -> Self {
+        self.allow_non_restored_state = allow;
+        self
+    }
+
     pub fn metrics(mut self, metrics: Arc<TaskMetrics>) -> Self {
         self.metrics = metrics;
         self
@@ -100,7 +140,8 @@ impl<'a> TaskBuilder<'a> {
         let connector = |source| BuildError::Connector { job: job.clone(), source };
         self.check_overrides()?;
         let connections = std::mem::take(&mut self.connections);
-        let cx = BuildContext { spec, connections: &connections };
+        let restore = self.restore.take();
+        let cx = BuildContext { spec, connections: &connections, restore: restore.as_ref() };
 
         let mut sources = Vec::new();
         for (index, (name, source_spec)) in spec.sources.iter().enumerate() {
@@ -147,7 +188,19 @@ impl<'a> TaskBuilder<'a> {
             JobLimits { memory_bytes: (spec.limits.memory_mb << 20) as usize, cpu_per_call: spec.limits.cpu_per_batch };
         let mut host = HostState::new(info, dimensions, self.metrics.clone(), limits.memory_bytes);
         host.now_ms = self.clock.now_ms();
+        let mut watermarks = Watermarks::new(spec.watermark.max_out_of_orderness.as_millis() as i64);
+        if let Some(snapshot) = restore {
+            host.state = StateBackend::restore(snapshot.state);
+            host.timers = TimerService::restore(snapshot.timers);
+            watermarks.restore(&snapshot.event_times, snapshot.watermark);
+            tracing::info!(job = %spec.name, snapshot = %snapshot.meta.id, "restoring");
+        }
         let instance = JobInstance::open(engine, component, host, limits).await?;
+        let dropped = instance.host().state.undeclared();
+        if !dropped.is_empty() && !self.allow_non_restored_state {
+            let states = dropped.iter().map(|(n, keys)| format!("`{n}` ({keys} keys)")).collect::<Vec<_>>().join(", ");
+            return Err(BuildError::NonRestoredState { job: spec.name.clone(), states });
+        }
         let settings = TaskSettings {
             max_records: spec.batch.max_records,
             max_wait: spec.batch.max_wait,
@@ -163,8 +216,16 @@ impl<'a> TaskBuilder<'a> {
             clock: self.clock,
             metrics: self.metrics,
             batch: RecordBatch::with_capacity(settings.max_records, settings.max_records * 128),
-            watermarks: Watermarks::new(settings.watermark_delay_ms),
+            watermarks,
             first_source: 0,
+            job_version: component.hash.clone(),
+            snapshots: self.snapshots.map(|store| SnapshotSettings {
+                store,
+                interval: spec.snapshot.interval,
+                retain: spec.snapshot.retain,
+            }),
+            last_snapshot: std::time::Instant::now(),
+            snapshot_seq: 0,
         })
     }
 

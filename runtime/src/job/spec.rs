@@ -40,6 +40,8 @@ pub struct JobSpec {
     pub limits: LimitsSpec,
     #[serde(default)]
     pub watermark: WatermarkSpec,
+    #[serde(default)]
+    pub snapshot: SnapshotSpec,
     /// The directory relative paths are resolved against (the spec's own);
     /// not part of the file.
     #[serde(skip)]
@@ -91,6 +93,24 @@ pub struct WatermarkSpec {
     pub max_out_of_orderness: Duration,
 }
 
+/// Snapshots of the job's state and source positions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotSpec {
+    /// Take a snapshot this often (between batches), e.g. "30s"; none by
+    /// default (snapshots are then taken on stop and on demand only).
+    #[serde(with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    /// How many snapshots to keep per job (at least 1).
+    pub retain: usize,
+}
+
+impl Default for SnapshotSpec {
+    fn default() -> Self {
+        SnapshotSpec { interval: None, retain: 3 }
+    }
+}
+
 /// A spec that cannot be used, with what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -136,6 +156,9 @@ impl JobSpec {
         }
         if self.limits.memory_mb < 2 {
             return Err(SpecError::Invalid("limits.memory_mb must be at least 2 (MiB)".into()));
+        }
+        if self.snapshot.interval.is_some_and(|i| i.is_zero()) || self.snapshot.retain == 0 {
+            return Err(SpecError::Invalid("snapshot.interval must be positive and snapshot.retain at least 1".into()));
         }
         if self.limits.cpu_per_batch.is_zero() {
             return Err(SpecError::Invalid("limits.cpu_per_batch must be positive, e.g. \"5s\"".into()));

@@ -8,10 +8,12 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::batch::RecordBatch;
+use super::run::SnapshotSettings;
 use super::timers::Watermarks;
 use crate::clock::Clock;
 use crate::connectors::{ConnectorError, RowId, RowOp, RowOrigin, Sink, SinkRow, Source, SourceStatus};
 use crate::metrics::TaskMetrics;
+use crate::snapshot::{Snapshot, SnapshotMeta, SourcePosition, Trigger};
 use crate::wasm::bindings::{Emitted, Rejected, Timer};
 use crate::wasm::{InstanceError, JobInstance};
 
@@ -28,6 +30,8 @@ pub enum TaskError {
     Instance(#[from] InstanceError),
     #[error("job `{job}`: {source}")]
     Connector { job: String, source: ConnectorError },
+    #[error("job `{job}`: snapshot: {message}")]
+    Snapshot { job: String, message: String },
 }
 
 /// How a task ended without error.
@@ -62,6 +66,11 @@ pub struct Task {
     pub(crate) watermarks: Watermarks,
     /// The source polled first in the next round.
     pub(crate) first_source: usize,
+    /// SHA-256 of the component, recorded in snapshots.
+    pub(crate) job_version: String,
+    pub(crate) snapshots: Option<SnapshotSettings>,
+    pub(crate) last_snapshot: Instant,
+    pub(crate) snapshot_seq: u32,
 }
 
 impl Task {
@@ -79,7 +88,13 @@ impl Task {
         let mut last_expire = Instant::now();
         loop {
             if *stop.borrow() {
-                self.flush_sinks().await?;
+                // Stop with a snapshot when there is somewhere to put it
+                // (it flushes the sinks first).
+                if self.snapshots.is_some() {
+                    self.take_snapshot(Trigger::Stop).await?;
+                } else {
+                    self.flush_sinks().await?;
+                }
                 return Ok(TaskEnd::Stopped);
             }
             // Not raced against `stop`: a poll ends within max_wait, and
@@ -89,8 +104,17 @@ impl Task {
             if finished {
                 self.watermarks.finish();
                 self.fire_timers().await?;
-                self.flush_sinks().await?;
+                // A final snapshot (as Flink's final checkpoint), so a later
+                // run from the latest snapshot continues after this input.
+                if self.snapshots.is_some() {
+                    self.take_snapshot(Trigger::Stop).await?;
+                } else {
+                    self.flush_sinks().await?;
+                }
                 return Ok(TaskEnd::Finished);
+            }
+            if self.snapshots.as_ref().and_then(|s| s.interval).is_some_and(|i| self.last_snapshot.elapsed() >= i) {
+                self.take_snapshot(Trigger::Periodic).await?;
             }
             if last_expire.elapsed() >= EXPIRE_EVERY {
                 let now = self.clock.now_ms();
@@ -255,6 +279,55 @@ impl Task {
             sink.flush().await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
         }
         Ok(())
+    }
+
+    /// Takes a consistent snapshot between batches: flushes every sink, then
+    /// records state, timers, watermark and the sources' positions (the
+    /// batch just processed is complete, so they match the sinks), and
+    /// stores it when the task has a snapshot store.
+    pub async fn take_snapshot(&mut self, trigger: Trigger) -> Result<Snapshot, TaskError> {
+        let job = self.job();
+        let error = |message: String| TaskError::Snapshot { job: job.clone(), message };
+        self.flush_sinks().await?;
+        let mut positions = Vec::new();
+        for ((source, _), name) in self.sources.iter().zip(&self.source_names) {
+            let Some(list) = source.positions() else {
+                return Err(error(format!(
+                    "source `{name}` cannot resume from a position, so the job cannot be snapshotted"
+                )));
+            };
+            positions.extend(list.into_iter().map(|(partition, next_offset)| SourcePosition {
+                source: name.clone(),
+                partition,
+                next_offset,
+            }));
+        }
+        positions.sort_by(|a, b| (&a.source, a.partition).cmp(&(&b.source, b.partition)));
+        let now = self.clock.now_ms();
+        self.snapshot_seq += 1;
+        let host = self.instance.host();
+        let (event_times, watermark) = self.watermarks.image();
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                id: format!("{:013}-{:06}", now.max(0), self.snapshot_seq),
+                job: job.clone(),
+                job_version: self.job_version.clone(),
+                created_ms: now,
+                trigger,
+                positions,
+            },
+            state: host.state.image(now),
+            timers: host.timers.image(),
+            event_times,
+            watermark,
+        };
+        if let Some(settings) = &self.snapshots {
+            settings.store.put(&snapshot, settings.retain).await.map_err(|e| error(e.to_string()))?;
+            tracing::info!(job = %job, snapshot = %snapshot.meta.id, ?trigger, "snapshot taken");
+        }
+        self.last_snapshot = Instant::now();
+        TaskMetrics::add(&self.metrics.snapshots, 1);
+        Ok(snapshot)
     }
 
     pub fn metrics(&self) -> Arc<TaskMetrics> {

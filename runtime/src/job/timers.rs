@@ -12,6 +12,19 @@ pub struct TimerService {
 }
 
 impl TimerService {
+    /// Every registered timer, as a snapshot keeps it.
+    pub fn image(&self) -> Vec<crate::snapshot::TimerImage> {
+        self.timers
+            .iter()
+            .map(|(time, domain, key, tag)| (*time, *domain == TimeDomain::EventTime, key.clone(), tag.clone()))
+            .collect()
+    }
+
+    pub fn restore(images: Vec<crate::snapshot::TimerImage>) -> Self {
+        let domain = |event| if event { TimeDomain::EventTime } else { TimeDomain::ProcessingTime };
+        TimerService { timers: images.into_iter().map(|(t, event, key, tag)| (t, domain(event), key, tag)).collect() }
+    }
+
     pub fn register(&mut self, t: Timer) {
         self.timers.insert((t.time, t.domain, t.key, t.tag));
     }
@@ -66,6 +79,18 @@ impl Watermarks {
     pub fn observe(&mut self, source: u32, partition: i32, event_time: i64) {
         let max = self.max_event_time.entry((source, partition)).or_insert(event_time);
         *max = (*max).max(event_time);
+    }
+
+    /// (source, partition, highest event time) and the watermark, for a snapshot.
+    pub fn image(&self) -> (Vec<(u32, i32, i64)>, Option<i64>) {
+        let mut seen: Vec<_> = self.max_event_time.iter().map(|(&(s, p), &t)| (s, p, t)).collect();
+        seen.sort();
+        (seen, self.current)
+    }
+
+    pub fn restore(&mut self, seen: &[(u32, i32, i64)], current: Option<i64>) {
+        self.max_event_time = seen.iter().map(|&(s, p, t)| ((s, p), t)).collect();
+        self.current = current;
     }
 
     /// Recomputes the watermark after a batch.

@@ -16,6 +16,8 @@ pub struct TaskMetrics {
     pub dead_letters: AtomicU64,
     pub batches: AtomicU64,
     pub timers_fired: AtomicU64,
+    /// Snapshots taken.
+    pub snapshots: AtomicU64,
     /// Nanoseconds spent inside the job (process + on_timer calls).
     pub job_nanos: AtomicU64,
     /// Last watermark, or i64::MIN when none yet.

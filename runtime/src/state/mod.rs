@@ -3,6 +3,7 @@
 //! read and restore it whole.
 
 use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
 
 use crate::wasm::bindings::StateKind;
 
@@ -21,7 +22,24 @@ pub struct StateTable {
     pub ttl_ms: Option<u64>,
     pub values: HashMap<Vec<u8>, Entry>,
     pub maps: HashMap<Vec<u8>, HashMap<Vec<u8>, Entry>>,
+    /// Whether the running job declared it (a restored state the job no
+    /// longer declares is "non-restored" after an upgrade).
+    pub declared: bool,
 }
+
+/// A state table as a snapshot keeps it: live entries only, as (key,
+/// value, written at) and, for map states, (key, fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateTableImage {
+    pub name: String,
+    pub map: bool,
+    pub ttl_ms: Option<u64>,
+    pub values: Vec<EntryImage>,
+    pub maps: Vec<(Vec<u8>, Vec<EntryImage>)>,
+}
+
+/// (key or field, value, written at ms).
+pub type EntryImage = (Vec<u8>, Vec<u8>, i64);
 
 impl StateTable {
     fn live(&self, entry: &Entry, now_ms: i64) -> bool {
@@ -60,6 +78,7 @@ impl StateBackend {
                 return Err(DeclareError::KindChanged { name: name.to_owned(), declared: kind, existing: table.kind });
             }
             table.ttl_ms = ttl_ms;
+            table.declared = true;
             return Ok(i as u32);
         }
         self.tables.push(StateTable {
@@ -68,6 +87,7 @@ impl StateBackend {
             ttl_ms,
             values: HashMap::new(),
             maps: HashMap::new(),
+            declared: true,
         });
         Ok(self.tables.len() as u32 - 1)
     }
@@ -151,6 +171,57 @@ impl StateBackend {
         Some(t.maps.get(key).map_or(0, |m| m.values().filter(|e| t.live(e, now_ms)).count() as u32))
     }
 
+    /// The live state, for a snapshot (expired entries are left out).
+    pub fn image(&self, now_ms: i64) -> Vec<StateTableImage> {
+        let entries = |t: &StateTable, m: &HashMap<Vec<u8>, Entry>| {
+            m.iter()
+                .filter(|(_, e)| t.live(e, now_ms))
+                .map(|(k, e)| (k.clone(), e.value.clone(), e.written_ms))
+                .collect()
+        };
+        // States the job no longer declares (allowed non-restored) are dropped.
+        self.tables
+            .iter()
+            .filter(|t| t.declared)
+            .map(|t| StateTableImage {
+                name: t.name.clone(),
+                map: t.kind == StateKind::Map,
+                ttl_ms: t.ttl_ms,
+                values: entries(t, &t.values),
+                maps: t
+                    .maps
+                    .iter()
+                    .map(|(k, m)| (k.clone(), entries(t, m)))
+                    .filter(|(_, fields): &(_, Vec<_>)| !fields.is_empty())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// State restored from a snapshot; the job re-declares each by name.
+    pub fn restore(images: Vec<StateTableImage>) -> Self {
+        let entries = |list: Vec<EntryImage>| {
+            list.into_iter().map(|(k, value, written_ms)| (k, Entry { value, written_ms })).collect()
+        };
+        let tables = images
+            .into_iter()
+            .map(|i| StateTable {
+                name: i.name,
+                kind: if i.map { StateKind::Map } else { StateKind::Value },
+                ttl_ms: i.ttl_ms,
+                values: entries(i.values),
+                maps: i.maps.into_iter().map(|(k, fields)| (k, entries(fields))).collect(),
+                declared: false,
+            })
+            .collect();
+        StateBackend { tables }
+    }
+
+    /// Restored states the job did not declare, with their key counts.
+    pub fn undeclared(&self) -> Vec<(String, usize)> {
+        self.tables.iter().filter(|t| !t.declared).map(|t| (t.name.clone(), t.len())).collect()
+    }
+
     /// Drops every expired entry, so it is neither visible nor snapshotted.
     pub fn expire(&mut self, now_ms: i64) -> usize {
         let mut dropped = 0;
@@ -184,6 +255,26 @@ mod tests {
         assert_eq!(s.get(v, b"k", 1000).unwrap(), None);
         assert_eq!(s.expire(1000), 1);
         assert!(s.table(v).unwrap().is_empty());
+    }
+
+    #[test]
+    fn images_leave_out_expired_and_undeclared_state() {
+        let mut s = StateBackend::default();
+        let short = s.declare("short", StateKind::Value, Some(1000)).unwrap();
+        let long = s.declare("long", StateKind::Map, None).unwrap();
+        s.set(short, b"old".to_vec(), b"1".to_vec(), 0).unwrap();
+        s.set(short, b"new".to_vec(), b"2".to_vec(), 900).unwrap();
+        s.map_set(long, b"k".to_vec(), b"f".to_vec(), b"3".to_vec(), 0).unwrap();
+        let image = s.image(1500);
+        assert_eq!(image[0].values, vec![(b"new".to_vec(), b"2".to_vec(), 900)], "expired keys are not snapshotted");
+        assert_eq!(image[1].maps.len(), 1);
+
+        let mut restored = StateBackend::restore(image);
+        assert_eq!(restored.undeclared().len(), 2);
+        let h = restored.declare("long", StateKind::Map, None).unwrap();
+        assert_eq!(restored.map_get(h, b"k", b"f", 2000), Some(Some(&b"3"[..])));
+        assert_eq!(restored.undeclared(), vec![("short".to_owned(), 1)]);
+        assert_eq!(restored.image(2000).len(), 1, "a state the job dropped is not snapshotted again");
     }
 
     #[test]

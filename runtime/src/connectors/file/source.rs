@@ -17,6 +17,8 @@ pub struct FileSource {
     /// The line being read; a wait that runs out leaves a partial line here.
     line: Vec<u8>,
     next_offset: i64,
+    /// Lines before this one were processed before a restore: skipped.
+    resume_at: i64,
     event_time_field: Option<String>,
     key_field: Option<String>,
 }
@@ -50,9 +52,15 @@ impl FileSource {
             reader,
             line: Vec::new(),
             next_offset: 0,
+            resume_at: 0,
             event_time_field: config.event_time_field.clone(),
             key_field: config.key_field.clone(),
         }
+    }
+
+    /// Resumes after a snapshot: lines before the position are skipped.
+    pub fn resume(&mut self, positions: &[(i32, i64)]) {
+        self.resume_at = positions.iter().filter(|(p, _)| *p == 0).map(|(_, o)| *o).max().unwrap_or(0);
     }
 
     /// Event time and key from JSON fields, when configured. A line that is
@@ -106,7 +114,7 @@ impl Source for FileSource {
             let line = std::mem::take(&mut self.line);
             let line = line.strip_suffix(b"\n").unwrap_or(&line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if line.iter().all(u8::is_ascii_whitespace) {
+            if offset < self.resume_at || line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             let (event_time, key) = self.fields(line);
@@ -122,6 +130,10 @@ impl Source for FileSource {
             taken += 1;
         }
         Ok(SourceStatus::Open)
+    }
+
+    fn positions(&self) -> Option<Vec<(i32, i64)>> {
+        Some(vec![(0, self.next_offset)])
     }
 }
 

@@ -86,9 +86,20 @@ impl KafkaSource {
                 assignment.push((t, p));
             }
         }
-        let start = start_offsets(&consumer, &topics, &assignment, &config.start)
+        let mut start = start_offsets(&consumer, &topics, &assignment, &config.start)
             .await
             .map_err(|m| ConnectorError::config(CONNECTOR, name, m))?;
+        // Resuming from a snapshot: its positions win over `start`.
+        let mut positions = HashMap::new();
+        if let Some(resume) = cx.resume_positions(name) {
+            for (i, &(t, p)) in assignment.iter().enumerate() {
+                let encoded = if topics.len() == 1 { p } else { t as i32 * PARTITION_SPAN + p };
+                if let Some(&(_, next)) = resume.iter().find(|(rp, _)| *rp == encoded) {
+                    start[i] = Offset::Offset(next);
+                    positions.insert((t, p), next);
+                }
+            }
+        }
         let stop_at =
             if config.bounded { Some(end_offsets(&consumer, &topics, &assignment, name).await?) } else { None };
 
@@ -105,7 +116,7 @@ impl KafkaSource {
             consumer,
             topics,
             event_time_field: config.event_time_field.clone(),
-            positions: HashMap::new(),
+            positions,
             stop_at,
             last_record: Instant::now(),
             commit_interval: config.commit_interval,
@@ -215,6 +226,11 @@ impl Source for KafkaSource {
         }
         self.commit_for_monitoring();
         Ok(if self.finished() { SourceStatus::Finished } else { SourceStatus::Open })
+    }
+
+    fn positions(&self) -> Option<Vec<(i32, i64)>> {
+        let encode = |t: usize, p: i32| if self.topics.len() == 1 { p } else { t as i32 * PARTITION_SPAN + p };
+        Some(self.positions.iter().map(|(&(t, p), &next)| (encode(t, p), next)).collect())
     }
 }
 

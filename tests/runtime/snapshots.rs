@@ -1,0 +1,91 @@
+//! Snapshots and restore in the real runtime: positions, state and the
+//! upgrade check for state a new job version no longer declares.
+
+use std::sync::Arc;
+
+use sluice_runtime::connectors::memory::MemorySink;
+use sluice_runtime::job::{BuildError, JobSpec, TaskBuilder, TaskEnd};
+use sluice_runtime::snapshot::{LocalSnapshotStore, SnapshotStore};
+use sluice_tests::{engine, load};
+
+fn spec(dir: &std::path::Path) -> JobSpec {
+    let text = "name = \"keyed_count\"\ncomponent = \"unused.wasm\"\n\
+                [sources.orders]\nkind = \"file\"\npath = \"orders.jsonl\"\n\
+                [sinks.counts]\nkind = \"memory\"\n[batch]\nmax_records = 2\n[snapshot]\ninterval = \"1ms\"\n";
+    JobSpec::parse(text, dir).unwrap()
+}
+
+fn lines(keys: &[&str]) -> String {
+    keys.iter().map(|k| format!("{{\"user\":\"{k}\"}}\n")).collect()
+}
+
+/// Runs the keyed count over orders.jsonl (the file source keys records by
+/// `user`), from the latest snapshot when there is one; returns the counts
+/// it emitted, last per user.
+async fn run(dir: &std::path::Path, store: Arc<dyn SnapshotStore>) -> Vec<(String, u64)> {
+    let mut spec = spec(dir);
+    if let sluice_runtime::connectors::registry::SourceSpec::File(f) = &mut spec.sources["orders"] {
+        f.key_field = Some("user".into());
+    }
+    let sink = MemorySink::default();
+    let mut builder = TaskBuilder::new(&spec).sink("counts", Box::new(sink.clone())).snapshots(store.clone());
+    if let Some(s) = store.latest("keyed_count").await.unwrap() {
+        builder = builder.restore(s);
+    }
+    let component = load("guest_keyed_count").await.unwrap();
+    let task = builder.dead_letter(Box::new(MemorySink::default())).build(engine(), &component).await.unwrap();
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    assert_eq!(task.run(rx).await.unwrap(), TaskEnd::Finished);
+    let mut last = std::collections::BTreeMap::new();
+    for row in sink.rows() {
+        let v: serde_json::Value = serde_json::from_slice(&row.value).unwrap();
+        last.insert(v["user"].as_str().unwrap().to_owned(), v["events"].as_u64().unwrap());
+    }
+    last.into_iter().collect()
+}
+
+#[tokio::test]
+async fn a_restored_run_resumes_after_the_last_position_with_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn SnapshotStore> = Arc::new(LocalSnapshotStore::new(dir.path().join("snapshots")));
+    std::fs::write(dir.path().join("orders.jsonl"), lines(&["a", "b", "a", "c", "a"])).unwrap();
+    assert_eq!(run(dir.path(), store.clone()).await, [("a".into(), 3), ("b".into(), 1), ("c".into(), 1)]);
+
+    // More input arrives; the next run reads only it, with the counts so far.
+    let mut all = lines(&["a", "b", "a", "c", "a"]);
+    all.push_str(&lines(&["b", "a", "d"]));
+    std::fs::write(dir.path().join("orders.jsonl"), all).unwrap();
+    assert_eq!(
+        run(dir.path(), store.clone()).await,
+        [("a".into(), 4), ("b".into(), 2), ("d".into(), 1)],
+        "only the new lines are processed, counting on from the snapshot"
+    );
+    let latest = store.latest("keyed_count").await.unwrap().unwrap();
+    assert_eq!(latest.positions_of("orders"), vec![(0, 8)]);
+}
+
+#[tokio::test]
+async fn state_a_new_version_drops_needs_an_explicit_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn SnapshotStore> = Arc::new(LocalSnapshotStore::new(dir.path().join("snapshots")));
+    std::fs::write(dir.path().join("orders.jsonl"), lines(&["a", "b"])).unwrap();
+    run(dir.path(), store.clone()).await;
+    let snapshot = store.latest("keyed_count").await.unwrap().unwrap();
+
+    // "Version 2" of the job is another component that declares other state.
+    let spec = spec(dir.path());
+    let v2 = load("guest_windows").await.unwrap();
+    let build = |allow| {
+        TaskBuilder::new(&spec)
+            .sink("counts", Box::new(MemorySink::default()))
+            .dead_letter(Box::new(MemorySink::default()))
+            .restore(snapshot.clone())
+            .allow_non_restored_state(allow)
+            .build(engine(), &v2)
+    };
+    let err = build(false).await.err().expect("refused without the flag");
+    assert!(matches!(err, BuildError::NonRestoredState { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("`counts` (2 keys)") && text.contains("--allow-non-restored-state"), "{text}");
+    assert!(build(true).await.is_ok(), "with the flag the dropped state is let go");
+}
