@@ -3,8 +3,9 @@
 //! (image of the live state + encoding + durable write), its size, and the
 //! restore time (read + checksum + decode + rebuilding the tables).
 //!
-//! `cargo bench -p sluice-tests --bench snapshot` (`BENCH_KEYS` to change
-//! the key count). Snapshots are full: incremental ones are not built yet.
+//! Full and incremental snapshots are measured side by side on the same
+//! state. `cargo bench -p sluice-tests --bench snapshot` (`BENCH_KEYS` to
+//! change the key count).
 
 use std::time::{Duration, Instant};
 
@@ -12,31 +13,81 @@ use sluice_runtime::snapshot::{LocalSnapshotStore, Snapshot, SnapshotMeta, Snaps
 use sluice_runtime::state::StateBackend;
 use sluice_runtime::wasm::bindings::StateKind;
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 #[tokio::main]
 async fn main() {
     let keys: usize = std::env::var("BENCH_KEYS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let mut state = StateBackend::default();
     let handle = state.declare("profile", StateKind::Value, None).unwrap();
-    let value = |i: usize, round: usize| format!("{{\"user\":\"user-{i:08}\",\"round\":{round},\"balance\":{}.25,\"tier\":\"gold\",\"flags\":[1,2,3]}}", i * 7 % 100_000);
+    let value = |i: usize, round: usize| {
+        format!(
+            "{{\"user\":\"user-{i:08}\",\"round\":{round},\"balance\":{}.25,\"tier\":\"gold\",\"flags\":[1,2,3]}}",
+            i * 7 % 100_000
+        )
+    };
     for i in 0..keys {
         state.set(handle, format!("user-{i:08}").into_bytes(), value(i, 0).into_bytes(), 0).unwrap();
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store = LocalSnapshotStore::new(dir.path());
+    let value_len = value(0, 0).len();
+    let mut full = Measured::default();
+    let mut incremental = Measured::default();
+    // Each kind has its own copy of the state (image() restarts change
+    // tracking) and its own directory; rounds alternate between them.
+    let mut state_incremental = state.clone();
+    for round in 1..=ROUNDS {
+        full = full.measure(&mut state, handle, round, false, &value).await;
+        incremental = incremental.measure(&mut state_incremental, handle, round, true, &value).await;
+    }
+    let restore_full = full.restore(keys).await;
+    let restore_incremental = incremental.restore(keys).await;
 
-    // Each round changes 1% of the keys, then snapshots (what the task does
-    // between two batches).
-    let mut pauses = Vec::new();
-    let mut size = 0;
-    for round in 1..=5 {
+    println!("{keys} keys, ~{value_len} bytes per value, 1% of keys changed per snapshot, {ROUNDS} snapshots each\n");
+    println!("| measure | full | incremental |");
+    println!("|---|---|---|");
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+    println!("| pause p50 | {} | {} |", ms(full.percentile(0.5)), ms(incremental.percentile(0.5)));
+    println!("| pause p99 | {} | {} |", ms(full.percentile(0.99)), ms(incremental.percentile(0.99)));
+    println!(
+        "| size of one snapshot (after the first) | {:.1} MB | {:.2} MB |",
+        full.size as f64 / 1e6,
+        incremental.size as f64 / 1e6
+    );
+    println!(
+        "| restore (read, check, decode, apply increments, rebuild) | {} | {} |",
+        ms(restore_full),
+        ms(restore_incremental)
+    );
+}
+
+const ROUNDS: usize = 9;
+
+/// One kind of snapshot measured over the rounds.
+#[derive(Default)]
+struct Measured {
+    dir: Option<tempfile::TempDir>,
+    pauses: Vec<Duration>,
+    size: usize,
+    last: Option<String>,
+}
+
+impl Measured {
+    async fn measure(
+        mut self,
+        state: &mut StateBackend,
+        handle: u32,
+        round: usize,
+        incremental: bool,
+        value: &impl Fn(usize, usize) -> String,
+    ) -> Self {
+        let keys = state.tables()[0].len();
         for i in (0..keys).step_by(100).map(|i| (i + round) % keys) {
             state.set(handle, format!("user-{i:08}").into_bytes(), value(i, round).into_bytes(), 0).unwrap();
         }
+        let dir = self.dir.get_or_insert_with(|| tempfile::tempdir().unwrap());
+        let store = LocalSnapshotStore::new(dir.path());
         let started = Instant::now();
+        // What the task does between two batches: image, encode, durable write.
+        let changes = if incremental && self.last.is_some() { state.image_changes(0) } else { None };
+        let base = changes.as_ref().and(self.last.clone());
         let snapshot = Snapshot {
             meta: SnapshotMeta {
                 id: format!("0000000000000-{round:06}"),
@@ -46,28 +97,40 @@ async fn main() {
                 trigger: Trigger::Periodic,
                 positions: Vec::new(),
             },
-            state: state.image(0),
+            base,
+            state: changes.unwrap_or_else(|| state.image(0)),
             timers: Vec::new(),
             event_times: Vec::new(),
             watermark: None,
         };
-        store.put(&snapshot, 2).await.unwrap();
-        pauses.push(started.elapsed());
-        size = snapshot.encode().len();
+        store.put(&snapshot, 3).await.unwrap();
+        let pause = started.elapsed();
+        if round > 1 {
+            self.pauses.push(pause); // the first of each kind is a full one
+            self.size = snapshot.encode().len();
+        }
+        self.last = Some(snapshot.meta.id.clone());
+        self
     }
-    pauses.sort();
 
-    let started = Instant::now();
-    let snapshot = store.latest("bench").await.unwrap().unwrap();
-    let restored = StateBackend::restore(snapshot.state);
-    let restore = started.elapsed();
-    assert_eq!(restored.tables()[0].len(), keys);
+    fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.pauses.clone();
+        sorted.sort();
+        sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+    }
 
-    println!("{keys} keys, ~{} bytes per value, 1% changed per snapshot, full snapshots\n", value(0, 0).len());
-    println!("| measure | value |");
-    println!("|---|---|");
-    println!("| snapshot pause p50 | {:.0} ms |", percentile(&pauses, 0.5).as_secs_f64() * 1e3);
-    println!("| snapshot pause p99 (max of 5) | {:.0} ms |", percentile(&pauses, 0.99).as_secs_f64() * 1e3);
-    println!("| snapshot size | {:.1} MB |", size as f64 / 1e6);
-    println!("| restore (read, check, decode, rebuild) | {:.0} ms |", restore.as_secs_f64() * 1e3);
+    async fn restore(&self, keys: usize) -> Duration {
+        let store = LocalSnapshotStore::new(self.dir.as_ref().unwrap().path());
+        let started = Instant::now();
+        let snapshot = store.latest("bench").await.unwrap().unwrap();
+        let restored = StateBackend::restore(snapshot.state);
+        let took = started.elapsed();
+        let table = &restored.tables()[0];
+        assert_eq!(table.len(), keys);
+        // The last round's changes are there.
+        let probe = format!("user-{:08}", ROUNDS % keys);
+        let value = String::from_utf8(table.values[probe.as_bytes()].value.clone()).unwrap();
+        assert!(value.contains(&format!("\"round\":{ROUNDS}")), "{value}");
+        took
+    }
 }

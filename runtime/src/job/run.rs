@@ -42,6 +42,8 @@ pub struct SnapshotSettings {
     pub store: Arc<dyn SnapshotStore>,
     pub interval: Option<std::time::Duration>,
     pub retain: usize,
+    /// Incremental snapshots, with a full one every this many (`None`: all full).
+    pub full_every: Option<usize>,
 }
 
 /// Assembles a [`Task`] for a spec.
@@ -223,7 +225,10 @@ impl<'a> TaskBuilder<'a> {
                 store,
                 interval: spec.snapshot.interval,
                 retain: spec.snapshot.retain,
+                full_every: spec.snapshot.incremental.then_some(spec.snapshot.full_every),
             }),
+            last_snapshot_id: None,
+            since_full: 0,
             last_snapshot: std::time::Instant::now(),
             snapshot_seq: 0,
         })

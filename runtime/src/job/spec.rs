@@ -101,13 +101,20 @@ pub struct SnapshotSpec {
     /// default (snapshots are then taken on stop and on demand only).
     #[serde(with = "humantime_serde")]
     pub interval: Option<Duration>,
-    /// How many snapshots to keep per job (at least 1).
+    /// How many snapshots to keep per job (at least 1); the bases an
+    /// incremental one needs are kept too.
     pub retain: usize,
+    /// Snapshots after the first hold only the state changed since the
+    /// previous one, so the pause stays short when state is large.
+    pub incremental: bool,
+    /// With `incremental`, every this many snapshots one is full again
+    /// (compaction: restore never applies more than this many increments).
+    pub full_every: usize,
 }
 
 impl Default for SnapshotSpec {
     fn default() -> Self {
-        SnapshotSpec { interval: None, retain: 3 }
+        SnapshotSpec { interval: None, retain: 3, incremental: true, full_every: 10 }
     }
 }
 
@@ -157,8 +164,13 @@ impl JobSpec {
         if self.limits.memory_mb < 2 {
             return Err(SpecError::Invalid("limits.memory_mb must be at least 2 (MiB)".into()));
         }
-        if self.snapshot.interval.is_some_and(|i| i.is_zero()) || self.snapshot.retain == 0 {
-            return Err(SpecError::Invalid("snapshot.interval must be positive and snapshot.retain at least 1".into()));
+        if self.snapshot.interval.is_some_and(|i| i.is_zero())
+            || self.snapshot.retain == 0
+            || self.snapshot.full_every == 0
+        {
+            return Err(SpecError::Invalid(
+                "snapshot.interval must be positive, snapshot.retain and snapshot.full_every at least 1".into(),
+            ));
         }
         if self.limits.cpu_per_batch.is_zero() {
             return Err(SpecError::Invalid("limits.cpu_per_batch must be positive, e.g. \"5s\"".into()));

@@ -71,6 +71,10 @@ pub struct Task {
     pub(crate) snapshots: Option<SnapshotSettings>,
     pub(crate) last_snapshot: Instant,
     pub(crate) snapshot_seq: u32,
+    /// The previous snapshot this task stored (the base of an incremental one).
+    pub(crate) last_snapshot_id: Option<String>,
+    /// Incremental snapshots since the last full one.
+    pub(crate) since_full: usize,
 }
 
 impl Task {
@@ -305,6 +309,16 @@ impl Task {
         positions.sort_by(|a, b| (&a.source, a.partition).cmp(&(&b.source, b.partition)));
         let now = self.clock.now_ms();
         self.snapshot_seq += 1;
+        let full_every = self.snapshots.as_ref().and_then(|s| s.full_every);
+        let incremental_base = match (full_every, &self.last_snapshot_id) {
+            (Some(every), Some(base)) if self.since_full < every => Some(base.clone()),
+            _ => None,
+        };
+        let host = self.instance.host_mut();
+        let (base, state) = match incremental_base.and_then(|b| host.state.image_changes(now).map(|s| (b, s))) {
+            Some((b, changes)) => (Some(b), changes),
+            None => (None, host.state.image(now)),
+        };
         let host = self.instance.host();
         let (event_times, watermark) = self.watermarks.image();
         let snapshot = Snapshot {
@@ -316,14 +330,20 @@ impl Task {
                 trigger,
                 positions,
             },
-            state: host.state.image(now),
+            base,
+            state,
             timers: host.timers.image(),
             event_times,
             watermark,
         };
         if let Some(settings) = &self.snapshots {
             settings.store.put(&snapshot, settings.retain).await.map_err(|e| error(e.to_string()))?;
-            tracing::info!(job = %job, snapshot = %snapshot.meta.id, ?trigger, "snapshot taken");
+            tracing::info!(job = %job, snapshot = %snapshot.meta.id, incremental = snapshot.base.is_some(), ?trigger, "snapshot taken");
+            self.since_full = if snapshot.base.is_some() { self.since_full + 1 } else { 0 };
+            self.last_snapshot_id = Some(snapshot.meta.id.clone());
+        } else {
+            // Not stored: the next stored snapshot must not build on it.
+            self.last_snapshot_id = None;
         }
         self.last_snapshot = Instant::now();
         TaskMetrics::add(&self.metrics.snapshots, 1);

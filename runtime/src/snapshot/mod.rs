@@ -56,6 +56,9 @@ pub type TimerImage = (i64, bool, Vec<u8>, String);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub meta: SnapshotMeta,
+    /// `None`: a full snapshot. `Some(id)`: incremental, holding only the
+    /// state changed since snapshot `id` (restored by applying it on top).
+    pub base: Option<String>,
     pub state: Vec<StateTableImage>,
     pub timers: Vec<TimerImage>,
     /// Highest event time per (source, partition), and the watermark.
@@ -118,6 +121,7 @@ mod tests {
                 trigger: Trigger::Manual,
                 positions: vec![SourcePosition { source: "in".into(), partition: 0, next_offset: 7 }],
             },
+            base: None,
             state: Vec::new(),
             timers: vec![(5, true, b"k".to_vec(), "t".into())],
             event_times: vec![(0, 0, 3)],

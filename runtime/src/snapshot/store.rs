@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 use super::{Snapshot, SnapshotError, SnapshotMeta};
+use crate::state::StateBackend;
 
 /// Snapshot storage for any number of jobs.
 #[async_trait]
@@ -14,16 +15,42 @@ pub trait SnapshotStore: Send + Sync {
     async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<(), SnapshotError>;
     /// Ids of a job's snapshots, oldest first.
     async fn list(&self, job: &str) -> Result<Vec<String>, SnapshotError>;
+    /// One stored snapshot as written (possibly incremental).
     async fn get(&self, job: &str, id: &str) -> Result<Snapshot, SnapshotError>;
 
-    /// The newest snapshot that reads back intact; damaged newer ones are
-    /// skipped with a warning naming them.
+    /// Snapshot `id` ready to restore: an incremental one is applied on top
+    /// of its chain of bases, down to the full snapshot it starts from.
+    async fn load(&self, job: &str, id: &str) -> Result<Snapshot, SnapshotError> {
+        let newest = self.get(job, id).await?;
+        let mut deltas = Vec::new();
+        let mut base = newest.base.clone();
+        while let Some(base_id) = base {
+            let older = self.get(job, &base_id).await?;
+            base = older.base.clone();
+            deltas.push(older);
+        }
+        if deltas.is_empty() {
+            return Ok(newest);
+        }
+        // deltas: newest's base .. the full one; apply oldest first.
+        let full = deltas.pop().expect("a chain ends in a full snapshot");
+        let mut state = StateBackend::restore(full.state);
+        for delta in deltas.into_iter().rev() {
+            state.apply_changes(delta.state);
+        }
+        let Snapshot { meta, state: changes, timers, event_times, watermark, .. } = newest;
+        state.apply_changes(changes);
+        Ok(Snapshot { meta, base: None, state: state.into_images(), timers, event_times, watermark })
+    }
+
+    /// The newest snapshot that loads intact; damaged newer ones (or ones
+    /// whose base is damaged or gone) are skipped with a warning naming them.
     async fn latest(&self, job: &str) -> Result<Option<Snapshot>, SnapshotError> {
         for id in self.list(job).await?.iter().rev() {
-            match self.get(job, id).await {
+            match self.load(job, id).await {
                 Ok(s) => return Ok(Some(s)),
-                Err(e @ SnapshotError::Corrupt { .. }) => {
-                    tracing::warn!(job, snapshot = %id, "skipping a damaged snapshot: {e}");
+                Err(e @ (SnapshotError::Corrupt { .. } | SnapshotError::NotFound { .. })) => {
+                    tracing::warn!(job, snapshot = %id, "skipping a snapshot that cannot be restored: {e}");
                 }
                 Err(e) => return Err(e),
             }
@@ -32,8 +59,9 @@ pub trait SnapshotStore: Send + Sync {
     }
 }
 
-/// `<dir>/<job>/<id>.snapshot`, written to a temporary file, synced, then
-/// renamed into place.
+/// `<dir>/<job>/<id>.snapshot` (full) or `<id>.delta.snapshot`
+/// (incremental), written to a temporary file, synced, then renamed into
+/// place.
 pub struct LocalSnapshotStore {
     dir: PathBuf,
 }
@@ -54,7 +82,8 @@ impl SnapshotStore for LocalSnapshotStore {
         let meta: &SnapshotMeta = &snapshot.meta;
         let dir = self.dir.join(&meta.job);
         let bytes = snapshot.encode();
-        let (tmp, path) = (dir.join(format!(".{}.tmp", meta.id)), dir.join(format!("{}.snapshot", meta.id)));
+        let (tmp, path) =
+            (dir.join(format!(".{}.tmp", meta.id)), dir.join(file_name(&meta.id, snapshot.base.is_some())));
         let write = {
             let (dir, tmp, path) = (dir.clone(), tmp.clone(), path.clone());
             move || -> std::io::Result<()> {
@@ -68,31 +97,26 @@ impl SnapshotStore for LocalSnapshotStore {
             }
         };
         tokio::task::spawn_blocking(write).await.map_err(|e| self.error(e))?.map_err(|e| self.error(e))?;
-        let ids = self.list(&meta.job).await?;
-        for old in ids.iter().take(ids.len().saturating_sub(retain.max(1))).filter(|id| **id != meta.id) {
-            let _ = tokio::fs::remove_file(dir.join(format!("{old}.snapshot"))).await;
+        // Keep the last `retain`, and the chain of bases the oldest of them
+        // needs (back to a full snapshot).
+        let files = self.files(&meta.job).await?;
+        let mut keep_from = files.len().saturating_sub(retain.max(1));
+        while keep_from > 0 && files[keep_from].1 {
+            keep_from -= 1;
+        }
+        for (id, delta) in &files[..keep_from] {
+            let _ = tokio::fs::remove_file(dir.join(file_name(id, *delta))).await;
         }
         Ok(())
     }
 
     async fn list(&self, job: &str) -> Result<Vec<String>, SnapshotError> {
-        let mut ids = Vec::new();
-        let mut entries = match tokio::fs::read_dir(self.dir.join(job)).await {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ids),
-            Err(e) => return Err(self.error(e)),
-        };
-        while let Some(entry) = entries.next_entry().await.map_err(|e| self.error(e))? {
-            if let Some(id) = entry.file_name().to_str().and_then(|n| n.strip_suffix(".snapshot")) {
-                ids.push(id.to_owned());
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        Ok(self.files(job).await?.into_iter().map(|(id, _)| id).collect())
     }
 
     async fn get(&self, job: &str, id: &str) -> Result<Snapshot, SnapshotError> {
-        let path = self.dir.join(job).join(format!("{id}.snapshot"));
+        let delta = self.files(job).await?.into_iter().find(|(i, _)| i == id).is_some_and(|(_, d)| d);
+        let path = self.dir.join(job).join(file_name(id, delta));
         let bytes = match tokio::fs::read(&path).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -102,6 +126,32 @@ impl SnapshotStore for LocalSnapshotStore {
         };
         Snapshot::decode(&path.display().to_string(), &bytes)
     }
+}
+
+impl LocalSnapshotStore {
+    /// (id, is incremental) of a job's snapshot files, oldest first.
+    async fn files(&self, job: &str) -> Result<Vec<(String, bool)>, SnapshotError> {
+        let mut files = Vec::new();
+        let mut entries = match tokio::fs::read_dir(self.dir.join(job)).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+            Err(e) => return Err(self.error(e)),
+        };
+        while let Some(entry) = entries.next_entry().await.map_err(|e| self.error(e))? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".delta.snapshot") {
+                files.push((id.to_owned(), true));
+            } else if let Some(id) = name.strip_suffix(".snapshot") {
+                files.push((id.to_owned(), false));
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+}
+
+fn file_name(id: &str, delta: bool) -> String {
+    if delta { format!("{id}.delta.snapshot") } else { format!("{id}.snapshot") }
 }
 
 #[cfg(test)]
@@ -119,11 +169,49 @@ mod tests {
                 trigger: Trigger::Periodic,
                 positions: Vec::new(),
             },
+            base: None,
             state: Vec::new(),
             timers: Vec::new(),
             event_times: Vec::new(),
             watermark: None,
         }
+    }
+
+    /// A state of keys a..e as a full image, then changes as an increment.
+    #[tokio::test]
+    async fn increments_apply_on_their_base_and_retention_keeps_the_chain() {
+        use crate::state::StateBackend;
+        use crate::wasm::bindings::StateKind;
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalSnapshotStore::new(dir.path());
+        let mut state = StateBackend::default();
+        let h = state.declare("s", StateKind::Value, None).unwrap();
+        for k in ["a", "b", "c"] {
+            state.set(h, k.into(), b"1".to_vec(), 0).unwrap();
+        }
+        let mut full = snapshot("1-1");
+        full.state = state.image(0);
+        store.put(&full, 1).await.unwrap();
+        state.set(h, b"a".to_vec(), b"2".to_vec(), 0).unwrap();
+        state.remove(h, b"b").unwrap();
+        let mut delta = snapshot("1-2");
+        delta.base = Some("1-1".into());
+        delta.state = state.image_changes(0).unwrap();
+        assert_eq!(delta.state[0].values.len() + delta.state[0].removed.len(), 2, "only a and b changed");
+        store.put(&delta, 1).await.unwrap();
+        assert_eq!(store.list("j").await.unwrap(), ["1-1", "1-2"], "retain 1 keeps the increment's base");
+
+        let loaded = store.latest("j").await.unwrap().unwrap();
+        assert_eq!(loaded.base, None);
+        let mut restored = StateBackend::restore(loaded.state);
+        let h = restored.declare("s", StateKind::Value, None).unwrap();
+        assert_eq!(restored.get(h, b"a", 0), Some(Some(&b"2"[..])));
+        assert_eq!(restored.get(h, b"b", 0), Some(None));
+        assert_eq!(restored.get(h, b"c", 0), Some(Some(&b"1"[..])));
+
+        // A damaged base makes the increment unusable too: nothing to restore.
+        std::fs::write(dir.path().join("j/1-1.snapshot"), b"SLUICE-SNAPSHOT 1\nxx").unwrap();
+        assert!(store.latest("j").await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! per-state TTL. Jobs reach it through the `state` WIT interface; snapshots
 //! read and restore it whole.
 
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
 use crate::wasm::bindings::StateKind;
@@ -25,6 +25,9 @@ pub struct StateTable {
     /// Whether the running job declared it (a restored state the job no
     /// longer declares is "non-restored" after an upgrade).
     pub declared: bool,
+    /// Keys written or removed since the last snapshot, when incremental
+    /// snapshots are on (`None`: not tracked).
+    pub changed: Option<HashSet<Vec<u8>>>,
 }
 
 /// A state table as a snapshot keeps it: live entries only, as (key,
@@ -36,12 +39,20 @@ pub struct StateTableImage {
     pub ttl_ms: Option<u64>,
     pub values: Vec<EntryImage>,
     pub maps: Vec<(Vec<u8>, Vec<EntryImage>)>,
+    /// In an incremental image: keys removed (or expired) since the base.
+    pub removed: Vec<Vec<u8>>,
 }
 
 /// (key or field, value, written at ms).
 pub type EntryImage = (Vec<u8>, Vec<u8>, i64);
 
 impl StateTable {
+    fn touch(&mut self, key: &[u8]) {
+        if let Some(changed) = &mut self.changed {
+            changed.insert(key.to_vec());
+        }
+    }
+
     fn live(&self, entry: &Entry, now_ms: i64) -> bool {
         self.ttl_ms.is_none_or(|ttl| now_ms.saturating_sub(entry.written_ms) < ttl as i64)
     }
@@ -67,6 +78,8 @@ pub enum DeclareError {
 #[derive(Debug, Clone, Default)]
 pub struct StateBackend {
     tables: Vec<StateTable>,
+    /// Record changed keys, for incremental snapshots.
+    track_changes: bool,
 }
 
 impl StateBackend {
@@ -88,6 +101,7 @@ impl StateBackend {
             values: HashMap::new(),
             maps: HashMap::new(),
             declared: true,
+            changed: self.track_changes.then(HashSet::new),
         });
         Ok(self.tables.len() as u32 - 1)
     }
@@ -117,6 +131,7 @@ impl StateBackend {
 
     pub fn set(&mut self, state: u32, key: Vec<u8>, value: Vec<u8>, now_ms: i64) -> Option<()> {
         let t = self.table_mut(state)?;
+        t.touch(&key);
         t.values.insert(key, Entry { value, written_ms: now_ms });
         Some(())
     }
@@ -124,6 +139,7 @@ impl StateBackend {
     /// Removes a value or a whole map.
     pub fn remove(&mut self, state: u32, key: &[u8]) -> Option<()> {
         let t = self.table_mut(state)?;
+        t.touch(key);
         t.values.remove(key);
         t.maps.remove(key);
         Some(())
@@ -136,12 +152,14 @@ impl StateBackend {
 
     pub fn map_set(&mut self, state: u32, key: Vec<u8>, field: Vec<u8>, value: Vec<u8>, now_ms: i64) -> Option<()> {
         let t = self.table_mut(state)?;
+        t.touch(&key);
         t.maps.entry(key).or_default().insert(field, Entry { value, written_ms: now_ms });
         Some(())
     }
 
     pub fn map_remove(&mut self, state: u32, key: &[u8], field: &[u8]) -> Option<()> {
         let t = self.table_mut(state)?;
+        t.touch(key);
         if let Some(map) = t.maps.get_mut(key) {
             map.remove(field);
             if map.is_empty() {
@@ -171,31 +189,37 @@ impl StateBackend {
         Some(t.maps.get(key).map_or(0, |m| m.values().filter(|e| t.live(e, now_ms)).count() as u32))
     }
 
-    /// The live state, for a snapshot (expired entries are left out).
-    pub fn image(&self, now_ms: i64) -> Vec<StateTableImage> {
-        let entries = |t: &StateTable, m: &HashMap<Vec<u8>, Entry>| {
-            m.iter()
-                .filter(|(_, e)| t.live(e, now_ms))
-                .map(|(k, e)| (k.clone(), e.value.clone(), e.written_ms))
-                .collect()
-        };
-        // States the job no longer declares (allowed non-restored) are dropped.
+    /// The live state, for a full snapshot (expired entries are left out).
+    /// Starts (or restarts) change tracking from this point.
+    pub fn image(&mut self, now_ms: i64) -> Vec<StateTableImage> {
+        self.track_changes = true;
         self.tables
-            .iter()
+            .iter_mut()
             .filter(|t| t.declared)
-            .map(|t| StateTableImage {
-                name: t.name.clone(),
-                map: t.kind == StateKind::Map,
-                ttl_ms: t.ttl_ms,
-                values: entries(t, &t.values),
-                maps: t
-                    .maps
-                    .iter()
-                    .map(|(k, m)| (k.clone(), entries(t, m)))
-                    .filter(|(_, fields): &(_, Vec<_>)| !fields.is_empty())
-                    .collect(),
+            .map(|t| {
+                t.changed = Some(HashSet::new());
+                let values = t.values.keys().cloned().collect::<Vec<_>>();
+                let maps = t.maps.keys().cloned().collect::<Vec<_>>();
+                let mut image = image_of(t, values.iter().chain(&maps), now_ms);
+                image.removed.clear(); // a full image has no base to remove from
+                image
             })
             .collect()
+    }
+
+    /// Only what changed since the previous image (full or incremental):
+    /// changed keys with their live entries, and the keys now gone. `None`
+    /// when changes were not tracked (no full image taken yet).
+    pub fn image_changes(&mut self, now_ms: i64) -> Option<Vec<StateTableImage>> {
+        if !self.track_changes {
+            return None;
+        }
+        let mut images = Vec::new();
+        for t in self.tables.iter_mut().filter(|t| t.declared) {
+            let changed = t.changed.replace(HashSet::new()).unwrap_or_default();
+            images.push(image_of(t, changed.iter(), now_ms));
+        }
+        Some(images)
     }
 
     /// State restored from a snapshot; the job re-declares each by name.
@@ -212,9 +236,62 @@ impl StateBackend {
                 values: entries(i.values),
                 maps: i.maps.into_iter().map(|(k, fields)| (k, entries(fields))).collect(),
                 declared: false,
+                changed: None,
             })
             .collect();
-        StateBackend { tables }
+        StateBackend { tables, track_changes: false }
+    }
+
+    /// Applies an incremental image on top of restored state.
+    pub fn apply_changes(&mut self, images: Vec<StateTableImage>) {
+        for image in images {
+            let i = match self.tables.iter().position(|t| t.name == image.name) {
+                Some(i) => i,
+                None => {
+                    self.tables.extend(
+                        StateBackend::restore(vec![StateTableImage {
+                            values: Vec::new(),
+                            maps: Vec::new(),
+                            removed: Vec::new(),
+                            ..image.clone()
+                        }])
+                        .tables,
+                    );
+                    self.tables.len() - 1
+                }
+            };
+            let t = &mut self.tables[i];
+            t.ttl_ms = image.ttl_ms;
+            for key in image.removed {
+                t.values.remove(&key);
+                t.maps.remove(&key);
+            }
+            for (key, value, written_ms) in image.values {
+                t.values.insert(key, Entry { value, written_ms });
+            }
+            for (key, fields) in image.maps {
+                let fields =
+                    fields.into_iter().map(|(f, value, written_ms)| (f, Entry { value, written_ms })).collect();
+                t.maps.insert(key, fields);
+            }
+        }
+    }
+
+    /// Every table whole (expired entries included), for materialising a
+    /// chain of incremental snapshots.
+    pub fn into_images(self) -> Vec<StateTableImage> {
+        let entries = |m: HashMap<Vec<u8>, Entry>| m.into_iter().map(|(k, e)| (k, e.value, e.written_ms)).collect();
+        self.tables
+            .into_iter()
+            .map(|t| StateTableImage {
+                name: t.name,
+                map: t.kind == StateKind::Map,
+                ttl_ms: t.ttl_ms,
+                values: entries(t.values),
+                maps: t.maps.into_iter().map(|(k, m)| (k, entries(m))).collect(),
+                removed: Vec::new(),
+            })
+            .collect()
     }
 
     /// Restored states the job did not declare, with their key counts.
@@ -229,17 +306,55 @@ impl StateBackend {
             let Some(ttl) = t.ttl_ms else { continue };
             let live = |e: &Entry| now_ms.saturating_sub(e.written_ms) < ttl as i64;
             let before = t.values.len();
-            t.values.retain(|_, e| live(e));
+            let changed = &mut t.changed;
+            t.values.retain(|k, e| {
+                let keep = live(e);
+                if let (false, Some(changed)) = (keep, changed.as_mut()) {
+                    changed.insert(k.clone());
+                }
+                keep
+            });
             dropped += before - t.values.len();
-            t.maps.retain(|_, map| {
+            t.maps.retain(|k, map| {
                 let before = map.len();
                 map.retain(|_, e| live(e));
                 dropped += before - map.len();
+                if before != map.len()
+                    && let Some(changed) = changed.as_mut()
+                {
+                    changed.insert(k.clone());
+                }
                 !map.is_empty()
             });
         }
         dropped
     }
+}
+
+/// The image of `keys` of a table: live entries, and keys with nothing
+/// live left as removed.
+fn image_of<'a>(t: &StateTable, keys: impl Iterator<Item = &'a Vec<u8>>, now_ms: i64) -> StateTableImage {
+    let live = |m: &HashMap<Vec<u8>, Entry>| -> Vec<EntryImage> {
+        m.iter().filter(|(_, e)| t.live(e, now_ms)).map(|(k, e)| (k.clone(), e.value.clone(), e.written_ms)).collect()
+    };
+    let mut image = StateTableImage {
+        name: t.name.clone(),
+        map: t.kind == StateKind::Map,
+        ttl_ms: t.ttl_ms,
+        values: Vec::new(),
+        maps: Vec::new(),
+        removed: Vec::new(),
+    };
+    for key in keys {
+        if let Some(e) = t.values.get(key).filter(|e| t.live(e, now_ms)) {
+            image.values.push((key.clone(), e.value.clone(), e.written_ms));
+        } else if let Some(fields) = t.maps.get(key).map(&live).filter(|f| !f.is_empty()) {
+            image.maps.push((key.clone(), fields));
+        } else {
+            image.removed.push(key.clone());
+        }
+    }
+    image
 }
 
 #[cfg(test)]
