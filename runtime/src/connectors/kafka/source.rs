@@ -50,6 +50,8 @@ pub struct KafkaSource {
     positions: HashMap<(usize, i32), i64>,
     /// Bounded runs: the end offsets seen at start.
     stop_at: Option<HashMap<(usize, i32), i64>>,
+    /// Every assigned (topic index, partition).
+    assignment: Vec<(usize, i32)>,
     /// When the last record arrived (bounded runs end only after a quiet spell).
     last_record: Instant,
     commit_interval: Duration,
@@ -118,6 +120,7 @@ impl KafkaSource {
             event_time_field: config.event_time_field.clone(),
             positions,
             stop_at,
+            assignment,
             last_record: Instant::now(),
             commit_interval: config.commit_interval,
             last_commit: Instant::now(),
@@ -169,6 +172,19 @@ impl KafkaSource {
         })
     }
 
+    /// Asks for the end offsets again before finishing a bounded run: a
+    /// partition whose messages the broker had not made visible when the
+    /// run started (a busy Tansu reports it empty) is then read too.
+    async fn end_confirmed(&mut self) -> Result<bool, ConnectorError> {
+        let ends = end_offsets(&self.consumer, &self.topics, &self.assignment, &self.name).await?;
+        let stop = self.stop_at.get_or_insert_with(HashMap::new);
+        for (tp, end) in ends {
+            let known = stop.entry(tp).or_insert(end);
+            *known = (*known).max(end);
+        }
+        Ok(self.finished())
+    }
+
     /// Commits positions under the group id, for lag monitoring only; a
     /// failure is logged, never fatal.
     fn commit_for_monitoring(&mut self) {
@@ -195,7 +211,7 @@ impl Source for KafkaSource {
         max: usize,
         max_wait: Duration,
     ) -> Result<SourceStatus, ConnectorError> {
-        if self.finished() {
+        if self.finished() && self.end_confirmed().await? {
             return Ok(SourceStatus::Finished);
         }
         let deadline = tokio::time::Instant::now() + max_wait;
@@ -225,7 +241,7 @@ impl Source for KafkaSource {
             }
         }
         self.commit_for_monitoring();
-        Ok(if self.finished() { SourceStatus::Finished } else { SourceStatus::Open })
+        Ok(if self.finished() && self.end_confirmed().await? { SourceStatus::Finished } else { SourceStatus::Open })
     }
 
     fn positions(&self) -> Option<Vec<(i32, i64)>> {
