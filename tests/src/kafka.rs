@@ -25,6 +25,18 @@ pub async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("creating topic {t}: {e}"));
     }
+    // Tansu may list a new topic before all its partitions: wait until the
+    // metadata shows every one, so readers assign them all.
+    let started = Instant::now();
+    loop {
+        let metadata = admin.inner().fetch_metadata(Some(topic), Duration::from_secs(5)).expect("metadata");
+        let listed = metadata.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len());
+        if listed == partitions as usize {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "topic {topic} shows {listed} of {partitions} partitions");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A producer batching up to `per_batch` messages per record batch.

@@ -102,6 +102,9 @@ impl KafkaSource {
                 }
             }
         }
+        if !positions.is_empty() {
+            flag_expired_positions(&consumer, &topics, &positions, name).await?;
+        }
         let stop_at =
             if config.bounded { Some(end_offsets(&consumer, &topics, &assignment, name).await?) } else { None };
 
@@ -327,26 +330,58 @@ fn offset_key_matches(key: &str, topics: &[String], t: usize, p: i32) -> bool {
     }
 }
 
-/// High watermarks (the offset after the last message) of each partition.
+/// High watermarks (the offset after the last message) of each partition
+/// that has messages.
 async fn end_offsets(
     consumer: &Arc<StreamConsumer>,
     topics: &[String],
     assignment: &[(usize, i32)],
     name: &str,
 ) -> Result<HashMap<(usize, i32), i64>, ConnectorError> {
+    let marks = watermarks(consumer, topics, assignment, name).await?;
+    // An empty partition is done from the start.
+    Ok(marks.into_iter().filter(|(_, (low, high))| high > low).map(|(tp, (_, high))| (tp, high)).collect())
+}
+
+/// (low, high) watermarks of each partition.
+async fn watermarks(
+    consumer: &Arc<StreamConsumer>,
+    topics: &[String],
+    assignment: &[(usize, i32)],
+    name: &str,
+) -> Result<HashMap<(usize, i32), (i64, i64)>, ConnectorError> {
     let (c, topics, assignment) = (consumer.clone(), topics.to_vec(), assignment.to_vec());
     tokio::task::spawn_blocking(move || {
         assignment
             .iter()
-            .map(|&(t, p)| {
-                c.fetch_watermarks(&topics[t], p, Duration::from_secs(10)).map(|(low, high)| ((t, p), low, high))
-            })
-            // An empty partition is done from the start.
-            .filter(|r| !matches!(r, Ok((_, low, high)) if high <= low))
-            .map(|r| r.map(|(tp, _, high)| (tp, high)))
+            .map(|&(t, p)| c.fetch_watermarks(&topics[t], p, Duration::from_secs(10)).map(|marks| ((t, p), marks)))
             .collect::<Result<HashMap<_, _>, _>>()
     })
     .await
     .map_err(|e| ConnectorError::io(CONNECTOR, name, e, false))?
-    .map_err(|e| ConnectorError::io(CONNECTOR, name, format!("cannot read end offsets: {e}"), true))
+    .map_err(|e| ConnectorError::io(CONNECTOR, name, format!("cannot read partition offsets: {e}"), true))
+}
+
+/// Flags resume positions older than what the topic still retains: the
+/// records in between were deleted by retention and cannot be replayed.
+async fn flag_expired_positions(
+    consumer: &Arc<StreamConsumer>,
+    topics: &[String],
+    resumed: &HashMap<(usize, i32), i64>,
+    name: &str,
+) -> Result<(), ConnectorError> {
+    let parts: Vec<_> = resumed.keys().copied().collect();
+    for (tp, (low, _)) in watermarks(consumer, topics, &parts, name).await? {
+        let next = resumed[&tp];
+        if next < low {
+            tracing::warn!(
+                source = name,
+                "snapshot position {next} of {}/{} is older than the topic's retention (earliest offset {low}): \
+                 records {next}..{low} were deleted and are skipped",
+                topics[tp.0],
+                tp.1
+            );
+        }
+    }
+    Ok(())
 }
