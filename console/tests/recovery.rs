@@ -52,7 +52,7 @@ fn repo() -> &'static Path {
     sluice_tests::services::repo_root()
 }
 
-fn start(component: &str, spec: &Path, snapshots: &Path, brokers: &str) -> Child {
+fn start(component: &str, spec: &Path, snapshots: &str, brokers: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["run", "--quiet", "--from", "latest", "--spec"])
         .arg(spec)
@@ -90,7 +90,7 @@ fn stderr(child: &mut Child) -> String {
 /// Runs `component` with `spec` killed (SIGKILL) after each of `delays`,
 /// restarting from the latest snapshot, then to the end. Returns the number
 /// of kills that landed while it ran, and how many restarts restored one.
-fn run_with_kills(component: &str, spec: &Path, snapshots: &Path, brokers: &str, delays: &[u64]) -> (usize, usize) {
+fn run_with_kills(component: &str, spec: &Path, snapshots: &str, brokers: &str, delays: &[u64]) -> (usize, usize) {
     let (mut kills, mut restores) = (0, 0);
     for &delay_ms in delays {
         let mut child = start(component, spec, snapshots, brokers);
@@ -130,9 +130,10 @@ async fn hourly_premium_killed_and_restarted_leaves_the_table_of_a_clean_run() {
     std::fs::write(&crashed_spec, spec(&topic, &crashed)).unwrap();
 
     // The reference: one run, no failure.
-    finish(start("hourly_premium", &clean_spec, &tmp.path().join("clean-snapshots"), &brokers));
+    let dir = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
+    finish(start("hourly_premium", &clean_spec, &dir("clean-snapshots"), &brokers));
     let (kills, restores) =
-        run_with_kills("hourly_premium", &crashed_spec, &tmp.path().join("snapshots"), &brokers, &KILLS_AFTER_MS);
+        run_with_kills("hourly_premium", &crashed_spec, &dir("snapshots"), &brokers, &KILLS_AFTER_MS);
     assert!(kills >= 3 && restores >= 3, "killed {kills} times mid-run, {restores} restarts restored a snapshot");
 
     let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
@@ -151,8 +152,11 @@ async fn keyed_counts_are_exact_after_kills_and_restores() {
     let (brokers, topic, data) = produce_orders(20_000).await;
     let tmp = tempfile::tempdir().unwrap();
     let table = format!("recovery_counts_{}", std::process::id());
+    // Snapshots in PostgreSQL this time (the shared-deployment store), under
+    // a job name of this run's own.
+    let job = format!("keyed_count_{}", std::process::id());
     let spec_text = format!(
-        "name = \"keyed_count\"\ncomponent = \"unused.wasm\"\n\
+        "name = \"{job}\"\ncomponent = \"unused.wasm\"\n\
          [sources.orders]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nbounded = true\n\
          [sinks.counts]\nkind = \"sql\"\nconnection = \"warehouse\"\ntable = \"{table}\"\nprimary_key = [\"user\"]\n\
          create_table = true\ncolumns = {{ user = \"varchar(16)\", events = \"bigint\" }}\n\
@@ -160,8 +164,7 @@ async fn keyed_counts_are_exact_after_kills_and_restores() {
     );
     let spec = tmp.path().join("count.toml");
     std::fs::write(&spec, spec_text).unwrap();
-    let (kills, restores) =
-        run_with_kills("guest_keyed_count", &spec, &tmp.path().join("snapshots"), &brokers, &KILLS_AFTER_MS);
+    let (kills, restores) = run_with_kills("guest_keyed_count", &spec, &postgres_url(), &brokers, &KILLS_AFTER_MS);
     assert!(kills >= 3 && restores >= 3, "killed {kills} times mid-run, {restores} restarts restored a snapshot");
 
     let mut want: std::collections::BTreeMap<String, i64> = Default::default();
@@ -172,6 +175,7 @@ async fn keyed_counts_are_exact_after_kills_and_restores() {
     let got: Vec<(String, i64)> =
         sqlx::query_as(&format!("select \"user\", events from {table}")).fetch_all(&pool).await.unwrap();
     sqlx::query(&format!("drop table {table}")).execute(&pool).await.unwrap();
+    sqlx::query("delete from sluice_snapshots where job = $1").bind(&job).execute(&pool).await.unwrap();
     let got: std::collections::BTreeMap<String, i64> = got.into_iter().collect();
     assert_eq!(got, want, "every record counted exactly once after {kills} kills");
 }

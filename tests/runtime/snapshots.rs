@@ -89,3 +89,58 @@ async fn state_a_new_version_drops_needs_an_explicit_flag() {
     assert!(text.contains("`counts` (2 keys)") && text.contains("--allow-non-restored-state"), "{text}");
     assert!(build(true).await.is_ok(), "with the flag the dropped state is let go");
 }
+
+/// The PostgreSQL store: the same contract as the directory one.
+#[tokio::test]
+async fn postgres_store_chains_increments_keeps_bases_and_skips_damage() {
+    use sluice_runtime::snapshot::{PgSnapshotStore, Snapshot, SnapshotMeta, Trigger};
+    use sluice_runtime::state::StateBackend;
+    use sluice_runtime::wasm::bindings::StateKind;
+
+    let url = sluice_tests::services::postgres_url();
+    let store = PgSnapshotStore::connect(&url).await.unwrap();
+    let job = format!("pg_store_test_{}", std::process::id());
+    let snapshot = |id: &str, base: Option<&str>, state| Snapshot {
+        meta: SnapshotMeta {
+            id: id.into(),
+            job: job.clone(),
+            job_version: "v".into(),
+            created_ms: 0,
+            trigger: Trigger::Periodic,
+            positions: Vec::new(),
+        },
+        base: base.map(str::to_owned),
+        state,
+        timers: Vec::new(),
+        event_times: Vec::new(),
+        watermark: None,
+    };
+    let mut state = StateBackend::default();
+    let h = state.declare("s", StateKind::Value, None).unwrap();
+    state.set(h, b"a".to_vec(), b"1".to_vec(), 0).unwrap();
+    store.put(&snapshot("1-1", None, state.image(0)), 1).await.unwrap();
+    state.set(h, b"b".to_vec(), b"2".to_vec(), 0).unwrap();
+    store.put(&snapshot("1-2", Some("1-1"), state.image_changes(0).unwrap()), 1).await.unwrap();
+    assert_eq!(store.list(&job).await.unwrap(), ["1-1", "1-2"], "the increment's base is kept");
+    state.set(h, b"a".to_vec(), b"3".to_vec(), 0).unwrap();
+    store.put(&snapshot("1-3", None, state.image(0)), 1).await.unwrap();
+    assert_eq!(store.list(&job).await.unwrap(), ["1-3"], "a full snapshot frees the older chain");
+    state.set(h, b"c".to_vec(), b"4".to_vec(), 0).unwrap();
+    store.put(&snapshot("1-4", Some("1-3"), state.image_changes(0).unwrap()), 2).await.unwrap();
+
+    let latest = store.latest(&job).await.unwrap().unwrap();
+    let mut restored = StateBackend::restore(latest.state);
+    let h = restored.declare("s", StateKind::Value, None).unwrap();
+    let get = |k: &[u8]| restored.get(h, k, 0).unwrap().map(<[u8]>::to_vec);
+    assert_eq!((get(b"a"), get(b"b"), get(b"c")), (Some(b"3".to_vec()), Some(b"2".to_vec()), Some(b"4".to_vec())));
+
+    // A damaged newest row: the previous good snapshot is used.
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("update sluice_snapshots set body = substring(body from 1 for 40) where job = $1 and id = '1-4'")
+        .bind(&job)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(store.latest(&job).await.unwrap().unwrap().meta.id, "1-3");
+    sqlx::query("delete from sluice_snapshots where job = $1").bind(&job).execute(&pool).await.unwrap();
+}

@@ -8,8 +8,10 @@
 //! (32 bytes), then the body (postcard); a file whose checksum does not
 //! match is refused, so a torn or corrupt write is never restored.
 
+mod postgres;
 mod store;
 
+pub use postgres::PgSnapshotStore;
 pub use store::{LocalSnapshotStore, SnapshotStore};
 
 use serde::{Deserialize, Serialize};

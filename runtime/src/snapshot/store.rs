@@ -97,14 +97,8 @@ impl SnapshotStore for LocalSnapshotStore {
             }
         };
         tokio::task::spawn_blocking(write).await.map_err(|e| self.error(e))?.map_err(|e| self.error(e))?;
-        // Keep the last `retain`, and the chain of bases the oldest of them
-        // needs (back to a full snapshot).
         let files = self.files(&meta.job).await?;
-        let mut keep_from = files.len().saturating_sub(retain.max(1));
-        while keep_from > 0 && files[keep_from].1 {
-            keep_from -= 1;
-        }
-        for (id, delta) in &files[..keep_from] {
+        for (id, delta) in &files[..retention_cut(&files, retain)] {
             let _ = tokio::fs::remove_file(dir.join(file_name(id, *delta))).await;
         }
         Ok(())
@@ -148,6 +142,17 @@ impl LocalSnapshotStore {
         files.sort();
         Ok(files)
     }
+}
+
+/// How many of the oldest snapshots (`(id, is incremental)`, oldest first)
+/// retention drops: it keeps the last `retain`, and the chain of bases the
+/// oldest kept one needs, back to a full snapshot.
+pub(super) fn retention_cut(snapshots: &[(String, bool)], retain: usize) -> usize {
+    let mut keep_from = snapshots.len().saturating_sub(retain.max(1));
+    while keep_from > 0 && snapshots[keep_from].1 {
+        keep_from -= 1;
+    }
+    keep_from
 }
 
 fn file_name(id: &str, delta: bool) -> String {
