@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use sluice_tests::kafka::{create_topic, produce_unbatched, unique_topic};
 use sluice_tests::services::{kafka_brokers, postgres_url};
+use sqlx::Row;
 
 /// 2024-03-15 00:00 in UTC+8.
 const DAY_START_MS: u64 = 1_710_432_000_000;
@@ -40,10 +41,14 @@ fn orders(n: usize) -> Vec<(i32, String, String)> {
         .collect()
 }
 
-fn spec(topic: &str, table: &str) -> String {
-    let base = std::fs::read_to_string(repo().join("jobs/hourly-premium/kafka.toml")).unwrap();
-    base.replace("topic = \"user_order\"", &format!("topic = \"{topic}\"\nbounded = true"))
-        .replace("table = \"hs_order\"", &format!("table = \"{table}\""))
+/// `jobs/<job_dir>/kafka.toml` reading `topic` to its end into `table`,
+/// with small batches and a snapshot every 150 ms.
+fn spec(job_dir: &str, topic: &str, table: &str) -> String {
+    let base = std::fs::read_to_string(repo().join(format!("jobs/{job_dir}/kafka.toml"))).unwrap();
+    let source_topic = base.lines().find(|l| l.starts_with("topic = ")).expect("the spec names its topic").to_owned();
+    let sink_table = base.lines().find(|l| l.starts_with("table = ")).expect("the spec names its table").to_owned();
+    base.replace(&source_topic, &format!("topic = \"{topic}\"\nbounded = true"))
+        .replace(&sink_table, &format!("table = \"{table}\""))
         .replace("utc_offset_minutes = \"480\"", "utc_offset_minutes = \"480\"\nsince_ms = \"0\"")
         + "\n[batch]\nmax_records = 200\n\n[snapshot]\ninterval = \"150ms\"\n"
 }
@@ -119,29 +124,74 @@ async fn produce_orders(n: usize) -> (String, String, Vec<(i32, String, String)>
     (brokers, topic, data)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hourly_premium_killed_and_restarted_leaves_the_table_of_a_clean_run() {
-    let (brokers, topic, _) = produce_orders(20_000).await;
+/// Runs a seed job from its `jobs/<dir>/kafka.toml` twice over the same
+/// topic: once cleanly, once killed and restarted; returns both tables'
+/// rows (as text, by `select`) and drops the tables.
+async fn clean_and_crashed(
+    job_dir: &str,
+    component: &str,
+    topic: &str,
+    brokers: &str,
+    select: &str,
+) -> (Vec<Vec<String>>, Vec<Vec<String>>, usize) {
     let tmp = tempfile::tempdir().unwrap();
     let pid = std::process::id();
-    let (clean, crashed) = (format!("recovery_clean_{pid}"), format!("recovery_crashed_{pid}"));
+    let (clean, crashed) = (format!("recovery_{component}_clean_{pid}"), format!("recovery_{component}_crashed_{pid}"));
     let (clean_spec, crashed_spec) = (tmp.path().join("clean.toml"), tmp.path().join("crashed.toml"));
-    std::fs::write(&clean_spec, spec(&topic, &clean)).unwrap();
-    std::fs::write(&crashed_spec, spec(&topic, &crashed)).unwrap();
+    std::fs::write(&clean_spec, spec(job_dir, topic, &clean)).unwrap();
+    std::fs::write(&crashed_spec, spec(job_dir, topic, &crashed)).unwrap();
 
     // The reference: one run, no failure.
     let dir = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
-    finish(start("hourly_premium", &clean_spec, &dir("clean-snapshots"), &brokers));
-    let (kills, restores) =
-        run_with_kills("hourly_premium", &crashed_spec, &dir("snapshots"), &brokers, &KILLS_AFTER_MS);
+    finish(start(component, &clean_spec, &dir("clean-snapshots"), brokers));
+    let (kills, restores) = run_with_kills(component, &crashed_spec, &dir("snapshots"), brokers, &KILLS_AFTER_MS);
     assert!(kills >= 3 && restores >= 3, "killed {kills} times mid-run, {restores} restarts restored a snapshot");
 
     let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
-    let (want, got) = (table_rows(&pool, &clean).await, table_rows(&pool, &crashed).await);
-    for t in [&clean, &crashed] {
-        sqlx::query(&format!("drop table {t}")).execute(&pool).await.unwrap();
-    }
+    let rows = |table: String| {
+        let pool = pool.clone();
+        let sql = select.replace("{table}", &table);
+        async move {
+            let rows = sqlx::query(&sql).fetch_all(&pool).await.unwrap();
+            sqlx::query(&format!("drop table {table}")).execute(&pool).await.unwrap();
+            rows.iter()
+                .map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i).unwrap_or_default()).collect())
+                .collect::<Vec<Vec<String>>>()
+        }
+    };
+    (rows(clean).await, rows(crashed).await, kills)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hourly_premium_killed_and_restarted_leaves_the_table_of_a_clean_run() {
+    let (brokers, topic, _) = produce_orders(20_000).await;
+    let select = "select biz_date, total_premium::text, policy_cnt::text, policy_holder_cnt::text from {table} order by biz_date";
+    let (want, got, kills) = clean_and_crashed("hourly-premium", "hourly_premium", &topic, &brokers, select).await;
     assert!(want.len() >= 12, "twelve hours of orders: {want:?}");
+    assert_eq!(got, want, "after {kills} kills the table equals the failure-free run's");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_page_killed_and_restarted_leaves_the_table_of_a_clean_run() {
+    let brokers = kafka_brokers();
+    let topic = unique_topic("recovery-user-log");
+    create_topic(&brokers, &topic, 2).await;
+    let pages = ["home", "claims", "car", "health", "pay", "faq"];
+    let views: Vec<(i32, String, String)> = (0..20_000u64)
+        .map(|i| {
+            let account = (i * 7919) % 600;
+            let view = format!(
+                r#"{{"account_id":"acc-{account}","device_id":"dev-{}","bury_point_type":"page","page_name":"{}"}}"#,
+                (i / 7) % 3,
+                pages[(i * 31 % 6) as usize]
+            );
+            ((account % 2) as i32, account.to_string(), view)
+        })
+        .collect();
+    produce_unbatched(&brokers, &topic, views.iter().map(|(p, k, v)| (*p, k.as_str(), v.clone()))).await;
+    let select = "select account_id, device_id, bury_point_type, page_name from {table} order by 1, 2";
+    let (want, got, kills) = clean_and_crashed("last-page", "last_page", &topic, &brokers, select).await;
+    assert!(want.len() >= 1000, "many (account, device) rows: {}", want.len());
     assert_eq!(got, want, "after {kills} kills the table equals the failure-free run's");
 }
 
@@ -178,13 +228,4 @@ async fn keyed_counts_are_exact_after_kills_and_restores() {
     sqlx::query("delete from sluice_snapshots where job = $1").bind(&job).execute(&pool).await.unwrap();
     let got: std::collections::BTreeMap<String, i64> = got.into_iter().collect();
     assert_eq!(got, want, "every record counted exactly once after {kills} kills");
-}
-
-async fn table_rows(pool: &sqlx::PgPool, table: &str) -> Vec<(String, String, i64, i64)> {
-    sqlx::query_as(&format!(
-        "select biz_date, total_premium::text, policy_cnt, policy_holder_cnt from {table} order by biz_date"
-    ))
-    .fetch_all(pool)
-    .await
-    .unwrap()
 }

@@ -324,4 +324,3 @@ async fn positions_are_committed_for_lag_monitoring_and_raw_values_pass_as_bytes
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
-
