@@ -7,6 +7,9 @@ use crate::host::{Emitted, Host, LogLevel, MetricKind, Rejected, RowOp, StateKin
 use crate::state::{MapState, StateOptions, ValueState};
 use crate::{Error, Key, Result};
 
+/// How many restored values of a state are decoded when it is declared.
+const RESTORED_SAMPLE: u32 = 64;
+
 /// Emitted rows are handed to the host in chunks of this many, so a batch
 /// costs one host call for its output rather than one per row.
 const EMIT_CHUNK: usize = 4096;
@@ -42,23 +45,52 @@ impl Context {
     // ---- state ----
 
     /// Declares a keyed value state.
-    pub fn value_state<T>(&mut self, name: &str) -> Result<ValueState<T>> {
+    pub fn value_state<T: DeserializeOwned>(&mut self, name: &str) -> Result<ValueState<T>> {
         self.value_state_with(name, StateOptions::default())
     }
 
     /// Declares a keyed value state with options (TTL).
-    pub fn value_state_with<T>(&mut self, name: &str, options: StateOptions) -> Result<ValueState<T>> {
-        Ok(ValueState::new(self.declare(name, StateKind::Value, options)?))
+    pub fn value_state_with<T: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        options: StateOptions,
+    ) -> Result<ValueState<T>> {
+        let state = self.declare(name, StateKind::Value, options)?;
+        self.check_restored::<T>(name, state)?;
+        Ok(ValueState::new(state))
     }
 
     /// Declares a keyed map state.
-    pub fn map_state<F: Key + ?Sized, V>(&mut self, name: &str) -> Result<MapState<F, V>> {
+    pub fn map_state<F: Key + ?Sized, V: DeserializeOwned>(&mut self, name: &str) -> Result<MapState<F, V>> {
         self.map_state_with(name, StateOptions::default())
     }
 
     /// Declares a keyed map state with options (TTL).
-    pub fn map_state_with<F: Key + ?Sized, V>(&mut self, name: &str, options: StateOptions) -> Result<MapState<F, V>> {
-        Ok(MapState::new(self.declare(name, StateKind::Map, options)?))
+    pub fn map_state_with<F: Key + ?Sized, V: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        options: StateOptions,
+    ) -> Result<MapState<F, V>> {
+        let state = self.declare(name, StateKind::Map, options)?;
+        self.check_restored::<V>(name, state)?;
+        Ok(MapState::new(state))
+    }
+
+    /// A state restored from a snapshot must still decode as this version's
+    /// type: a sample of its values is decoded now, so a job version that
+    /// changed the type fails at start, before any record, naming the state.
+    fn check_restored<T: DeserializeOwned>(&mut self, name: &str, state: u32) -> Result<()> {
+        for value in self.host.sample(state, RESTORED_SAMPLE) {
+            if let Err(e) = serde_json::from_slice::<T>(&value) {
+                return Err(Error::fatal(format!(
+                    "state `{name}` holds values that do not decode as {}: {e} (value {}); this job version \
+                     is incompatible with the restored state: start from a compatible snapshot or with fresh state",
+                    std::any::type_name::<T>(),
+                    String::from_utf8_lossy(&value[..value.len().min(120)])
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn declare(&mut self, name: &str, kind: StateKind, options: StateOptions) -> Result<u32> {

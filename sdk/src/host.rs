@@ -16,6 +16,7 @@ pub(crate) trait Host {
     fn map_remove(&mut self, state: u32, key: &[u8], field: &[u8]);
     fn map_entries(&mut self, state: u32, key: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>;
     fn map_len(&mut self, state: u32, key: &[u8]) -> u32;
+    fn sample(&mut self, state: u32, max: u32) -> Vec<Vec<u8>>;
 
     fn sink_id(&mut self, name: &str) -> Result<u32, String>;
     fn emit(&mut self, rows: &[Emitted]);

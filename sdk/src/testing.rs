@@ -197,6 +197,12 @@ impl Host for TestHost {
         let t = self.table(state);
         t.maps.get(key).map_or(0, |m| m.values().filter(|(_, w)| t.live(*w, now)).count() as u32)
     }
+    fn sample(&mut self, state: u32, max: u32) -> Vec<Vec<u8>> {
+        let now = self.now();
+        let t = self.table(state);
+        let values = t.values.values().chain(t.maps.values().flat_map(|m| m.values()));
+        values.filter(|(_, w)| t.live(*w, now)).take(max as usize).map(|(v, _)| v.clone()).collect()
+    }
     fn sink_id(&mut self, name: &str) -> Result<u32, String> {
         let s = self.0.borrow();
         s.sinks

@@ -33,6 +33,9 @@ impl Host for WasmHost {
     fn map_len(&mut self, s: u32, key: &[u8]) -> u32 {
         state::map_len(s, key)
     }
+    fn sample(&mut self, s: u32, max: u32) -> Vec<Vec<u8>> {
+        state::sample(s, max)
+    }
     fn sink_id(&mut self, name: &str) -> Result<u32, String> {
         output::sink_id(name)
     }

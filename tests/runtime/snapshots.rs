@@ -144,3 +144,27 @@ async fn postgres_store_chains_increments_keeps_bases_and_skips_damage() {
     assert_eq!(store.latest(&job).await.unwrap().unwrap().meta.id, "1-3");
     sqlx::query("delete from sluice_snapshots where job = $1").bind(&job).execute(&pool).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_version_whose_state_type_changed_fails_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn SnapshotStore> = Arc::new(LocalSnapshotStore::new(dir.path().join("snapshots")));
+    std::fs::write(dir.path().join("orders.jsonl"), lines(&["a", "b"])).unwrap();
+    run(dir.path(), store.clone()).await;
+    let snapshot = store.latest("keyed_count").await.unwrap().unwrap();
+
+    let mut spec = spec(dir.path());
+    spec.parameters.insert("v2_counts_as_text".into(), "true".into());
+    let component = load("guest_keyed_count").await.unwrap();
+    let err = TaskBuilder::new(&spec)
+        .sink("counts", Box::new(MemorySink::default()))
+        .dead_letter(Box::new(MemorySink::default()))
+        .restore(snapshot)
+        .build(engine(), &component)
+        .await
+        .err()
+        .expect("an incompatible state type is refused at start")
+        .to_string();
+    assert!(err.contains("state `counts` holds values that do not decode as") && err.contains("String"), "{err}");
+    assert!(err.contains("incompatible with the restored state"), "{err}");
+}

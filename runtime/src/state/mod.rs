@@ -299,6 +299,14 @@ impl StateBackend {
         self.tables.iter().filter(|t| !t.declared).map(|t| (t.name.clone(), t.len())).collect()
     }
 
+    /// Up to `max` live values (map states: field values), for the SDK's
+    /// type check of restored state.
+    pub fn sample(&self, state: u32, max: usize, now_ms: i64) -> Option<Vec<Vec<u8>>> {
+        let t = self.table(state)?;
+        let values = t.values.values().chain(t.maps.values().flat_map(|m| m.values()));
+        Some(values.filter(|e| t.live(e, now_ms)).take(max).map(|e| e.value.clone()).collect())
+    }
+
     /// Drops every expired entry, so it is neither visible nor snapshotted.
     pub fn expire(&mut self, now_ms: i64) -> usize {
         let mut dropped = 0;

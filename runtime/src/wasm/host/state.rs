@@ -43,4 +43,8 @@ impl Host for HostState {
     fn map_len(&mut self, state: u32, key: Bytes) -> wasmtime::Result<u32> {
         self.state.map_len(state, &key, self.now_ms).ok_or_else(|| bad_handle("state", state))
     }
+
+    fn sample(&mut self, state: u32, max: u32) -> wasmtime::Result<Vec<Bytes>> {
+        self.state.sample(state, max as usize, self.now_ms).ok_or_else(|| bad_handle("state", state))
+    }
 }

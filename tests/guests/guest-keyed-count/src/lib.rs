@@ -19,6 +19,11 @@ struct Count<'a> {
 #[sluice_sdk::job]
 impl Job for KeyedCount {
     fn open(ctx: &mut Context) -> Result<Self> {
+        // Parameter `v2_counts_as_text` plays an incompatible "version 2"
+        // that declares the counts as text (for the upgrade tests).
+        if ctx.param("v2_counts_as_text").is_some() {
+            let _as_text: ValueState<String> = ctx.value_state("counts")?;
+        }
         Ok(KeyedCount { counts: ctx.value_state("counts")? })
     }
 
