@@ -52,8 +52,9 @@ pub struct KafkaSource {
     stop_at: Option<HashMap<(usize, i32), i64>>,
     /// Every assigned (topic index, partition).
     assignment: Vec<(usize, i32)>,
-    /// When the last record arrived (bounded runs end only after a quiet spell).
-    last_record: Instant,
+    /// Since when polls have found nothing to read (bounded runs end only
+    /// after a quiet spell); `None` while records keep coming.
+    idle_since: Option<Instant>,
     commit_interval: Duration,
     last_commit: Instant,
     committed: HashMap<(usize, i32), i64>,
@@ -124,7 +125,7 @@ impl KafkaSource {
             positions,
             stop_at,
             assignment,
-            last_record: Instant::now(),
+            idle_since: None,
             commit_interval: config.commit_interval,
             last_commit: Instant::now(),
             committed: HashMap::new(),
@@ -165,12 +166,14 @@ impl KafkaSource {
     }
 
     /// A bounded source is done when every partition reached its end offset
-    /// and nothing came for [`BOUNDED_QUIET`]: Tansu reports the start of
-    /// the last record batch as the high watermark, so reaching it does not
-    /// prove the partition was read to its end.
+    /// and polls have found nothing for [`BOUNDED_QUIET`]: Tansu reports the
+    /// start of the last record batch as the high watermark, so reaching it
+    /// does not prove the partition was read to its end. (Quiet is counted
+    /// from a poll that found the client's queue empty, not from the last
+    /// record, so a slow job does not mistake its own processing for it.)
     fn finished(&self) -> bool {
         self.stop_at.as_ref().is_some_and(|stop| {
-            self.last_record.elapsed() >= BOUNDED_QUIET
+            self.idle_since.is_some_and(|t| t.elapsed() >= BOUNDED_QUIET)
                 && stop.iter().all(|(tp, end)| self.positions.get(tp).is_some_and(|next| next >= end))
         })
     }
@@ -214,9 +217,6 @@ impl Source for KafkaSource {
         max: usize,
         max_wait: Duration,
     ) -> Result<SourceStatus, ConnectorError> {
-        if self.finished() && self.end_confirmed().await? {
-            return Ok(SourceStatus::Finished);
-        }
         let deadline = tokio::time::Instant::now() + max_wait;
         let consumer = self.consumer.clone();
         let mut taken = 0;
@@ -233,7 +233,6 @@ impl Source for KafkaSource {
             match next {
                 Ok(message) => {
                     self.push(batch, &message);
-                    self.last_record = Instant::now();
                     taken += 1;
                 }
                 Err(e) if is_transient(&e) => {
@@ -244,6 +243,11 @@ impl Source for KafkaSource {
             }
         }
         self.commit_for_monitoring();
+        if taken > 0 {
+            self.idle_since = None;
+            return Ok(SourceStatus::Open);
+        }
+        self.idle_since.get_or_insert_with(Instant::now);
         Ok(if self.finished() && self.end_confirmed().await? { SourceStatus::Finished } else { SourceStatus::Open })
     }
 
