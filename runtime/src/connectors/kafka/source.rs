@@ -96,7 +96,7 @@ impl KafkaSource {
         let mut positions = HashMap::new();
         if let Some(resume) = cx.resume_positions(name) {
             for (i, &(t, p)) in assignment.iter().enumerate() {
-                let encoded = if topics.len() == 1 { p } else { t as i32 * PARTITION_SPAN + p };
+                let encoded = source_partition(topics.len(), t, p);
                 if let Some(&(_, next)) = resume.iter().find(|(rp, _)| *rp == encoded) {
                     start[i] = Offset::Offset(next);
                     positions.insert((t, p), next);
@@ -132,18 +132,10 @@ impl KafkaSource {
         })
     }
 
-    /// Next offset to read per (topic, partition), of the partitions read so far.
-    pub fn positions(&self) -> Vec<(String, i32, i64)> {
-        let mut out: Vec<_> = self.positions.iter().map(|(&(t, p), &o)| (self.topics[t].clone(), p, o)).collect();
-        out.sort();
-        out
-    }
-
     fn push(&mut self, batch: &mut RecordBatch, message: &BorrowedMessage<'_>) {
         let Some(t) = self.topics.iter().position(|t| t == message.topic()) else { return };
         let kafka_partition = message.partition();
-        let partition =
-            if self.topics.len() == 1 { kafka_partition } else { t as i32 * PARTITION_SPAN + kafka_partition };
+        let partition = source_partition(self.topics.len(), t, kafka_partition);
         let value = message.payload().unwrap_or_default();
         let event_time = match &self.event_time_field {
             Some(field) => json_field_millis(value, field),
@@ -252,9 +244,15 @@ impl Source for KafkaSource {
     }
 
     fn positions(&self) -> Option<Vec<(i32, i64)>> {
-        let encode = |t: usize, p: i32| if self.topics.len() == 1 { p } else { t as i32 * PARTITION_SPAN + p };
-        Some(self.positions.iter().map(|(&(t, p), &next)| (encode(t, p), next)).collect())
+        let topics = self.topics.len();
+        Some(self.positions.iter().map(|(&(t, p), &next)| (source_partition(topics, t, p), next)).collect())
     }
+}
+
+/// The partition a record carries: the Kafka partition with one topic,
+/// `topic index * PARTITION_SPAN + partition` with several.
+fn source_partition(topics: usize, topic: usize, partition: i32) -> i32 {
+    if topics == 1 { partition } else { topic as i32 * PARTITION_SPAN + partition }
 }
 
 fn is_transient(e: &KafkaError) -> bool {
