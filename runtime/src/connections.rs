@@ -198,6 +198,17 @@ pub fn read_secret(secret: &Option<Secret>, connection: &str) -> Result<Option<S
     secret.as_ref().map(|s| s.read(connection)).transpose()
 }
 
+/// The URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some((userinfo, host)) = rest[..authority_end].rsplit_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..]),
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +240,14 @@ mod tests {
         let db = c.database("warehouse", "sink").unwrap();
         let err = read_secret(&db.password, "warehouse").unwrap_err().to_string();
         assert!(err.contains("SLUICE_TEST_UNSET_PASSWORD"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(redact_url("redis://:secret@host:6379/2"), "redis://:***@host:6379/2");
+        assert_eq!(redact_url("postgres://app:secret@host/db"), "postgres://app:***@host/db");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(redact_url("redis://app@host/0"), "redis://app@host/0");
     }
 
     #[test]

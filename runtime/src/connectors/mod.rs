@@ -113,7 +113,11 @@ pub use crate::wasm::bindings::{RowOp, TimeDomain};
 /// number, or a string of digits); `None` when absent or not JSON.
 pub(crate) fn json_field_millis(value: &[u8], field: &str) -> Option<i64> {
     let doc: serde_json::Value = serde_json::from_slice(value).ok()?;
-    let v = doc.get(field)?;
+    json_millis(doc.get(field)?)
+}
+
+/// A JSON number, or a string of digits, as milliseconds.
+pub(crate) fn json_millis(v: &serde_json::Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 

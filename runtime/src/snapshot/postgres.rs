@@ -7,6 +7,7 @@ use sqlx::postgres::PgPool;
 
 use super::store::retention_cut;
 use super::{Snapshot, SnapshotError, SnapshotStore};
+use crate::connections::redact_url;
 
 /// The `sluice_snapshots` table of a PostgreSQL database (created if missing).
 pub struct PgSnapshotStore {
@@ -16,7 +17,7 @@ pub struct PgSnapshotStore {
 
 impl PgSnapshotStore {
     pub async fn connect(url: &str) -> Result<Self, SnapshotError> {
-        let location = redact(url);
+        let location = redact_url(url);
         let error = |e: sqlx::Error| SnapshotError::Storage { location: location.clone(), message: e.to_string() };
         let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(url).await.map_err(error)?;
         sqlx::query(
@@ -87,17 +88,5 @@ impl SnapshotStore for PgSnapshotStore {
             .map_err(|e| self.error(e))?;
         let (body,) = body.ok_or_else(|| SnapshotError::NotFound { job: job.to_owned(), id: id.to_owned() })?;
         Snapshot::decode(&format!("{job}/{id} in {}", self.location), &body)
-    }
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, rest)), Some(_)) => {
-            let (user, host) = rest.rsplit_once('@').expect("has @");
-            let user = user.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}@{host}")
-        }
-        _ => url.to_owned(),
     }
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 
 use super::FileSourceConfig;
-use crate::connectors::{ConnectorError, Source, SourceStatus};
+use crate::connectors::{ConnectorError, Source, SourceStatus, json_millis};
 use crate::job::batch::{NewRecord, RecordBatch};
 use crate::job::spec::JobSpec;
 
@@ -77,10 +77,6 @@ impl FileSource {
         });
         (event_time, key)
     }
-}
-
-fn json_millis(v: &serde_json::Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
 #[async_trait]
