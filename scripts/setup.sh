@@ -22,3 +22,6 @@ scripts/services.sh
 # The Kafka-protocol broker of the tests and the development setup (Tansu;
 # installed into ~/.cargo/bin once, 10-15 minutes cold).
 scripts/tansu.sh start
+
+# Chromium and chromedriver for the console's browser test.
+scripts/chromium.sh

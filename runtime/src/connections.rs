@@ -70,13 +70,17 @@ pub struct RedisConnection {
 }
 
 /// Where a secret is read from.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum Secret {
     /// An environment variable's value.
     Env(String),
     /// A file's contents, trailing newline removed.
     File(PathBuf),
+    /// The secret itself, handed over by the console from its metadata
+    /// store; never read from or written to a registry file.
+    #[serde(skip)]
+    Value(String),
 }
 
 /// A registry or connection that cannot be used, with what to fix.
@@ -178,6 +182,17 @@ fn wrong_kind(name: &str, actual: &Connection, expected: &'static str, wanted: &
     ConnectionError::WrongKind { name: name.to_owned(), actual, expected, wanted: wanted.to_owned() }
 }
 
+/// Never prints a secret's value.
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Env(var) => f.debug_tuple("Env").field(var).finish(),
+            Secret::File(path) => f.debug_tuple("File").field(path).finish(),
+            Secret::Value(_) => f.write_str("Value(***)"),
+        }
+    }
+}
+
 impl Secret {
     /// Reads the secret; `connection` names it in errors.
     pub fn read(&self, connection: &str) -> Result<String, ConnectionError> {
@@ -189,6 +204,7 @@ impl Secret {
             Secret::File(path) => std::fs::read_to_string(path)
                 .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
                 .map_err(|e| err(format!("cannot read password file {}: {e}", path.display()))),
+            Secret::Value(value) => Ok(value.clone()),
         }
     }
 }

@@ -50,6 +50,12 @@ pub use record::{Position, Record};
 pub use sluice_sdk_macros::job;
 pub use state::{MapState, StateOptions, ValueState};
 
+/// The job author's guide: every Rust sample in it is compiled and run as a
+/// doctest of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/AUTHOR_GUIDE.md")]
+mod author_guide {}
+
 /// The ABI revision of the WIT contract this SDK speaks; the runtime refuses
 /// components built against another one.
 pub const ABI_VERSION: u32 = 1;

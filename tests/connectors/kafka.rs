@@ -324,3 +324,99 @@ async fn positions_are_committed_for_lag_monitoring_and_raw_values_pass_as_bytes
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Runs task `index` of `count` over the bounded source `in` to its end with
+/// the passthrough job; returns the (partition, offset) of every record it
+/// forwarded.
+async fn run_group(spec: &JobSpec, connections: &Connections, index: u32, count: u32) -> Vec<(i32, i64)> {
+    use sluice_runtime::connectors::memory::MemorySink;
+    use sluice_runtime::job::{TaskBuilder, TaskEnd};
+    let sink = MemorySink::default();
+    let component = sluice_tests::load("bench_passthrough").await.unwrap();
+    let task = TaskBuilder::new(spec)
+        .connections(connections.clone())
+        .partition_group(index, count)
+        .sink("out", Box::new(sink.clone()))
+        .dead_letter(Box::new(MemorySink::default()))
+        .build(sluice_tests::engine(), &component)
+        .await
+        .expect("task");
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let end = tokio::time::timeout(Duration::from_secs(60), task.run(rx)).await.expect("a bounded run ends");
+    assert_eq!(end.unwrap(), TaskEnd::Finished);
+    sink.rows()
+        .iter()
+        .map(|row| match row.id.origin {
+            RowOrigin::Record { partition, offset, .. } => (partition, offset),
+            ref other => panic!("a forwarded record's row comes from {other:?}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn partition_groups_read_disjoint_partitions_and_together_every_record_once() {
+    let brokers = kafka_brokers();
+    let topic = unique_topic("groups");
+    create_topic(&brokers, &topic, 4).await;
+    produce_owned(&brokers, &topic, &messages(4, 100)).await;
+    let spec = spec(&format!(
+        "[sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nbounded = true\n\
+         [sinks.out]\nkind = \"memory\"\n"
+    ));
+    let cx = connections(&brokers);
+    let (first, second) = tokio::join!(run_group(&spec, &cx, 0, 2), run_group(&spec, &cx, 1, 2));
+    assert!(first.iter().all(|(p, _)| p % 2 == 0), "group 0 of 2 reads partitions 0 and 2");
+    assert!(second.iter().all(|(p, _)| p % 2 == 1), "group 1 of 2 reads partitions 1 and 3");
+    let mut all: Vec<_> = first.into_iter().chain(second).collect();
+    all.sort();
+    let expected: Vec<(i32, i64)> = (0..4).flat_map(|p| (0..100).map(move |o| (p, o))).collect();
+    assert_eq!(all, expected, "together every record exactly once");
+}
+
+#[tokio::test]
+async fn a_file_source_cannot_be_split_into_groups() {
+    use sluice_runtime::connectors::PartitionGroup;
+    let spec = spec("[sources.in]\nkind = \"file\"\npath = \"-\"\n");
+    let cx = Connections::default();
+    let mut build = BuildContext::new(&spec, &cx);
+    build.group = PartitionGroup { index: 1, count: 2 };
+    let err = build_source(build, "in", 0, &spec.sources["in"]).await.err().expect("refused").to_string();
+    assert!(err.contains("cannot be split") && err.contains("parallelism must be 1"), "{err}");
+}
+
+/// Waits (up to 30 s) until the source reports a lag that `wanted` accepts.
+async fn lag_until(source: &dyn Source, what: &str, wanted: impl Fn(i64) -> bool) -> i64 {
+    let started = Instant::now();
+    loop {
+        match source.lag() {
+            Some(lag) if wanted(lag) => return lag,
+            lag => assert!(started.elapsed() < Duration::from_secs(30), "lag is {lag:?}, not {what}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn lag_counts_the_records_behind_the_end_until_the_source_catches_up() {
+    let brokers = kafka_brokers();
+    let topic = unique_topic("lag");
+    create_topic(&brokers, &topic, 2).await;
+    // Three rounds, so each partition holds several record batches (Tansu
+    // reports the start of the last batch as the end offset).
+    for round in 0..3 {
+        let msgs: Vec<_> = messages(2, 50).into_iter().map(|(p, k, v)| (p, format!("{k}-{round}"), v)).collect();
+        produce_owned(&brokers, &topic, &msgs).await;
+    }
+    let spec = spec(&format!("[sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\n"));
+    let mut src = source(&spec, &connections(&brokers)).await;
+    // Started at the earliest offsets and nothing read yet: behind by what
+    // the topic holds (all of it on Kafka, up to the last batches on Tansu).
+    // (A busy Tansu may show a partition's records a little late, hence
+    // "eventually".)
+    let behind = lag_until(src.as_ref(), "at least 200", |lag| lag >= 200).await;
+    assert!(behind <= 300, "behind by {behind} of 300 records");
+
+    let got = drain(src.as_mut(), 300).await;
+    assert_eq!(got.len(), 300);
+    lag_until(src.as_ref(), "0 once caught up", |lag| lag == 0).await;
+}

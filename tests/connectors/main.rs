@@ -4,3 +4,4 @@
 mod kafka;
 mod redis;
 mod sql;
+mod sql_source;

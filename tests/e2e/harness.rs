@@ -1,5 +1,6 @@
-//! What the end-to-end tests share: generated events, topics, a database
-//! per run, running a job to the end of its (bounded) Kafka input.
+//! What the end-to-end tests share: topics, a database per run, running a
+//! job to the end of its (bounded) Kafka input. The events come from
+//! `sluice_gen` (see `feeds.rs`).
 
 use std::time::Duration;
 
@@ -10,22 +11,6 @@ use sluice_tests::kafka::{create_topic, produce, unique_topic};
 use sluice_tests::services::{kafka_brokers, mysql_url, postgres_url};
 use sluice_tests::{engine, load};
 use sqlx::AnyPool;
-
-/// A small deterministic generator (xorshift), so failures reproduce.
-pub struct Gen(u64);
-
-impl Gen {
-    pub fn new(seed: u64) -> Self {
-        Gen(seed.max(1))
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 /// The sink databases every job runs against.
 #[derive(Debug, Clone, Copy)]

@@ -1,30 +1,27 @@
 //! Hourly premium totals with last-value de-duplication per user.
 
-use serde_json::json;
+use sluice_gen::insurance::InsuranceOrders;
+use sluice_gen::{GenOptions, Scenario};
 
-use crate::harness::{Db, Gen, drop_tables, load_events, run_job, text_rows, topic_with, unique_table};
+use crate::feeds::{keyed_json, stream};
+use crate::harness::{Db, drop_tables, load_events, run_job, text_rows, topic_with, unique_table};
 
-/// 2024-03-15 00:00 in UTC+8, the job's time zone.
-const DAY_START_MS: u64 = 1_710_432_000_000;
-
-/// Orders of 300 users over 6 hours: users order several times (the last
-/// order counts), order numbers and phones repeat (distinct counts).
+/// Orders (`sluice gen insurance-orders`) over six hours: 300 users order
+/// ten times each on average (the last order counts), order numbers and
+/// phones repeat (distinct counts); duplicates and late orders included,
+/// nothing malformed (the test expects no dead letters).
 fn orders() -> Vec<(u64, serde_json::Value)> {
-    let mut g = Gen::new(11);
-    (0..3000)
-        .map(|_| {
-            let id = 1 + g.below(300);
-            let gmt_modified = DAY_START_MS + g.below(6 * 3_600_000);
-            let order = json!({
-                "id": id,
-                "order_no": format!("PO{:05}", g.below(2000)),
-                "customer_tel": format!("138{:08}", g.below(250)),
-                "gmt_modified": gmt_modified,
-                "account_payble": (100 + g.below(500_000)) as f64 / 100.0,
-            });
-            (id, order)
-        })
-        .collect()
+    let options = GenOptions {
+        seed: 11,
+        count: 3000,
+        step_ms: 6 * 3_600_000 / 3000,
+        late: 0.02,
+        duplicated: 0.02,
+        malformed: 0.0,
+        ..GenOptions::default()
+    };
+    let events = InsuranceOrders.generate(&options);
+    keyed_json(&stream(&events, "user_order"))
 }
 
 /// The seed's SQL, over the events in arrival order (`seq`).

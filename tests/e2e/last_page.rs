@@ -1,28 +1,18 @@
 //! Last page visited per (account, device).
 
-use serde_json::json;
+use sluice_gen::insurance::PageViews;
+use sluice_gen::{GenOptions, Scenario};
 
-use crate::harness::{Db, Gen, drop_tables, load_events, run_job, text_rows, topic_with, unique_table};
+use crate::feeds::{keyed_json, stream};
+use crate::harness::{Db, drop_tables, load_events, run_job, text_rows, topic_with, unique_table};
 
-/// Page views of 200 accounts on 3 devices each; a tenth are anonymous
-/// (no account), which the job drops.
+/// Page views (`sluice gen page-views`) of 200 accounts on 3 devices each; a
+/// tenth are anonymous (no account), which the job drops. Duplicates
+/// included, nothing malformed.
 fn views() -> Vec<(u64, serde_json::Value)> {
-    let mut g = Gen::new(37);
-    let pages = ["home", "life-insurance", "claims", "car", "health", "pay", "profile", "faq", "news", "contact"];
-    (0..3000)
-        .map(|i| {
-            let account = g.below(200);
-            let anonymous = g.below(10) == 0;
-            let view = json!({
-                "log_time": 1_710_469_800 + i,
-                "device_id": format!("dev-{}", g.below(3)),
-                "account_id": if anonymous { None } else { Some(format!("acc-{account:03}")) },
-                "bury_point_type": if g.below(4) == 0 { "click" } else { "page" },
-                "page_name": pages[g.below(pages.len() as u64) as usize],
-            });
-            (account, view)
-        })
-        .collect()
+    let options = GenOptions { seed: 37, count: 3000, duplicated: 0.02, malformed: 0.0, ..GenOptions::default() };
+    let events = PageViews.generate(&options);
+    keyed_json(&stream(&events, "user_log"))
 }
 
 const EXPECTED: &str = "

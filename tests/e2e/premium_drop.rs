@@ -1,30 +1,28 @@
 //! Premium drop: lookup of the previous premium in a SQL dimension table,
 //! alert on a drop of more than 15%, then update the same dimension row.
 
-use serde_json::json;
+use sluice_gen::insurance::PremiumUpdates;
+use sluice_gen::{GenOptions, Scenario};
 
-use crate::harness::{Db, Gen, drop_tables, load_events, run_job, text_rows, topic_with, unique_table};
+use crate::feeds::{keyed_json, stream};
+use crate::harness::{Db, drop_tables, load_events, run_job, text_rows, topic_with, unique_table};
 
-const WATCHED: u64 = 100;
+/// A `raw_info` row: id, raw_premium, raw_info.
+type RawInfo = (u64, String, String);
 
-fn premium(g: &mut Gen) -> String {
-    format!("{}.{:02}", 50 + g.below(5000), g.below(100))
-}
-
-/// The dimension's initial rows: watched users 1..=100.
-fn raw_info(g: &mut Gen) -> Vec<(u64, String, String)> {
-    (1..=WATCHED).map(|id| (id, premium(g), format!("plan-{id}"))).collect()
-}
-
-/// Updates of users 1..=150 (101.. are not watched); a fifth are not saved.
-fn updates(g: &mut Gen) -> Vec<(u64, serde_json::Value)> {
-    (0..2000)
-        .map(|i| {
-            let id = 1 + g.below(150);
-            let event = if g.below(5) == 0 { "failed" } else { "saved" };
-            (id, json!({ "id": id, "event": event, "now_premium": premium(g), "now_info": format!("info-{i}"), "gmt_modified": 1_710_469_800_000u64 + i }))
+/// `sluice gen premium-updates`: the dimension's initial rows (100 watched
+/// users) and 2900 updates of 150 users (50 not watched), a fifth of them
+/// not saved; duplicates included, nothing malformed.
+fn feeds() -> (Vec<RawInfo>, Vec<(u64, serde_json::Value)>) {
+    let options = GenOptions { seed: 23, count: 3000, duplicated: 0.02, malformed: 0.0, ..GenOptions::default() };
+    let events = PremiumUpdates.generate(&options);
+    let seed = keyed_json(&stream(&events, "raw_info"))
+        .into_iter()
+        .map(|(id, row)| {
+            (id, row["raw_premium"].as_str().unwrap().to_owned(), row["raw_info"].as_str().unwrap().to_owned())
         })
-        .collect()
+        .collect();
+    (seed, keyed_json(&stream(&events, "update_info")))
 }
 
 /// Each saved update of a watched user, with the premium before it: the
@@ -45,9 +43,7 @@ const CHAIN: &str = "
 
 #[tokio::test]
 async fn premium_drop_with_sql_dimension_in_postgres_and_mariadb() {
-    let mut g = Gen::new(23);
-    let seed = raw_info(&mut g);
-    let events = updates(&mut g);
+    let (seed, events) = feeds();
     let topic = topic_with("update-info", 2, &events).await;
 
     // The expected result, from the events and the initial dimension rows.

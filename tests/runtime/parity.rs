@@ -40,6 +40,31 @@ async fn last_page_matches_native() {
 }
 
 #[tokio::test]
+async fn jinpan_sync_matches_native() {
+    assert_same::<jinpan_sync::JinpanSync>("jinpan_sync", jinpan_sync::cases()).await;
+}
+
+#[tokio::test]
+async fn jinpan_compensate_matches_native() {
+    assert_same::<jinpan_compensate::JinpanCompensate>("jinpan_compensate", jinpan_compensate::cases()).await;
+}
+
+#[tokio::test]
+async fn jinpan_postloan_matches_native() {
+    assert_same::<jinpan_postloan::JinpanPostloan>("jinpan_postloan", jinpan_postloan::cases()).await;
+}
+
+#[tokio::test]
+async fn large_tx_alert_matches_native() {
+    assert_same::<large_tx_alert::LargeTxAlert>("large_tx_alert", large_tx_alert::cases()).await;
+}
+
+#[tokio::test]
+async fn lending_report_matches_native() {
+    assert_same::<lending_report::LendingReport>("lending_report", lending_report::cases()).await;
+}
+
+#[tokio::test]
 async fn event_time_windows_match_native() {
     assert_same::<guest_windows::MinuteTotals>("guest_windows", guest_windows::cases()).await;
 }

@@ -1,12 +1,20 @@
-//! Snapshots and restore in the real runtime: positions, state and the
-//! upgrade check for state a new job version no longer declares.
+//! Snapshots and restore in the real runtime: positions, state, the
+//! upgrade check for state a new job version no longer declares, and
+//! snapshots and stops on command (`Task::run_controlled`).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 
 use sluice_runtime::connectors::memory::MemorySink;
-use sluice_runtime::job::{BuildError, JobSpec, TaskBuilder, TaskEnd};
-use sluice_runtime::snapshot::{LocalSnapshotStore, SnapshotStore};
+use sluice_runtime::connectors::{ConnectorError, Source, SourceStatus};
+use sluice_runtime::job::batch::{NewRecord, RecordBatch};
+use sluice_runtime::job::{BuildError, JobSpec, TaskBuilder, TaskCommand, TaskEnd, TaskError};
+use sluice_runtime::metrics::TaskMetrics;
+use sluice_runtime::snapshot::{LocalSnapshotStore, SnapshotMeta, SnapshotStore, SourcePosition, Trigger};
 use sluice_tests::{engine, load};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 fn spec(dir: &std::path::Path) -> JobSpec {
     let text = "name = \"keyed_count\"\ncomponent = \"unused.wasm\"\n\
@@ -93,7 +101,7 @@ async fn state_a_new_version_drops_needs_an_explicit_flag() {
 /// The PostgreSQL store: the same contract as the directory one.
 #[tokio::test]
 async fn postgres_store_chains_increments_keeps_bases_and_skips_damage() {
-    use sluice_runtime::snapshot::{PgSnapshotStore, Snapshot, SnapshotMeta, Trigger};
+    use sluice_runtime::snapshot::{PgSnapshotStore, Snapshot};
     use sluice_runtime::state::StateBackend;
     use sluice_runtime::wasm::bindings::StateKind;
 
@@ -167,4 +175,159 @@ async fn a_version_whose_state_type_changed_fails_at_start() {
         .to_string();
     assert!(err.contains("state `counts` holds values that do not decode as") && err.contains("String"), "{err}");
     assert!(err.contains("incompatible with the restored state"), "{err}");
+}
+
+/// An endless source fed by the test: records (keyed by their text) are
+/// read as they are pushed; its lag is what is still queued.
+#[derive(Clone, Default)]
+struct Feed {
+    queue: Arc<std::sync::Mutex<std::collections::VecDeque<String>>>,
+}
+
+struct FeedSource {
+    feed: Feed,
+    next: i64,
+}
+
+impl Feed {
+    fn push(&self, keys: &[&str]) {
+        self.queue.lock().unwrap().extend(keys.iter().map(|k| (*k).to_owned()));
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for FeedSource {
+    async fn poll(
+        &mut self,
+        batch: &mut RecordBatch,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<SourceStatus, ConnectorError> {
+        let taken: Vec<String> = {
+            let mut queue = self.feed.queue.lock().unwrap();
+            let n = queue.len().min(max);
+            queue.drain(..n).collect()
+        };
+        if taken.is_empty() {
+            tokio::time::sleep(max_wait).await;
+        }
+        for key in taken {
+            let value = format!("{{\"user\":\"{key}\"}}");
+            let headers: &[(&str, &[u8])] = &[];
+            batch.push(NewRecord {
+                key: Some(key.as_bytes()),
+                value: value.as_bytes(),
+                event_time: None,
+                headers,
+                source: 0,
+                partition: 0,
+                offset: self.next,
+            });
+            self.next += 1;
+        }
+        Ok(SourceStatus::Open)
+    }
+
+    fn positions(&self) -> Option<Vec<(i32, i64)>> {
+        Some(vec![(0, self.next)])
+    }
+
+    fn lag(&self) -> Option<i64> {
+        Some(self.feed.queue.lock().unwrap().len() as i64)
+    }
+}
+
+/// The keyed count over a [`Feed`], run with commands; no periodic snapshots.
+async fn controlled(
+    dir: &std::path::Path,
+    feed: &Feed,
+    store: Option<Arc<dyn SnapshotStore>>,
+) -> (Arc<TaskMetrics>, MemorySink, mpsc::Sender<TaskCommand>, JoinHandle<Result<TaskEnd, TaskError>>) {
+    let text = "name = \"controlled\"\ncomponent = \"unused.wasm\"\n\
+                [sources.orders]\nkind = \"file\"\npath = \"orders.jsonl\"\n\
+                [sinks.counts]\nkind = \"memory\"\n[batch]\nmax_wait = \"20ms\"\n";
+    let spec = JobSpec::parse(text, dir).unwrap();
+    let sink = MemorySink::default();
+    let mut builder = TaskBuilder::new(&spec)
+        .source("orders", Box::new(FeedSource { feed: feed.clone(), next: 0 }))
+        .sink("counts", Box::new(sink.clone()))
+        .dead_letter(Box::new(MemorySink::default()));
+    if let Some(store) = store {
+        builder = builder.snapshots(store);
+    }
+    let component = load("guest_keyed_count").await.unwrap();
+    let task = builder.build(engine(), &component).await.unwrap();
+    let metrics = task.metrics();
+    let (tx, rx) = mpsc::channel(4);
+    (metrics, sink, tx, tokio::spawn(task.run_controlled(rx)))
+}
+
+/// Waits (up to 20 s) until `done` holds.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(20), "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn request_snapshot(control: &mpsc::Sender<TaskCommand>) -> Result<SnapshotMeta, String> {
+    let (reply, answer) = oneshot::channel();
+    control.send(TaskCommand::Snapshot { reply }).await.expect("the task is running");
+    tokio::time::timeout(Duration::from_secs(20), answer).await.expect("answered in time").expect("a reply")
+}
+
+#[tokio::test]
+async fn controlled_snapshots_are_stored_and_stop_without_one_adds_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn SnapshotStore> = Arc::new(LocalSnapshotStore::new(dir.path().join("snapshots")));
+    let feed = Feed::default();
+    let (metrics, sink, control, task) = controlled(dir.path(), &feed, Some(store.clone())).await;
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Relaxed);
+
+    feed.push(&["a", "b", "a"]);
+    eventually("3 records are in", || get(&metrics.records_in) == 3).await;
+    eventually("the lag is 0", || metrics.lag.load(Relaxed) == 0).await;
+    assert!(get(&metrics.last_batch_latency_us) > 0, "a batch's processing time is recorded");
+    assert_eq!(get(&metrics.last_snapshot_bytes), 0, "no snapshot yet");
+
+    let meta = request_snapshot(&control).await.expect("a snapshot");
+    assert_eq!(meta.trigger, Trigger::Manual);
+    assert_eq!(meta.positions, [SourcePosition { source: "orders".into(), partition: 0, next_offset: 3 }]);
+    assert_eq!(store.list("controlled").await.unwrap(), vec![meta.id.clone()], "the snapshot is in the store");
+    assert_eq!(store.load("controlled", &meta.id).await.unwrap().meta, meta);
+    assert!(get(&metrics.last_snapshot_bytes) > 0, "its size is recorded");
+    assert_eq!(get(&metrics.snapshots), 1);
+
+    feed.push(&["c", "a"]);
+    eventually("5 records are in", || get(&metrics.records_in) == 5).await;
+    control.send(TaskCommand::Stop { snapshot: false }).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(20), task).await.expect("stops in time").unwrap();
+    assert_eq!(end.unwrap(), TaskEnd::Stopped);
+    assert_eq!(store.list("controlled").await.unwrap(), vec![meta.id.clone()], "a stop without a snapshot adds none");
+    assert_eq!(sink.rows().len(), 5, "the sinks were flushed");
+
+    // Stopping with a snapshot adds one, taken at the stop.
+    let (_, _, control, task) = controlled(dir.path(), &feed, Some(store.clone())).await;
+    control.send(TaskCommand::Stop { snapshot: true }).await.unwrap();
+    assert_eq!(task.await.unwrap().unwrap(), TaskEnd::Stopped);
+    let ids = store.list("controlled").await.unwrap();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert_eq!(store.get("controlled", &ids[1]).await.unwrap().meta.trigger, Trigger::Stop);
+}
+
+#[tokio::test]
+async fn a_snapshot_request_without_a_store_gets_an_error_and_the_task_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = Feed::default();
+    let (metrics, sink, control, task) = controlled(dir.path(), &feed, None).await;
+    let err = request_snapshot(&control).await.expect_err("no store");
+    assert_eq!(err, "the job has no snapshot store");
+
+    feed.push(&["a"]);
+    eventually("the record is in", || metrics.records_in.load(Relaxed) == 1).await;
+    control.send(TaskCommand::Stop { snapshot: true }).await.unwrap();
+    assert_eq!(task.await.unwrap().unwrap(), TaskEnd::Stopped, "a stop with a snapshot and no store only flushes");
+    assert_eq!(sink.rows().len(), 1);
+    assert_eq!(metrics.snapshots.load(Relaxed), 0);
 }

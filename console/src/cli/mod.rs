@@ -1,6 +1,8 @@
 //! The CLI verbs.
 
 mod build;
+pub mod client;
+mod generate;
 mod new;
 mod run;
 
@@ -29,6 +31,16 @@ enum Command {
     },
     /// Run a job locally from its spec (files, datagen, memory connectors).
     Run(run::RunArgs),
+    /// Generate a scenario's events into Kafka topics or files.
+    Gen(generate::GenArgs),
+    /// Run the console, REST API and a worker (embedded defaults without configuration).
+    Serve(crate::serve::ServeArgs),
+    /// Sign in to a console and keep an API token for the other verbs.
+    Login(client::LoginArgs),
+    /// Jobs on a console: list, create, upload, deploy, start, stop, status...
+    Job(client::JobArgs),
+    /// Snapshots on a console: list, take, restore.
+    Snapshot(client::SnapshotArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -40,6 +52,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Command::Validate { component } => runtime()?.block_on(validate(&component)).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => runtime()?.block_on(run::run(args)),
+        Command::Gen(args) => generate::generate(&args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => runtime()?.block_on(crate::serve::serve(args)).map(|()| ExitCode::SUCCESS),
+        Command::Login(args) => runtime()?.block_on(client::login(args)),
+        Command::Job(args) => runtime()?.block_on(client::job(args)),
+        Command::Snapshot(args) => runtime()?.block_on(client::snapshot(args)),
     }
 }
 

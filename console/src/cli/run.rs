@@ -86,17 +86,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let task = builder.build(&engine, &loaded).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let terminated = async {
-            match terminate.as_mut() {
-                Some(t) => t.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated => {}
-        }
+        crate::serve::shutdown_signal().await;
         // The task stops between batches and flushes its sinks.
         let _ = stop_tx.send(true);
     });

@@ -68,6 +68,40 @@ pub trait Source: Send {
     fn positions(&self) -> Option<Vec<(i32, i64)>> {
         None
     }
+
+    /// Records behind the end of the input, summed over this source's
+    /// partitions, as last known; `None` when it cannot tell (bounded files
+    /// and generators). Called after every poll, so it must be cheap: a
+    /// source that asks a broker does so in the background.
+    fn lag(&self) -> Option<i64> {
+        None
+    }
+}
+
+/// Which share of a source's partitions one task reads when a job runs as
+/// `count` parallel tasks: partition `p` belongs to group `p % count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionGroup {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Default for PartitionGroup {
+    fn default() -> Self {
+        PartitionGroup { index: 0, count: 1 }
+    }
+}
+
+impl PartitionGroup {
+    /// Whether partition `partition` is this group's.
+    pub fn owns(&self, partition: i32) -> bool {
+        partition.rem_euclid(self.count.max(1) as i32) == self.index as i32
+    }
+
+    /// One group reads everything.
+    pub fn is_whole(&self) -> bool {
+        self.count <= 1
+    }
 }
 
 /// Where an emitted row came from; with the emit index this is the row's

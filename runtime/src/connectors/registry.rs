@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::cache::{CacheConfig, CachedDimension};
-use super::{ConnectorError, DimensionStore, Sink, Source};
+use super::{ConnectorError, DimensionStore, PartitionGroup, Sink, Source};
 use super::{datagen, file, kafka, memory, redis, sql};
 use crate::connections::Connections;
 use crate::job::spec::JobSpec;
@@ -19,12 +19,14 @@ pub struct BuildContext<'a> {
     pub connections: &'a Connections,
     /// The snapshot the task resumes from: sources start at its positions.
     pub restore: Option<&'a Snapshot>,
+    /// The share of each source's partitions this task reads.
+    pub group: PartitionGroup,
 }
 
 impl<'a> BuildContext<'a> {
     /// A context for a fresh start (no snapshot).
     pub fn new(spec: &'a JobSpec, connections: &'a Connections) -> Self {
-        BuildContext { spec, connections, restore: None }
+        BuildContext { spec, connections, restore: None, group: PartitionGroup::default() }
     }
 
     /// Where source `name` resumes, when the task restores a snapshot.
@@ -43,6 +45,8 @@ pub enum SourceSpec {
     Datagen(datagen::DatagenConfig),
     /// One or more Kafka topics, all partitions, assigned at explicit positions.
     Kafka(kafka::KafkaSourceConfig),
+    /// The rows of a SQL query, read once in key order (bounded).
+    Sql(sql::SqlSourceConfig),
 }
 
 /// A sink in the spec, chosen by `kind`.
@@ -79,6 +83,13 @@ pub async fn build_source(
     source: &SourceSpec,
 ) -> Result<Box<dyn Source>, ConnectorError> {
     Ok(match source {
+        SourceSpec::File(_) if !cx.group.is_whole() => {
+            return Err(ConnectorError::config(
+                "file source",
+                name,
+                "a file source cannot be split into partition groups, so the job's parallelism must be 1",
+            ));
+        }
         SourceSpec::File(c) => {
             let mut source = file::FileSource::open(cx.spec, name, index, c)?;
             if let Some(positions) = cx.resume_positions(name) {
@@ -86,15 +97,16 @@ pub async fn build_source(
             }
             Box::new(source)
         }
-        SourceSpec::Datagen(_) if cx.restore.is_some() => {
-            return Err(ConnectorError::config(
-                "datagen source",
-                name,
-                "a datagen source cannot resume from a snapshot",
-            ));
+        SourceSpec::Datagen(c) => {
+            let mut source = datagen::DatagenSource::new(name, index, c)?.group(cx.group)?;
+            if let Some(positions) = cx.resume_positions(name) {
+                source.resume(&positions);
+            }
+            Box::new(source)
         }
-        SourceSpec::Datagen(c) => Box::new(datagen::DatagenSource::new(name, index, c)?),
         SourceSpec::Kafka(c) => Box::new(kafka::KafkaSource::connect(cx, name, index, c).await?),
+        // Resumes at the snapshot's row itself (cx.restore).
+        SourceSpec::Sql(c) => Box::new(sql::SqlSource::connect(cx, name, index, c).await?),
     })
 }
 

@@ -8,4 +8,4 @@ pub mod timers;
 
 pub use run::{BuildError, TaskBuilder};
 pub use spec::JobSpec;
-pub use task::{Task, TaskEnd, TaskError};
+pub use task::{Task, TaskCommand, TaskEnd, TaskError};

@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::connections::Connections;
 use crate::connectors::file::FileSinkConfig;
 use crate::connectors::registry::{self, BuildContext, SinkSpec};
-use crate::connectors::{ConnectorError, DimensionStore, Sink, Source, SourceStatus};
+use crate::connectors::{ConnectorError, DimensionStore, PartitionGroup, Sink, Source, SourceStatus};
 use crate::metrics::TaskMetrics;
 use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::state::StateBackend;
@@ -34,6 +34,8 @@ pub enum BuildError {
          --allow-non-restored-state to drop it, or restore a job version that declares it"
     )]
     NonRestoredState { job: String, states: String },
+    #[error("job `{job}`: partition group {index} of {count} does not exist (groups are numbered 0 to count - 1)")]
+    PartitionGroup { job: String, index: u32, count: u32 },
 }
 
 /// Where and how often a task snapshots.
@@ -59,6 +61,7 @@ pub struct TaskBuilder<'a> {
     snapshots: Option<Arc<dyn SnapshotStore>>,
     restore: Option<Snapshot>,
     allow_non_restored_state: bool,
+    group: PartitionGroup,
 }
 
 impl<'a> TaskBuilder<'a> {
@@ -75,6 +78,7 @@ impl<'a> TaskBuilder<'a> {
             snapshots: None,
             restore: None,
             allow_non_restored_state: false,
+            group: PartitionGroup::default(),
         }
     }
 
@@ -130,6 +134,15 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
+    /// Makes this task one of `count` parallel tasks of the job, reading
+    /// the partitions `p` with `p % count == index` of each source (default
+    /// 0 of 1: everything). Sources that cannot be split refuse `count > 1`.
+    /// Each task snapshots on its own, so give each its own job name.
+    pub fn partition_group(mut self, index: u32, count: u32) -> Self {
+        self.group = PartitionGroup { index, count };
+        self
+    }
+
     pub fn metrics(mut self, metrics: Arc<TaskMetrics>) -> Self {
         self.metrics = metrics;
         self
@@ -141,9 +154,12 @@ impl<'a> TaskBuilder<'a> {
         let job = spec.name.clone();
         let connector = |source| BuildError::Connector { job: job.clone(), source };
         self.check_overrides()?;
+        if self.group.index >= self.group.count {
+            return Err(BuildError::PartitionGroup { job, index: self.group.index, count: self.group.count });
+        }
         let connections = std::mem::take(&mut self.connections);
         let restore = self.restore.take();
-        let cx = BuildContext { spec, connections: &connections, restore: restore.as_ref() };
+        let cx = BuildContext { spec, connections: &connections, restore: restore.as_ref(), group: self.group };
 
         let mut sources = Vec::new();
         for (index, (name, source_spec)) in spec.sources.iter().enumerate() {

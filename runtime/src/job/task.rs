@@ -2,10 +2,11 @@
 //! call, route what it emitted, advance the watermark, fire due timers.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::batch::RecordBatch;
 use super::run::SnapshotSettings;
@@ -41,6 +42,34 @@ pub enum TaskEnd {
     Finished,
     /// Stopped on request.
     Stopped,
+}
+
+/// A request to a running task, handled between batches.
+#[derive(Debug)]
+pub enum TaskCommand {
+    /// Stop: with a snapshot when `snapshot` is true and the task has a
+    /// snapshot store, else only flush the sinks.
+    Stop { snapshot: bool },
+    /// Take and store a snapshot now; the reply carries its metadata or the
+    /// error text.
+    Snapshot { reply: oneshot::Sender<Result<SnapshotMeta, String>> },
+}
+
+/// Where a running task's commands come from.
+enum Control {
+    /// `true` means stop with a snapshot (`sluice run`'s signal handler).
+    Watch(watch::Receiver<bool>),
+    Channel(mpsc::Receiver<TaskCommand>),
+}
+
+impl Control {
+    /// The next pending command, without waiting.
+    fn next(&mut self) -> Option<TaskCommand> {
+        match self {
+            Control::Watch(stop) => (*stop.borrow()).then_some(TaskCommand::Stop { snapshot: true }),
+            Control::Channel(commands) => commands.try_recv().ok(),
+        }
+    }
 }
 
 /// Batching settings of a task.
@@ -87,24 +116,58 @@ impl Task {
     }
 
     /// Runs until the sources are exhausted, `stop` turns true, or an error.
+    /// `stop` works as [`TaskCommand::Stop`] with a snapshot.
     #[tracing::instrument(skip_all, fields(job = %self.job()))]
-    pub async fn run(mut self, stop: watch::Receiver<bool>) -> Result<TaskEnd, TaskError> {
+    pub async fn run(self, stop: watch::Receiver<bool>) -> Result<TaskEnd, TaskError> {
+        self.run_loop(Control::Watch(stop)).await
+    }
+
+    /// Runs until the sources are exhausted, a [`TaskCommand::Stop`], or an
+    /// error, handling commands between batches (a batch ends within
+    /// `batch.max_wait`, so commands are answered promptly). When every
+    /// sender is dropped the task keeps running: nothing can stop it but
+    /// the end of its input.
+    #[tracing::instrument(skip_all, fields(job = %self.job()))]
+    pub async fn run_controlled(self, control: mpsc::Receiver<TaskCommand>) -> Result<TaskEnd, TaskError> {
+        self.run_loop(Control::Channel(control)).await
+    }
+
+    /// The one task loop behind [`Task::run`] and [`Task::run_controlled`].
+    async fn run_loop(mut self, mut control: Control) -> Result<TaskEnd, TaskError> {
         let mut last_expire = Instant::now();
         loop {
-            if *stop.borrow() {
-                // Stop with a snapshot when there is somewhere to put it
-                // (it flushes the sinks first).
-                if self.snapshots.is_some() {
-                    self.take_snapshot(Trigger::Stop).await?;
-                } else {
-                    self.flush_sinks().await?;
+            // Checked between batches, never raced against a poll: a poll
+            // ends within max_wait, and cancelling it could drop records it
+            // has already read.
+            while let Some(command) = control.next() {
+                match command {
+                    TaskCommand::Stop { snapshot } => {
+                        // A snapshot flushes the sinks first.
+                        if snapshot && self.snapshots.is_some() {
+                            self.take_snapshot(Trigger::Stop).await?;
+                        } else {
+                            self.flush_sinks().await?;
+                        }
+                        return Ok(TaskEnd::Stopped);
+                    }
+                    TaskCommand::Snapshot { reply } => {
+                        let result = if self.snapshots.is_none() {
+                            Err("the job has no snapshot store".to_owned())
+                        } else {
+                            // A failed manual snapshot is the caller's to
+                            // report; the task goes on.
+                            self.take_snapshot(Trigger::Manual).await.map(|s| s.meta).map_err(|e| e.to_string())
+                        };
+                        let _ = reply.send(result);
+                    }
                 }
-                return Ok(TaskEnd::Stopped);
             }
-            // Not raced against `stop`: a poll ends within max_wait, and
-            // cancelling it could drop records it has already read.
             let finished = self.poll_sources().await?;
+            let polled = Instant::now();
             self.step().await?;
+            if !self.batch.is_empty() {
+                self.metrics.last_batch_latency_us.store(micros(polled.elapsed()), Ordering::Relaxed);
+            }
             if finished {
                 self.watermarks.finish();
                 self.fire_timers().await?;
@@ -179,6 +242,8 @@ impl Task {
                 Err(e) => return Err(self.connector_error(e)),
             }
         }
+        let lag = self.sources.iter().filter_map(|(source, _)| source.lag()).reduce(|a, b| a + b);
+        self.metrics.lag.store(lag.unwrap_or(-1), Ordering::Relaxed);
         Ok(self.sources.iter().all(|(_, s)| *s == SourceStatus::Finished))
     }
 
@@ -198,7 +263,7 @@ impl Task {
             self.route_timer_output(&due).await?;
         }
         if let Some(w) = self.watermarks.current() {
-            self.metrics.watermark.store(w, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.watermark.store(w, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -290,6 +355,7 @@ impl Task {
     /// batch just processed is complete, so they match the sinks), and
     /// stores it when the task has a snapshot store.
     pub async fn take_snapshot(&mut self, trigger: Trigger) -> Result<Snapshot, TaskError> {
+        let started = Instant::now();
         let job = self.job();
         let error = |message: String| TaskError::Snapshot { job: job.clone(), message };
         self.flush_sinks().await?;
@@ -337,7 +403,17 @@ impl Task {
             watermark,
         };
         if let Some(settings) = &self.snapshots {
-            settings.store.put(&snapshot, settings.retain).await.map_err(|e| error(e.to_string()))?;
+            let stored = settings.store.put(&snapshot, settings.retain).await;
+            let bytes = match stored {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    // The state's change log went into the lost snapshot, so
+                    // the next one must be full.
+                    self.last_snapshot_id = None;
+                    return Err(error(e.to_string()));
+                }
+            };
+            self.metrics.last_snapshot_bytes.store(bytes, Ordering::Relaxed);
             tracing::info!(job = %job, snapshot = %snapshot.meta.id, incremental = snapshot.base.is_some(), ?trigger, "snapshot taken");
             self.since_full = if snapshot.base.is_some() { self.since_full + 1 } else { 0 };
             self.last_snapshot_id = Some(snapshot.meta.id.clone());
@@ -346,6 +422,7 @@ impl Task {
             self.last_snapshot_id = None;
         }
         self.last_snapshot = Instant::now();
+        self.metrics.last_snapshot_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         TaskMetrics::add(&self.metrics.snapshots, 1);
         Ok(snapshot)
     }
@@ -353,6 +430,10 @@ impl Task {
     pub fn metrics(&self) -> Arc<TaskMetrics> {
         self.metrics.clone()
     }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Gives each emitted row its deterministic id: its origin and its index

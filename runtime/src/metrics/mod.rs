@@ -9,8 +9,9 @@ use crate::wasm::bindings::{LogLevel, MetricKind};
 /// Job log lines kept for the console and debug runs.
 const LOG_CAPACITY: usize = 1000;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TaskMetrics {
+    /// Records handed to the job (the total since the task started).
     pub records_in: AtomicU64,
     pub records_out: AtomicU64,
     pub dead_letters: AtomicU64,
@@ -22,6 +23,16 @@ pub struct TaskMetrics {
     pub job_nanos: AtomicU64,
     /// Last watermark, or i64::MIN when none yet.
     pub watermark: AtomicI64,
+    /// Milliseconds the last snapshot took, sink flush included.
+    pub last_snapshot_ms: AtomicU64,
+    /// Bytes the last stored snapshot took in its store (0 before any).
+    pub last_snapshot_bytes: AtomicU64,
+    /// Records behind the end of the sources, summed over their
+    /// partitions, after the last poll; -1 when no source can tell.
+    pub lag: AtomicI64,
+    /// Microseconds from the end of the last poll until the sinks had
+    /// accepted that batch's rows (processing latency of one batch).
+    pub last_batch_latency_us: AtomicU64,
     custom: Mutex<Vec<CustomMetric>>,
     logs: Mutex<std::collections::VecDeque<(LogLevel, String)>>,
 }
@@ -35,6 +46,27 @@ pub struct CustomMetric {
     pub value: f64,
     /// Histogram: number of samples.
     pub count: u64,
+}
+
+impl Default for TaskMetrics {
+    fn default() -> Self {
+        TaskMetrics {
+            records_in: AtomicU64::new(0),
+            records_out: AtomicU64::new(0),
+            dead_letters: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            timers_fired: AtomicU64::new(0),
+            snapshots: AtomicU64::new(0),
+            job_nanos: AtomicU64::new(0),
+            watermark: AtomicI64::new(i64::MIN),
+            last_snapshot_ms: AtomicU64::new(0),
+            last_snapshot_bytes: AtomicU64::new(0),
+            lag: AtomicI64::new(-1),
+            last_batch_latency_us: AtomicU64::new(0),
+            custom: Mutex::default(),
+            logs: Mutex::default(),
+        }
+    }
 }
 
 impl TaskMetrics {

@@ -50,14 +50,16 @@ impl PgSnapshotStore {
 
 #[async_trait]
 impl SnapshotStore for PgSnapshotStore {
-    async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<(), SnapshotError> {
+    async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<u64, SnapshotError> {
         let meta = &snapshot.meta;
+        let body = snapshot.encode();
+        let size = body.len() as u64;
         let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
         sqlx::query("insert into sluice_snapshots (job, id, incremental, body) values ($1, $2, $3, $4)")
             .bind(&meta.job)
             .bind(&meta.id)
             .bind(snapshot.base.is_some())
-            .bind(snapshot.encode())
+            .bind(body)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.error(e))?;
@@ -72,7 +74,7 @@ impl SnapshotStore for PgSnapshotStore {
                 .await
                 .map_err(|e| self.error(e))?;
         }
-        Ok(())
+        Ok(size)
     }
 
     async fn list(&self, job: &str) -> Result<Vec<String>, SnapshotError> {

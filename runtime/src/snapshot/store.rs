@@ -11,8 +11,8 @@ use crate::state::StateBackend;
 #[async_trait]
 pub trait SnapshotStore: Send + Sync {
     /// Stores a snapshot durably (all or nothing), then drops the oldest
-    /// beyond `retain` (never the one just written).
-    async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<(), SnapshotError>;
+    /// beyond `retain` (never the one just written). Returns the bytes stored.
+    async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<u64, SnapshotError>;
     /// Ids of a job's snapshots, oldest first.
     async fn list(&self, job: &str) -> Result<Vec<String>, SnapshotError>;
     /// One stored snapshot as written (possibly incremental).
@@ -78,10 +78,11 @@ impl LocalSnapshotStore {
 
 #[async_trait]
 impl SnapshotStore for LocalSnapshotStore {
-    async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<(), SnapshotError> {
+    async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<u64, SnapshotError> {
         let meta: &SnapshotMeta = &snapshot.meta;
         let dir = self.dir.join(&meta.job);
         let bytes = snapshot.encode();
+        let size = bytes.len() as u64;
         let (tmp, path) =
             (dir.join(format!(".{}.tmp", meta.id)), dir.join(file_name(&meta.id, snapshot.base.is_some())));
         let write = {
@@ -101,7 +102,7 @@ impl SnapshotStore for LocalSnapshotStore {
         for (id, delta) in &files[..retention_cut(&files, retain)] {
             let _ = tokio::fs::remove_file(dir.join(file_name(id, *delta))).await;
         }
-        Ok(())
+        Ok(size)
     }
 
     async fn list(&self, job: &str) -> Result<Vec<String>, SnapshotError> {

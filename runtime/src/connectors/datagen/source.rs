@@ -5,15 +5,21 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::{DatagenConfig, FieldGen};
-use crate::connectors::{ConnectorError, Source, SourceStatus};
+use crate::connectors::{ConnectorError, PartitionGroup, Source, SourceStatus};
 use crate::job::batch::{NewRecord, RecordBatch};
 
 /// Generates JSON records; record `i` is the same for a given config and seed
 /// whatever the batch boundaries, so runs are reproducible.
 pub struct DatagenSource {
+    name: String,
     index: u32,
     config: DatagenConfig,
+    /// The partitions this task generates; record `i` is on partition
+    /// `i % partitions`, and the other groups' records are skipped.
+    group: PartitionGroup,
     next: u64,
+    /// Where a restored source resumed: the rate counts from here.
+    resumed_from: u64,
     started: Instant,
     start_time: i64,
     buf: Vec<u8>,
@@ -45,13 +51,38 @@ impl DatagenSource {
             }
         }
         Ok(DatagenSource {
+            name: name.to_owned(),
             index,
             config: config.clone(),
+            group: PartitionGroup::default(),
             next: 0,
+            resumed_from: 0,
             started: Instant::now(),
             start_time: config.start_time.unwrap_or_else(|| chrono::Utc::now().timestamp_millis()),
             buf: Vec::with_capacity(256),
         })
+    }
+
+    /// Generates only `group`'s share of the partitions: the groups of one
+    /// job together generate each record once, and `rate` and `count` stay
+    /// totals over all of them. Refused when a group would get no partition.
+    pub fn group(mut self, group: PartitionGroup) -> Result<Self, ConnectorError> {
+        if group.count as i64 > self.config.partitions as i64 {
+            return Err(ConnectorError::config(
+                "datagen",
+                &self.name,
+                format!(
+                    "{} partition groups (the job's parallelism) need at least as many partitions, but `partitions` is {}",
+                    group.count, self.config.partitions
+                ),
+            ));
+        }
+        self.group = group;
+        Ok(self)
+    }
+
+    fn owns(&self, i: u64) -> bool {
+        self.group.owns((i % self.config.partitions as u64) as i32)
     }
 
     /// How many records the rate allows by now.
@@ -59,7 +90,25 @@ impl DatagenSource {
         if self.config.rate == 0 {
             return u64::MAX;
         }
-        (self.started.elapsed().as_secs_f64() * self.config.rate as f64) as u64
+        self.resumed_from + (self.started.elapsed().as_secs_f64() * self.config.rate as f64) as u64
+    }
+
+    /// Continues after the records a snapshot's positions account for:
+    /// record `i` goes to partition `i % partitions` at offset
+    /// `i / partitions`, so the first record not yet handed out is the
+    /// smallest `offset * partitions + p` over the partitions read.
+    pub fn resume(&mut self, positions: &[(i32, i64)]) {
+        let partitions = self.config.partitions as u64;
+        let next = positions
+            .iter()
+            .filter(|(p, _)| self.group.owns(*p))
+            .map(|(p, offset)| (*offset).max(0) as u64 * partitions + *p as u64)
+            .min();
+        if let Some(next) = next {
+            self.next = next;
+            self.resumed_from = next;
+            self.started = Instant::now();
+        }
     }
 
     /// Writes record `i`'s JSON value into `buf`; returns its key and event time.
@@ -117,15 +166,20 @@ impl Source for DatagenSource {
         let mut allowed = self.allowed().min(limit);
         if allowed <= self.next {
             // Sleep until the rate allows at least one record, but not past max_wait.
-            let due = Duration::from_secs_f64((self.next + 1) as f64 / self.config.rate as f64);
+            let due = Duration::from_secs_f64((self.next + 1 - self.resumed_from) as f64 / self.config.rate as f64);
             let wait = due.saturating_sub(self.started.elapsed()).min(max_wait);
             tokio::time::sleep(wait).await;
             allowed = self.allowed().min(limit);
         }
-        let end = allowed.min(self.next + max as u64);
         let mut key_text = String::new();
-        while self.next < end {
+        let mut taken = 0;
+        // `next` counts the records of every group; this one skips the others'.
+        while self.next < allowed && taken < max {
             let i = self.next;
+            if !self.owns(i) {
+                self.next += 1;
+                continue;
+            }
             let (key, event_time) = self.generate(i);
             key_text.clear();
             std::fmt::Write::write_fmt(&mut key_text, format_args!("{key}")).expect("writing to a String");
@@ -139,14 +193,51 @@ impl Source for DatagenSource {
                 offset: (i / self.config.partitions as u64) as i64,
             });
             self.next += 1;
+            taken += 1;
         }
         Ok(if self.next >= limit { SourceStatus::Finished } else { SourceStatus::Open })
+    }
+
+    /// Per partition this group reads: records handed out so far, which is
+    /// the next offset (generation is deterministic, so a restore goes on
+    /// with exactly the records that follow).
+    fn positions(&self) -> Option<Vec<(i32, i64)>> {
+        let partitions = self.config.partitions as u64;
+        Some(
+            (0..partitions)
+                .filter(|p| self.group.owns(*p as i32))
+                .map(|p| (p as i32, self.next.saturating_sub(p).div_ceil(partitions) as i64))
+                .collect(),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_resumed_source_goes_on_with_the_records_that_follow() {
+        let config: DatagenConfig =
+            toml::from_str("rate = 0\nkeys = 10\npartitions = 3\ncount = 20\n[fields]\nn = { gen = \"sequence\" }")
+                .unwrap();
+        let values = |batch: &RecordBatch| -> Vec<String> {
+            batch.records().iter().map(|r| String::from_utf8_lossy(batch.bytes(r.value)).into_owned()).collect()
+        };
+        let mut whole = DatagenSource::new("g", 0, &config).unwrap();
+        let mut all = RecordBatch::with_capacity(100, 1000);
+        whole.poll(&mut all, 100, Duration::ZERO).await.unwrap();
+
+        let mut first = DatagenSource::new("g", 0, &config).unwrap();
+        let mut head = RecordBatch::with_capacity(100, 1000);
+        first.poll(&mut head, 7, Duration::ZERO).await.unwrap();
+        let positions = first.positions().unwrap();
+        let mut resumed = DatagenSource::new("g", 0, &config).unwrap();
+        resumed.resume(&positions);
+        let mut tail = RecordBatch::with_capacity(100, 1000);
+        resumed.poll(&mut tail, 100, Duration::ZERO).await.unwrap();
+        assert_eq!([values(&head), values(&tail)].concat(), values(&all));
+    }
 
     fn config(count: u64) -> DatagenConfig {
         toml::from_str(&format!(
@@ -169,6 +260,29 @@ mod tests {
         let mut batch = RecordBatch::default();
         while source.poll(&mut batch, batch_size, Duration::ZERO).await.unwrap() == SourceStatus::Open {}
         batch.records().iter().map(|m| batch.bytes(m.value).to_vec()).collect()
+    }
+
+    #[tokio::test]
+    async fn partition_groups_share_the_records() {
+        let mut config = config(30);
+        config.partitions = 3;
+        let mut seen = Vec::new();
+        for index in 0..2 {
+            let group = PartitionGroup { index, count: 2 };
+            let mut source = DatagenSource::new("gen", 0, &config).unwrap().group(group).unwrap();
+            let mut batch = RecordBatch::default();
+            while source.poll(&mut batch, 4, Duration::ZERO).await.unwrap() == SourceStatus::Open {}
+            for m in batch.records() {
+                assert!(group.owns(m.partition), "group {index} got partition {}", m.partition);
+                seen.push((m.partition, m.offset));
+            }
+        }
+        seen.sort();
+        let mut all: Vec<(i32, i64)> = (0..30i64).map(|i| ((i % 3) as i32, i / 3)).collect();
+        all.sort();
+        assert_eq!(seen, all);
+        let too_many = DatagenSource::new("gen", 0, &config).unwrap().group(PartitionGroup { index: 0, count: 4 });
+        assert!(too_many.err().unwrap().to_string().contains("parallelism"));
     }
 
     #[tokio::test]

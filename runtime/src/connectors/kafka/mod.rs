@@ -7,6 +7,7 @@
 
 mod client;
 mod config;
+mod lag;
 mod sink;
 mod source;
 

@@ -11,6 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::client::{client_config, partitions};
 use super::config::{KafkaFormat, KafkaSourceConfig, StartPosition};
+use super::lag::EndOffsets;
 use crate::connectors::registry::BuildContext;
 use crate::connectors::{ConnectorError, Source, SourceStatus, json_field_millis};
 use crate::job::batch::{NewRecord, RecordBatch};
@@ -52,6 +53,11 @@ pub struct KafkaSource {
     stop_at: Option<HashMap<(usize, i32), i64>>,
     /// Every assigned (topic index, partition).
     assignment: Vec<(usize, i32)>,
+    /// Where each assigned partition started, for the lag of a partition
+    /// that has not delivered a record yet.
+    started_at: HashMap<(usize, i32), Offset>,
+    /// The partitions' end offsets, refreshed in the background.
+    end_offsets: EndOffsets,
     /// Since when polls have found nothing to read (bounded runs end only
     /// after a quiet spell); `None` while records keep coming.
     idle_since: Option<Instant>,
@@ -81,13 +87,23 @@ impl KafkaSource {
         let consumer: Arc<StreamConsumer> =
             Arc::new(client.create().map_err(|e| error(format!("invalid Kafka client settings: {e}")))?);
 
+        // A task of a job running as several tasks takes its partition
+        // group's share of each topic.
         let mut assignment = Vec::new();
         for (t, topic) in topics.iter().enumerate() {
             let c = consumer.clone();
             let fetch = move |topic: &str| c.fetch_metadata(Some(topic), Duration::from_secs(5));
-            for p in partitions(fetch, CONNECTOR, name, topic, config.startup_timeout).await? {
-                assignment.push((t, p));
+            let all = partitions(fetch, CONNECTOR, name, topic, config.startup_timeout).await?;
+            if !all.iter().any(|&p| cx.group.owns(p)) {
+                tracing::warn!(
+                    source = name,
+                    "topic `{topic}` has {} partitions, so partition group {} of {} reads nothing from it",
+                    all.len(),
+                    cx.group.index,
+                    cx.group.count
+                );
             }
+            assignment.extend(all.into_iter().filter(|&p| cx.group.owns(p)).map(|p| (t, p)));
         }
         let mut start = start_offsets(&consumer, &topics, &assignment, &config.start)
             .await
@@ -115,6 +131,8 @@ impl KafkaSource {
         }
         consumer.assign(&tpl).map_err(|e| error(format!("cannot assign partitions: {e}")))?;
         tracing::info!(source = name, partitions = assignment.len(), "kafka source assigned");
+        let started_at = assignment.iter().copied().zip(start).collect();
+        let end_offsets = EndOffsets::watch(consumer.clone(), topics.clone(), assignment.clone(), name.to_owned());
 
         Ok(KafkaSource {
             name: name.to_owned(),
@@ -125,6 +143,8 @@ impl KafkaSource {
             positions,
             stop_at,
             assignment,
+            started_at,
+            end_offsets,
             idle_since: None,
             commit_interval: config.commit_interval,
             last_commit: Instant::now(),
@@ -246,6 +266,20 @@ impl Source for KafkaSource {
     fn positions(&self) -> Option<Vec<(i32, i64)>> {
         let topics = self.topics.len();
         Some(self.positions.iter().map(|(&(t, p), &next)| (source_partition(topics, t, p), next)).collect())
+    }
+
+    /// The end offsets (as last refreshed) minus the next offsets to read.
+    /// Tansu reports the start of a partition's last record batch as its
+    /// end, so there the last batch is not counted.
+    fn lag(&self) -> Option<i64> {
+        self.end_offsets.lag(|tp, (low, high)| match self.positions.get(&tp) {
+            Some(&next) => next,
+            None => match self.started_at.get(&tp) {
+                Some(Offset::Offset(o)) => (*o).max(low),
+                Some(Offset::Beginning) => low,
+                _ => high,
+            },
+        })
     }
 }
 

@@ -94,6 +94,38 @@ pub struct SqlDimensionConfig {
     pub cache: CacheConfig,
 }
 
+/// `kind = "sql"` source: the rows of a query, read once. Each row is a
+/// record whose value is a JSON object with a field per column (the same
+/// JSON a SQL dimension gives); rows are read in key order, and a row's
+/// offset is its index in that order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSourceConfig {
+    /// A `database` connection of the registry.
+    pub connection: String,
+    /// A SELECT (without a trailing ORDER BY, which the source adds). It runs
+    /// as a subquery, so its columns need distinct names.
+    pub query: String,
+    /// The column(s) that identify a row: the record key (several columns:
+    /// the SDK's tuple key `a|b`) and the order rows are read in, which
+    /// makes positions (and so snapshots) meaningful.
+    pub key: Vec<String>,
+    /// A column to use as event time: an integer (ms since the epoch) or a
+    /// timestamp. Without it, records have no event time.
+    #[serde(default)]
+    pub event_time_column: Option<String>,
+    /// Must be `true`: the query runs once and the source finishes after
+    /// its last row (a batch-style, e.g. scheduled, run). Polling a table
+    /// for new rows is not built.
+    #[serde(default)]
+    pub bounded: bool,
+    /// How long transient failures (database down, connection lost) are
+    /// retried before the task fails; the query then runs again and skips
+    /// the rows already read. Also bounds waiting for the database at start.
+    #[serde(default = "default_max_retry_time", with = "humantime_serde")]
+    pub max_retry_time: Duration,
+}
+
 fn default_id_column() -> String {
     "sluice_row_id".into()
 }

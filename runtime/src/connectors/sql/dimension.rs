@@ -168,7 +168,7 @@ fn split_key(key: &[u8], columns: usize) -> Result<Vec<String>, String> {
 }
 
 /// The SDK key of key column values: [`split_key`] reversed.
-fn join_key(parts: &[&str]) -> Vec<u8> {
+pub(super) fn join_key(parts: &[&str]) -> Vec<u8> {
     if let [one] = parts {
         return one.as_bytes().to_vec();
     }

@@ -1,5 +1,5 @@
-//! SQL sink tables and dimension tables on PostgreSQL, MySQL/MariaDB and
-//! SQLite (sqlx).
+//! SQL sink tables, dimension tables and bounded query sources on
+//! PostgreSQL, MySQL/MariaDB and SQLite (sqlx).
 //!
 //! Values travel as text and each database converts them to the column's
 //! type, so one conversion ([`value`]) and one set of statements per
@@ -12,10 +12,12 @@ mod pool;
 mod retry;
 mod schema;
 mod sink;
+mod source;
 mod target;
 mod value;
 mod write;
 
-pub use config::{SqlDimensionConfig, SqlSinkConfig, SqlSinkMode};
+pub use config::{SqlDimensionConfig, SqlSinkConfig, SqlSinkMode, SqlSourceConfig};
 pub use dimension::SqlDimension;
 pub use sink::SqlSink;
+pub use source::SqlSource;

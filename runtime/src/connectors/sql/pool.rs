@@ -118,6 +118,31 @@ impl Pool {
         with_pool!(self, p => sqlx::raw_sql(sql).execute(p).await.map(drop))
     }
 
+    /// The columns a query returns: name and type name as the driver
+    /// reports it (`INT8`, `BIGINT`, `TEXT`, ...). The query is prepared,
+    /// not run.
+    pub(super) async fn columns_of(&self, sql: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
+        use sqlx::{Column, Executor, Statement, TypeInfo};
+        with_pool!(self, p => {
+            let statement = p.prepare(sql).await?;
+            Ok(statement.columns().iter().map(|c| (c.name().to_owned(), c.type_info().name().to_owned())).collect())
+        })
+    }
+
+    /// Runs a query whose columns are all text (or NULL) and streams its
+    /// rows as the database sends them (one connection for the whole read).
+    pub(super) fn stream_text<'a>(
+        &'a self,
+        sql: &'a str,
+    ) -> futures::stream::BoxStream<'a, Result<Vec<Option<String>>, sqlx::Error>> {
+        use futures::StreamExt;
+        use sqlx::Row;
+        with_pool!(self, p => sqlx::query(sql)
+            .fetch(p)
+            .map(|row| row.and_then(|row| (0..row.len()).map(|i| row.try_get::<Option<String>, _>(i)).collect()))
+            .boxed())
+    }
+
     /// Runs a query whose columns are all text (or NULL), with text
     /// parameters, and returns its rows.
     pub(super) async fn fetch_text(

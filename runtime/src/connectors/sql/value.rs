@@ -134,14 +134,24 @@ fn is_json_number(text: &str) -> bool {
 /// `2024-01-01 10:00:00.000`, RFC 3339) as RFC 3339 in UTC; a time
 /// without an offset is UTC, since that is how this module writes them.
 fn normalize_timestamp(text: &str) -> String {
-    let parsed = DateTime::parse_from_rfc3339(text)
+    match parse_timestamp(text) {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        None => text.to_owned(),
+    }
+}
+
+fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
         .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z"))
         .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc()));
-    match parsed {
-        Ok(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        Err(_) => text.to_owned(),
-    }
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc()))
+        .ok()
+}
+
+/// A column's text as epoch milliseconds: an integer as it is, a
+/// timestamp (as [`push_json`] reads them) converted; `None` otherwise.
+pub(super) fn cell_millis(text: &str) -> Option<i64> {
+    text.trim().parse::<i64>().ok().or_else(|| parse_timestamp(text.trim()).map(|t| t.timestamp_millis()))
 }
 
 #[cfg(test)]
@@ -184,5 +194,14 @@ mod tests {
         out.push(',');
         push_json(&mut out, Family::Decimal, Some("NaN"));
         assert_eq!(out, r#"12345678901234.56,true,"2023-11-14T22:13:20.123Z","NaN""#);
+    }
+
+    #[test]
+    fn cells_to_millis() {
+        assert_eq!(cell_millis("1700000000123"), Some(1_700_000_000_123));
+        assert_eq!(cell_millis("2023-11-14 22:13:20.123+00"), Some(1_700_000_000_123));
+        assert_eq!(cell_millis("2023-11-14 22:13:20.123"), Some(1_700_000_000_123));
+        assert_eq!(cell_millis("2023-11-14T23:13:20.123+01:00"), Some(1_700_000_000_123));
+        assert_eq!(cell_millis("soon"), None);
     }
 }

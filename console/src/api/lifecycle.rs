@@ -1,0 +1,341 @@
+//! Operating a job: start (now, at a time), stop, snapshot, restore,
+//! upgrade, parameters, and the run history.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::jobs::resolve_version;
+use super::{ApiError, ApiResult, AppState, Json, audit, job_access};
+use crate::auth::{CurrentUser, Role};
+use crate::store::{Deployment, Job, NewRun, Project, Run, RunState, User, now_ms};
+use crate::worker::plan::{StartPosition, snapshot_key};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    /// `none` (fresh state), `latest` (the newest snapshot, or fresh when
+    /// there is none) or a snapshot id. Default: `latest`.
+    pub restore: Option<String>,
+    /// Where sources start when no snapshot is restored: `earliest`,
+    /// `latest`, an RFC 3339 time or epoch ms. Default: as the spec says.
+    pub start_position: Option<String>,
+    /// Start later, at this RFC 3339 time.
+    pub at: Option<String>,
+}
+
+#[utoipa::path(post, path = "/projects/{p}/jobs/{j}/start", tag = "lifecycle", request_body = StartRequest,
+    responses((status = 201, body = Run), (status = 400, body = super::ErrorBody), (status = 409, body = super::ErrorBody)))]
+pub async fn start(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((p, j)): Path<(String, String)>,
+    Json(body): Json<StartRequest>,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    let (project, job, _) = job_access(&state, &user, &p, &j, Role::Operator).await?;
+    let deployment = deployment_of(&state, &job).await?;
+    let at = match body.at.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(text) => Some(
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map_err(|e| {
+                    ApiError::bad(format!(
+                        "start time `{text}` is not an RFC 3339 time ({e}), e.g. 2026-11-23T02:00:00+08:00"
+                    ))
+                })?
+                .timestamp_millis(),
+        ),
+        None => None,
+    };
+    let restore = body.restore.unwrap_or_else(|| "latest".into());
+    let run =
+        start_run(&state, &user, &project, &job, &deployment.version_id, &restore, body.start_position.as_deref(), at)
+            .await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+/// Checks a start and creates its run: launched now, or scheduled.
+#[expect(clippy::too_many_arguments, reason = "a start has this many settings")]
+async fn start_run(
+    state: &AppState,
+    user: &User,
+    project: &Project,
+    job: &Job,
+    version_id: &str,
+    restore: &str,
+    start_position: Option<&str>,
+    at: Option<i64>,
+) -> ApiResult<Run> {
+    if let Some(active) = state.store.active_run(&job.id).await? {
+        return Err(ApiError::Conflict(format!(
+            "job `{}` already has a {} run ({}); stop it first",
+            job.name,
+            active.state.as_str(),
+            active.id
+        )));
+    }
+    if let Some(text) = start_position {
+        StartPosition::parse(text).map_err(ApiError::BadRequest)?;
+    }
+    if !["none", "latest"].contains(&restore) {
+        let key = snapshot_key(&project.name, &job.name, 0, 1);
+        let ids = state.worker.snapshots.list(&key).await.map_err(|e| ApiError::Internal(e.into()))?;
+        if !ids.iter().any(|id| id == restore) {
+            return Err(ApiError::bad(format!(
+                "`{restore}` is not a snapshot of job `{}`; restore one from its snapshot list, `latest` or `none`",
+                job.name
+            )));
+        }
+    }
+    let scheduled = at.filter(|t| *t > now_ms());
+    let run = state
+        .store
+        .create_run(NewRun {
+            job_id: &job.id,
+            version_id,
+            state: if scheduled.is_some() { RunState::Scheduled } else { RunState::Starting },
+            restore_from: Some(restore),
+            start_position,
+            scheduled_ms: scheduled,
+            created_by: &user.name,
+        })
+        .await?;
+    let what = match scheduled {
+        Some(t) => format!("run {} scheduled at {t} (restore {restore})", run.id),
+        None => format!("run {} (restore {restore})", run.id),
+    };
+    audit(state, Some(project), Some(job), user, "job.start", &what).await;
+    if scheduled.is_none() {
+        state.worker.launch(run.clone()).await.map_err(|e| ApiError::bad(format!("the job could not start: {e}")))?;
+    }
+    Ok(state.store.run(&run.id).await?.unwrap_or(run))
+}
+
+async fn deployment_of(state: &AppState, job: &Job) -> ApiResult<Deployment> {
+    state.store.deployment(&job.id).await?.ok_or_else(|| {
+        ApiError::bad(format!("job `{}` has no deployment yet: save one (version and spec) first", job.name))
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopRequest {
+    /// Take a final snapshot (default true).
+    #[serde(default = "yes")]
+    pub snapshot: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[utoipa::path(post, path = "/projects/{p}/jobs/{j}/stop", tag = "lifecycle", request_body = StopRequest,
+    responses((status = 200, body = Run), (status = 409, body = super::ErrorBody)))]
+pub async fn stop(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((p, j)): Path<(String, String)>,
+    Json(body): Json<StopRequest>,
+) -> ApiResult<Json<Run>> {
+    let (project, job, _) = job_access(&state, &user, &p, &j, Role::Operator).await?;
+    let run = stop_job(&state, &job, body.snapshot).await?;
+    audit(
+        &state,
+        Some(&project),
+        Some(&job),
+        &user,
+        "job.stop",
+        &format!("run {} (snapshot: {})", run.id, body.snapshot),
+    )
+    .await;
+    Ok(Json(state.store.run(&run.id).await?.unwrap_or(run)))
+}
+
+async fn stop_job(state: &AppState, job: &Job, snapshot: bool) -> ApiResult<Run> {
+    let run = state
+        .store
+        .active_run(&job.id)
+        .await?
+        .ok_or_else(|| ApiError::Conflict(format!("job `{}` is not running", job.name)))?;
+    if run.state == RunState::Scheduled {
+        state.store.set_run_state(&run.id, RunState::Cancelled, None).await?;
+    } else {
+        state.worker.stop(&job.id, snapshot).await.map_err(ApiError::Conflict)?;
+    }
+    Ok(run)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SnapshotInfo {
+    pub id: String,
+    pub created_ms: i64,
+    /// `periodic`, `stop` or `manual`.
+    pub trigger: String,
+    pub incremental: bool,
+    pub job_version: String,
+    /// Positions per source partition: `source/partition: next offset`.
+    pub positions: Vec<String>,
+}
+
+impl SnapshotInfo {
+    fn of(s: &sluice_runtime::snapshot::Snapshot) -> SnapshotInfo {
+        SnapshotInfo {
+            id: s.meta.id.clone(),
+            created_ms: s.meta.created_ms,
+            trigger: format!("{:?}", s.meta.trigger).to_lowercase(),
+            incremental: s.base.is_some(),
+            job_version: s.meta.job_version.clone(),
+            positions: s
+                .meta
+                .positions
+                .iter()
+                .map(|p| format!("{}/{}: {}", p.source, p.partition, p.next_offset))
+                .collect(),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/projects/{p}/jobs/{j}/snapshots", tag = "lifecycle", responses((status = 200, body = Vec<SnapshotInfo>)))]
+pub async fn list_snapshots(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((p, j)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<SnapshotInfo>>> {
+    let (project, job, _) = job_access(&state, &user, &p, &j, Role::Viewer).await?;
+    let key = snapshot_key(&project.name, &job.name, 0, 1);
+    let store = &state.worker.snapshots;
+    let ids = store.list(&key).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let mut out = Vec::new();
+    for id in ids.iter().rev().take(50) {
+        match store.get(&key, id).await {
+            Ok(s) => out.push(SnapshotInfo::of(&s)),
+            Err(e) => tracing::warn!(snapshot = %id, error = %e, "unreadable snapshot left out of the list"),
+        }
+    }
+    Ok(Json(out))
+}
+
+#[utoipa::path(post, path = "/projects/{p}/jobs/{j}/snapshots", tag = "lifecycle",
+    responses((status = 201, body = Vec<SnapshotInfo>), (status = 409, body = super::ErrorBody)))]
+pub async fn take_snapshot(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((p, j)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, Json<Vec<SnapshotInfo>>)> {
+    let (project, job, _) = job_access(&state, &user, &p, &j, Role::Operator).await?;
+    let taken = state.worker.snapshot_now(&job.id).await.map_err(ApiError::Conflict)?;
+    let infos: Vec<SnapshotInfo> = taken.iter().map(SnapshotInfo::of).collect();
+    let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
+    audit(&state, Some(&project), Some(&job), &user, "snapshot.take", &ids.join(", ")).await;
+    Ok((StatusCode::CREATED, Json(infos)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    pub snapshot: String,
+}
+
+#[utoipa::path(post, path = "/projects/{p}/jobs/{j}/restore", tag = "lifecycle", request_body = RestoreRequest,
+    responses((status = 201, body = Run), (status = 400, body = super::ErrorBody)))]
+pub async fn restore(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((p, j)): Path<(String, String)>,
+    Json(body): Json<RestoreRequest>,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    let (project, job, _) = job_access(&state, &user, &p, &j, Role::Operator).await?;
+    let deployment = deployment_of(&state, &job).await?;
+    if state.store.active_run(&job.id).await?.is_some() {
+        // The state goes back to the snapshot: nothing newer is kept.
+        stop_job(&state, &job, false).await?;
+    }
+    let run = start_run(&state, &user, &project, &job, &deployment.version_id, &body.snapshot, None, None).await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeRequest {
+    /// The version number to run.
+    pub version: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChangeAnswer {
+    pub deployment: Deployment,
+    /// The new run, when the job was running and restarted.
+    pub run: Option<Run>,
+}
+
+#[utoipa::path(post, path = "/projects/{p}/jobs/{j}/upgrade", tag = "lifecycle", request_body = UpgradeRequest,
+    responses((status = 200, body = ChangeAnswer), (status = 400, body = super::ErrorBody)))]
+pub async fn upgrade(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((p, j)): Path<(String, String)>,
+    Json(body): Json<UpgradeRequest>,
+) -> ApiResult<Json<ChangeAnswer>> {
+    let (project, job, _) = job_access(&state, &user, &p, &j, Role::Operator).await?;
+    let mut deployment = deployment_of(&state, &job).await?;
+    let version = resolve_version(&state, &job, Some(body.version)).await?;
+    deployment.version_id = version.id.clone();
+    let answer = change_deployment(&state, &user, &project, &job, deployment).await?;
+    audit(&state, Some(&project), Some(&job), &user, "job.upgrade", &format!("to v{}", version.number)).await;
+    Ok(Json(answer))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParametersRequest {
+    #[schema(value_type = Object)]
+    pub parameters: indexmap::IndexMap<String, String>,
+}
+
+#[utoipa::path(post, path = "/projects/{p}/jobs/{j}/parameters", tag = "lifecycle", request_body = ParametersRequest,
+    responses((status = 200, body = ChangeAnswer)))]
+pub async fn set_parameters(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((p, j)): Path<(String, String)>,
+    Json(body): Json<ParametersRequest>,
+) -> ApiResult<Json<ChangeAnswer>> {
+    let (project, job, _) = job_access(&state, &user, &p, &j, Role::Operator).await?;
+    let mut deployment = deployment_of(&state, &job).await?;
+    let shown = body.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    deployment.parameters = body.parameters;
+    let answer = change_deployment(&state, &user, &project, &job, deployment).await?;
+    audit(&state, Some(&project), Some(&job), &user, "job.parameters", &shown).await;
+    Ok(Json(answer))
+}
+
+/// Saves a changed deployment; a running job is stopped with a snapshot
+/// and started again from it, so its state carries over.
+async fn change_deployment(
+    state: &AppState,
+    user: &User,
+    project: &Project,
+    job: &Job,
+    deployment: Deployment,
+) -> ApiResult<ChangeAnswer> {
+    let running = state.store.active_run(&job.id).await?.filter(|r| r.state != RunState::Scheduled);
+    if running.is_some() {
+        stop_job(state, job, true).await?;
+    }
+    state.store.put_deployment(&deployment).await?;
+    let run = match running {
+        Some(_) => Some(start_run(state, user, project, job, &deployment.version_id, "latest", None, None).await?),
+        None => None,
+    };
+    Ok(ChangeAnswer { deployment, run })
+}
+
+#[utoipa::path(get, path = "/projects/{p}/jobs/{j}/runs", tag = "lifecycle", responses((status = 200, body = Vec<Run>)))]
+pub async fn list_runs(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((p, j)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<Run>>> {
+    let (_, job, _) = job_access(&state, &user, &p, &j, Role::Viewer).await?;
+    Ok(Json(state.store.runs(&job.id, 100).await?))
+}

@@ -1,0 +1,179 @@
+//! The console's HTTP surface: the REST API under `/api/v1` (described by
+//! the OpenAPI document at `/api/openapi.json`), the web UI, health and
+//! Prometheus endpoints. `app(state)` builds the whole router, so tests
+//! drive it with `tower::ServiceExt::oneshot` or on a real port.
+
+mod accounts;
+mod error;
+mod extract;
+mod jobs;
+mod lifecycle;
+mod monitoring;
+mod projects;
+pub mod ui;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::{ApiError, ApiResult, ErrorBody};
+pub use extract::{Json, Query};
+
+use crate::auth::Role;
+use crate::store::{Job, Project, Store, User};
+use crate::worker::Worker;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub worker: Arc<Worker>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// Largest upload (a component).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sluice console API",
+        description = "Projects, jobs, versions, deployments, runs, snapshots and monitoring. See docs/API.md."
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// The whole router of the console.
+pub fn app(state: AppState) -> Router {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::logout))
+        .routes(routes!(accounts::me))
+        .routes(routes!(accounts::list_tokens, accounts::create_token))
+        .routes(routes!(accounts::delete_token))
+        .routes(routes!(accounts::list_users, accounts::create_user))
+        .routes(routes!(projects::list_projects, projects::create_project))
+        .routes(routes!(projects::get_project))
+        .routes(routes!(projects::set_member, projects::remove_member))
+        .routes(routes!(projects::list_connections))
+        .routes(routes!(projects::put_connection, projects::delete_connection))
+        .routes(routes!(projects::list_topics, projects::create_topic))
+        .routes(routes!(projects::list_events))
+        .routes(routes!(jobs::list_jobs, jobs::create_job))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::list_versions, jobs::upload_version))
+        .routes(routes!(jobs::validate))
+        .routes(routes!(jobs::put_deployment))
+        .routes(routes!(jobs::debug))
+        .routes(routes!(jobs::preview))
+        .routes(routes!(lifecycle::start))
+        .routes(routes!(lifecycle::stop))
+        .routes(routes!(lifecycle::list_snapshots, lifecycle::take_snapshot))
+        .routes(routes!(lifecycle::restore))
+        .routes(routes!(lifecycle::upgrade))
+        .routes(routes!(lifecycle::set_parameters))
+        .routes(routes!(lifecycle::list_runs))
+        .routes(routes!(monitoring::job_metrics))
+        .routes(routes!(monitoring::exceptions))
+        .routes(routes!(monitoring::logs));
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
+    let openapi = Arc::new(openapi);
+    Router::new()
+        .merge(api)
+        .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
+        .route("/healthz", axum::routing::get(monitoring::healthz))
+        .route("/readyz", axum::routing::get(monitoring::readyz))
+        .route("/metrics", axum::routing::get(monitoring::prometheus))
+        .merge(ui::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Checks that `user` may act with `needed` in project `name`.
+pub async fn project_access(state: &AppState, user: &User, name: &str, needed: Role) -> ApiResult<(Project, Role)> {
+    let project =
+        state.store.project(name).await?.ok_or_else(|| ApiError::NotFound(format!("no project named `{name}`")))?;
+    let role = if user.is_admin {
+        Role::Admin
+    } else {
+        let role = state.store.role_of(&project.id, &user.id).await?.and_then(|r| Role::parse(&r));
+        role.ok_or_else(|| ApiError::Forbidden(format!("you are not a member of project `{name}`")))?
+    };
+    if role < needed {
+        return Err(ApiError::Forbidden(format!(
+            "this needs the {} role in project `{name}`; you are {}",
+            needed.as_str(),
+            role.as_str()
+        )));
+    }
+    Ok((project, role))
+}
+
+/// Checks access as `project_access`, and finds the job.
+pub async fn job_access(
+    state: &AppState,
+    user: &User,
+    project: &str,
+    job: &str,
+    needed: Role,
+) -> ApiResult<(Project, Job, Role)> {
+    let (project, role) = project_access(state, user, project, needed).await?;
+    let job = state
+        .store
+        .job(&project.id, job)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("project `{}` has no job named `{job}`", project.name)))?;
+    Ok((project, job, role))
+}
+
+/// Records a change in the audit log.
+pub async fn audit(
+    state: &AppState,
+    project: Option<&Project>,
+    job: Option<&Job>,
+    actor: &User,
+    action: &str,
+    detail: &str,
+) {
+    let result = state
+        .store
+        .record_event(
+            project.map(|p| p.id.as_str()),
+            job.map(|j| j.id.as_str()),
+            "audit",
+            Some(&actor.name),
+            action,
+            detail,
+        )
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, action, "cannot write the audit log");
+    }
+}
+
+/// Names of projects, jobs, connections and users: what fits in URLs,
+/// topic suffixes and snapshot keys.
+pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad(format!(
+            "{what} name `{name}` is not valid: use 1-63 lowercase letters, digits and `-`, not starting with `-`"
+        )))
+    }
+}

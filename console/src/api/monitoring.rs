@@ -1,0 +1,169 @@
+//! Monitoring: a job's counters and charts, its exceptions and logs,
+//! health endpoints and the Prometheus exposition.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiResult, AppState, Json, Query, job_access};
+use crate::auth::{CurrentUser, Role};
+use crate::store::{Event, EventFilter};
+use crate::worker::live::HISTORY_POINTS;
+use crate::worker::{LiveStatus, Series, Totals};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct MetricsQuery {
+    /// How far back the charts go, seconds (at most 600).
+    pub seconds: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricsAnswer {
+    /// State of the latest run.
+    pub state: String,
+    pub run_id: Option<String>,
+    pub totals: Totals,
+    pub series: Series,
+    pub tasks: Vec<crate::worker::TaskStatus>,
+}
+
+#[utoipa::path(get, path = "/projects/{p}/jobs/{j}/metrics", tag = "monitoring", params(MetricsQuery),
+    responses((status = 200, body = MetricsAnswer)))]
+pub async fn job_metrics(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((p, j)): Path<(String, String)>,
+    Query(q): Query<MetricsQuery>,
+) -> ApiResult<Json<MetricsAnswer>> {
+    let (_, job, _) = job_access(&state, &user, &p, &j, Role::Viewer).await?;
+    let latest = state.store.runs(&job.id, 1).await?.into_iter().next();
+    let live = state.worker.status(&job.id, q.seconds.unwrap_or(300).min(HISTORY_POINTS));
+    let answer = match live {
+        Some(LiveStatus { run_id, totals, series, tasks }) => MetricsAnswer {
+            state: latest.map_or("running".into(), |r| r.state.as_str().to_owned()),
+            run_id: Some(run_id),
+            totals,
+            series,
+            tasks,
+        },
+        None => MetricsAnswer {
+            state: latest.as_ref().map_or("new".into(), |r| r.state.as_str().to_owned()),
+            run_id: latest.map(|r| r.id),
+            totals: Totals::default(),
+            series: Series::default(),
+            tasks: Vec::new(),
+        },
+    };
+    Ok(Json(answer))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExceptionsAnswer {
+    /// Failures and restarts, newest first.
+    pub errors: Vec<Event>,
+    /// The running job's last dead letters (reason, source, partition, offset, value).
+    #[schema(value_type = Vec<Object>)]
+    pub dead_letters: Vec<serde_json::Value>,
+}
+
+#[utoipa::path(get, path = "/projects/{p}/jobs/{j}/exceptions", tag = "monitoring", responses((status = 200, body = ExceptionsAnswer)))]
+pub async fn exceptions(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((p, j)): Path<(String, String)>,
+) -> ApiResult<Json<ExceptionsAnswer>> {
+    let (project, job, _) = job_access(&state, &user, &p, &j, Role::Viewer).await?;
+    let errors = state
+        .store
+        .events(EventFilter { project_id: Some(&project.id), job_id: Some(&job.id), kind: Some("error"), limit: 100 })
+        .await?;
+    let dead_letters = state.worker.running(&job.id).map(|r| r.dead_letters.rows()).unwrap_or_default();
+    Ok(Json(ExceptionsAnswer { errors, dead_letters }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogEntry {
+    pub level: String,
+    pub message: String,
+}
+
+#[utoipa::path(get, path = "/projects/{p}/jobs/{j}/logs", tag = "monitoring", responses((status = 200, body = Vec<LogEntry>)))]
+pub async fn logs(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((p, j)): Path<(String, String)>,
+) -> ApiResult<Json<Vec<LogEntry>>> {
+    let (_, job, _) = job_access(&state, &user, &p, &j, Role::Viewer).await?;
+    Ok(Json(state.worker.logs(&job.id).into_iter().map(|(level, message)| LogEntry { level, message }).collect()))
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match sqlx::query("select 1").execute(&state.store.pool).await {
+        Ok(_) => (StatusCode::OK, "ready".to_owned()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("metadata store unreachable: {e}")),
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    project: String,
+    job: String,
+}
+
+/// The Prometheus text exposition of every running job's counters.
+pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+    let mut registry = Registry::with_prefix("sluice");
+    let gauges = [
+        ("records_in", "Records read since the run started"),
+        ("records_out", "Rows emitted since the run started"),
+        ("dead_letters", "Records sent to the dead-letter output"),
+        ("snapshots", "Snapshots taken by the run"),
+        ("consumer_lag", "Records behind the end of the sources"),
+        ("last_snapshot_ms", "Duration of the last snapshot, ms"),
+        ("last_snapshot_bytes", "Size of the last snapshot, bytes"),
+        ("batch_latency_us", "Processing time of the last batch, microseconds"),
+    ]
+    .map(|(name, help)| {
+        let family = Family::<JobLabels, Gauge>::default();
+        registry.register(name, help, family.clone());
+        family
+    });
+    for (job_id, totals, metrics) in state.worker.all_totals() {
+        let Ok(Some(job)) = state.store.job_by_id(&job_id).await else { continue };
+        let project = match state.store.project_by_id(&job.project_id).await {
+            Ok(Some(p)) => p.name,
+            _ => continue,
+        };
+        let labels = JobLabels { project, job: job.name };
+        use std::sync::atomic::Ordering::Relaxed;
+        let max = |f: fn(&sluice_runtime::metrics::TaskMetrics) -> u64| metrics.iter().map(|m| f(m)).max().unwrap_or(0);
+        let values = [
+            totals.records_in as i64,
+            totals.records_out as i64,
+            totals.dead_letters as i64,
+            totals.snapshots as i64,
+            totals.lag.unwrap_or(-1),
+            max(|m| m.last_snapshot_ms.load(Relaxed)) as i64,
+            metrics.iter().map(|m| m.last_snapshot_bytes.load(Relaxed)).sum::<u64>() as i64,
+            max(|m| m.last_batch_latency_us.load(Relaxed)) as i64,
+        ];
+        for (family, value) in gauges.iter().zip(values) {
+            family.get_or_create(&labels).set(value);
+        }
+    }
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], format!("encoding: {e}"));
+    }
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+}

@@ -1,0 +1,369 @@
+//! The CLI verbs that talk to a console's REST API: `login`, `job …` and
+//! `snapshot …`. The console URL and token come from flags, the
+//! environment (SLUICE_URL, SLUICE_TOKEN) or the file `sluice login` writes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Where to reach the console.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// Console URL, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "SLUICE_URL", global = true)]
+    pub url: Option<String>,
+    /// API token (see `sluice login`).
+    #[arg(long, env = "SLUICE_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[arg(long, env = "SLUICE_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    #[arg(long, default_value = "admin")]
+    pub user: String,
+    /// The password; default: $SLUICE_PASSWORD.
+    #[arg(long, env = "SLUICE_PASSWORD", hide_env_values = true)]
+    pub password: String,
+}
+
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// The project.
+    #[arg(short, long, global = true, default_value = "demo")]
+    pub project: String,
+    #[command(subcommand)]
+    pub command: JobCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// The project's jobs and their states.
+    List,
+    Create {
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Upload a compiled component as the job's next version.
+    Upload {
+        job: String,
+        component: PathBuf,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Save the deployment: spec, version, parameters, resources, schedule.
+    Deploy {
+        job: String,
+        /// The job spec (TOML).
+        #[arg(long)]
+        spec: PathBuf,
+        /// Version number; default the newest.
+        #[arg(long)]
+        version: Option<i64>,
+        #[arg(long = "param", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        #[arg(long, default_value_t = 1)]
+        parallelism: i64,
+        #[arg(long)]
+        memory_mb: Option<i64>,
+        #[arg(long)]
+        cpu_ms: Option<i64>,
+        /// Cron schedule, seconds first (`0 0 2 * * *`).
+        #[arg(long)]
+        schedule: Option<String>,
+    },
+    /// Run the job over JSON lines with its sinks disabled.
+    Debug {
+        job: String,
+        /// JSON lines to feed.
+        #[arg(long, conflicts_with = "from_topic")]
+        records: Option<PathBuf>,
+        /// Or the first N records of its live sources.
+        #[arg(long)]
+        from_topic: Option<usize>,
+    },
+    /// Start: `--restore none|latest|SNAPSHOT`, optionally at a time.
+    Start {
+        job: String,
+        #[arg(long, default_value = "latest")]
+        restore: String,
+        /// earliest, latest, an RFC 3339 time or epoch ms.
+        #[arg(long)]
+        start_position: Option<String>,
+        /// RFC 3339 start time.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    Stop {
+        job: String,
+        /// Stop without a final snapshot.
+        #[arg(long)]
+        no_snapshot: bool,
+    },
+    /// State, counters and tasks.
+    Status { job: String },
+    /// Run history.
+    Runs { job: String },
+    /// Run the newest (or given) version, keeping state.
+    Upgrade { job: String, version: i64 },
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[arg(short, long, global = true, default_value = "demo")]
+    pub project: String,
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    List {
+        job: String,
+    },
+    /// Take a snapshot of the running job now.
+    Take {
+        job: String,
+    },
+    /// Stop the job and start it from a snapshot.
+    Restore {
+        job: String,
+        snapshot: String,
+    },
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    text.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("`{text}` is not name=value"))
+}
+
+/// The file `sluice login` keeps the console URL and token in.
+fn credentials_path() -> PathBuf {
+    std::env::var_os("SLUICE_CREDENTIALS").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".config/sluice/credentials.json")
+    })
+}
+
+pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    let http = reqwest::Client::new();
+    let url = args.url.trim_end_matches('/').to_owned();
+    let answer = http
+        .post(format!("{url}/api/v1/login"))
+        .json(&json!({ "name": args.user, "password": args.password }))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the console at {url}"))?;
+    let cookie = answer
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned);
+    check(answer).await?;
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let token = http
+        .post(format!("{url}/api/v1/tokens"))
+        .header(reqwest::header::COOKIE, cookie.unwrap_or_default())
+        .json(&json!({ "name": format!("cli@{}", host.trim()) }))
+        .send()
+        .await?;
+    let token = check(token).await?;
+    let path = credentials_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&json!({ "url": url, "token": token["token"] }))?)?;
+    println!("signed in to {url} as {}; token saved in {}", args.user, path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A client for one console.
+struct Console {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Console {
+    fn new(target: &Target) -> anyhow::Result<Console> {
+        let saved: Value =
+            std::fs::read(credentials_path()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+        let url = target.url.clone().or_else(|| saved["url"].as_str().map(str::to_owned));
+        let token = target.token.clone().or_else(|| saved["token"].as_str().map(str::to_owned));
+        let (Some(url), Some(token)) = (url, token) else {
+            bail!("no console to talk to: run `sluice login --url URL` first, or set SLUICE_URL and SLUICE_TOKEN");
+        };
+        Ok(Console { http: reqwest::Client::new(), url: url.trim_end_matches('/').to_owned(), token })
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut request = self.http.request(method, format!("{}/api/v1{path}", self.url)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        check(request.send().await.with_context(|| format!("cannot reach the console at {}", self.url))?).await
+    }
+
+    async fn upload(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<Value> {
+        let request = self
+            .http
+            .post(format!("{}/api/v1{path}", self.url))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+            .body(bytes);
+        check(request.send().await?).await
+    }
+}
+
+/// The answer's JSON, or its error message as the error.
+async fn check(answer: reqwest::Response) -> anyhow::Result<Value> {
+    let status = answer.status();
+    let text = answer.text().await.unwrap_or_default();
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(body);
+    }
+    let message = body["error"].as_str().map(str::to_owned).unwrap_or(text);
+    if status == StatusCode::UNAUTHORIZED {
+        bail!("{message} (run `sluice login`)");
+    }
+    bail!("{message}")
+}
+
+fn print(value: &Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+}
+
+pub async fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
+    let console = Console::new(&args.target)?;
+    let p = &args.project;
+    let base = |job: &str| format!("/projects/{p}/jobs/{job}");
+    match args.command {
+        JobCommand::List => {
+            let jobs = console.call(Method::GET, &format!("/projects/{p}/jobs"), None).await?;
+            for j in jobs.as_array().into_iter().flatten() {
+                let version = j["version"].as_i64().map(|v| format!("v{v}")).unwrap_or_else(|| "-".into());
+                println!(
+                    "{:<24} {:<10} {version}",
+                    j["job"]["name"].as_str().unwrap_or(""),
+                    j["state"].as_str().unwrap_or("")
+                );
+            }
+        }
+        JobCommand::Create { name, description } => print(
+            &console
+                .call(
+                    Method::POST,
+                    &format!("/projects/{p}/jobs"),
+                    Some(json!({ "name": name, "description": description })),
+                )
+                .await?,
+        ),
+        JobCommand::Upload { job, component, note } => {
+            let bytes = std::fs::read(&component).with_context(|| format!("cannot read {}", component.display()))?;
+            let note = note.map(|n| format!("?note={}", n.replace(' ', "%20"))).unwrap_or_default();
+            let v = console.upload(&format!("{}/versions{note}", base(&job)), bytes).await?;
+            println!("uploaded {job} v{} (sha256 {})", v["number"], v["hash"].as_str().unwrap_or(""));
+        }
+        JobCommand::Deploy { job, spec, version, params, parallelism, memory_mb, cpu_ms, schedule } => {
+            let text = std::fs::read_to_string(&spec).with_context(|| format!("cannot read {}", spec.display()))?;
+            let body = json!({
+                "version": version, "spec": text,
+                "parameters": params.into_iter().map(|(k, v)| (k, Value::from(v))).collect::<serde_json::Map<String, Value>>(),
+                "parallelism": parallelism, "memory_mb": memory_mb, "cpu_ms": cpu_ms, "schedule": schedule,
+            });
+            console.call(Method::PUT, &format!("{}/deployment", base(&job)), Some(body)).await?;
+            println!("deployment of {job} saved");
+        }
+        JobCommand::Debug { job, records, from_topic } => {
+            let body = match (records, from_topic) {
+                (Some(path), _) => {
+                    json!({ "records": std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))? })
+                }
+                (None, Some(n)) => json!({ "from_topic": n }),
+                (None, None) => bail!("give --records FILE or --from-topic N"),
+            };
+            print(&console.call(Method::POST, &format!("{}/debug", base(&job)), Some(body)).await?);
+        }
+        JobCommand::Start { job, restore, start_position, at } => {
+            let body = json!({ "restore": restore, "start_position": start_position, "at": at });
+            let run = console.call(Method::POST, &format!("{}/start", base(&job)), Some(body)).await?;
+            println!("{job}: run {} {}", run["id"].as_str().unwrap_or(""), run["state"].as_str().unwrap_or(""));
+        }
+        JobCommand::Stop { job, no_snapshot } => {
+            let run = console
+                .call(Method::POST, &format!("{}/stop", base(&job)), Some(json!({ "snapshot": !no_snapshot })))
+                .await?;
+            println!("{job}: run {} {}", run["id"].as_str().unwrap_or(""), run["state"].as_str().unwrap_or(""));
+        }
+        JobCommand::Status { job } => {
+            let m = console.call(Method::GET, &format!("{}/metrics?seconds=10", base(&job)), None).await?;
+            let t = &m["totals"];
+            println!(
+                "{job}: {} — in {}, out {}, dead letters {}, snapshots {}, lag {}",
+                m["state"].as_str().unwrap_or(""),
+                t["records_in"],
+                t["records_out"],
+                t["dead_letters"],
+                t["snapshots"],
+                t["lag"].as_i64().map(|l| l.to_string()).unwrap_or_else(|| "-".into())
+            );
+            for task in m["tasks"].as_array().into_iter().flatten() {
+                println!(
+                    "  task {} on {}: in {}, out {}",
+                    task["task"],
+                    task["worker"].as_str().unwrap_or(""),
+                    task["records_in"],
+                    task["records_out"]
+                );
+            }
+        }
+        JobCommand::Runs { job } => print(&console.call(Method::GET, &format!("{}/runs", base(&job)), None).await?),
+        JobCommand::Upgrade { job, version } => print(
+            &console
+                .call(Method::POST, &format!("{}/upgrade", base(&job)), Some(json!({ "version": version })))
+                .await?,
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn snapshot(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
+    let console = Console::new(&args.target)?;
+    let base = |job: &str| format!("/projects/{}/jobs/{job}", args.project);
+    match args.command {
+        SnapshotCommand::List { job } => {
+            let list = console.call(Method::GET, &format!("{}/snapshots", base(&job)), None).await?;
+            for s in list.as_array().into_iter().flatten() {
+                println!(
+                    "{}  {:<8} {}",
+                    s["id"].as_str().unwrap_or(""),
+                    s["trigger"].as_str().unwrap_or(""),
+                    if s["incremental"].as_bool() == Some(true) { "incremental" } else { "full" }
+                );
+            }
+        }
+        SnapshotCommand::Take { job } => {
+            let taken = console.call(Method::POST, &format!("{}/snapshots", base(&job)), None).await?;
+            for s in taken.as_array().into_iter().flatten() {
+                println!("{}", s["id"].as_str().unwrap_or(""));
+            }
+        }
+        SnapshotCommand::Restore { job, snapshot } => {
+            let run = console
+                .call(Method::POST, &format!("{}/restore", base(&job)), Some(json!({ "snapshot": snapshot })))
+                .await?;
+            println!("{job}: run {} from snapshot {snapshot}", run["id"].as_str().unwrap_or(""));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,134 @@
+//! `sluice serve`: the console, the REST API and a worker in one process.
+//! With no configuration it keeps everything under a data directory —
+//! SQLite metadata, local snapshots — runs the embedded development broker
+//! and seeds a demo project whose example jobs run on generated data.
+//! With `--database postgres://…`, `--snapshots postgres://…` and
+//! `--kafka BROKERS` it runs against shared infrastructure.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use sluice_runtime::snapshot::{LocalSnapshotStore, PgSnapshotStore, SnapshotStore};
+
+use crate::api::{self, AppState};
+use crate::broker::EmbeddedBroker;
+use crate::store::Store;
+use crate::worker::{self, Worker};
+use crate::{auth, demo};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address of the console and API.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the embedded defaults keep their files.
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "sluice-data")]
+    pub data_dir: PathBuf,
+    /// Metadata store: `postgres://…`; default SQLite in the data directory.
+    #[arg(long, env = "SLUICE_DATABASE_URL")]
+    pub database: Option<String>,
+    /// Snapshot storage: a directory or `postgres://…`; default DATA/snapshots.
+    #[arg(long, env = "SLUICE_SNAPSHOTS")]
+    pub snapshots: Option<String>,
+    /// An external Kafka cluster for the demo project, instead of the
+    /// embedded development broker.
+    #[arg(long, env = "SLUICE_KAFKA")]
+    pub kafka: Option<String>,
+    /// Run without a broker (and without the demo's Kafka jobs).
+    #[arg(long)]
+    pub no_broker: bool,
+    /// Do not create the demo project.
+    #[arg(long)]
+    pub no_demo: bool,
+    /// Directory with the demo jobs' components (`<job>.wasm`); default:
+    /// `$SLUICE_DEMO_COMPONENTS`, else `target/demo` when present.
+    #[arg(long, env = "SLUICE_DEMO_COMPONENTS")]
+    pub demo_components: Option<PathBuf>,
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
+    let database = match &args.database {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}?mode=rwc", args.data_dir.join("sluice.db").display()),
+    };
+    let store = Store::connect(&database).await.with_context(|| {
+        format!("cannot open the metadata store {}", sluice_runtime::connections::redact_url(&database))
+    })?;
+    first_admin(&store).await?;
+    let snapshots: Arc<dyn SnapshotStore> = match &args.snapshots {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Arc::new(PgSnapshotStore::connect(url).await?)
+        }
+        Some(dir) => Arc::new(LocalSnapshotStore::new(dir)),
+        None => Arc::new(LocalSnapshotStore::new(args.data_dir.join("snapshots"))),
+    };
+    let worker = Worker::new(store.clone(), snapshots, args.data_dir.clone())?;
+
+    let broker = match (&args.kafka, args.no_broker) {
+        (Some(_), _) | (None, true) => None,
+        (None, false) => Some(EmbeddedBroker::start(&args.data_dir).await?),
+    };
+    let brokers = args.kafka.clone().or_else(|| broker.as_ref().map(|b| b.brokers.clone()));
+
+    // Runs left active by a previous process resume first; with the
+    // embedded broker (topics in memory, so gone) they start fresh.
+    worker::scheduler::recover(&worker, &store, broker.is_some()).await?;
+    if !args.no_demo {
+        let components = args.demo_components.clone().unwrap_or_else(|| PathBuf::from("target/demo"));
+        demo::seed(&store, &worker, &components, brokers.as_deref(), &args.data_dir).await?;
+    }
+    tokio::spawn(worker::scheduler::run(worker.clone(), store.clone()));
+
+    let app = api::app(AppState { store, worker: worker.clone() });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("sluice console listening on http://{address}");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    eprintln!("sluice: stopping jobs (with snapshots)");
+    worker.stop_all().await;
+    if let Some(broker) = broker {
+        broker.stop().await;
+    }
+    Ok(())
+}
+
+/// Creates the first admin on a fresh store: `admin`, with the password
+/// from SLUICE_ADMIN_PASSWORD or a random one printed once.
+async fn first_admin(store: &Store) -> anyhow::Result<()> {
+    if store.count_users().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match std::env::var("SLUICE_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (hex::encode(rand::random::<[u8; 9]>()), true),
+    };
+    store.create_user("admin", &auth::hash_password(&password), true).await?;
+    if generated {
+        println!("sluice: created the first admin: user `admin`, password `{password}` (shown once; change it)");
+    } else {
+        println!("sluice: created the first admin `admin` with the password from SLUICE_ADMIN_PASSWORD");
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match terminate.as_mut() {
+            Some(t) => t.recv().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+}

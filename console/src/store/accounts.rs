@@ -1,0 +1,179 @@
+//! Users and their credentials (browser sessions and API tokens).
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreResult, conflict, new_id, now_ms};
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub is_admin: bool,
+    pub created_ms: i64,
+    #[serde(skip)]
+    pub password_hash: String,
+}
+
+impl User {
+    fn from_row(r: &AnyRow) -> StoreResult<User> {
+        Ok(User {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            is_admin: r.try_get::<i64, _>("is_admin")? != 0,
+            created_ms: r.try_get("created_ms")?,
+            password_hash: r.try_get("password_hash")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    Session,
+    Token,
+}
+
+impl CredentialKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            CredentialKind::Session => "session",
+            CredentialKind::Token => "token",
+        }
+    }
+}
+
+/// An API token as listed (never with its secret).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Credential {
+    pub id: String,
+    pub name: String,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+}
+
+const USER_COLUMNS: &str = "id, name, password_hash, is_admin, created_ms";
+
+impl Store {
+    pub async fn create_user(&self, name: &str, password_hash: &str, is_admin: bool) -> StoreResult<User> {
+        let user = User {
+            id: new_id(),
+            name: name.to_owned(),
+            is_admin,
+            created_ms: now_ms(),
+            password_hash: password_hash.to_owned(),
+        };
+        sqlx::query("insert into users (id, name, password_hash, is_admin, created_ms) values ($1, $2, $3, $4, $5)")
+            .bind(&user.id)
+            .bind(&user.name)
+            .bind(&user.password_hash)
+            .bind(is_admin as i64)
+            .bind(user.created_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| conflict(e, || format!("a user named `{name}` already exists")))?;
+        Ok(user)
+    }
+
+    pub async fn count_users(&self) -> StoreResult<i64> {
+        Ok(sqlx::query("select count(*) as n from users").fetch_one(&self.pool).await?.try_get("n")?)
+    }
+
+    pub async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!("select {USER_COLUMNS} from users where name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(User::from_row).transpose()
+    }
+
+    pub async fn users(&self) -> StoreResult<Vec<User>> {
+        let rows =
+            sqlx::query(&format!("select {USER_COLUMNS} from users order by name")).fetch_all(&self.pool).await?;
+        rows.iter().map(User::from_row).collect()
+    }
+
+    pub async fn set_password(&self, user_id: &str, password_hash: &str) -> StoreResult<()> {
+        sqlx::query("update users set password_hash = $1 where id = $2")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a credential by the hash of its secret.
+    pub async fn add_credential(
+        &self,
+        user_id: &str,
+        kind: CredentialKind,
+        name: &str,
+        secret_hash: &str,
+        expires_ms: Option<i64>,
+    ) -> StoreResult<Credential> {
+        let credential = Credential { id: new_id(), name: name.to_owned(), created_ms: now_ms(), expires_ms };
+        sqlx::query(
+            "insert into credentials (id, user_id, kind, name, secret_hash, created_ms, expires_ms)
+             values ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&credential.id)
+        .bind(user_id)
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(secret_hash)
+        .bind(credential.created_ms)
+        .bind(expires_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(credential)
+    }
+
+    /// The user a live credential belongs to.
+    pub async fn user_by_credential(&self, secret_hash: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(&format!(
+            "select {} from users u join credentials c on c.user_id = u.id
+             where c.secret_hash = $1 and (c.expires_ms is null or c.expires_ms > $2)",
+            USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
+        ))
+        .bind(secret_hash)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(User::from_row).transpose()
+    }
+
+    pub async fn delete_credential_by_hash(&self, secret_hash: &str) -> StoreResult<()> {
+        sqlx::query("delete from credentials where secret_hash = $1").bind(secret_hash).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn tokens(&self, user_id: &str) -> StoreResult<Vec<Credential>> {
+        let rows = sqlx::query(
+            "select id, name, created_ms, expires_ms from credentials
+             where user_id = $1 and kind = 'token' order by created_ms",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Credential {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    created_ms: r.try_get("created_ms")?,
+                    expires_ms: r.try_get("expires_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes one of the user's tokens; false when there is none by that id.
+    pub async fn delete_token(&self, user_id: &str, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query("delete from credentials where id = $1 and user_id = $2 and kind = 'token'")
+            .bind(id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

@@ -1,0 +1,116 @@
+//! The metadata store: users, projects, connections, jobs, versions,
+//! deployments, runs and events, in SQLite (the embedded default) or
+//! PostgreSQL (shared by several workers). One set of portable SQL through
+//! sqlx's `Any` driver; migrations run on start.
+
+mod accounts;
+mod events;
+mod jobs;
+mod projects;
+mod runs;
+
+use std::borrow::Cow;
+
+use futures::future::BoxFuture;
+use sqlx::AnyPool;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+
+pub use accounts::{Credential, CredentialKind, User};
+pub use events::{Event, EventFilter};
+pub use jobs::{Deployment, Job, Version};
+pub use projects::{Connection, Membership, Project};
+pub use runs::{NewRun, Run, RunState};
+
+/// Which database the metadata lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub pool: AnyPool,
+    pub dialect: Dialect,
+}
+
+/// Errors of the store: a conflict (a name taken) is told apart, since the
+/// API answers it differently from a broken database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("metadata migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH?mode=rwc` or `postgres://…`) and
+    /// runs the migrations.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
+        let pool = sqlx::any::AnyPoolOptions::new()
+            // SQLite allows one writer; more connections only wait on its lock.
+            .max_connections(if dialect == Dialect::Sqlite { 1 } else { 10 })
+            .connect(url)
+            .await?;
+        let store = Store { pool, dialect };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        Migrator::new(Migrations(self.dialect)).await?.run(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// The migrations for one dialect (embedded in the binary).
+#[derive(Debug)]
+struct Migrations(Dialect);
+
+impl MigrationSource<'static> for Migrations {
+    fn resolve(self) -> BoxFuture<'static, Result<Vec<Migration>, sqlx::error::BoxDynError>> {
+        let blob = match self.0 {
+            Dialect::Sqlite => "blob",
+            Dialect::Postgres => "bytea",
+        };
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*name),
+                    MigrationType::Simple,
+                    Cow::Owned(sql.replace("{blob}", blob)),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+/// A new time-ordered id: milliseconds, then randomness.
+pub fn new_id() -> String {
+    format!("{:012x}{:08x}", now_ms(), rand::random::<u32>())
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Turns a unique-constraint violation into a conflict with `message`.
+fn conflict(e: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
+        _ => StoreError::Database(e),
+    }
+}

@@ -1,0 +1,191 @@
+//! Runs: one start of a job, from scheduled to an end state.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreResult, new_id, now_ms};
+
+/// Where a run is in its life. Transitions: scheduled → starting → running
+/// → stopping → stopped | finished | failed; scheduled → cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Scheduled,
+    Starting,
+    Running,
+    Stopping,
+    Stopped,
+    Finished,
+    Failed,
+    Cancelled,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Scheduled => "scheduled",
+            RunState::Starting => "starting",
+            RunState::Running => "running",
+            RunState::Stopping => "stopping",
+            RunState::Stopped => "stopped",
+            RunState::Finished => "finished",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> RunState {
+        match s {
+            "scheduled" => RunState::Scheduled,
+            "starting" => RunState::Starting,
+            "running" => RunState::Running,
+            "stopping" => RunState::Stopping,
+            "stopped" => RunState::Stopped,
+            "finished" => RunState::Finished,
+            "cancelled" => RunState::Cancelled,
+            _ => RunState::Failed,
+        }
+    }
+
+    /// Still holds (or will hold) a worker's task.
+    pub fn is_active(self) -> bool {
+        matches!(self, RunState::Scheduled | RunState::Starting | RunState::Running | RunState::Stopping)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Run {
+    pub id: String,
+    pub job_id: String,
+    pub version_id: String,
+    pub state: RunState,
+    /// `none`, `latest` or a snapshot id.
+    pub restore_from: Option<String>,
+    /// Source start override: `earliest`, `latest` or a timestamp (ms).
+    pub start_position: Option<String>,
+    pub scheduled_ms: Option<i64>,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+    pub error: Option<String>,
+    pub worker: Option<String>,
+    pub created_by: String,
+    pub created_ms: i64,
+}
+
+const RUN_COLUMNS: &str = "id, job_id, version_id, state, restore_from, start_position, scheduled_ms, started_ms, \
+                           ended_ms, error, worker, created_by, created_ms";
+
+impl Run {
+    fn from_row(r: &AnyRow) -> StoreResult<Run> {
+        Ok(Run {
+            id: r.try_get("id")?,
+            job_id: r.try_get("job_id")?,
+            version_id: r.try_get("version_id")?,
+            state: RunState::parse(&r.try_get::<String, _>("state")?),
+            restore_from: r.try_get("restore_from")?,
+            start_position: r.try_get("start_position")?,
+            scheduled_ms: r.try_get("scheduled_ms")?,
+            started_ms: r.try_get("started_ms")?,
+            ended_ms: r.try_get("ended_ms")?,
+            error: r.try_get("error")?,
+            worker: r.try_get("worker")?,
+            created_by: r.try_get("created_by")?,
+            created_ms: r.try_get("created_ms")?,
+        })
+    }
+}
+
+/// A run to create.
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub job_id: &'a str,
+    pub version_id: &'a str,
+    pub state: RunState,
+    pub restore_from: Option<&'a str>,
+    pub start_position: Option<&'a str>,
+    pub scheduled_ms: Option<i64>,
+    pub created_by: &'a str,
+}
+
+impl Store {
+    pub async fn create_run(&self, new: NewRun<'_>) -> StoreResult<Run> {
+        let id = new_id();
+        sqlx::query(
+            "insert into runs (id, job_id, version_id, state, restore_from, start_position, scheduled_ms, created_by, created_ms)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&id)
+        .bind(new.job_id)
+        .bind(new.version_id)
+        .bind(new.state.as_str())
+        .bind(new.restore_from)
+        .bind(new.start_position)
+        .bind(new.scheduled_ms)
+        .bind(new.created_by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(self.run(&id).await?.expect("just inserted"))
+    }
+
+    pub async fn run(&self, id: &str) -> StoreResult<Option<Run>> {
+        let row = sqlx::query(&format!("select {RUN_COLUMNS} from runs where id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Run::from_row).transpose()
+    }
+
+    /// The job's runs, newest first.
+    pub async fn runs(&self, job_id: &str, limit: i64) -> StoreResult<Vec<Run>> {
+        let rows = sqlx::query(&format!(
+            "select {RUN_COLUMNS} from runs where job_id = $1 order by created_ms desc, id desc limit $2"
+        ))
+        .bind(job_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Run::from_row).collect()
+    }
+
+    /// The job's run that is scheduled or holds a task, if any.
+    pub async fn active_run(&self, job_id: &str) -> StoreResult<Option<Run>> {
+        Ok(self.runs(job_id, 20).await?.into_iter().find(|r| r.state.is_active()))
+    }
+
+    /// Runs in `state`, across jobs (the scheduler's and recovery's view).
+    pub async fn runs_in_state(&self, state: RunState) -> StoreResult<Vec<Run>> {
+        let rows = sqlx::query(&format!("select {RUN_COLUMNS} from runs where state = $1 order by created_ms"))
+            .bind(state.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Run::from_row).collect()
+    }
+
+    pub async fn set_run_state(&self, id: &str, state: RunState, error: Option<&str>) -> StoreResult<()> {
+        let now = now_ms();
+        let (started, ended) = match state {
+            RunState::Running => (Some(now), None),
+            s if !s.is_active() => (None, Some(now)),
+            _ => (None, None),
+        };
+        sqlx::query(
+            "update runs set state = $1, error = coalesce($2, error),
+             started_ms = coalesce($3, started_ms), ended_ms = coalesce($4, ended_ms) where id = $5",
+        )
+        .bind(state.as_str())
+        .bind(error)
+        .bind(started)
+        .bind(ended)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_run_worker(&self, id: &str, worker: &str) -> StoreResult<()> {
+        sqlx::query("update runs set worker = $1 where id = $2").bind(worker).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+}

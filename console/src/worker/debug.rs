@@ -1,0 +1,208 @@
+//! Debug runs and previews: a job run over a handful of records — pasted
+//! JSON lines, or the first records of its live sources — with every sink
+//! replaced by memory, so nothing is written anywhere. Dimension stores are
+//! read for real, but the run's own upserts stay in an overlay and are
+//! dropped with it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde::Serialize;
+use sluice_runtime::connections::Connections;
+use sluice_runtime::connectors::memory::{MemoryRecord, MemorySink, MemorySource};
+use sluice_runtime::connectors::registry::{self, BuildContext};
+use sluice_runtime::connectors::{ConnectorError, DimensionStore, RowOp, Source, SourceStatus};
+use sluice_runtime::job::batch::RecordBatch;
+use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
+use sluice_runtime::metrics::TaskMetrics;
+use sluice_runtime::wasm::LoadedComponent;
+
+use super::Worker;
+
+/// Most records a debug run takes.
+pub const MAX_DEBUG_RECORDS: usize = 10_000;
+/// Longest a debug run (or a preview's read of live sources) may take.
+const DEBUG_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a preview waits for live records.
+const LIVE_WAIT: Duration = Duration::from_secs(10);
+
+/// Where a debug run's records come from.
+#[derive(Debug, Clone)]
+pub enum DebugInput {
+    /// JSON lines, as records of `source`.
+    Lines { source: Option<String>, text: String },
+    /// The first `limit` records of the job's live sources.
+    Live { limit: usize },
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DebugRow {
+    pub sink: String,
+    /// `upsert` or `delete`.
+    pub op: String,
+    pub key: Option<String>,
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LogLine {
+    pub level: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DebugOutput {
+    pub records_in: u64,
+    pub rows: Vec<DebugRow>,
+    #[schema(value_type = Vec<Object>)]
+    pub dead_letters: Vec<serde_json::Value>,
+    pub logs: Vec<LogLine>,
+}
+
+impl Worker {
+    /// Runs `component` with `spec` over `input`, sinks disabled.
+    pub async fn debug_run(
+        &self,
+        component: &LoadedComponent,
+        spec: &JobSpec,
+        connections: &Connections,
+        input: DebugInput,
+    ) -> Result<DebugOutput, String> {
+        let metrics = Arc::new(TaskMetrics::default());
+        let mut builder = TaskBuilder::new(spec).connections(connections.clone()).metrics(metrics.clone());
+        let cx = BuildContext::new(spec, connections);
+        match input {
+            DebugInput::Lines { source, text } => {
+                let names = spec.source_names();
+                let chosen = match &source {
+                    Some(s) => names
+                        .iter()
+                        .position(|n| n == s)
+                        .ok_or_else(|| format!("the spec has no source `{s}`; its sources are {}", names.join(", ")))?,
+                    None => 0,
+                };
+                let records: Vec<MemoryRecord> = text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .take(MAX_DEBUG_RECORDS)
+                    .enumerate()
+                    .map(|(i, line)| MemoryRecord {
+                        source: chosen as u32,
+                        value: line.as_bytes().to_vec(),
+                        offset: i as i64,
+                        ..MemoryRecord::default()
+                    })
+                    .collect();
+                for (i, name) in names.iter().enumerate() {
+                    let batches = if i == chosen { vec![records.clone()] } else { Vec::new() };
+                    builder = builder.source(name, Box::new(MemorySource::new(batches)));
+                }
+            }
+            DebugInput::Live { limit } => {
+                for (i, (name, source_spec)) in spec.sources.iter().enumerate() {
+                    let inner =
+                        registry::build_source(cx, name, i as u32, source_spec).await.map_err(|e| e.to_string())?;
+                    let take =
+                        TakeSource { inner, left: limit.min(MAX_DEBUG_RECORDS), deadline: Instant::now() + LIVE_WAIT };
+                    builder = builder.source(name, Box::new(take));
+                }
+            }
+        }
+        let mut sinks = Vec::new();
+        for name in spec.sink_names() {
+            let sink = MemorySink::default();
+            builder = builder.sink(&name, Box::new(sink.clone()));
+            sinks.push((name, sink));
+        }
+        for (name, dim_spec) in &spec.dimensions {
+            let real = registry::build_dimension(cx, name, dim_spec).await.map_err(|e| e.to_string())?;
+            builder = builder.dimension(name, Arc::new(Overlay { real, written: Mutex::default() }));
+        }
+        let dead = MemorySink::default();
+        builder = builder.dead_letter(Box::new(dead.clone()));
+        let task = builder.build(self.engine(), component).await.map_err(|e| e.to_string())?;
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let end = tokio::time::timeout(DEBUG_TIMEOUT, task.run(stop_rx))
+            .await
+            .map_err(|_| format!("the debug run did not finish within {DEBUG_TIMEOUT:?}"))?
+            .map_err(|e| e.to_string())?;
+        debug_assert_eq!(end, TaskEnd::Finished);
+        let rows = sinks
+            .iter()
+            .flat_map(|(name, sink)| {
+                sink.rows().into_iter().map(move |r| DebugRow {
+                    sink: name.clone(),
+                    op: if r.op == RowOp::Delete { "delete".into() } else { "upsert".into() },
+                    key: r.key.map(|k| String::from_utf8_lossy(&k).into_owned()),
+                    value: serde_json::from_slice(&r.value)
+                        .unwrap_or_else(|_| String::from_utf8_lossy(&r.value).into_owned().into()),
+                })
+            })
+            .collect();
+        Ok(DebugOutput {
+            records_in: TaskMetrics::get(&metrics.records_in),
+            rows,
+            dead_letters: dead.rows().iter().map(|r| serde_json::from_slice(&r.value).unwrap_or_default()).collect(),
+            logs: metrics
+                .logs()
+                .into_iter()
+                .map(|(level, message)| LogLine { level: format!("{level:?}").to_lowercase(), message })
+                .collect(),
+        })
+    }
+}
+
+/// A live source cut after `left` records or at `deadline`.
+struct TakeSource {
+    inner: Box<dyn Source>,
+    left: usize,
+    deadline: Instant,
+}
+
+#[async_trait]
+impl Source for TakeSource {
+    async fn poll(
+        &mut self,
+        batch: &mut RecordBatch,
+        max: usize,
+        max_wait: Duration,
+    ) -> Result<SourceStatus, ConnectorError> {
+        if self.left == 0 || Instant::now() >= self.deadline {
+            return Ok(SourceStatus::Finished);
+        }
+        let before = batch.len();
+        let status = self.inner.poll(batch, max.min(self.left), max_wait).await?;
+        self.left = self.left.saturating_sub(batch.len() - before);
+        Ok(if self.left == 0 { SourceStatus::Finished } else { status })
+    }
+}
+
+/// Reads through to the real store; keeps the run's own writes.
+struct Overlay {
+    real: Arc<dyn DimensionStore>,
+    written: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+}
+
+#[async_trait]
+impl DimensionStore for Overlay {
+    async fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ConnectorError> {
+        if let Some(row) = self.written.lock().expect("overlay lock").get(key) {
+            return Ok(Some(row.clone()));
+        }
+        self.real.lookup(key).await
+    }
+
+    async fn upsert(&self, key: &[u8], row: &[u8]) -> Result<(), ConnectorError> {
+        self.written.lock().expect("overlay lock").insert(key.to_vec(), row.to_vec());
+        Ok(())
+    }
+
+    async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError> {
+        let mut rows: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = self.real.rows().await?.into_iter().collect();
+        rows.extend(self.written.lock().expect("overlay lock").clone());
+        Ok(rows.into_iter().collect())
+    }
+}

@@ -1,0 +1,470 @@
+//! The worker: runs deployed jobs as runtime tasks in this process — one
+//! task per partition group — and answers the console's control requests
+//! (stop, snapshot now) and monitoring reads.
+//!
+//! A run goes starting → running → stopped | finished | failed. A task that
+//! fails is restarted from the job's latest snapshot with back-off (1 s,
+//! 2 s, 4 s …) up to `MAX_RESTARTS` times before the run fails, as Flink's
+//! fixed-delay restart strategy does.
+
+mod debug;
+pub mod live;
+pub mod plan;
+pub mod scheduler;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sluice_runtime::job::task::TaskCommand;
+use sluice_runtime::job::{TaskBuilder, TaskEnd};
+use sluice_runtime::metrics::TaskMetrics;
+use sluice_runtime::snapshot::{Snapshot, SnapshotMeta, SnapshotStore};
+use sluice_runtime::wasm::{JobEngine, LoadedComponent};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use debug::{DebugInput, DebugOutput, DebugRow};
+use live::History;
+pub use live::{DeadLetterCapture, Series, Totals};
+use plan::StartPosition;
+
+use crate::store::{Deployment, Job, Project, Run, RunState, Store, now_ms};
+
+/// Restarts of a failing run before it is given up.
+const MAX_RESTARTS: u32 = 3;
+/// How long a stop may take before it is reported as stuck.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Worker {
+    /// Names this worker in runs and task listings.
+    pub id: String,
+    data_dir: PathBuf,
+    engine: JobEngine,
+    store: Store,
+    pub snapshots: Arc<dyn SnapshotStore>,
+    running: Mutex<HashMap<String, Arc<RunningJob>>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// A job this worker runs now.
+pub struct RunningJob {
+    pub run_id: String,
+    pub job_id: String,
+    /// Snapshot keys of the partition groups.
+    pub keys: Vec<String>,
+    tasks: Mutex<Vec<TaskSlot>>,
+    history: Mutex<History>,
+    pub dead_letters: DeadLetterCapture,
+    /// Turns true when the run has ended.
+    done: watch::Receiver<bool>,
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+struct TaskSlot {
+    control: mpsc::Sender<TaskCommand>,
+    metrics: Arc<TaskMetrics>,
+}
+
+impl RunningJob {
+    fn metrics(&self) -> Vec<Arc<TaskMetrics>> {
+        self.tasks.lock().expect("tasks lock").iter().map(|t| t.metrics.clone()).collect()
+    }
+
+    fn controls(&self) -> Vec<mpsc::Sender<TaskCommand>> {
+        self.tasks.lock().expect("tasks lock").iter().map(|t| t.control.clone()).collect()
+    }
+}
+
+/// A running job's status for the console.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveStatus {
+    pub run_id: String,
+    pub totals: Totals,
+    pub series: Series,
+    pub tasks: Vec<TaskStatus>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct TaskStatus {
+    /// Partition group index.
+    pub task: usize,
+    pub key: String,
+    pub worker: String,
+    pub records_in: u64,
+    pub records_out: u64,
+}
+
+/// Everything a launch needs, read from the metadata store.
+struct LaunchPlan {
+    run: Run,
+    project: Project,
+    job: Job,
+    deployment: Deployment,
+    component: LoadedComponent,
+    groups: u32,
+}
+
+impl Worker {
+    pub fn new(store: Store, snapshots: Arc<dyn SnapshotStore>, data_dir: PathBuf) -> anyhow::Result<Arc<Worker>> {
+        let engine = JobEngine::new(Some(data_dir.join("cache")))?;
+        let id = format!("{}:{}", hostname(), std::process::id());
+        Ok(Arc::new(Worker { id, data_dir, engine, store, snapshots, running: Mutex::new(HashMap::new()) }))
+    }
+
+    pub fn engine(&self) -> &JobEngine {
+        &self.engine
+    }
+
+    /// Loads and validates a component (cached by content hash).
+    pub async fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, String> {
+        self.engine.load(bytes).await.map_err(|e| e.to_string())
+    }
+
+    pub fn running(&self, job_id: &str) -> Option<Arc<RunningJob>> {
+        self.running.lock().expect("running lock").get(job_id).cloned()
+    }
+
+    /// Starts `run` (in state starting): builds its tasks — so a bad spec,
+    /// connection or snapshot is reported to the caller — then runs them in
+    /// the background. On error the run is marked failed.
+    pub async fn launch(self: &Arc<Self>, run: Run) -> Result<(), String> {
+        let run_id = run.id.clone();
+        let result = self.try_launch(run).await;
+        if let Err(message) = &result {
+            let _ = self.store.set_run_state(&run_id, RunState::Failed, Some(message)).await;
+        }
+        result
+    }
+
+    async fn try_launch(self: &Arc<Self>, run: Run) -> Result<(), String> {
+        let plan = self.plan(run).await?;
+        if self.running(&plan.job.id).is_some() {
+            return Err(format!("job `{}` is already running", plan.job.name));
+        }
+        let restore = plan.run.restore_from.clone().unwrap_or_else(|| "none".into());
+        let restore = match restore.as_str() {
+            "none" => Restore::None,
+            "latest" => Restore::Latest,
+            id => Restore::Id(id.to_owned()),
+        };
+        let keys: Vec<String> =
+            (0..plan.groups).map(|g| plan::snapshot_key(&plan.project.name, &plan.job.name, g, plan.groups)).collect();
+        let dead_letters = DeadLetterCapture::default();
+        let slots = self.start_tasks(&plan, &keys, &restore, &dead_letters).await?;
+        let (done_tx, done_rx) = watch::channel(false);
+        let running = Arc::new(RunningJob {
+            run_id: plan.run.id.clone(),
+            job_id: plan.job.id.clone(),
+            keys: keys.clone(),
+            tasks: Mutex::new(
+                slots
+                    .iter()
+                    .map(|(s, _)| TaskSlot { control: s.control.clone(), metrics: s.metrics.clone() })
+                    .collect(),
+            ),
+            history: Mutex::new(History::default()),
+            dead_letters,
+            done: done_rx,
+            stopping: false.into(),
+        });
+        self.running.lock().expect("running lock").insert(plan.job.id.clone(), running.clone());
+        self.store.set_run_worker(&plan.run.id, &self.id).await.map_err(|e| e.to_string())?;
+        self.store.set_run_state(&plan.run.id, RunState::Running, None).await.map_err(|e| e.to_string())?;
+        self.event(
+            &plan,
+            "run",
+            "run.started",
+            &format!("run {} on {} ({} task(s))", plan.run.id, self.id, plan.groups),
+        )
+        .await;
+        let handles = slots.into_iter().map(|(_, h)| h).collect();
+        let worker = self.clone();
+        tokio::spawn(async move {
+            worker.supervise(plan, keys, running, handles).await;
+            let _ = done_tx.send(true);
+        });
+        Ok(())
+    }
+
+    async fn plan(&self, run: Run) -> Result<LaunchPlan, String> {
+        let db = |e: crate::store::StoreError| e.to_string();
+        let job = self.store.job_by_id(&run.job_id).await.map_err(db)?.ok_or("the job was deleted")?;
+        let project = self.store.project_by_id(&job.project_id).await.map_err(db)?.ok_or("the project was deleted")?;
+        let deployment =
+            self.store.deployment(&job.id).await.map_err(db)?.ok_or_else(|| {
+                format!("job `{}` has no deployment yet: save one (version and spec) first", job.name)
+            })?;
+        let version = self.store.version(&run.version_id).await.map_err(db)?.ok_or("the version was deleted")?;
+        let bytes = self.store.component(&version.hash).await.map_err(db)?.ok_or("the component is missing")?;
+        let component = self.load(&bytes).await?;
+        let groups = deployment.parallelism.clamp(1, 64) as u32;
+        Ok(LaunchPlan { run, project, job, deployment, component, groups })
+    }
+
+    /// Builds and spawns one task per partition group.
+    async fn start_tasks(
+        &self,
+        plan: &LaunchPlan,
+        keys: &[String],
+        restore: &Restore,
+        dead_letters: &DeadLetterCapture,
+    ) -> Result<Vec<(TaskSlot, tokio::task::JoinHandle<Result<TaskEnd, String>>)>, String> {
+        let start = match &plan.run.start_position {
+            Some(text) => Some(StartPosition::parse(text)?),
+            None => None,
+        };
+        let stored = self.store.connections(&plan.project.id).await.map_err(|e| e.to_string())?;
+        let base_dir = self.data_dir.join("files").join(&plan.project.name);
+        let mut built = Vec::new();
+        for (group, key) in keys.iter().enumerate() {
+            let spec = plan::job_spec(&plan.deployment, key, start.as_ref(), &base_dir)?;
+            let connections = plan::connections(&stored)?;
+            let snapshot = self.snapshot_to_restore(key, restore, keys.len()).await?;
+            let metrics = Arc::new(TaskMetrics::default());
+            let declared_dead_letter = match &spec.dead_letter {
+                Some(dead) => {
+                    let cx = sluice_runtime::connectors::registry::BuildContext::new(&spec, &connections);
+                    Some(
+                        sluice_runtime::connectors::registry::build_sink(cx, "dead_letter", dead)
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    )
+                }
+                None => None,
+            };
+            let mut builder = TaskBuilder::new(&spec)
+                .connections(connections)
+                .metrics(metrics.clone())
+                .snapshots(self.snapshots.clone())
+                .dead_letter(dead_letters.sink(declared_dead_letter))
+                .partition_group(group as u32, keys.len() as u32);
+            if let Some(snapshot) = snapshot {
+                builder = builder.restore(snapshot);
+            }
+            let task = builder.build(&self.engine, &plan.component).await.map_err(|e| e.to_string())?;
+            let (control, rx) = mpsc::channel(8);
+            let handle = tokio::spawn(async move { task.run_controlled(rx).await.map_err(|e| e.to_string()) });
+            built.push((TaskSlot { control, metrics }, handle));
+        }
+        Ok(built)
+    }
+
+    async fn snapshot_to_restore(
+        &self,
+        key: &str,
+        restore: &Restore,
+        groups: usize,
+    ) -> Result<Option<Snapshot>, String> {
+        match restore {
+            Restore::None => Ok(None),
+            Restore::Latest => self.snapshots.latest(key).await.map_err(|e| e.to_string()),
+            Restore::Id(_) if groups > 1 => {
+                Err("restoring a chosen snapshot needs parallelism 1; with several partition groups restore `latest`"
+                    .into())
+            }
+            Restore::Id(id) => {
+                let ids = self.snapshots.list(key).await.map_err(|e| e.to_string())?;
+                if !ids.contains(id) {
+                    return Err(format!(
+                        "snapshot `{id}` is not a snapshot of this job; pick one from its snapshot list"
+                    ));
+                }
+                self.snapshots.load(key, id).await.map(Some).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Waits for the run's tasks; restarts failed ones from the latest
+    /// snapshot with back-off; records how the run ended.
+    async fn supervise(
+        self: Arc<Self>,
+        plan: LaunchPlan,
+        keys: Vec<String>,
+        running: Arc<RunningJob>,
+        mut handles: Vec<tokio::task::JoinHandle<Result<TaskEnd, String>>>,
+    ) {
+        let sampler = tokio::spawn(sample(running.clone()));
+        let mut restarts = 0;
+        let outcome = loop {
+            let mut error = None;
+            let mut all_finished = true;
+            let mut pending = handles;
+            while !pending.is_empty() {
+                let (result, _, rest) = futures::future::select_all(pending).await;
+                pending = rest;
+                match result.map_err(|e| format!("task panicked: {e}")).and_then(|r| r) {
+                    Ok(TaskEnd::Finished) => {}
+                    Ok(TaskEnd::Stopped) => all_finished = false,
+                    Err(e) => {
+                        all_finished = false;
+                        if error.is_none() {
+                            // One failed: the others stop too (global failover).
+                            for control in running.controls() {
+                                let _ = control.try_send(TaskCommand::Stop { snapshot: false });
+                            }
+                            error = Some(e);
+                        }
+                    }
+                }
+            }
+            let stopping = running.stopping.load(std::sync::atomic::Ordering::SeqCst);
+            match error {
+                Some(e) if !stopping && restarts < MAX_RESTARTS => {
+                    restarts += 1;
+                    let delay = Duration::from_secs(1 << (restarts - 1));
+                    self.event(&plan, "error", "run.task_failed", &format!("{e}; restarting from the latest snapshot in {delay:?} (restart {restarts} of {MAX_RESTARTS})")).await;
+                    tokio::time::sleep(delay).await;
+                    match self.start_tasks(&plan, &keys, &Restore::Latest, &running.dead_letters).await {
+                        Ok(slots) => {
+                            let mut tasks = running.tasks.lock().expect("tasks lock");
+                            *tasks = slots
+                                .iter()
+                                .map(|(s, _)| TaskSlot { control: s.control.clone(), metrics: s.metrics.clone() })
+                                .collect();
+                            handles = slots.into_iter().map(|(_, h)| h).collect();
+                            drop(tasks);
+                            continue;
+                        }
+                        Err(e2) => break (RunState::Failed, Some(format!("{e}; the restart failed too: {e2}"))),
+                    }
+                }
+                Some(e) => break (RunState::Failed, Some(e)),
+                None if all_finished => break (RunState::Finished, None),
+                None => break (RunState::Stopped, None),
+            }
+        };
+        sampler.abort();
+        let (state, error) = outcome;
+        if let Err(e) = self.store.set_run_state(&plan.run.id, state, error.as_deref()).await {
+            tracing::error!(error = %e, run = %plan.run.id, "cannot record the end of a run");
+        }
+        let detail = match &error {
+            Some(e) => format!("run {} failed: {e}", plan.run.id),
+            None => format!("run {} {}", plan.run.id, state.as_str()),
+        };
+        self.event(&plan, if error.is_some() { "error" } else { "run" }, &format!("run.{}", state.as_str()), &detail)
+            .await;
+        self.running.lock().expect("running lock").remove(&plan.job.id);
+    }
+
+    async fn event(&self, plan: &LaunchPlan, kind: &str, action: &str, detail: &str) {
+        if let Err(e) =
+            self.store.record_event(Some(&plan.project.id), Some(&plan.job.id), kind, None, action, detail).await
+        {
+            tracing::error!(error = %e, action, "cannot record a job event");
+        }
+    }
+
+    /// Stops the job's run, with or without a final snapshot, and waits for
+    /// its tasks to end.
+    pub async fn stop(&self, job_id: &str, snapshot: bool) -> Result<(), String> {
+        let running = self.running(job_id).ok_or("the job is not running")?;
+        running.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.store.set_run_state(&running.run_id, RunState::Stopping, None).await.map_err(|e| e.to_string())?;
+        for control in running.controls() {
+            let _ = control.send(TaskCommand::Stop { snapshot }).await;
+        }
+        let mut done = running.done.clone();
+        tokio::time::timeout(STOP_TIMEOUT, done.wait_for(|d| *d))
+            .await
+            .map_err(|_| format!("the job did not stop within {STOP_TIMEOUT:?}"))?
+            .map_err(|_| "the job's supervisor ended".to_owned())?;
+        Ok(())
+    }
+
+    /// Takes a snapshot of every task of the running job now; returns them
+    /// as stored (by partition group).
+    pub async fn snapshot_now(&self, job_id: &str) -> Result<Vec<Snapshot>, String> {
+        let running = self.running(job_id).ok_or("the job is not running; start it first")?;
+        let mut taken = Vec::new();
+        for (control, key) in running.controls().into_iter().zip(&running.keys) {
+            let (reply, answer) = oneshot::channel();
+            control.send(TaskCommand::Snapshot { reply }).await.map_err(|_| "the task has ended")?;
+            let meta: SnapshotMeta = answer.await.map_err(|_| "the task ended before the snapshot")??;
+            taken.push(self.snapshots.get(key, &meta.id).await.map_err(|e| e.to_string())?);
+        }
+        Ok(taken)
+    }
+
+    /// The running job's counters and charts.
+    pub fn status(&self, job_id: &str, seconds: usize) -> Option<LiveStatus> {
+        let running = self.running(job_id)?;
+        let metrics = running.metrics();
+        let series = running.history.lock().expect("history lock").series(seconds);
+        let tasks = metrics
+            .iter()
+            .enumerate()
+            .map(|(i, m)| TaskStatus {
+                task: i,
+                key: running.keys.get(i).cloned().unwrap_or_default(),
+                worker: self.id.clone(),
+                records_in: TaskMetrics::get(&m.records_in),
+                records_out: TaskMetrics::get(&m.records_out),
+            })
+            .collect();
+        Some(LiveStatus { run_id: running.run_id.clone(), totals: Totals::of(&metrics), series, tasks })
+    }
+
+    /// Every running job's counters (for Prometheus).
+    pub fn all_totals(&self) -> Vec<(String, Totals, Vec<Arc<TaskMetrics>>)> {
+        let running: Vec<Arc<RunningJob>> = self.running.lock().expect("running lock").values().cloned().collect();
+        running
+            .iter()
+            .map(|r| {
+                let metrics = r.metrics();
+                (r.job_id.clone(), Totals::of(&metrics), metrics)
+            })
+            .collect()
+    }
+
+    /// Log lines of the running job's tasks.
+    pub fn logs(&self, job_id: &str) -> Vec<(String, String)> {
+        let Some(running) = self.running(job_id) else { return Vec::new() };
+        running
+            .metrics()
+            .iter()
+            .flat_map(|m| m.logs())
+            .map(|(level, message)| (format!("{level:?}").to_lowercase(), message))
+            .collect()
+    }
+
+    /// Stops every running job with a snapshot (on shutdown).
+    pub async fn stop_all(&self) {
+        let jobs: Vec<String> = self.running.lock().expect("running lock").keys().cloned().collect();
+        for job in jobs {
+            if let Err(e) = self.stop(&job, true).await {
+                tracing::warn!(job = %job, error = %e, "stopping on shutdown");
+            }
+        }
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.data_dir
+    }
+}
+
+enum Restore {
+    None,
+    Latest,
+    Id(String),
+}
+
+/// Samples the run's counters every second, for the charts.
+async fn sample(running: Arc<RunningJob>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let metrics = running.metrics();
+        running.history.lock().expect("history lock").sample(now_ms(), &metrics);
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_owned()).unwrap_or_else(|_| "localhost".into())
+}

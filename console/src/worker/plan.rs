@@ -1,0 +1,223 @@
+//! Turning what the console stores (a deployment's spec text, parameters,
+//! limits, a project's connections) into what the runtime runs: a
+//! `JobSpec` per partition group and a connection registry.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use sluice_runtime::connections::{
+    Connection as RuntimeConnection, Connections, DatabaseConnection, KafkaConnection, RedisConnection, Secret,
+};
+use sluice_runtime::job::JobSpec;
+
+use crate::store::{Connection, Deployment};
+
+/// The snapshot key (and runtime job name) of a job's partition group:
+/// `project__job`, with `__pI-of-N` when it runs in several groups. Names
+/// hold no `_`, so keys never collide.
+pub fn snapshot_key(project: &str, job: &str, group: u32, groups: u32) -> String {
+    if groups <= 1 { format!("{project}__{job}") } else { format!("{project}__{job}__p{group}-of-{groups}") }
+}
+
+/// How a run's sources start when it does not restore a snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartPosition {
+    Earliest,
+    Latest,
+    /// Kafka timestamp, ms.
+    Timestamp(i64),
+}
+
+impl StartPosition {
+    /// `earliest`, `latest`, an RFC 3339 time or epoch milliseconds.
+    pub fn parse(text: &str) -> Result<StartPosition, String> {
+        match text.trim() {
+            "earliest" => Ok(StartPosition::Earliest),
+            "latest" => Ok(StartPosition::Latest),
+            t => t
+                .parse::<i64>()
+                .ok()
+                .or_else(|| chrono::DateTime::parse_from_rfc3339(t).ok().map(|d| d.timestamp_millis()))
+                .map(StartPosition::Timestamp)
+                .ok_or_else(|| {
+                    format!("start position `{t}` is not earliest, latest, an RFC 3339 time or epoch milliseconds")
+                }),
+        }
+    }
+
+    fn to_toml(&self) -> toml::Value {
+        match self {
+            StartPosition::Earliest => "earliest".into(),
+            StartPosition::Latest => "latest".into(),
+            StartPosition::Timestamp(ms) => {
+                let mut t = toml::Table::new();
+                t.insert("timestamp".into(), (*ms).into());
+                t.into()
+            }
+        }
+    }
+}
+
+/// The spec a deployment runs as: its text with the console's settings
+/// laid over it. `base_dir` is where relative paths (file connectors) go.
+pub fn job_spec(
+    deployment: &Deployment,
+    key: &str,
+    start: Option<&StartPosition>,
+    base_dir: &Path,
+) -> Result<JobSpec, String> {
+    let mut table: toml::Table = deployment.spec.parse().map_err(|e: toml::de::Error| format!("spec: {e}"))?;
+    table.insert("name".into(), key.into());
+    // The component is the deployed version, not a path in the spec.
+    table.insert("component".into(), "component.wasm".into());
+    if !deployment.parameters.is_empty() {
+        let params = table.entry("parameters").or_insert_with(|| toml::Table::new().into());
+        let params = params.as_table_mut().ok_or("spec: `parameters` must be a table")?;
+        for (k, v) in &deployment.parameters {
+            params.insert(k.clone(), v.clone().into());
+        }
+    }
+    if deployment.memory_mb.is_some() || deployment.cpu_ms.is_some() {
+        let limits = table.entry("limits").or_insert_with(|| toml::Table::new().into());
+        let limits = limits.as_table_mut().ok_or("spec: `limits` must be a table")?;
+        if let Some(mb) = deployment.memory_mb {
+            limits.insert("memory_mb".into(), mb.into());
+        }
+        if let Some(ms) = deployment.cpu_ms {
+            limits.insert("cpu_per_batch".into(), format!("{ms}ms").into());
+        }
+    }
+    if let Some(start) = start
+        && let Some(sources) = table.get_mut("sources").and_then(|s| s.as_table_mut())
+    {
+        for (_, source) in sources.iter_mut() {
+            let Some(source) = source.as_table_mut() else { continue };
+            if source.get("kind").and_then(|k| k.as_str()) == Some("kafka") {
+                source.insert("start".into(), start.to_toml());
+            }
+        }
+    }
+    confine_paths(&table)?;
+    let text = toml::to_string(&table).map_err(|e| format!("spec: {e}"))?;
+    JobSpec::parse(&text, base_dir).map_err(|e| e.to_string())
+}
+
+/// File connectors of a console job may only use the project's file area
+/// (`DATA/files/<project>`): a path must be relative and stay inside it,
+/// so no job can read the metadata store or another project's files.
+fn confine_paths(table: &toml::Table) -> Result<(), String> {
+    let mut connectors: Vec<(String, &toml::Table)> = Vec::new();
+    for section in ["sources", "sinks", "dimensions"] {
+        for (name, entry) in table.get(section).and_then(|s| s.as_table()).into_iter().flatten() {
+            if let Some(t) = entry.as_table() {
+                connectors.push((format!("{section}.{name}"), t));
+            }
+        }
+    }
+    if let Some(t) = table.get("dead_letter").and_then(|d| d.as_table()) {
+        connectors.push(("dead_letter".into(), t));
+    }
+    for (name, connector) in connectors {
+        let Some(path) = connector.get("path").and_then(|p| p.as_str()) else { continue };
+        let inside = path != "-"
+            && Path::new(path)
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+        if !inside {
+            return Err(format!(
+                "spec: `{name}.path` = `{path}`: a console job's files must be relative paths inside the \
+                 project's file area (no `/` at the start, no `..`, no `-`)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A project's connections as the runtime's registry; secrets are handed
+/// over in memory, never written anywhere.
+pub fn connections(stored: &[Connection]) -> Result<Connections, String> {
+    let mut registry = Connections::default();
+    for c in stored {
+        let password = c.secret.clone().map(Secret::Value);
+        let connection = match c.kind.as_str() {
+            "kafka" => {
+                let properties: IndexMap<String, String> = serde_json::from_str(&c.properties)
+                    .map_err(|e| format!("connection `{}`: properties: {e}", c.name))?;
+                RuntimeConnection::Kafka(KafkaConnection { brokers: c.url.clone(), properties, password })
+            }
+            "database" => {
+                RuntimeConnection::Database(DatabaseConnection { url: c.url.clone(), password, max_connections: 2 })
+            }
+            "redis" => RuntimeConnection::Redis(RedisConnection { url: c.url.clone(), password }),
+            other => return Err(format!("connection `{}` has unknown kind `{other}`", c.name)),
+        };
+        registry.insert(&c.name, connection);
+    }
+    Ok(registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(spec: &str) -> Deployment {
+        Deployment {
+            job_id: "j".into(),
+            version_id: "v".into(),
+            spec: spec.into(),
+            parameters: [("threshold".to_owned(), "0.2".to_owned())].into_iter().collect(),
+            parallelism: 1,
+            memory_mb: Some(32),
+            cpu_ms: Some(500),
+            schedule: None,
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_console_settings_lie_over_the_spec() {
+        let d = deployment(
+            r#"
+            name = "ignored"
+            [sources.orders]
+            kind = "kafka"
+            connection = "events"
+            topic = "orders"
+            start = "earliest"
+            [sinks.out]
+            kind = "memory"
+            "#,
+        );
+        let spec = job_spec(&d, "demo__orders", Some(&StartPosition::Timestamp(1000)), Path::new("/tmp")).unwrap();
+        assert_eq!(spec.name, "demo__orders");
+        assert_eq!(spec.parameters["threshold"], "0.2");
+        assert_eq!(spec.limits.memory_mb, 32);
+        assert_eq!(spec.limits.cpu_per_batch, std::time::Duration::from_millis(500));
+        let source = serde_json::to_value(&spec.sources["orders"]).unwrap();
+        assert_eq!(source["start"]["timestamp"], 1000, "{source}");
+    }
+
+    #[test]
+    fn a_bad_spec_says_what_is_wrong() {
+        let err =
+            job_spec(&deployment("[sources.x]\nkind = \"file\"\nbogus = 1\n"), "k", None, Path::new("/")).unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn files_stay_in_the_project_area() {
+        let spec =
+            |path: &str| format!("[sources.f]\nkind = \"file\"\npath = \"{path}\"\n[sinks.out]\nkind = \"memory\"\n");
+        for bad in ["/etc/passwd", "../other/x.jsonl", "a/../../x", "-"] {
+            let err = job_spec(&deployment(&spec(bad)), "k", None, Path::new("/d")).unwrap_err();
+            assert!(err.contains("relative paths inside"), "{bad}: {err}");
+        }
+        job_spec(&deployment(&spec("in/orders.jsonl")), "k", None, Path::new("/d")).unwrap();
+    }
+
+    #[test]
+    fn keys_of_groups_are_distinct() {
+        assert_eq!(snapshot_key("demo", "orders", 0, 1), "demo__orders");
+        assert_ne!(snapshot_key("demo", "orders", 0, 2), snapshot_key("demo", "orders", 1, 2));
+    }
+}

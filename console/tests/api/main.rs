@@ -1,0 +1,22 @@
+//! The console's REST API (docs/API.md) against a real server: each test
+//! spawns its own console (`helpers::spawn_app`: fresh SQLite metadata,
+//! snapshots and worker in a temporary directory, the router on a free
+//! port) and talks to it over HTTP as the users of a project.
+//!
+//! Services: the Kafka tests use the shared Tansu broker
+//! (`sluice_tests::services::kafka_brokers`, started when down), the
+//! PostgreSQL test the local server; a missing service fails the test.
+
+mod fixtures;
+mod helpers;
+
+mod accounts;
+mod debug;
+mod jobs;
+mod lifecycle;
+mod operations;
+mod permissions;
+mod postgres;
+mod projects;
+mod schedule;
+mod validation;

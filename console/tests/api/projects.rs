@@ -1,0 +1,191 @@
+//! Projects, members, connections (secrets never shown), topics and the
+//! event log.
+
+use serde_json::json;
+use sluice_tests::kafka::unique_topic;
+use sluice_tests::services::kafka_brokers;
+
+use crate::helpers::{assert_audited, events, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_and_their_members() {
+    let app = spawn_app().await;
+    let created = app.project("alpha").await;
+    assert_eq!(created["name"], "alpha");
+    assert_eq!(created["description"], "a test project");
+    let again = app.admin.post("/projects", json!({ "name": "alpha" })).await;
+    assert!(again.error(409).contains("already exists"));
+    let bad = app.admin.post("/projects", json!({ "name": "-alpha" })).await;
+    assert!(bad.error(400).contains("not valid"));
+    app.project("beta").await;
+
+    let listed = app.admin.get("/projects").await.expect(200);
+    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alpha", "beta"], "a global admin sees every project");
+
+    let detail = app.admin.get("/projects/alpha").await.expect(200);
+    assert_eq!(detail["role"], "admin");
+    assert_eq!(detail["members"], json!([{ "user": "admin", "role": "admin" }]), "the creator is its admin");
+    assert_eq!(app.admin.get("/projects/gamma").await.status, 404);
+
+    let bob = app.member("bob", Some("alpha"), "developer").await;
+    let detail = app.admin.get("/projects/alpha").await.expect(200);
+    assert_eq!(
+        detail["members"],
+        json!([{ "user": "admin", "role": "admin" }, { "user": "bob", "role": "developer" }])
+    );
+    let bobs = bob.get("/projects").await.expect(200);
+    assert_eq!(bobs.as_array().unwrap().len(), 1, "a member sees only their projects: {bobs}");
+    assert_eq!(bob.get("/me").await.expect(200)["projects"], json!([{ "name": "alpha", "role": "developer" }]));
+    assert_eq!(bob.get("/projects/alpha").await.expect(200)["role"], "developer");
+
+    // A role change replaces the old one.
+    app.admin.put("/projects/alpha/members/bob", json!({ "role": "operator" })).await.expect(204);
+    assert_eq!(bob.get("/projects/alpha").await.expect(200)["role"], "operator");
+    let bad_role = app.admin.put("/projects/alpha/members/bob", json!({ "role": "owner" })).await;
+    assert_eq!(bad_role.status.as_u16(), 400, "{}", bad_role.text);
+    assert!(bad_role.json()["error"].as_str().unwrap().contains("owner"), "{}", bad_role.text);
+    assert_eq!(app.admin.put("/projects/alpha/members/nobody", json!({ "role": "viewer" })).await.status, 404);
+
+    app.admin.delete("/projects/alpha/members/bob").await.expect(204);
+    assert!(bob.get("/projects/alpha").await.error(403).contains("not a member"));
+    assert_eq!(app.admin.delete("/projects/alpha/members/bob").await.status, 404);
+
+    let log = events(&app.admin, "alpha", "kind=audit").await;
+    assert_audited(&log, "project.create", "admin");
+    assert_audited(&log, "member.set", "admin");
+    assert_audited(&log, "member.remove", "admin");
+    assert_eq!(log[0].0, "member.remove", "newest first: {log:?}");
+    assert!(events(&app.admin, "beta", "").await.iter().all(|(a, _, d)| a == "project.create" && d == "beta"));
+    assert_eq!(events(&app.admin, "alpha", "limit=1").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_never_show_their_secrets() {
+    let app = spawn_app().await;
+    app.project("alpha").await;
+    let base = "/projects/alpha/connections";
+    app.admin
+        .put(
+            &format!("{base}/warehouse"),
+            json!({ "kind": "database", "url": "postgres://sluice:hunter2@db.example:5432/wh", "secret": "s3cr3t-pw" }),
+        )
+        .await
+        .expect(204);
+    app.admin
+        .put(
+            &format!("{base}/events"),
+            json!({
+                "kind": "kafka", "url": "broker-1:9092,broker-2:9092",
+                "properties": { "security.protocol": "sasl_plaintext", "sasl.password": "kafka-pw" },
+            }),
+        )
+        .await
+        .expect(204);
+
+    let listed = app.admin.get(base).await;
+    for secret in ["hunter2", "s3cr3t", "kafka-pw"] {
+        assert!(!listed.text.contains(secret), "{}", listed.text);
+    }
+    let listed = listed.expect(200);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let events_conn = &listed[0];
+    assert_eq!(events_conn["name"], "events");
+    assert_eq!(events_conn["kind"], "kafka");
+    assert_eq!(events_conn["url"], "broker-1:9092,broker-2:9092");
+    assert_eq!(events_conn["secret_set"], false);
+    assert_eq!(
+        events_conn["properties"],
+        json!({ "security.protocol": "sasl_plaintext", "sasl.password": "***" }),
+        "a password among the properties is hidden too"
+    );
+    let warehouse = &listed[1];
+    assert_eq!(warehouse["url"], "postgres://sluice:***@db.example:5432/wh", "the URL's password is redacted");
+    assert_eq!(warehouse["secret_set"], true);
+
+    // Editing the URL without a secret keeps the stored one.
+    app.admin
+        .put(&format!("{base}/warehouse"), json!({ "kind": "database", "url": "postgres://sluice@db2.example/wh" }))
+        .await
+        .expect(204);
+    let listed = app.admin.get(base).await.expect(200);
+    assert_eq!(listed[1]["url"], "postgres://sluice@db2.example/wh");
+    assert_eq!(listed[1]["secret_set"], true);
+    let stored = app.store.project("alpha").await.unwrap().unwrap();
+    let stored = app.store.connection(&stored.id, "warehouse").await.unwrap().unwrap();
+    assert_eq!(stored.secret.as_deref(), Some("s3cr3t-pw"));
+
+    // Sending back what the list shows keeps the hidden values.
+    let shown = app.admin.get(base).await.expect(200);
+    for c in shown.as_array().unwrap() {
+        let body = json!({ "kind": c["kind"], "url": c["url"], "properties": c["properties"] });
+        app.admin.put(&format!("{base}/{}", c["name"].as_str().unwrap()), body).await.expect(204);
+    }
+    let project = app.store.project("alpha").await.unwrap().unwrap();
+    let events_conn = app.store.connection(&project.id, "events").await.unwrap().unwrap();
+    assert!(events_conn.properties.contains("kafka-pw"), "{}", events_conn.properties);
+    app.admin
+        .put(
+            &format!("{base}/warehouse"),
+            json!({ "kind": "database", "url": "postgres://sluice:hunter2@db.example/wh" }),
+        )
+        .await
+        .expect(204);
+    app.admin
+        .put(&format!("{base}/warehouse"), json!({ "kind": "database", "url": "postgres://sluice:***@db.example/wh" }))
+        .await
+        .expect(204);
+    let warehouse = app.store.connection(&project.id, "warehouse").await.unwrap().unwrap();
+    assert_eq!(warehouse.url, "postgres://sluice:hunter2@db.example/wh");
+
+    // Mistakes say what to fix.
+    let kind = app.admin.put(&format!("{base}/cache"), json!({ "kind": "memcached", "url": "x" })).await;
+    assert!(kind.error(400).contains("kafka, database or redis"));
+    let scheme = app.admin.put(&format!("{base}/events"), json!({ "kind": "kafka", "url": "kafka://b:9092" })).await;
+    assert!(scheme.error(400).contains("without a scheme"));
+    let db = app.admin.put(&format!("{base}/wh"), json!({ "kind": "database", "url": "oracle://x" })).await;
+    assert!(db.error(400).contains("postgres://"));
+    let name = app.admin.put(&format!("{base}/bad%20name"), json!({ "kind": "redis", "url": "redis://r" })).await;
+    assert!(name.error(400).contains("letters, digits"));
+
+    app.admin.delete(&format!("{base}/warehouse")).await.expect(204);
+    let listed = app.admin.get(base).await.expect(200);
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(app.admin.delete(&format!("{base}/warehouse")).await.error(404).contains("no connection"));
+
+    let log = events(&app.admin, "alpha", "kind=audit").await;
+    assert_audited(&log, "connection.put", "admin");
+    assert_audited(&log, "connection.delete", "admin");
+    assert!(log.iter().all(|(_, _, detail)| !detail.contains("hunter2")), "the audit log redacts too: {log:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_of_a_kafka_connection_are_listed_and_created() {
+    let brokers = kafka_brokers();
+    let app = spawn_app().await;
+    app.project("alpha").await;
+    app.admin.put("/projects/alpha/connections/events", json!({ "kind": "kafka", "url": brokers })).await.expect(204);
+    app.admin
+        .put("/projects/alpha/connections/warehouse", json!({ "kind": "database", "url": app.sqlite_url("w.db") }))
+        .await
+        .expect(204);
+    let topic = unique_topic("api-topics");
+    app.admin
+        .post("/projects/alpha/connections/events/topics", json!({ "name": topic, "partitions": 3 }))
+        .await
+        .expect(201);
+    let listed = app.admin.get("/projects/alpha/connections/events/topics").await.expect(200);
+    let found = listed.as_array().unwrap().iter().find(|t| t["name"] == topic.as_str());
+    assert_eq!(found.map(|t| t["partitions"].clone()), Some(json!(3)), "{listed}");
+
+    let bad =
+        app.admin.post("/projects/alpha/connections/events/topics", json!({ "name": "a b", "partitions": 1 })).await;
+    assert!(bad.error(400).contains("not valid"));
+    let many =
+        app.admin.post("/projects/alpha/connections/events/topics", json!({ "name": "x", "partitions": 0 })).await;
+    assert!(many.error(400).contains("partitions"));
+    let not_kafka = app.admin.get("/projects/alpha/connections/warehouse/topics").await;
+    assert!(not_kafka.error(400).contains("not kafka"));
+    assert_eq!(app.admin.get("/projects/alpha/connections/nope/topics").await.status, 404);
+    assert_audited(&events(&app.admin, "alpha", "kind=audit").await, "topic.create", "admin");
+}

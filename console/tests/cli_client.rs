@@ -1,0 +1,237 @@
+//! The CLI against a real console: `sluice serve` in a temporary data
+//! directory, then `sluice login`, `sluice job …` and `sluice snapshot …`
+//! as a user types them, with a Kafka-sourced job (Tansu) so that it keeps
+//! running until it is stopped.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sluice_tests::kafka::{create_topic, produce_unbatched, unique_topic};
+use sluice_tests::services::kafka_brokers;
+
+const PASSWORD: &str = "cli-test-password";
+
+/// The console process; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `sluice serve` on a free port and waits for its "listening on" line.
+fn serve(data_dir: &Path) -> Server {
+    // Compiled components are shared with the fixture suites.
+    let shared = sluice_tests::wasm("hourly_premium").parent().unwrap().join("compiled");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::os::unix::fs::symlink(&shared, data_dir.join("cache")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--listen", "127.0.0.1:0", "--no-demo", "--no-broker"])
+        .env("SLUICE_ADMIN_PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("sluice serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("sluice console listening on ") {
+                let _ = tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    let url = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
+        let _ = child.kill();
+        panic!("sluice serve did not print its address within 120 s")
+    });
+    Server { child, url }
+}
+
+/// Runs `sluice ARGS` with the credentials file in `home`.
+fn sluice(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .env("SLUICE_CREDENTIALS", home.join("credentials.json"))
+        .env_remove("SLUICE_URL")
+        .env_remove("SLUICE_TOKEN")
+        .output()
+        .expect("sluice runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs a verb that must succeed; returns its stdout.
+#[track_caller]
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = sluice(home, args);
+    assert!(out.status.success(), "sluice {args:?} failed: {}{}", text(&out.stdout), text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// Polls `sluice job status` until its output satisfies `done`.
+fn wait_for_status(home: &Path, job: &str, done: impl Fn(&str) -> bool) -> String {
+    let started = Instant::now();
+    loop {
+        let status = ok(home, &["job", "status", job, "-p", "cli"]);
+        if done(&status) {
+            return status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "job status never got there: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn spec(topic: &str) -> String {
+    format!(
+        r#"
+[parameters]
+utc_offset_minutes = "480"
+since_ms = "0"
+
+[sources.user_order]
+kind = "kafka"
+connection = "events"
+topic = "{topic}"
+start = "earliest"
+event_time_field = "gmt_modified"
+
+[sinks.hs_order]
+kind = "sql"
+connection = "warehouse"
+table = "hs_order"
+primary_key = ["biz_date"]
+create_table = true
+columns = {{ biz_date = "varchar(10)", total_premium = "decimal(18,2)", policy_cnt = "bigint", policy_holder_cnt = "bigint" }}
+"#
+    )
+}
+
+/// Project `cli` with its connections, made over the REST API (the CLI has
+/// no verbs for them).
+async fn prepare_project(url: &str, token: &str, brokers: &str, warehouse: &str) {
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        http.request(method, format!("{url}/api/v1{path}")).bearer_auth(token).json(&body).send()
+    };
+    let answer = call(reqwest::Method::POST, "/projects", json!({ "name": "cli" })).await.unwrap();
+    assert_eq!(answer.status(), 201, "{}", answer.text().await.unwrap());
+    for (name, kind, address) in [("events", "kafka", brokers), ("warehouse", "database", warehouse)] {
+        let answer = call(
+            reqwest::Method::PUT,
+            &format!("/projects/cli/connections/{name}"),
+            json!({ "kind": kind, "url": address }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status(), 204, "{}", answer.text().await.unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_drives_a_job_on_a_console() {
+    let brokers = kafka_brokers();
+    let topic = unique_topic("cli-client");
+    create_topic(&brokers, &topic, 1).await;
+    let orders: Vec<String> = (0..50)
+        .map(|i| {
+            format!(
+                r#"{{"id":{},"order_no":"PO{i:05}","customer_tel":"138{:08}","gmt_modified":{},"account_payble":{}.50}}"#,
+                1 + i % 7,
+                1 + i % 7,
+                1_710_432_000_000i64 + i * 60_000,
+                100 + i
+            )
+        })
+        .collect();
+    produce_unbatched(&brokers, &topic, orders.iter().map(|o| (0, "order", o.clone()))).await;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let home = tmp.path();
+    let server = serve(&data);
+
+    // Not signed in yet.
+    let out = sluice(home, &["job", "list", "-p", "cli"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("sluice login"), "{}", text(&out.stderr));
+    let out = sluice(home, &["login", "--url", &server.url, "--user", "admin", "--password", "wrong"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("wrong user name or password"), "{}", text(&out.stderr));
+
+    let login = ok(home, &["login", "--url", &server.url, "--user", "admin", "--password", PASSWORD]);
+    assert!(login.contains("signed in") && login.contains("admin"), "{login}");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.join("credentials.json")).unwrap()).unwrap();
+    assert_eq!(saved["url"], server.url.as_str());
+    let token = saved["token"].as_str().expect("the token is saved").to_owned();
+    let warehouse = format!("sqlite://{}?mode=rwc", tmp.path().join("warehouse.db").display());
+    prepare_project(&server.url, &token, &brokers, &warehouse).await;
+
+    let created = ok(home, &["job", "create", "hourly", "-p", "cli", "--description", "hourly premium"]);
+    assert!(created.contains("\"name\": \"hourly\""), "{created}");
+    let component = sluice_tests::wasm("hourly_premium");
+    let uploaded =
+        ok(home, &["job", "upload", "hourly", component.to_str().unwrap(), "-p", "cli", "--note", "first version"]);
+    assert!(uploaded.contains("uploaded hourly v1 (sha256 "), "{uploaded}");
+    let spec_path: PathBuf = tmp.path().join("job.toml");
+    std::fs::write(&spec_path, spec(&topic)).unwrap();
+    let deployed = ok(home, &["job", "deploy", "hourly", "--spec", spec_path.to_str().unwrap(), "-p", "cli"]);
+    assert!(deployed.contains("deployment of hourly saved"), "{deployed}");
+    let listed = ok(home, &["job", "list", "-p", "cli"]);
+    assert!(listed.contains("hourly") && listed.contains("new") && listed.contains("v1"), "{listed}");
+
+    let started = ok(home, &["job", "start", "hourly", "-p", "cli", "--restore", "none"]);
+    assert!(started.contains("hourly: run ") && started.contains("running"), "{started}");
+    let status = wait_for_status(home, "hourly", |s| s.contains("in 50,"));
+    assert!(status.starts_with("hourly: running"), "{status}");
+    assert!(status.contains("task 0 on"), "{status}");
+    let again = sluice(home, &["job", "start", "hourly", "-p", "cli"]);
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("stop it first"), "{}", text(&again.stderr));
+
+    let taken = ok(home, &["snapshot", "take", "hourly", "-p", "cli"]);
+    let snapshot_id = taken.trim().to_owned();
+    assert!(!snapshot_id.is_empty(), "snapshot take prints the id");
+    let snapshots = ok(home, &["snapshot", "list", "hourly", "-p", "cli"]);
+    assert!(snapshots.contains(&snapshot_id) && snapshots.contains("manual"), "{snapshots}");
+
+    let stopped = ok(home, &["job", "stop", "hourly", "-p", "cli"]);
+    assert!(stopped.contains("stopped"), "{stopped}");
+    let snapshots = ok(home, &["snapshot", "list", "hourly", "-p", "cli"]);
+    assert!(snapshots.lines().count() >= 2 && snapshots.contains("stop"), "the stop took a snapshot: {snapshots}");
+    let status = ok(home, &["job", "status", "hourly", "-p", "cli"]);
+    assert!(status.starts_with("hourly: stopped"), "{status}");
+    let runs = ok(home, &["job", "runs", "hourly", "-p", "cli"]);
+    assert!(runs.contains("\"state\": \"stopped\""), "{runs}");
+
+    // The server's message, and a failing exit.
+    let not_wasm = tmp.path().join("notes.txt");
+    std::fs::write(&not_wasm, "not a component").unwrap();
+    let out = sluice(home, &["job", "upload", "hourly", not_wasm.to_str().unwrap(), "-p", "cli"]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("not a valid job component") && err.contains("magic bytes"), "{err}");
+    let out = sluice(home, &["job", "stop", "hourly", "-p", "cli"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("not running"), "{}", text(&out.stderr));
+    let out = sluice(home, &["job", "status", "nope", "-p", "cli"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no job named `nope`"), "{}", text(&out.stderr));
+
+    drop(server);
+}

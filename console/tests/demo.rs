@@ -1,0 +1,105 @@
+//! The README's first command in a test: `sluice serve` on its embedded
+//! defaults (SQLite metadata, local snapshots, the embedded development
+//! broker) creates the demo project, whose jobs run on generated data and
+//! fill the SQLite warehouse.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "demo-test-password";
+/// Generous: the first start compiles the demo components.
+const PATIENCE: Duration = Duration::from_secs(180);
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn rows(warehouse: &std::path::Path, table: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}", warehouse.display());
+    let Ok(pool) = sqlx::AnyPool::connect(&url).await else { return 0 };
+    let n = sqlx::query(&format!("select count(*) as n from {table}")).fetch_one(&pool).await;
+    n.and_then(|r| r.try_get::<i64, _>("n")).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_embedded_defaults_runs_the_demo_project() {
+    // Fails (never skips) without Tansu: the embedded broker needs it.
+    sluice_tests::services::kafka_brokers();
+    let data = tempfile::tempdir().unwrap();
+    let components = sluice_tests::wasm("forward").parent().unwrap().to_path_buf();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--listen", "127.0.0.1:0", "--demo-components"])
+        .arg(&components)
+        .env("SLUICE_ADMIN_PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("sluice serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("serve: {line}");
+            if let Some(url) = line.strip_prefix("sluice console listening on ") {
+                let _ = tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    let url = rx.recv_timeout(PATIENCE).expect("sluice serve printed its address");
+
+    let http = reqwest::Client::new();
+    let login = http
+        .post(format!("{url}/api/v1/login"))
+        .json(&json!({ "name": "admin", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert!(login.status().is_success(), "the first admin signs in with SLUICE_ADMIN_PASSWORD");
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let get = |path: String| {
+        let (http, cookie, url) = (http.clone(), cookie.clone(), url.clone());
+        async move {
+            let answer = http.get(format!("{url}/api/v1{path}")).header("cookie", cookie).send().await.unwrap();
+            answer.json::<Value>().await.unwrap()
+        }
+    };
+
+    let jobs = get("/projects/demo/jobs".into()).await;
+    let state =
+        |name: &str| jobs.as_array().unwrap().iter().find(|j| j["job"]["name"] == name).map(|j| j["state"].clone());
+    for running in ["order-feed", "hourly-premium", "lending-report"] {
+        assert_eq!(state(running), Some(json!("running")), "{running} runs: {jobs}");
+    }
+    for deployed in ["large-tx-alert", "jinpan-sync"] {
+        assert_eq!(state(deployed), Some(json!("new")), "{deployed} is deployed, not started: {jobs}");
+    }
+
+    // Generated orders flow through the embedded broker into the warehouse.
+    let warehouse = data.path().join("demo-warehouse.db");
+    let started = Instant::now();
+    loop {
+        let metrics = get("/projects/demo/jobs/hourly-premium/metrics?seconds=10".into()).await;
+        let out = metrics["totals"]["records_out"].as_u64().unwrap_or(0);
+        if out > 0 && rows(&warehouse, "hs_order").await > 0 && rows(&warehouse, "loan_funnel").await > 0 {
+            assert!(!metrics["series"]["in_rate"].as_array().unwrap().is_empty(), "the chart has points: {metrics}");
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "the demo jobs did not fill the warehouse: {metrics}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(server);
+}

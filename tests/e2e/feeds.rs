@@ -1,0 +1,124 @@
+//! Feeds from `sluice_gen` scenarios: their events into Tansu topics (keyed
+//! partitioning, as a producer's default partitioner would), their valid
+//! rows into PostgreSQL for the batch queries, and runs of a WASM job with
+//! more connections than the harness's two.
+
+use std::time::Duration;
+
+use sluice_gen::Event;
+use sluice_runtime::connectors::memory::MemorySink;
+use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
+use sluice_tests::kafka::{create_topic, produce, unique_topic};
+use sluice_tests::services::kafka_brokers;
+use sluice_tests::{engine, load};
+use sqlx::AnyPool;
+
+use crate::harness::{Db, connections, load_events};
+
+/// The partition of a key: FNV-1a, so all events of one key land in one
+/// partition, in the order they were generated.
+pub fn partition_of(key: &str, partitions: i32) -> i32 {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    (hash % partitions as u64) as i32
+}
+
+/// A new topic with `partitions` partitions holding `events` (raw values,
+/// malformed ones included), keyed as generated.
+pub async fn topic_of(prefix: &str, partitions: i32, events: &[&Event]) -> String {
+    let brokers = kafka_brokers();
+    let topic = unique_topic(prefix);
+    create_topic(&brokers, &topic, partitions).await;
+    let messages = events.iter().map(|e| {
+        let value = String::from_utf8(e.value.clone()).expect("generated values are UTF-8");
+        (partition_of(&e.key, partitions), e.key.as_str(), value)
+    });
+    produce(&brokers, &topic, messages).await;
+    topic
+}
+
+/// The events of one stream, in sending order.
+pub fn stream<'a>(events: &'a [Event], name: &str) -> Vec<&'a Event> {
+    events.iter().filter(|e| e.stream == name).collect()
+}
+
+/// Events as the seed-001 tests produce them (`harness::topic_with`): a
+/// numeric key and a JSON value. For clean feeds only (no malformed values).
+pub fn keyed_json(events: &[&Event]) -> Vec<(u64, serde_json::Value)> {
+    events
+        .iter()
+        .map(|e| {
+            let key = e.key.parse().expect("a numeric key");
+            (key, serde_json::from_slice(&e.value).expect("a clean feed: JSON values only"))
+        })
+        .collect()
+}
+
+/// Events whose value is not JSON: what the job must dead-letter.
+pub fn malformed(events: &[&Event]) -> usize {
+    events.iter().filter(|e| serde_json::from_slice::<serde_json::Value>(&e.value).is_err()).count()
+}
+
+/// Loads the JSON events into a fresh PostgreSQL table: a `seq` column
+/// (sending order) and one text column per field in `fields` (JSON null as
+/// NULL, strings unquoted, other values as their JSON text).
+pub async fn load_json(table: &str, events: &[&Event], fields: &[&str]) -> AnyPool {
+    let rows: Vec<Vec<Option<String>>> = events
+        .iter()
+        .enumerate()
+        .filter_map(|(seq, e)| Some((seq, serde_json::from_slice::<serde_json::Value>(&e.value).ok()?)))
+        .map(|(seq, v)| {
+            let cell = |f: &str| match &v[f] {
+                serde_json::Value::Null => None,
+                serde_json::Value::String(s) => Some(s.clone()),
+                other => Some(other.to_string()),
+            };
+            std::iter::once(Some(seq.to_string())).chain(fields.iter().map(|f| cell(f))).collect()
+        })
+        .collect();
+    let ddl =
+        std::iter::once("seq text".to_owned()).chain(fields.iter().map(|f| format!("{f} text"))).collect::<Vec<_>>();
+    let columns: Vec<&str> = std::iter::once("seq").chain(fields.iter().copied()).collect();
+    load_events(table, &ddl.join(", "), &columns, &rows).await
+}
+
+/// Runs the WASM job `component` with `spec` until its bounded sources are
+/// read, with the harness's `events` and `warehouse` connections plus
+/// `extra` (`NAME=URL`); returns the dead letters.
+pub async fn run_job_with(component: &str, spec: &str, db: Db, extra: &[String]) -> Vec<serde_json::Value> {
+    let spec = JobSpec::parse(spec, std::path::Path::new(".")).expect("spec");
+    let mut connections = connections(db);
+    for e in extra {
+        connections.apply_override(e).expect("connection override");
+    }
+    let loaded = load(component).await.expect("component");
+    let dead = MemorySink::default();
+    let task = TaskBuilder::new(&spec)
+        .connections(connections)
+        .dead_letter(Box::new(dead.clone()))
+        .build(engine(), &loaded)
+        .await
+        .expect("task");
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let end = tokio::time::timeout(Duration::from_secs(300), task.run(stop_rx))
+        .await
+        .expect("job finished within 300 s")
+        .expect("job ran without error");
+    assert_eq!(end, TaskEnd::Finished);
+    dead.rows().iter().map(|r| serde_json::from_slice(&r.value).unwrap()).collect()
+}
+
+/// The spec files of a job parse (they are not run here: their topics and
+/// tables are fixed names).
+pub fn specs_parse(job_dir: &str) {
+    let dir = sluice_tests::services::repo_root().join("jobs").join(job_dir);
+    for file in ["job.toml", "kafka.toml"] {
+        JobSpec::load(&dir.join(file)).unwrap_or_else(|e| panic!("jobs/{job_dir}/{file}: {e}"));
+    }
+}
+
+#[test]
+fn keys_keep_their_partition() {
+    assert_eq!(partition_of("C150100010111", 3), partition_of("C150100010111", 3));
+    let spread: std::collections::HashSet<i32> = (0..100).map(|i| partition_of(&format!("k{i}"), 3)).collect();
+    assert_eq!(spread.len(), 3);
+}
