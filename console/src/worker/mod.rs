@@ -320,6 +320,10 @@ impl Worker {
                     let delay = Duration::from_secs(1 << (restarts - 1));
                     self.event(&plan, "error", "run.task_failed", &format!("{e}; restarting from the latest snapshot in {delay:?} (restart {restarts} of {MAX_RESTARTS})")).await;
                     tokio::time::sleep(delay).await;
+                    if running.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                        // Stopped while waiting to restart.
+                        break (RunState::Stopped, None);
+                    }
                     match self.start_tasks(&plan, &keys, &Restore::Latest, &running.dead_letters).await {
                         Ok(slots) => {
                             let mut tasks = running.tasks.lock().expect("tasks lock");
