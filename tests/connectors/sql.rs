@@ -15,23 +15,24 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Backend {
+pub(crate) enum Backend {
     Postgres,
     MariaDb,
     Sqlite,
 }
 
-/// A database to test against and a table name of the test's own.
-struct Db {
+/// A database to test against and a table name of the test's own (the
+/// SQL sink, dimension and source tests share it).
+pub(crate) struct Db {
     backend: Backend,
-    url: String,
-    table: String,
+    pub(crate) url: String,
+    pub(crate) table: String,
     pool: AnyPool,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Db {
-    async fn new(backend: Backend, test: &str) -> Db {
+    pub(crate) async fn new(backend: Backend, test: &str) -> Db {
         sqlx::any::install_default_drivers();
         let (url, dir) = match backend {
             Backend::Postgres => (postgres_url(), None),
@@ -49,11 +50,11 @@ impl Db {
         db
     }
 
-    fn connections(&self) -> Connections {
+    pub(crate) fn connections(&self) -> Connections {
         connections(&self.url)
     }
 
-    async fn exec(&self, sql: &str) {
+    pub(crate) async fn exec(&self, sql: &str) {
         sqlx::raw_sql(sql).execute(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
@@ -91,7 +92,7 @@ impl Db {
         }
     }
 
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         self.exec(&format!("DROP TABLE IF EXISTS {}", self.table)).await;
         self.pool.close().await;
     }

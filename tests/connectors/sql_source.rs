@@ -7,62 +7,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sluice_runtime::connections::Connections;
 use sluice_runtime::connectors::registry::{BuildContext, build_source};
 use sluice_runtime::connectors::{ConnectorError, Source, SourceStatus};
 use sluice_runtime::job::JobSpec;
 use sluice_runtime::job::batch::RecordBatch;
 use sluice_runtime::snapshot::{Snapshot, SnapshotMeta, SourcePosition, Trigger};
-use sluice_tests::services::{mysql_url, postgres_url};
-use sqlx::any::AnyPoolOptions;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Backend {
-    Postgres,
-    MariaDb,
-    Sqlite,
-}
-
-struct Db {
-    url: String,
-    table: String,
-    pool: sqlx::AnyPool,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Db {
-    async fn new(backend: Backend, test: &str) -> Db {
-        sqlx::any::install_default_drivers();
-        let (url, dir) = match backend {
-            Backend::Postgres => (postgres_url(), None),
-            Backend::MariaDb => (mysql_url(), None),
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("tempdir");
-                (format!("sqlite:{}", dir.path().join("test.db").display()), Some(dir))
-            }
-        };
-        let any_url = if backend == Backend::Sqlite { format!("{url}?mode=rwc") } else { url.clone() };
-        let pool = AnyPoolOptions::new().max_connections(1).connect(&any_url).await.expect("test connection");
-        let db = Db { url, table: format!("sluice_src_{test}_{}", std::process::id()), pool, _dir: dir };
-        db.exec(&format!("DROP TABLE IF EXISTS {}", db.table)).await;
-        db
-    }
-
-    async fn exec(&self, sql: &str) {
-        sqlx::raw_sql(sql).execute(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-
-    fn connections(&self) -> Connections {
-        let mut c = Connections::default();
-        c.apply_override(&format!("db={}", self.url)).expect("connection override");
-        c
-    }
-
-    async fn finish(self) {
-        self.exec(&format!("DROP TABLE IF EXISTS {}", self.table)).await;
-        self.pool.close().await;
-    }
-}
+use crate::sql::{Backend, Db};
 
 fn spec(source: &str) -> JobSpec {
     let text =
@@ -134,7 +85,7 @@ const T: i64 = 1_710_460_800_000;
 /// JSON, a NULL and a timestamp; read in key order, in polls of two, then
 /// again from a snapshot's position.
 async fn rows_in_key_order(backend: Backend) {
-    let db = Db::new(backend, "rows").await;
+    let db = Db::new(backend, "src_rows").await;
     let t = &db.table;
     let (amount, json_type, updated) = match backend {
         Backend::Postgres => ("NUMERIC(20,2)", "JSONB", "TIMESTAMPTZ"),
@@ -230,7 +181,7 @@ async fn sqlite_rows_in_key_order() {
 /// no longer than asked.
 #[tokio::test]
 async fn postgres_many_rows_and_none() {
-    let db = Db::new(Backend::Postgres, "many").await;
+    let db = Db::new(Backend::Postgres, "src_many").await;
     let t = &db.table;
     db.exec(&format!("CREATE TABLE {t} AS SELECT g AS id, md5(g::text) AS h FROM generate_series(1, 5000) g")).await;
     let mut src = source(&db, &format!("query = \"SELECT id, h FROM {t}\"\nkey = [\"id\"]\nbounded = true"), None)
@@ -257,7 +208,7 @@ fn error_text(result: Result<Box<dyn Source>, ConnectorError>) -> String {
 
 #[tokio::test]
 async fn postgres_configuration_errors() {
-    let db = Db::new(Backend::Postgres, "errors").await;
+    let db = Db::new(Backend::Postgres, "src_errors").await;
     let t = &db.table;
     db.exec(&format!("CREATE TABLE {t} (id BIGINT PRIMARY KEY, v TEXT)")).await;
     let query = format!("query = \"SELECT id, v FROM {t}\"");
