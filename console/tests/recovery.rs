@@ -1,14 +1,16 @@
-//! Recovery by fault injection: `sluice run` of the hourly-premium job,
-//! Kafka (Tansu) -> WASM -> PostgreSQL, killed with SIGKILL at random points
-//! (mid-batch, mid-flush, mid-snapshot: wherever the kill lands) and
-//! restarted from its latest snapshot, must leave the sink table exactly as
-//! a run without failures does.
+//! Recovery by fault injection: `sluice run` of the seed-001 jobs (and a
+//! keyed count), Kafka (Tansu) -> WASM -> PostgreSQL, killed with SIGKILL at
+//! random points (mid-batch, mid-flush, mid-snapshot: wherever the kill
+//! lands) and restarted from its latest snapshot, must leave the sink table
+//! (and premium-drop's dimension table) exactly as a run without failures
+//! does. Input is produced in ordinary multi-record batches, so restore
+//! positions fall inside record batches.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sluice_tests::kafka::{create_topic, produce_unbatched, unique_topic};
+use sluice_tests::kafka::{create_topic, produce, unique_topic};
 use sluice_tests::services::{kafka_brokers, postgres_url};
 use sqlx::Row;
 
@@ -58,7 +60,18 @@ fn repo() -> &'static Path {
 }
 
 fn start(component: &str, spec: &Path, snapshots: &str, brokers: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
+    start_crashing_at(component, spec, snapshots, brokers, None)
+}
+
+/// Starts a run; with `crash_at` (`point:n`), it aborts the n-th time it
+/// reaches that crash point (runtime/src/fault.rs).
+fn start_crashing_at(component: &str, spec: &Path, snapshots: &str, brokers: &str, crash_at: Option<&str>) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    match crash_at {
+        Some(at) => command.env("SLUICE_CRASH_AT", at),
+        None => command.env_remove("SLUICE_CRASH_AT"),
+    };
+    command
         .args(["run", "--quiet", "--from", "latest", "--spec"])
         .arg(spec)
         .arg("--component")
@@ -92,11 +105,26 @@ fn stderr(child: &mut Child) -> String {
     err
 }
 
-/// Runs `component` with `spec` killed (SIGKILL) after each of `delays`,
-/// restarting from the latest snapshot, then to the end. Returns the number
-/// of kills that landed while it ran, and how many restarts restored one.
+/// Crash points and the hit to abort at: in the middle of a batch (state
+/// changed, rows not written), between sink flushes, half-way through a
+/// snapshot file, and after a snapshot is stored but before its dimension
+/// writes are applied.
+const CRASH_AT: [&str; 4] = ["batch-processed:25", "sink-flushed:4", "snapshot-written:3", "snapshot-stored:3"];
+
+/// Runs `component` with `spec` aborted at each of [`CRASH_AT`], then
+/// killed (SIGKILL) after each of `delays`, each time restarting from the
+/// latest snapshot, then to the end. Returns the number of kills that
+/// landed while it ran, and how many restarts restored a snapshot.
 fn run_with_kills(component: &str, spec: &Path, snapshots: &str, brokers: &str, delays: &[u64]) -> (usize, usize) {
     let (mut kills, mut restores) = (0, 0);
+    for at in CRASH_AT {
+        let mut child = start_crashing_at(component, spec, snapshots, brokers, Some(at));
+        let status = child.wait().unwrap();
+        let err = stderr(&mut child);
+        let point = at.split(':').next().unwrap();
+        assert!(!status.success() && err.contains(&format!("crash point `{point}` reached")), "{at}: {err}");
+        restores += err.contains("restoring snapshot") as usize;
+    }
     for &delay_ms in delays {
         let mut child = start(component, spec, snapshots, brokers);
         std::thread::sleep(Duration::from_millis(delay_ms));
@@ -111,22 +139,58 @@ fn run_with_kills(component: &str, spec: &Path, snapshots: &str, brokers: &str, 
     (kills, restores)
 }
 
+/// Events per test, as the issue asks (~100k).
+const EVENTS: usize = 100_000;
+
 const KILLS_AFTER_MS: [u64; 6] = [700, 1100, 450, 1500, 900, 1300];
 
-async fn produce_orders(n: usize) -> (String, String, Vec<(i32, String, String)>) {
+/// Events of a run: (partition, key, JSON value).
+type Events = Vec<(i32, String, String)>;
+
+/// A new two-partition topic holding `events`, produced in ordinary
+/// multi-record batches.
+async fn topic_with(prefix: &str, events: &Events) -> (String, String) {
     let brokers = kafka_brokers();
-    let topic = unique_topic("recovery-orders");
+    let topic = unique_topic(prefix);
     create_topic(&brokers, &topic, 2).await;
-    // One message per record batch: Tansu cannot start a fetch inside a
-    // batch, and a snapshot position can be anywhere (docs/CONNECTIONS.md).
+    produce(&brokers, &topic, events.iter().map(|(p, k, v)| (*p, k.as_str(), v.clone()))).await;
+    (brokers, topic)
+}
+
+async fn produce_orders(n: usize) -> (String, String, Events) {
     let data = orders(n);
-    produce_unbatched(&brokers, &topic, data.iter().map(|(p, k, v)| (*p, k.as_str(), v.clone()))).await;
+    let (brokers, topic) = topic_with("recovery-orders", &data).await;
     (brokers, topic, data)
 }
 
+/// A table's rows as text, by `select` with `{table}` in it; drops the table.
+async fn take_rows(table: &str, select: &str) -> Vec<Vec<String>> {
+    let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
+    let rows = sqlx::query(&select.replace("{table}", table)).fetch_all(&pool).await.unwrap();
+    sqlx::query(&format!("drop table {table}")).execute(&pool).await.unwrap();
+    rows.iter().map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i).unwrap_or_default()).collect()).collect()
+}
+
+/// Runs `component` twice over the same input: once cleanly with the spec
+/// `spec_for("clean")`, once killed and restarted with `spec_for("crashed")`
+/// (the specs name tables of their own). Returns the number of kills.
+fn clean_and_crashed_runs(component: &str, brokers: &str, spec_for: impl Fn(&str) -> String) -> usize {
+    let tmp = tempfile::tempdir().unwrap();
+    let (clean_spec, crashed_spec) = (tmp.path().join("clean.toml"), tmp.path().join("crashed.toml"));
+    std::fs::write(&clean_spec, spec_for("clean")).unwrap();
+    std::fs::write(&crashed_spec, spec_for("crashed")).unwrap();
+
+    // The reference: one run, no failure.
+    let dir = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
+    finish(start(component, &clean_spec, &dir("clean-snapshots"), brokers));
+    let (kills, restores) = run_with_kills(component, &crashed_spec, &dir("snapshots"), brokers, &KILLS_AFTER_MS);
+    assert!(kills >= 3 && restores >= 3, "killed {kills} times mid-run, {restores} restarts restored a snapshot");
+    kills
+}
+
 /// Runs a seed job from its `jobs/<dir>/kafka.toml` twice over the same
-/// topic: once cleanly, once killed and restarted; returns both tables'
-/// rows (as text, by `select`) and drops the tables.
+/// topic, once cleanly and once killed and restarted; returns both sink
+/// tables' rows (as text, by `select`) and drops the tables.
 async fn clean_and_crashed(
     job_dir: &str,
     component: &str,
@@ -134,37 +198,14 @@ async fn clean_and_crashed(
     brokers: &str,
     select: &str,
 ) -> (Vec<Vec<String>>, Vec<Vec<String>>, usize) {
-    let tmp = tempfile::tempdir().unwrap();
-    let pid = std::process::id();
-    let (clean, crashed) = (format!("recovery_{component}_clean_{pid}"), format!("recovery_{component}_crashed_{pid}"));
-    let (clean_spec, crashed_spec) = (tmp.path().join("clean.toml"), tmp.path().join("crashed.toml"));
-    std::fs::write(&clean_spec, spec(job_dir, topic, &clean)).unwrap();
-    std::fs::write(&crashed_spec, spec(job_dir, topic, &crashed)).unwrap();
-
-    // The reference: one run, no failure.
-    let dir = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
-    finish(start(component, &clean_spec, &dir("clean-snapshots"), brokers));
-    let (kills, restores) = run_with_kills(component, &crashed_spec, &dir("snapshots"), brokers, &KILLS_AFTER_MS);
-    assert!(kills >= 3 && restores >= 3, "killed {kills} times mid-run, {restores} restarts restored a snapshot");
-
-    let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
-    let rows = |table: String| {
-        let pool = pool.clone();
-        let sql = select.replace("{table}", &table);
-        async move {
-            let rows = sqlx::query(&sql).fetch_all(&pool).await.unwrap();
-            sqlx::query(&format!("drop table {table}")).execute(&pool).await.unwrap();
-            rows.iter()
-                .map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i).unwrap_or_default()).collect())
-                .collect::<Vec<Vec<String>>>()
-        }
-    };
-    (rows(clean).await, rows(crashed).await, kills)
+    let table = |run: &str| format!("recovery_{component}_{run}_{}", std::process::id());
+    let kills = clean_and_crashed_runs(component, brokers, |run| spec(job_dir, topic, &table(run)));
+    (take_rows(&table("clean"), select).await, take_rows(&table("crashed"), select).await, kills)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hourly_premium_killed_and_restarted_leaves_the_table_of_a_clean_run() {
-    let (brokers, topic, _) = produce_orders(20_000).await;
+    let (brokers, topic, _) = produce_orders(EVENTS).await;
     let select = "select biz_date, total_premium::text, policy_cnt::text, policy_holder_cnt::text from {table} order by biz_date";
     let (want, got, kills) = clean_and_crashed("hourly-premium", "hourly_premium", &topic, &brokers, select).await;
     assert!(want.len() >= 12, "twelve hours of orders: {want:?}");
@@ -173,11 +214,8 @@ async fn hourly_premium_killed_and_restarted_leaves_the_table_of_a_clean_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_page_killed_and_restarted_leaves_the_table_of_a_clean_run() {
-    let brokers = kafka_brokers();
-    let topic = unique_topic("recovery-user-log");
-    create_topic(&brokers, &topic, 2).await;
     let pages = ["home", "claims", "car", "health", "pay", "faq"];
-    let views: Vec<(i32, String, String)> = (0..20_000u64)
+    let views: Vec<(i32, String, String)> = (0..EVENTS as u64)
         .map(|i| {
             let account = (i * 7919) % 600;
             let view = format!(
@@ -188,18 +226,80 @@ async fn last_page_killed_and_restarted_leaves_the_table_of_a_clean_run() {
             ((account % 2) as i32, account.to_string(), view)
         })
         .collect();
-    produce_unbatched(&brokers, &topic, views.iter().map(|(p, k, v)| (*p, k.as_str(), v.clone()))).await;
+    let (brokers, topic) = topic_with("recovery-user-log", &views).await;
     let select = "select account_id, device_id, bury_point_type, page_name from {table} order by 1, 2";
     let (want, got, kills) = clean_and_crashed("last-page", "last_page", &topic, &brokers, select).await;
     assert!(want.len() >= 1000, "many (account, device) rows: {}", want.len());
     assert_eq!(got, want, "after {kills} kills the table equals the failure-free run's");
 }
 
+/// Premium-drop looks a user's previous premium up in a dimension table and
+/// then updates it. With `writes = "snapshot"` those updates are committed
+/// with each snapshot (and applied again on restore), so a replay after a
+/// kill sees the table as the snapshot did: the alerts and the dimension
+/// table end as in a clean run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn premium_drop_killed_and_restarted_alerts_and_updates_as_a_clean_run() {
+    use sluice_gen::{GenOptions, Scenario, insurance::PremiumUpdates};
+    let options =
+        GenOptions { seed: 5, count: EVENTS as u64, duplicated: 0.02, malformed: 0.0, ..GenOptions::default() };
+    let events = PremiumUpdates.generate(&options);
+    let of = |stream: &str| -> Events {
+        let keyed = events.iter().filter(|e| e.stream == stream);
+        keyed
+            .map(|e| {
+                ((e.key.parse::<u64>().unwrap() % 2) as i32, e.key.clone(), String::from_utf8(e.value.clone()).unwrap())
+            })
+            .collect()
+    };
+    let (brokers, topic) = topic_with("recovery-update-info", &of("update_info")).await;
+
+    let pid = std::process::id();
+    let (dimension, sink) =
+        (|run: &str| format!("recovery_raw_info_{run}_{pid}"), |run: &str| format!("recovery_drop_{run}_{pid}"));
+    let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
+    for run in ["clean", "crashed"] {
+        let table = dimension(run);
+        sqlx::query(&format!(
+            "create table {table} (id bigint primary key, raw_premium varchar(32), raw_info varchar(64))"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+        for (_, id, row) in of("raw_info") {
+            let row: serde_json::Value = serde_json::from_str(&row).unwrap();
+            sqlx::query(&format!("insert into {table} values ($1, $2, $3)"))
+                .bind(id.parse::<i64>().unwrap())
+                .bind(row["raw_premium"].as_str())
+                .bind(row["raw_info"].as_str())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+    let base = std::fs::read_to_string(repo().join("jobs/premium-drop/kafka.toml")).unwrap();
+    let spec_for = |run: &str| {
+        base.replace("topic = \"update_info\"", &format!("topic = \"{topic}\"\nbounded = true"))
+            .replace("table = \"raw_info\"", &format!("table = \"{}\"\nwrites = \"snapshot\"", dimension(run)))
+            .replace("table = \"wechat_activity_user\"", &format!("table = \"{}\"", sink(run)))
+            + "\n[batch]\nmax_records = 200\n\n[snapshot]\ninterval = \"150ms\"\n"
+    };
+    let kills = clean_and_crashed_runs("premium_drop", &brokers, spec_for);
+
+    let alerts = "select id::text, raw_info, now_info, raw_premium, now_premium from {table} order by id";
+    let want = take_rows(&sink("clean"), alerts).await;
+    assert!(want.len() >= 20, "the data has drops: {}", want.len());
+    assert_eq!(take_rows(&sink("crashed"), alerts).await, want, "after {kills} kills the alerts equal the clean run's");
+    let rows = "select id::text, raw_premium, raw_info from {table} order by id";
+    let want = take_rows(&dimension("clean"), rows).await;
+    assert_eq!(take_rows(&dimension("crashed"), rows).await, want, "and so does the dimension table");
+}
+
 /// A keyed count shows any record lost (count too low) or processed twice
 /// (too high) across restores, where last-value jobs would converge anyway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyed_counts_are_exact_after_kills_and_restores() {
-    let (brokers, topic, data) = produce_orders(20_000).await;
+    let (brokers, topic, data) = produce_orders(EVENTS).await;
     let tmp = tempfile::tempdir().unwrap();
     let table = format!("recovery_counts_{}", std::process::id());
     // Snapshots in PostgreSQL this time (the shared-deployment store), under

@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod connections;
 pub mod connectors;
+pub mod fault;
 pub mod job;
 pub mod metrics;
 pub mod snapshot;

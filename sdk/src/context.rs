@@ -3,16 +3,23 @@ use std::str::FromStr;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::host::{Emitted, Host, LogLevel, MetricKind, Rejected, RowOp, StateKind, TimeDomain, Timer};
+use crate::buffer::{Buffered, RowBuffer, RowBytes, WriteBuffer};
+use crate::host::{Host, LogLevel, MetricKind, Rejected, RowOp, StateKind, TimeDomain, Timer};
 use crate::state::{MapState, StateOptions, ValueState};
 use crate::{Error, Key, Result};
 
 /// How many restored values of a state are decoded when it is declared.
 const RESTORED_SAMPLE: u32 = 64;
 
-/// Emitted rows are handed to the host in chunks of this many, so a batch
-/// costs one host call for its output rather than one per row.
+/// Emitted rows are handed to the host at the end of a call, or earlier in
+/// chunks of this many rows or bytes: a batch costs one host call for its
+/// output rather than one per row, and a job emitting without end does not
+/// grow its buffer without end.
 const EMIT_CHUNK: usize = 4096;
+const EMIT_CHUNK_BYTES: usize = 4 << 20;
+/// The same for buffered value-state writes.
+const WRITE_CHUNK: usize = 64 << 10;
+const WRITE_CHUNK_BYTES: usize = 4 << 20;
 
 /// The job's view of its host: sinks, dimensions, timers, time, parameters,
 /// logs and metrics. Passed to every [`crate::Job`] method.
@@ -22,8 +29,11 @@ pub struct Context {
     dimensions: Vec<(String, u32)>,
     metrics: Vec<(String, u32)>,
     parameters: Option<Vec<(String, String)>>,
-    pub(crate) emitted: Vec<Emitted>,
+    rows: RowBuffer,
     pub(crate) rejected: Vec<Rejected>,
+    writes: WriteBuffer,
+    /// Where state values are encoded before they are buffered.
+    scratch: Vec<u8>,
     /// Index of the record being processed; `None` inside `on_timer`.
     pub(crate) origin: Option<u32>,
 }
@@ -36,8 +46,10 @@ impl Context {
             dimensions: Vec::new(),
             metrics: Vec::new(),
             parameters: None,
-            emitted: Vec::new(),
+            rows: RowBuffer::default(),
             rejected: Vec::new(),
+            writes: WriteBuffer::default(),
+            scratch: Vec::new(),
             origin: None,
         }
     }
@@ -57,7 +69,7 @@ impl Context {
     ) -> Result<ValueState<T>> {
         let state = self.declare(name, StateKind::Value, options)?;
         self.check_restored::<T>(name, state)?;
-        Ok(ValueState::new(state))
+        Ok(ValueState::new(state, options.ttl.is_none_or(|ttl| !ttl.is_zero())))
     }
 
     /// Declares a keyed map state.
@@ -93,6 +105,58 @@ impl Context {
         Ok(())
     }
 
+    /// A value as this call sees it: its own buffered write, else the
+    /// host's. `own_writes` false: only the host's (a zero TTL makes every
+    /// write invisible at once).
+    pub(crate) fn read_value<T>(
+        &mut self,
+        state: u32,
+        key: &[u8],
+        own_writes: bool,
+        decode: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
+        if own_writes {
+            match self.writes.get(state, key) {
+                Buffered::Value(bytes) => return decode(bytes).map(Some),
+                Buffered::Removed => return Ok(None),
+                Buffered::Unknown => {}
+            }
+        }
+        self.host.get(state, key).map(|stored| decode(stored.bytes(&mut [0; 24]))).transpose()
+    }
+
+    /// Buffers a value write, encoded by `encode`; the host gets the
+    /// writes of a call at its end.
+    pub(crate) fn write_value(
+        &mut self,
+        state: u32,
+        key: &[u8],
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        let mut value = std::mem::take(&mut self.scratch);
+        value.clear();
+        let encoded = encode(&mut value);
+        if encoded.is_ok() {
+            self.writes.put(state, key, Some(&value));
+        }
+        self.scratch = value;
+        encoded?;
+        self.flush_full_writes();
+        Ok(())
+    }
+
+    /// Buffers the removal of a value.
+    pub(crate) fn remove_value(&mut self, state: u32, key: &[u8]) {
+        self.writes.put(state, key, None);
+        self.flush_full_writes();
+    }
+
+    fn flush_full_writes(&mut self) {
+        if self.writes.len() >= WRITE_CHUNK || self.writes.data_len() >= WRITE_CHUNK_BYTES {
+            self.flush_writes();
+        }
+    }
+
     fn declare(&mut self, name: &str, kind: StateKind, options: StateOptions) -> Result<u32> {
         let ttl_ms = options.ttl.map(|ttl| ttl.as_millis() as u64);
         self.host
@@ -110,18 +174,21 @@ impl Context {
 
     /// Emits `record` unchanged (its key and value bytes) to the sink: what
     /// a filter does with the records it keeps, with no re-encoding.
+    ///
+    /// A record of the batch being processed is not even copied: the row
+    /// refers to its bytes in the batch, which the host still holds.
     pub fn forward(&mut self, sink: &str, record: &crate::Record<'_>) -> Result<()> {
         let sink = resolve(&mut self.sinks, sink, |name| self.host.sink_id(name))
             .map_err(|e| Error::fatal(format!("unknown sink: {e}")))?;
-        let key = record.key().map(<[u8]>::to_vec);
-        self.push_emitted(Emitted {
-            sink,
-            op: RowOp::Upsert,
-            key,
-            value: record.value().to_vec(),
-            origin: self.origin,
-        });
-        Ok(())
+        let bytes = match record.in_batch {
+            Some(spans) if self.origin.is_some() => RowBytes::Forwarded(spans),
+            _ => RowBytes::Own(record.key()),
+        };
+        let value = record.value();
+        self.push_row(sink, RowOp::Upsert, bytes, |data| {
+            data.extend_from_slice(value);
+            Ok(())
+        })
     }
 
     /// Deletes the sink row with `row`'s primary key: the retraction of a
@@ -134,35 +201,54 @@ impl Context {
     /// Emits a row with a key (the Kafka message key; ignored by SQL sinks,
     /// which key rows by their primary-key columns).
     pub fn emit_keyed<K: Key + ?Sized, R: Serialize + ?Sized>(&mut self, sink: &str, key: &K, row: &R) -> Result<()> {
-        self.emit_row(sink, RowOp::Upsert, Some(key.key_bytes().into_owned()), row)
+        self.emit_row(sink, RowOp::Upsert, Some(&key.key_bytes()), row)
     }
 
-    fn emit_row<R: Serialize + ?Sized>(&mut self, sink: &str, op: RowOp, key: Option<Vec<u8>>, row: &R) -> Result<()> {
+    fn emit_row<R: Serialize + ?Sized>(&mut self, sink: &str, op: RowOp, key: Option<&[u8]>, row: &R) -> Result<()> {
         let sink = resolve(&mut self.sinks, sink, |name| self.host.sink_id(name))
             .map_err(|e| Error::fatal(format!("unknown sink: {e}")))?;
-        let value =
-            serde_json::to_vec(row).map_err(|e| Error::fatal(format!("row for sink does not serialize: {e}")))?;
-        self.push_emitted(Emitted { sink, op, key, value, origin: self.origin });
+        self.push_row(sink, op, RowBytes::Own(key), |data| {
+            serde_json::to_writer(data, row).map_err(|e| Error::fatal(format!("row for sink does not serialize: {e}")))
+        })
+    }
+
+    fn push_row(
+        &mut self,
+        sink: u32,
+        op: RowOp,
+        bytes: RowBytes<'_>,
+        value: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
+        self.rows.push(sink, op, self.origin, bytes, value)?;
+        if self.rows.len() >= EMIT_CHUNK || self.rows.data_len() >= EMIT_CHUNK_BYTES {
+            self.flush_rows();
+        }
         Ok(())
     }
 
-    fn push_emitted(&mut self, row: Emitted) {
-        self.emitted.push(row);
-        if self.emitted.len() >= EMIT_CHUNK {
-            self.flush_output();
+    fn flush_rows(&mut self) {
+        if self.rows.len() > 0 {
+            self.host.emit(&self.rows.rows);
+            self.rows.clear();
         }
     }
 
-    /// Hands buffered rows and rejections to the host.
-    pub(crate) fn flush_output(&mut self) {
-        if !self.emitted.is_empty() {
-            self.host.emit(&self.emitted);
-            self.emitted.clear();
+    fn flush_writes(&mut self) {
+        if self.writes.len() > 0 {
+            self.host.write(&self.writes.writes);
+            self.writes.clear();
         }
+    }
+
+    /// Hands buffered rows, rejections and state writes to the host: at
+    /// the end of every call, so the host holds all state between calls.
+    pub(crate) fn flush(&mut self) {
+        self.flush_rows();
         if !self.rejected.is_empty() {
             self.host.reject(&self.rejected);
             self.rejected.clear();
         }
+        self.flush_writes();
     }
 
     // ---- dimensions ----

@@ -2,40 +2,63 @@
 //! turns record errors into dead letters and flushes output. The native test
 //! harness drives jobs through the same functions, so both paths behave alike.
 
-use crate::__bindings::sluice::job::types::{Batch, Rejected, Span};
-use crate::record::{Position, Record};
+use crate::__bindings::sluice::job::types::{Batch, Rejected};
+use crate::record::{Headers, Position, Record};
 use crate::{Context, Error, Job, Timer};
 
+/// Key length of a record without key (`batch.spans`).
+pub(crate) const NO_KEY: u32 = u32::MAX;
+/// Event time of a record whose source has none (`batch.event-times`).
+pub(crate) const NO_EVENT_TIME: i64 = i64::MIN;
+
 /// Runs every record of `batch` through the job. Returns the message of a
-/// fatal error, after flushing what was emitted before it.
+/// fatal error, after flushing what was emitted and written before it.
 pub fn process_batch<J: Job>(job: &mut J, ctx: &mut Context, batch: &Batch) -> Result<(), String> {
     let result = process_records(job, ctx, batch);
     ctx.origin = None;
-    ctx.flush_output();
+    ctx.flush();
     result
 }
 
 fn process_records<J: Job>(job: &mut J, ctx: &mut Context, batch: &Batch) -> Result<(), String> {
+    let n = batch.positions.len() / 2;
+    let columns_agree = batch.meta.len() == n * 6
+        && batch.positions.len() == n * 2
+        && (batch.header_ends.is_empty() || batch.header_ends.len() == n)
+        && batch.headers.len().is_multiple_of(4);
+    if !columns_agree {
+        return Err("corrupt batch: its columns have different lengths".into());
+    }
     let data = batch.data.as_slice();
-    for (index, meta) in batch.records.iter().enumerate() {
-        let index = index as u32;
-        let headers = slice(&batch.headers, meta.headers)
-            .ok_or("corrupt batch: header range out of bounds")?
-            .iter()
-            .map(|h| Some((bytes(data, h.name)?, bytes(data, h.value)?)))
-            .collect::<Option<Vec<_>>>()
-            .ok_or("corrupt batch: header bytes out of bounds")?;
-        let key = match meta.key {
-            Some(span) => Some(bytes(data, span).ok_or("corrupt batch: key out of bounds")?),
-            None => None,
+    let mut first_header = 0;
+    for (index, (meta, position)) in batch.meta.chunks_exact(6).zip(batch.positions.chunks_exact(2)).enumerate() {
+        let spans = [meta[0], meta[1], meta[2], meta[3]];
+        let key = match spans[1] {
+            NO_KEY => None,
+            len => Some(bytes(data, spans[0], len).ok_or("corrupt batch: key out of bounds")?),
+        };
+        let headers = match batch.header_ends.get(index) {
+            None => Headers::default(),
+            Some(&end) => {
+                let end = end as usize;
+                let spans =
+                    batch.headers.get(first_header * 4..end * 4).ok_or("corrupt batch: header range out of bounds")?;
+                first_header = end;
+                if !spans.chunks_exact(4).all(|h| bytes(data, h[0], h[1]).and(bytes(data, h[2], h[3])).is_some()) {
+                    return Err("corrupt batch: header bytes out of bounds".into());
+                }
+                Headers { data, spans }
+            }
         };
         let record = Record {
             key,
-            value: bytes(data, meta.value).ok_or("corrupt batch: value out of bounds")?,
-            event_time: meta.event_time,
+            value: bytes(data, spans[2], spans[3]).ok_or("corrupt batch: value out of bounds")?,
+            event_time: (position[1] != NO_EVENT_TIME).then_some(position[1]),
             headers,
-            position: Position { source: meta.source, partition: meta.partition, offset: meta.offset },
+            position: Position { source: meta[4], partition: meta[5] as i32, offset: position[0] },
+            in_batch: Some(spans),
         };
+        let index = index as u32;
         ctx.origin = Some(index);
         match job.process(ctx, &record) {
             Ok(()) => {}
@@ -59,7 +82,7 @@ pub fn fire_timers<J: Job>(job: &mut J, ctx: &mut Context, timers: &[Timer]) -> 
         }
     }
     ctx.origin = None;
-    ctx.flush_output();
+    ctx.flush();
     result
 }
 
@@ -67,20 +90,16 @@ pub fn fire_timers<J: Job>(job: &mut J, ctx: &mut Context, timers: &[Timer]) -> 
 pub(crate) fn open<J: Job>(mut ctx: Context) -> Result<(Context, J), String> {
     match J::open(&mut ctx) {
         Ok(job) => {
-            ctx.flush_output();
+            ctx.flush();
             Ok((ctx, job))
         }
         Err(Error::Record(m) | Error::Fatal(m)) => Err(m),
     }
 }
 
-fn bytes(data: &[u8], span: Span) -> Option<&[u8]> {
-    slice(data, span)
-}
-
-fn slice<T>(items: &[T], span: Span) -> Option<&[T]> {
-    let start = span.start as usize;
-    items.get(start..start.checked_add(span.len as usize)?)
+fn bytes(data: &[u8], start: u32, len: u32) -> Option<&[u8]> {
+    let start = start as usize;
+    data.get(start..start.checked_add(len as usize)?)
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -29,6 +29,7 @@
 
 extern crate self as sluice_sdk;
 
+mod buffer;
 mod context;
 mod error;
 #[doc(hidden)]
@@ -58,7 +59,7 @@ mod author_guide {}
 
 /// The ABI revision of the WIT contract this SDK speaks; the runtime refuses
 /// components built against another one.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// A stream job. `open` runs once per instance (declare state, resolve
 /// sinks); `process` runs for every record; `on_timer` for every due timer.

@@ -17,14 +17,36 @@ pub struct Record<'a> {
     pub(crate) key: Option<&'a [u8]>,
     pub(crate) value: &'a [u8],
     pub(crate) event_time: Option<i64>,
-    pub(crate) headers: Vec<(&'a [u8], &'a [u8])>,
+    pub(crate) headers: Headers<'a>,
     pub(crate) position: Position,
+    /// Where the key and value are in the data of the batch being
+    /// processed (the batch's four spans of the record), so
+    /// [`crate::Context::forward`] can point at them instead of copying.
+    pub(crate) in_batch: Option<[u32; 4]>,
+}
+
+/// A record's headers: four spans (name start, name length, value start,
+/// value length) per header into the batch's bytes, checked when the batch
+/// was decoded.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Headers<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) spans: &'a [u32],
+}
+
+impl<'a> Headers<'a> {
+    fn iter(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        self.spans.chunks_exact(4).map(move |s| {
+            let bytes = |start: u32, len: u32| &self.data[start as usize..][..len as usize];
+            (bytes(s[0], s[1]), bytes(s[2], s[3]))
+        })
+    }
 }
 
 impl<'a> Record<'a> {
     /// Builds a record; used by tests and the runtime glue.
     pub fn new(key: Option<&'a [u8]>, value: &'a [u8], event_time: Option<i64>, position: Position) -> Self {
-        Record { key, value, event_time, headers: Vec::new(), position }
+        Record { key, value, event_time, headers: Headers::default(), position, in_batch: None }
     }
 
     pub fn key(&self) -> Option<&'a [u8]> {
@@ -59,7 +81,7 @@ impl<'a> Record<'a> {
 
     /// The value of the first header with this name.
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers.iter().find(|(n, _)| *n == name.as_bytes()).map(|(_, v)| *v)
+        self.headers.iter().find(|(n, _)| *n == name.as_bytes()).map(|(_, v)| v)
     }
 
     pub fn position(&self) -> Position {

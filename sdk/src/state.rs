@@ -22,36 +22,42 @@ impl StateOptions {
 /// One value of type `T` per key, held by the host. Values are stored as
 /// JSON, so adding an `Option` or `#[serde(default)]` field to `T` keeps old
 /// snapshots readable.
+///
+/// Writes are buffered in the job and reach the host at the end of the
+/// call (reads see them at once): a read-modify-write per record costs one
+/// host call.
 #[derive(Debug)]
 pub struct ValueState<T> {
     id: u32,
+    /// Whether reads see this call's own writes (not with a zero TTL, which
+    /// makes every write invisible at once).
+    own_writes: bool,
     _value: PhantomData<fn() -> T>,
 }
 
 impl<T> Clone for ValueState<T> {
     fn clone(&self) -> Self {
-        ValueState { id: self.id, _value: PhantomData }
+        ValueState { id: self.id, own_writes: self.own_writes, _value: PhantomData }
     }
 }
 
 impl<T> ValueState<T> {
-    pub(crate) fn new(id: u32) -> Self {
-        ValueState { id, _value: PhantomData }
+    pub(crate) fn new(id: u32, own_writes: bool) -> Self {
+        ValueState { id, own_writes, _value: PhantomData }
     }
 }
 
 impl<T: Serialize + DeserializeOwned> ValueState<T> {
     pub fn get(&self, ctx: &mut Context, key: &(impl Key + ?Sized)) -> Result<Option<T>> {
-        ctx.host.get(self.id, &key.key_bytes()).map(|bytes| decode(&bytes)).transpose()
+        ctx.read_value(self.id, &key.key_bytes(), self.own_writes, decode)
     }
 
     pub fn set(&self, ctx: &mut Context, key: &(impl Key + ?Sized), value: &T) -> Result<()> {
-        ctx.host.set(self.id, &key.key_bytes(), &encode(value)?);
-        Ok(())
+        ctx.write_value(self.id, &key.key_bytes(), |out| encode_into(out, value))
     }
 
     pub fn remove(&self, ctx: &mut Context, key: &(impl Key + ?Sized)) {
-        ctx.host.remove(self.id, &key.key_bytes());
+        ctx.remove_value(self.id, &key.key_bytes());
     }
 }
 
@@ -79,7 +85,8 @@ impl<F: ?Sized, V> MapState<F, V> {
 
 impl<F: Key + ?Sized, V: Serialize + DeserializeOwned> MapState<F, V> {
     pub fn get(&self, ctx: &mut Context, key: &(impl Key + ?Sized), field: &F) -> Result<Option<V>> {
-        ctx.host.map_get(self.id, &key.key_bytes(), &field.key_bytes()).map(|bytes| decode(&bytes)).transpose()
+        let stored = ctx.host.map_get(self.id, &key.key_bytes(), &field.key_bytes());
+        stored.map(|stored| decode(stored.bytes(&mut [0; 24]))).transpose()
     }
 
     pub fn set(&self, ctx: &mut Context, key: &(impl Key + ?Sized), field: &F, value: &V) -> Result<()> {
@@ -112,7 +119,13 @@ impl<F: Key + ?Sized, V: Serialize + DeserializeOwned> MapState<F, V> {
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::fatal(format!("state value does not serialize: {e}")))
+    let mut out = Vec::new();
+    encode_into(&mut out, value)?;
+    Ok(out)
+}
+
+fn encode_into<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<()> {
+    serde_json::to_writer(out, value).map_err(|e| Error::fatal(format!("state value does not serialize: {e}")))
 }
 
 /// A stored value that no longer decodes is incompatible state: the job

@@ -30,8 +30,9 @@ use std::rc::Rc;
 
 use serde::de::DeserializeOwned;
 
-use crate::__bindings::sluice::job::types::{Batch, HeaderMeta, RecordMeta, Span};
-use crate::host::{Emitted, Host, LogLevel, MetricKind, Rejected, RowOp, StateKind, TimeDomain, Timer};
+use crate::__bindings::sluice::job::types::Batch;
+use crate::export::{NO_EVENT_TIME, NO_KEY};
+use crate::host::{Host, LogLevel, MetricKind, Rejected, RowOp, Rows, StateKind, Stored, TimeDomain, Timer, Writes};
 use crate::{Context, Job, Key, Position};
 
 /// Timer delivery rounds per step; a job that keeps registering due timers
@@ -120,6 +121,8 @@ struct Shared {
     timers: BTreeSet<(i64, TimeDomain, Vec<u8>, String)>,
     now: i64,
     watermark: Option<i64>,
+    /// Data of the batch being processed: forwarded rows point into it.
+    input: Vec<u8>,
     emitted: Vec<EmittedRow>,
     rejected: Vec<Rejected>,
     logs: Vec<(LogLevel, String)>,
@@ -154,24 +157,34 @@ impl Host for TestHost {
         s.states.push(StateTable { name: name.to_owned(), kind: Some(kind), ttl_ms, ..Default::default() });
         Ok(s.states.len() as u32 - 1)
     }
-    fn get(&mut self, state: u32, key: &[u8]) -> Option<Vec<u8>> {
+    fn get(&mut self, state: u32, key: &[u8]) -> Option<Stored> {
         let now = self.now();
         let t = self.table(state);
-        t.values.get(key).filter(|(_, w)| t.live(*w, now)).map(|(v, _)| v.clone())
+        t.values.get(key).filter(|(_, w)| t.live(*w, now)).map(|(v, _)| Stored::new(v))
     }
-    fn set(&mut self, state: u32, key: &[u8], value: &[u8]) {
+    fn write(&mut self, writes: &Writes) {
         let now = self.now();
-        self.table(state).values.insert(key.to_vec(), (value.to_vec(), now));
+        for (&state, s) in writes.states.iter().zip(writes.spans.chunks_exact(4)) {
+            let key = writes.data[s[0] as usize..][..s[1] as usize].to_vec();
+            let mut t = self.table(state);
+            if s[3] == u32::MAX {
+                t.values.remove(&key);
+                t.maps.remove(&key);
+            } else {
+                let value = writes.data[s[2] as usize..][..s[3] as usize].to_vec();
+                t.values.insert(key, (value, now));
+            }
+        }
     }
     fn remove(&mut self, state: u32, key: &[u8]) {
         let mut t = self.table(state);
         t.values.remove(key);
         t.maps.remove(key);
     }
-    fn map_get(&mut self, state: u32, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
+    fn map_get(&mut self, state: u32, key: &[u8], field: &[u8]) -> Option<Stored> {
         let now = self.now();
         let t = self.table(state);
-        t.maps.get(key)?.get(field).filter(|(_, w)| t.live(*w, now)).map(|(v, _)| v.clone())
+        t.maps.get(key)?.get(field).filter(|(_, w)| t.live(*w, now)).map(|(v, _)| Stored::new(v))
     }
     fn map_set(&mut self, state: u32, key: &[u8], field: &[u8], value: &[u8]) {
         let now = self.now();
@@ -211,12 +224,17 @@ impl Host for TestHost {
             .map(|i| i as u32)
             .ok_or_else(|| format!("`{name}` is not declared; declared sinks: {:?}", s.sinks))
     }
-    fn emit(&mut self, rows: &[Emitted]) {
+    fn emit(&mut self, rows: &Rows) {
         let mut s = self.0.borrow_mut();
-        for row in rows {
-            let value = serde_json::from_slice(&row.value).expect("the SDK emits JSON");
-            let sink = s.sinks[row.sink as usize].clone();
-            s.emitted.push(EmittedRow { sink, op: row.op, key: row.key.clone(), value });
+        for (i, spans) in rows.spans.chunks_exact(4).enumerate() {
+            // Bit 1: the bytes are the input record's, in the batch (see the WIT `rows`).
+            let bytes = if rows.flags[i] & 2 != 0 { s.input.as_slice() } else { rows.data.as_slice() };
+            let key = (spans[1] != NO_KEY).then(|| bytes[spans[0] as usize..][..spans[1] as usize].to_vec());
+            let value = serde_json::from_slice(&bytes[spans[2] as usize..][..spans[3] as usize])
+                .expect("the SDK emits JSON (or forwards a JSON record)");
+            let op = if rows.flags[i] & 1 != 0 { RowOp::Delete } else { RowOp::Upsert };
+            let sink = s.sinks[rows.sinks[i] as usize].clone();
+            s.emitted.push(EmittedRow { sink, op, key, value });
         }
     }
     fn reject(&mut self, records: &[Rejected]) {
@@ -374,8 +392,13 @@ impl<J: Job> JobTester<J> {
     /// Feeds a batch, then advances the watermark and fires due timers.
     pub fn send_batch(&mut self, records: Vec<TestRecord>) -> Result<(), String> {
         let batch = self.build_batch(records);
-        let rejected_before = self.shared.borrow().rejected.len();
+        let rejected_before = {
+            let mut s = self.shared.borrow_mut();
+            s.input.clone_from(&batch.data);
+            s.rejected.len()
+        };
         let result = crate::export::process_batch(&mut self.job, &mut self.ctx, &batch);
+        self.shared.borrow_mut().input.clear();
         self.rebase_rejections(&batch, rejected_before);
         result?;
         self.update_watermark();
@@ -487,8 +510,16 @@ impl<J: Job> JobTester<J> {
         &self.job
     }
 
+    /// The batch the runtime would build (`runtime/src/job/batch.rs`).
     fn build_batch(&mut self, records: Vec<TestRecord>) -> Batch {
-        let mut batch = Batch { data: Vec::new(), records: Vec::new(), headers: Vec::new() };
+        let mut b = Batch {
+            data: Vec::new(),
+            meta: Vec::new(),
+            positions: Vec::new(),
+            headers: Vec::new(),
+            header_ends: Vec::new(),
+        };
+        let with_headers = records.iter().any(|r| !r.headers.is_empty());
         for r in records {
             let next = self.next_offsets.entry((r.source, r.partition)).or_insert(0);
             let offset = r.offset.unwrap_or(*next);
@@ -497,34 +528,31 @@ impl<J: Job> JobTester<J> {
                 let max = self.max_event_time.entry((r.source, r.partition)).or_insert(t);
                 *max = (*max).max(t);
             }
-            let key = r.key.as_deref().map(|k| push(&mut batch.data, k));
-            let value = push(&mut batch.data, &r.value);
-            let first_header = batch.headers.len() as u32;
+            let (key_start, key_len) = match &r.key {
+                Some(k) => push(&mut b.data, k),
+                None => (0, NO_KEY),
+            };
+            let (value_start, value_len) = push(&mut b.data, &r.value);
+            b.meta.extend_from_slice(&[key_start, key_len, value_start, value_len, r.source, r.partition as u32]);
+            b.positions.extend_from_slice(&[offset, r.event_time.unwrap_or(NO_EVENT_TIME)]);
             for (name, v) in &r.headers {
-                let name = push(&mut batch.data, name.as_bytes());
-                let value = push(&mut batch.data, v);
-                batch.headers.push(HeaderMeta { name, value });
+                let (name_start, name_len) = push(&mut b.data, name.as_bytes());
+                let (value_start, value_len) = push(&mut b.data, v);
+                b.headers.extend_from_slice(&[name_start, name_len, value_start, value_len]);
             }
-            let headers = Span { start: first_header, len: batch.headers.len() as u32 - first_header };
+            if with_headers {
+                b.header_ends.push((b.headers.len() / 4) as u32);
+            }
             let position = Position { source: r.source, partition: r.partition, offset };
-            self.fed.push((position, r.value.clone()));
-            batch.records.push(RecordMeta {
-                key,
-                value,
-                event_time: r.event_time,
-                headers,
-                source: r.source,
-                partition: r.partition,
-                offset,
-            });
+            self.fed.push((position, r.value));
         }
-        batch
+        b
     }
 
     /// Rejections index their batch; rebase the ones this batch added onto
     /// `fed`, which numbers every record ever fed in.
     fn rebase_rejections(&mut self, batch: &Batch, rejected_before: usize) {
-        let base = (self.fed.len() - batch.records.len()) as u32;
+        let base = (self.fed.len() - batch.positions.len() / 2) as u32;
         for r in &mut self.shared.borrow_mut().rejected[rejected_before..] {
             r.index += base;
         }
@@ -568,10 +596,11 @@ impl<J: Job> JobTester<J> {
     }
 }
 
-fn push(data: &mut Vec<u8>, bytes: &[u8]) -> Span {
-    let span = Span { start: data.len() as u32, len: bytes.len() as u32 };
+/// Appends `bytes`; returns their (start, length).
+fn push(data: &mut Vec<u8>, bytes: &[u8]) -> (u32, u32) {
+    let start = data.len() as u32;
     data.extend_from_slice(bytes);
-    span
+    (start, bytes.len() as u32)
 }
 
 /// A reproducible scenario for a job: its setup and input batches. The job's

@@ -1,7 +1,7 @@
 //! The [`Host`] of a job running as a component: each call is a WIT import.
 
 use crate::__bindings::sluice::job::{context, dimension, output, state, timers};
-use crate::host::{Emitted, Host, LogLevel, MetricKind, Rejected, StateKind, Timer};
+use crate::host::{Host, LogLevel, MetricKind, Rejected, Rows, StateKind, Stored, Timer, Writes};
 
 pub(crate) struct WasmHost;
 
@@ -9,16 +9,16 @@ impl Host for WasmHost {
     fn declare_state(&mut self, name: &str, kind: StateKind, ttl_ms: Option<u64>) -> Result<u32, String> {
         state::declare(name, kind, ttl_ms)
     }
-    fn get(&mut self, s: u32, key: &[u8]) -> Option<Vec<u8>> {
+    fn get(&mut self, s: u32, key: &[u8]) -> Option<Stored> {
         state::get(s, key)
     }
-    fn set(&mut self, s: u32, key: &[u8], value: &[u8]) {
-        state::set(s, key, value)
+    fn write(&mut self, writes: &Writes) {
+        state::write(writes)
     }
     fn remove(&mut self, s: u32, key: &[u8]) {
         state::remove(s, key)
     }
-    fn map_get(&mut self, s: u32, key: &[u8], field: &[u8]) -> Option<Vec<u8>> {
+    fn map_get(&mut self, s: u32, key: &[u8], field: &[u8]) -> Option<Stored> {
         state::map_get(s, key, field)
     }
     fn map_set(&mut self, s: u32, key: &[u8], field: &[u8], value: &[u8]) {
@@ -39,7 +39,7 @@ impl Host for WasmHost {
     fn sink_id(&mut self, name: &str) -> Result<u32, String> {
         output::sink_id(name)
     }
-    fn emit(&mut self, rows: &[Emitted]) {
+    fn emit(&mut self, rows: &Rows) {
         output::emit(rows)
     }
     fn reject(&mut self, records: &[Rejected]) {

@@ -102,6 +102,7 @@ impl Measured {
             timers: Vec::new(),
             event_times: Vec::new(),
             watermark: None,
+            dimension_writes: Vec::new(),
         };
         store.put(&snapshot, 3).await.unwrap();
         let pause = started.elapsed();

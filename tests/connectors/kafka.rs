@@ -146,6 +146,39 @@ async fn start_positions_latest_offsets_and_timestamp() {
     assert_eq!(got.len(), 24, "a start in the past reads everything");
 }
 
+/// A snapshot position can fall inside a producer's record batch. Tansu
+/// answers a fetch there with the *next* batch; the source fetches from
+/// `resume_lookback` earlier and drops what precedes the position, so
+/// resuming neither skips nor repeats a record.
+#[tokio::test]
+async fn resuming_inside_a_record_batch_skips_nothing() {
+    let brokers = kafka_brokers();
+    let topic = unique_topic("mid-batch");
+    create_topic(&brokers, &topic, 1).await;
+    produce_owned(&brokers, &topic, &messages(1, 3000)).await; // batches of up to 10,000
+    let resumed_at = |lookback: i64| {
+        let spec = spec(&format!(
+            "[sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nbounded = true\n\
+             resume_lookback = {lookback}\n"
+        ));
+        let brokers = brokers.clone();
+        async move {
+            let connections = connections(&brokers);
+            let snapshot = sluice_tests::snapshot_at("kafka_test", &[("in", 0, 1234)]);
+            let cx = BuildContext { restore: Some(&snapshot), ..BuildContext::new(&spec, &connections) };
+            let mut src = build_source(cx, "in", 0, &spec.sources["in"]).await.expect("kafka source");
+            let offsets: Vec<i64> = drain(src.as_mut(), usize::MAX).await.iter().map(|r| r.1).collect();
+            offsets
+        }
+    };
+    let offsets = resumed_at(10_000).await;
+    assert_eq!(offsets, (1234..3000).collect::<Vec<_>>(), "every record from the position on, once");
+    // The control: fetching at the position itself loses the rest of its
+    // batch on Tansu, which is what the lookback is for.
+    let skipped = resumed_at(0).await;
+    assert!(skipped.len() < offsets.len(), "Tansu skipped to the next batch: {} records", skipped.len());
+}
+
 #[tokio::test]
 async fn several_topics_keep_positions_apart() {
     let brokers = kafka_brokers();

@@ -11,7 +11,7 @@ use sluice_runtime::connectors::registry::{BuildContext, build_source};
 use sluice_runtime::connectors::{ConnectorError, Source, SourceStatus};
 use sluice_runtime::job::JobSpec;
 use sluice_runtime::job::batch::RecordBatch;
-use sluice_runtime::snapshot::{Snapshot, SnapshotMeta, SourcePosition, Trigger};
+use sluice_runtime::snapshot::Snapshot;
 
 use crate::sql::{Backend, Db};
 
@@ -60,21 +60,7 @@ fn records(batch: &RecordBatch) -> Vec<Read> {
 }
 
 fn snapshot_at(next_offset: i64) -> Snapshot {
-    Snapshot {
-        meta: SnapshotMeta {
-            id: "1-0".into(),
-            job: "sql_source_test".into(),
-            job_version: "x".into(),
-            created_ms: 0,
-            trigger: Trigger::Manual,
-            positions: vec![SourcePosition { source: "rows".into(), partition: 0, next_offset }],
-        },
-        base: None,
-        state: Vec::new(),
-        timers: Vec::new(),
-        event_times: Vec::new(),
-        watermark: None,
-    }
+    sluice_tests::snapshot_at("sql_source_test", &[("rows", 0, next_offset)])
 }
 
 /// 2024-03-15 00:00:00 UTC, and the rows' `updated` times after it.

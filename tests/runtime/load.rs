@@ -55,7 +55,7 @@ async fn a_component_without_the_job_export_is_refused() {
     let LoadError::MissingExport { found } = &error else { panic!("expected MissingExport, got {error:?}") };
     assert!(found.contains("acme:other/thing"), "the exports found are listed: {found}");
     assert!(!found.contains("sluice:job"), "{found}");
-    assert_mentions(&error, &["does not export `sluice:job/job@0.1.0`", "acme:other/thing", "#[sluice_sdk::job]"]);
+    assert_mentions(&error, &["does not export `sluice:job/job@0.2.0`", "acme:other/thing", "#[sluice_sdk::job]"]);
 }
 
 #[tokio::test]
@@ -63,7 +63,7 @@ async fn a_component_built_against_an_older_contract_is_refused() {
     let error = refuse("guest_old_contract").await;
     let LoadError::WrongVersion { found } = &error else { panic!("expected WrongVersion, got {error:?}") };
     assert_eq!(found, "sluice:job/job@0.0.9");
-    assert_mentions(&error, &["sluice:job/job@0.0.9", "sluice:job@0.1.0", "rebuild it with a matching sluice-sdk"]);
+    assert_mentions(&error, &["sluice:job/job@0.0.9", "sluice:job@0.2.0", "rebuild it with a matching sluice-sdk"]);
 }
 
 #[tokio::test]
@@ -71,7 +71,7 @@ async fn a_component_importing_what_sluice_does_not_provide_is_refused() {
     let error = refuse("guest_foreign_import").await;
     let LoadError::UnknownImport(import) = &error else { panic!("expected UnknownImport, got {error:?}") };
     assert_eq!(import, "acme:net/fetch");
-    assert_mentions(&error, &["`acme:net/fetch`", "Sluice does not provide", "sluice:job/*@0.1.0", "WASI"]);
+    assert_mentions(&error, &["`acme:net/fetch`", "Sluice does not provide", "sluice:job/*@0.2.0", "WASI"]);
 }
 
 #[tokio::test]

@@ -4,4 +4,5 @@
 mod failures;
 mod load;
 mod parity;
+mod s3_server;
 mod snapshots;

@@ -68,3 +68,8 @@ async fn lending_report_matches_native() {
 async fn event_time_windows_match_native() {
     assert_same::<guest_windows::MinuteTotals>("guest_windows", guest_windows::cases()).await;
 }
+
+#[tokio::test]
+async fn forward_matches_native() {
+    assert_same::<forward::Forward>("forward", forward::cases()).await;
+}

@@ -1,6 +1,7 @@
 //! Snapshots and restore in the real runtime: positions, state, the
 //! upgrade check for state a new job version no longer declares, and
-//! snapshots and stops on command (`Task::run_controlled`).
+//! snapshots and stops on command (`Task::run_controlled`); the shared
+//! stores' contract is in `stores`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -15,6 +16,8 @@ use sluice_runtime::snapshot::{LocalSnapshotStore, SnapshotMeta, SnapshotStore, 
 use sluice_tests::{engine, load};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+
+mod stores;
 
 fn spec(dir: &std::path::Path) -> JobSpec {
     let text = "name = \"keyed_count\"\ncomponent = \"unused.wasm\"\n\
@@ -96,61 +99,6 @@ async fn state_a_new_version_drops_needs_an_explicit_flag() {
     let text = err.to_string();
     assert!(text.contains("`counts` (2 keys)") && text.contains("--allow-non-restored-state"), "{text}");
     assert!(build(true).await.is_ok(), "with the flag the dropped state is let go");
-}
-
-/// The PostgreSQL store: the same contract as the directory one.
-#[tokio::test]
-async fn postgres_store_chains_increments_keeps_bases_and_skips_damage() {
-    use sluice_runtime::snapshot::{PgSnapshotStore, Snapshot};
-    use sluice_runtime::state::StateBackend;
-    use sluice_runtime::wasm::bindings::StateKind;
-
-    let url = sluice_tests::services::postgres_url();
-    let store = PgSnapshotStore::connect(&url).await.unwrap();
-    let job = format!("pg_store_test_{}", std::process::id());
-    let snapshot = |id: &str, base: Option<&str>, state| Snapshot {
-        meta: SnapshotMeta {
-            id: id.into(),
-            job: job.clone(),
-            job_version: "v".into(),
-            created_ms: 0,
-            trigger: Trigger::Periodic,
-            positions: Vec::new(),
-        },
-        base: base.map(str::to_owned),
-        state,
-        timers: Vec::new(),
-        event_times: Vec::new(),
-        watermark: None,
-    };
-    let mut state = StateBackend::default();
-    let h = state.declare("s", StateKind::Value, None).unwrap();
-    state.set(h, b"a".to_vec(), b"1".to_vec(), 0).unwrap();
-    store.put(&snapshot("1-1", None, state.image(0)), 1).await.unwrap();
-    state.set(h, b"b".to_vec(), b"2".to_vec(), 0).unwrap();
-    store.put(&snapshot("1-2", Some("1-1"), state.image_changes(0).unwrap()), 1).await.unwrap();
-    assert_eq!(store.list(&job).await.unwrap(), ["1-1", "1-2"], "the increment's base is kept");
-    state.set(h, b"a".to_vec(), b"3".to_vec(), 0).unwrap();
-    store.put(&snapshot("1-3", None, state.image(0)), 1).await.unwrap();
-    assert_eq!(store.list(&job).await.unwrap(), ["1-3"], "a full snapshot frees the older chain");
-    state.set(h, b"c".to_vec(), b"4".to_vec(), 0).unwrap();
-    store.put(&snapshot("1-4", Some("1-3"), state.image_changes(0).unwrap()), 2).await.unwrap();
-
-    let latest = store.latest(&job).await.unwrap().unwrap();
-    let mut restored = StateBackend::restore(latest.state);
-    let h = restored.declare("s", StateKind::Value, None).unwrap();
-    let get = |k: &[u8]| restored.get(h, k, 0).unwrap().map(<[u8]>::to_vec);
-    assert_eq!((get(b"a"), get(b"b"), get(b"c")), (Some(b"3".to_vec()), Some(b"2".to_vec()), Some(b"4".to_vec())));
-
-    // A damaged newest row: the previous good snapshot is used.
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::query("update sluice_snapshots set body = substring(body from 1 for 40) where job = $1 and id = '1-4'")
-        .bind(&job)
-        .execute(&pool)
-        .await
-        .unwrap();
-    assert_eq!(store.latest(&job).await.unwrap().unwrap().meta.id, "1-3");
-    sqlx::query("delete from sluice_snapshots where job = $1").bind(&job).execute(&pool).await.unwrap();
 }
 
 #[tokio::test]
@@ -330,4 +278,45 @@ async fn a_snapshot_request_without_a_store_gets_an_error_and_the_task_goes_on()
     assert_eq!(task.await.unwrap().unwrap(), TaskEnd::Stopped, "a stop with a snapshot and no store only flushes");
     assert_eq!(sink.rows().len(), 1);
     assert_eq!(metrics.snapshots.load(Relaxed), 0);
+}
+
+/// A dimension with `writes = "snapshot"` needs a snapshot store; a
+/// restored snapshot's pending dimension writes reach the store when the
+/// task is built, before any record.
+#[tokio::test]
+async fn snapshot_committed_dimension_writes_need_a_store_and_are_applied_on_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("orders.jsonl"), "").unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("dims.db").display());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT)").execute(&pool).await.unwrap();
+    let mut spec = spec(dir.path());
+    spec.dimensions = JobSpec::parse(
+        "name = \"x\"\ncomponent = \"x.wasm\"\n[sources.s]\nkind = \"file\"\npath = \"x\"\n\
+         [dimensions.users]\nkind = \"sql\"\nconnection = \"db\"\ntable = \"users\"\nkey = [\"id\"]\nwrites = \"snapshot\"\n",
+        dir.path(),
+    )
+    .unwrap()
+    .dimensions;
+    let mut connections = sluice_runtime::connections::Connections::default();
+    connections.apply_override(&format!("db={url}")).unwrap();
+    let component = load("guest_keyed_count").await.unwrap();
+    let builder = || {
+        TaskBuilder::new(&spec)
+            .connections(connections.clone())
+            .sink("counts", Box::new(MemorySink::default()))
+            .dead_letter(Box::new(MemorySink::default()))
+    };
+
+    let err = builder().build(engine(), &component).await.err().expect("refused without a store").to_string();
+    assert!(err.contains("`writes = \"snapshot\"`") && err.contains("needs a snapshot"), "{err}");
+
+    let mut snapshot = sluice_runtime::snapshot::Snapshot::empty("keyed_count", "1-0");
+    snapshot.dimension_writes =
+        vec![("users".into(), vec![(b"7".to_vec(), br#"{"id":7,"name":"restored"}"#.to_vec())])];
+    let store: Arc<dyn SnapshotStore> = Arc::new(LocalSnapshotStore::new(dir.path().join("snapshots")));
+    builder().snapshots(store).restore(snapshot).build(engine(), &component).await.expect("task");
+    let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, name FROM users").fetch_all(&pool).await.unwrap();
+    assert_eq!(rows, vec![(7, "restored".to_owned())], "the snapshot's write was applied");
 }

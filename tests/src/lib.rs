@@ -15,6 +15,7 @@ use sluice_runtime::clock::ManualClock;
 use sluice_runtime::connectors::memory::{MemoryDimension, MemoryRecord, MemorySink, MemorySource};
 use sluice_runtime::connectors::{DimensionStore, RowOp, RowOrigin};
 use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
+use sluice_runtime::snapshot::{Snapshot, SourcePosition};
 use sluice_runtime::wasm::{JobEngine, LoadedComponent};
 use sluice_sdk::testing::Case;
 
@@ -36,6 +37,17 @@ pub fn engine() -> &'static JobEngine {
 pub async fn load(name: &str) -> anyhow::Result<LoadedComponent> {
     let path = wasm(name);
     engine().load_file(&path).await.with_context(|| format!("loading {}", path.display()))
+}
+
+/// A snapshot holding only source positions `(source, partition, next
+/// offset)`, to resume a source from in connector tests.
+pub fn snapshot_at(job: &str, positions: &[(&str, i32, i64)]) -> Snapshot {
+    let mut snapshot = Snapshot::empty(job, "1-0");
+    snapshot.meta.positions = positions
+        .iter()
+        .map(|&(source, partition, next_offset)| SourcePosition { source: source.into(), partition, next_offset })
+        .collect();
+    snapshot
 }
 
 /// An emitted row: (is a delete, key, value).

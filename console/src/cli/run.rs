@@ -10,7 +10,7 @@ use anyhow::Context;
 use sluice_runtime::connections::Connections;
 use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
-use sluice_runtime::snapshot::{LocalSnapshotStore, PgSnapshotStore, Snapshot, SnapshotStore};
+use sluice_runtime::snapshot::{Snapshot, SnapshotStore};
 use sluice_runtime::wasm::JobEngine;
 
 #[derive(Debug, clap::Args)]
@@ -32,9 +32,10 @@ pub struct RunArgs {
     /// `--connection warehouse=postgres://localhost/test`.
     #[arg(long = "connection")]
     pub connection_overrides: Vec<String>,
-    /// Where snapshots go: a directory (`DIR/<job>/<id>.snapshot`) or a
-    /// `postgres://` URL (table `sluice_snapshots`). With it, the job
-    /// snapshots on the spec's `snapshot.interval` and when it stops.
+    /// Where snapshots go: a directory (`DIR/<job>/<id>.snapshot`), a
+    /// `postgres://` URL (table `sluice_snapshots`) or `s3://BUCKET/PREFIX`
+    /// (endpoint and credentials from the `AWS_*` variables). With it, the
+    /// job snapshots on the spec's `snapshot.interval` and when it stops.
     #[arg(long, env = "SLUICE_SNAPSHOTS")]
     pub snapshots: Option<String>,
     /// Start from `none` (fresh state, sources at their `start`), `latest`
@@ -69,12 +70,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .metrics(metrics.clone())
         .allow_non_restored_state(args.allow_non_restored_state);
     if let Some(location) = &args.snapshots {
-        let store: Arc<dyn SnapshotStore> =
-            if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-                Arc::new(PgSnapshotStore::connect(location).await?)
-            } else {
-                Arc::new(LocalSnapshotStore::new(location))
-            };
+        let store = sluice_runtime::snapshot::open_store(location).await?;
         if let Some(snapshot) = snapshot_to_restore(store.as_ref(), &spec.name, &args.from).await? {
             eprintln!("{}: restoring snapshot {}", spec.name, snapshot.meta.id);
             builder = builder.restore(snapshot);

@@ -2,15 +2,15 @@
 //! With no configuration it keeps everything under a data directory —
 //! SQLite metadata, local snapshots — runs the embedded development broker
 //! and seeds a demo project whose example jobs run on generated data.
-//! With `--database postgres://…`, `--snapshots postgres://…` and
-//! `--kafka BROKERS` it runs against shared infrastructure.
+//! With `--database postgres://…`, `--snapshots postgres://…` (or
+//! `s3://…`) and `--kafka BROKERS` it runs against shared infrastructure.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use sluice_runtime::snapshot::{LocalSnapshotStore, PgSnapshotStore, SnapshotStore};
+use sluice_runtime::snapshot::{LocalSnapshotStore, SnapshotStore};
 
 use crate::api::{self, AppState};
 use crate::broker::EmbeddedBroker;
@@ -29,7 +29,9 @@ pub struct ServeArgs {
     /// Metadata store: `postgres://…`; default SQLite in the data directory.
     #[arg(long, env = "SLUICE_DATABASE_URL")]
     pub database: Option<String>,
-    /// Snapshot storage: a directory or `postgres://…`; default DATA/snapshots.
+    /// Snapshot storage: a directory, `postgres://…` or `s3://BUCKET/PREFIX`
+    /// (endpoint and credentials from the `AWS_*` variables); default
+    /// DATA/snapshots.
     #[arg(long, env = "SLUICE_SNAPSHOTS")]
     pub snapshots: Option<String>,
     /// An external Kafka cluster for the demo project, instead of the
@@ -60,10 +62,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })?;
     first_admin(&store).await?;
     let snapshots: Arc<dyn SnapshotStore> = match &args.snapshots {
-        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Arc::new(PgSnapshotStore::connect(url).await?)
-        }
-        Some(dir) => Arc::new(LocalSnapshotStore::new(dir)),
+        Some(location) => sluice_runtime::snapshot::open_store(location).await?,
         None => Arc::new(LocalSnapshotStore::new(args.data_dir.join("snapshots"))),
     };
     let worker = Worker::new(store.clone(), snapshots, args.data_dir.clone())?;

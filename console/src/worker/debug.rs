@@ -4,8 +4,7 @@
 //! read for real, but the run's own upserts stay in an overlay and are
 //! dropped with it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -13,7 +12,8 @@ use serde::Serialize;
 use sluice_runtime::connections::Connections;
 use sluice_runtime::connectors::memory::{MemoryRecord, MemorySink, MemorySource};
 use sluice_runtime::connectors::registry::{self, BuildContext};
-use sluice_runtime::connectors::{ConnectorError, DimensionStore, RowOp, Source, SourceStatus};
+use sluice_runtime::connectors::staged::StagedDimension;
+use sluice_runtime::connectors::{ConnectorError, RowOp, Source, SourceStatus};
 use sluice_runtime::job::batch::RecordBatch;
 use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
@@ -119,7 +119,9 @@ impl Worker {
         }
         for (name, dim_spec) in &spec.dimensions {
             let real = registry::build_dimension(cx, name, dim_spec).await.map_err(|e| e.to_string())?;
-            builder = builder.dimension(name, Arc::new(Overlay { real, written: Mutex::default() }));
+            // Staged writes that are never committed: the run reads its own
+            // writes, and the store is left as it was.
+            builder = builder.dimension(name, Arc::new(StagedDimension::new(real)));
         }
         let dead = MemorySink::default();
         builder = builder.dead_letter(Box::new(dead.clone()));
@@ -177,32 +179,5 @@ impl Source for TakeSource {
         let status = self.inner.poll(batch, max.min(self.left), max_wait).await?;
         self.left = self.left.saturating_sub(batch.len() - before);
         Ok(if self.left == 0 { SourceStatus::Finished } else { status })
-    }
-}
-
-/// Reads through to the real store; keeps the run's own writes.
-struct Overlay {
-    real: Arc<dyn DimensionStore>,
-    written: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
-}
-
-#[async_trait]
-impl DimensionStore for Overlay {
-    async fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ConnectorError> {
-        if let Some(row) = self.written.lock().expect("overlay lock").get(key) {
-            return Ok(Some(row.clone()));
-        }
-        self.real.lookup(key).await
-    }
-
-    async fn upsert(&self, key: &[u8], row: &[u8]) -> Result<(), ConnectorError> {
-        self.written.lock().expect("overlay lock").insert(key.to_vec(), row.to_vec());
-        Ok(())
-    }
-
-    async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError> {
-        let mut rows: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = self.real.rows().await?.into_iter().collect();
-        rows.extend(self.written.lock().expect("overlay lock").clone());
-        Ok(rows.into_iter().collect())
     }
 }

@@ -9,6 +9,7 @@ pub mod memory;
 pub mod redis;
 pub mod registry;
 pub mod sql;
+pub mod staged;
 
 use std::time::Duration;
 

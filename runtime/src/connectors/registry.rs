@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::cache::{CacheConfig, CachedDimension};
+use super::staged::WriteMode;
 use super::{ConnectorError, DimensionStore, PartitionGroup, Sink, Source};
 use super::{datagen, file, kafka, memory, redis, sql};
 use crate::connections::Connections;
@@ -73,6 +74,17 @@ pub enum DimensionSpec {
     Sql(sql::SqlDimensionConfig),
     /// Redis keys (JSON strings or hashes), read through a cache.
     Redis(redis::RedisDimensionConfig),
+}
+
+impl DimensionSpec {
+    /// When the job's upserts reach the store.
+    pub fn writes(&self) -> WriteMode {
+        match self {
+            DimensionSpec::Memory(_) => WriteMode::Immediate,
+            DimensionSpec::Sql(c) => c.writes,
+            DimensionSpec::Redis(c) => c.writes,
+        }
+    }
 }
 
 /// Builds the source `name` (index `index` in the job's sources).

@@ -13,6 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::connections::Connections;
 use crate::connectors::file::FileSinkConfig;
 use crate::connectors::registry::{self, BuildContext, SinkSpec};
+use crate::connectors::staged::{StagedDimension, WriteMode};
 use crate::connectors::{ConnectorError, DimensionStore, PartitionGroup, Sink, Source, SourceStatus};
 use crate::metrics::TaskMetrics;
 use crate::snapshot::{Snapshot, SnapshotStore};
@@ -177,11 +178,31 @@ impl<'a> TaskBuilder<'a> {
             });
         }
         let mut dimensions = Vec::new();
+        let mut staged = Vec::new();
         for (name, dim_spec) in &spec.dimensions {
-            dimensions.push(match self.dimensions.remove(name) {
+            let dimension = match self.dimensions.remove(name) {
                 Some(d) => d,
                 None => registry::build_dimension(cx, name, dim_spec).await.map_err(connector)?,
-            });
+            };
+            if let Some(writes) = restore.as_ref().and_then(|s| s.dimension_writes.iter().find(|(n, _)| n == name)) {
+                // Upserts are idempotent: applying them again is harmless.
+                StagedDimension::new(dimension.clone()).commit(&writes.1).await.map_err(connector)?;
+            }
+            if dim_spec.writes() == WriteMode::Snapshot {
+                if self.snapshots.is_none() {
+                    return Err(connector(ConnectorError::config(
+                        "dimension",
+                        name,
+                        "`writes = \"snapshot\"` commits writes with snapshots, so the job needs a snapshot \
+                         store (`sluice run --snapshots DIR`); or use `writes = \"immediate\"`",
+                    )));
+                }
+                let dim = Arc::new(StagedDimension::new(dimension));
+                staged.push((name.clone(), dim.clone()));
+                dimensions.push(dim as Arc<dyn DimensionStore>);
+            } else {
+                dimensions.push(dimension);
+            }
         }
         let dead_letter = match self.dead_letter.take() {
             Some(d) => d,
@@ -247,6 +268,7 @@ impl<'a> TaskBuilder<'a> {
             since_full: 0,
             last_snapshot: std::time::Instant::now(),
             snapshot_seq: 0,
+            staged,
         })
     }
 

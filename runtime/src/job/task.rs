@@ -12,10 +12,13 @@ use super::batch::RecordBatch;
 use super::run::SnapshotSettings;
 use super::timers::Watermarks;
 use crate::clock::Clock;
+use crate::connectors::staged::StagedDimension;
 use crate::connectors::{ConnectorError, RowId, RowOp, RowOrigin, Sink, SinkRow, Source, SourceStatus};
+use crate::fault;
 use crate::metrics::TaskMetrics;
 use crate::snapshot::{Snapshot, SnapshotMeta, SourcePosition, Trigger};
-use crate::wasm::bindings::{Emitted, Rejected, Timer};
+use crate::wasm::bindings::{Rejected, Timer};
+use crate::wasm::host::RowRef;
 use crate::wasm::{InstanceError, JobInstance};
 
 /// Rounds of timer delivery per step. A job whose `on_timer` keeps
@@ -104,6 +107,8 @@ pub struct Task {
     pub(crate) last_snapshot_id: Option<String>,
     /// Incremental snapshots since the last full one.
     pub(crate) since_full: usize,
+    /// Dimensions whose writes are committed with snapshots, by name.
+    pub(crate) staged: Vec<(String, Arc<StagedDimension>)>,
 }
 
 impl Task {
@@ -201,6 +206,7 @@ impl Task {
                 }
             }
             self.instance.process(self.batch.as_wit()).await?;
+            fault::crash_point(fault::points::BATCH_PROCESSED);
             self.route_batch_output().await?;
             TaskMetrics::add(&self.metrics.records_in, self.batch.len() as u64);
             TaskMetrics::add(&self.metrics.batches, 1);
@@ -269,14 +275,14 @@ impl Task {
     }
 
     async fn route_batch_output(&mut self) -> Result<(), TaskError> {
-        let (emitted, rejected) = self.instance.take_output();
+        let output = self.instance.take_output();
         let records = self.batch.records();
         let origin = |index: Option<u32>| match index.and_then(|i| records.get(i as usize)) {
             Some(m) => RowOrigin::Record { source: m.source, partition: m.partition, offset: m.offset },
             None => RowOrigin::Open,
         };
-        let rows = with_ids(emitted, origin);
-        let dead = self.dead_letters(&rejected);
+        let rows = with_ids(output.rows(&self.batch.as_wit().data), origin);
+        let dead = self.dead_letters(&output.rejected);
         self.write_rows(rows).await?;
         if !dead.is_empty() {
             TaskMetrics::add(&self.metrics.dead_letters, dead.len() as u64);
@@ -286,12 +292,12 @@ impl Task {
     }
 
     async fn route_timer_output(&mut self, timers: &[Timer]) -> Result<(), TaskError> {
-        let (emitted, _) = self.instance.take_output();
+        let output = self.instance.take_output();
         let origin = |index: Option<u32>| match index.and_then(|i| timers.get(i as usize)) {
             Some(t) => RowOrigin::Timer { domain: t.domain, time: t.time, key: t.key.clone(), tag: t.tag.clone() },
             None => RowOrigin::Open,
         };
-        let rows = with_ids(emitted, origin);
+        let rows = with_ids(output.rows(&[]), origin);
         self.write_rows(rows).await
     }
 
@@ -346,6 +352,7 @@ impl Task {
         let job = self.job();
         for sink in self.sinks.iter_mut().chain(std::iter::once(&mut self.dead_letter)) {
             sink.flush().await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
+            fault::crash_point(fault::points::SINK_FLUSHED);
         }
         Ok(())
     }
@@ -401,6 +408,7 @@ impl Task {
             timers: host.timers.image(),
             event_times,
             watermark,
+            dimension_writes: self.staged.iter().map(|(name, dim)| (name.clone(), dim.pending())).collect(),
         };
         if let Some(settings) = &self.snapshots {
             let stored = settings.store.put(&snapshot, settings.retain).await;
@@ -417,6 +425,12 @@ impl Task {
             tracing::info!(job = %job, snapshot = %snapshot.meta.id, incremental = snapshot.base.is_some(), ?trigger, "snapshot taken");
             self.since_full = if snapshot.base.is_some() { self.since_full + 1 } else { 0 };
             self.last_snapshot_id = Some(snapshot.meta.id.clone());
+            // Stored, so the writes are safe to apply: a failure from here on
+            // restores this snapshot and applies them again.
+            fault::crash_point(fault::points::SNAPSHOT_STORED);
+            for ((_, dim), (_, writes)) in self.staged.iter().zip(&snapshot.dimension_writes) {
+                dim.commit(writes).await.map_err(|e| self.connector_error(e))?;
+            }
         } else {
             // Not stored: the next stored snapshot must not build on it.
             self.last_snapshot_id = None;
@@ -438,11 +452,13 @@ fn micros(d: Duration) -> u64 {
 
 /// Gives each emitted row its deterministic id: its origin and its index
 /// among the rows of that origin (rows of one origin arrive together).
-fn with_ids(emitted: Vec<Emitted>, origin_of: impl Fn(Option<u32>) -> RowOrigin) -> Vec<(u32, SinkRow)> {
+fn with_ids<'a>(
+    emitted: impl Iterator<Item = RowRef<'a>>,
+    origin_of: impl Fn(Option<u32>) -> RowOrigin,
+) -> Vec<(u32, SinkRow)> {
     let mut last: Option<Option<u32>> = None;
     let mut emit_index = 0;
     emitted
-        .into_iter()
         .map(|e| {
             if last == Some(e.origin) {
                 emit_index += 1;
@@ -451,7 +467,7 @@ fn with_ids(emitted: Vec<Emitted>, origin_of: impl Fn(Option<u32>) -> RowOrigin)
                 emit_index = 0;
             }
             let id = RowId { origin: origin_of(e.origin), emit_index };
-            (e.sink, SinkRow { op: e.op, key: e.key, value: e.value, id })
+            (e.sink, SinkRow { op: e.op, key: e.key.map(<[u8]>::to_vec), value: e.value.to_vec(), id })
         })
         .collect()
 }

@@ -63,6 +63,7 @@ impl SnapshotStore for PgSnapshotStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.error(e))?;
+        crate::fault::crash_point(crate::fault::points::SNAPSHOT_WRITTEN);
         tx.commit().await.map_err(|e| self.error(e))?;
         let rows = self.rows(&meta.job).await?;
         let cut = retention_cut(&rows, retain);

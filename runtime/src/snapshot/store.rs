@@ -1,4 +1,4 @@
-//! Where snapshots are kept. One trait; a local directory for now.
+//! Where snapshots are kept: one trait, and a local directory (the default).
 
 use std::path::PathBuf;
 
@@ -38,9 +38,10 @@ pub trait SnapshotStore: Send + Sync {
         for delta in deltas.into_iter().rev() {
             state.apply_changes(delta.state);
         }
-        let Snapshot { meta, state: changes, timers, event_times, watermark, .. } = newest;
+        let Snapshot { meta, state: changes, timers, event_times, watermark, dimension_writes, .. } = newest;
         state.apply_changes(changes);
-        Ok(Snapshot { meta, base: None, state: state.into_images(), timers, event_times, watermark })
+        // Only the newest snapshot's writes: its bases' were applied before it was taken.
+        Ok(Snapshot { meta, base: None, state: state.into_images(), timers, event_times, watermark, dimension_writes })
     }
 
     /// The newest snapshot that loads intact; damaged newer ones (or ones
@@ -84,14 +85,17 @@ impl SnapshotStore for LocalSnapshotStore {
         let bytes = snapshot.encode();
         let size = bytes.len() as u64;
         let (tmp, path) =
-            (dir.join(format!(".{}.tmp", meta.id)), dir.join(file_name(&meta.id, snapshot.base.is_some())));
+            (dir.join(format!(".{}.tmp", meta.id)), dir.join(snapshot_file_name(&meta.id, snapshot.base.is_some())));
         let write = {
             let (dir, tmp, path) = (dir.clone(), tmp.clone(), path.clone());
             move || -> std::io::Result<()> {
                 use std::io::Write;
                 std::fs::create_dir_all(&dir)?;
                 let mut file = std::fs::File::create(&tmp)?;
-                file.write_all(&bytes)?;
+                let (first, rest) = bytes.split_at(bytes.len() / 2);
+                file.write_all(first)?;
+                crate::fault::crash_point(crate::fault::points::SNAPSHOT_WRITTEN);
+                file.write_all(rest)?;
                 file.sync_all()?;
                 std::fs::rename(&tmp, &path)?;
                 std::fs::File::open(&dir)?.sync_all()
@@ -100,7 +104,7 @@ impl SnapshotStore for LocalSnapshotStore {
         tokio::task::spawn_blocking(write).await.map_err(|e| self.error(e))?.map_err(|e| self.error(e))?;
         let files = self.files(&meta.job).await?;
         for (id, delta) in &files[..retention_cut(&files, retain)] {
-            let _ = tokio::fs::remove_file(dir.join(file_name(id, *delta))).await;
+            let _ = tokio::fs::remove_file(dir.join(snapshot_file_name(id, *delta))).await;
         }
         Ok(size)
     }
@@ -111,7 +115,7 @@ impl SnapshotStore for LocalSnapshotStore {
 
     async fn get(&self, job: &str, id: &str) -> Result<Snapshot, SnapshotError> {
         let delta = self.files(job).await?.into_iter().find(|(i, _)| i == id).is_some_and(|(_, d)| d);
-        let path = self.dir.join(job).join(file_name(id, delta));
+        let path = self.dir.join(job).join(snapshot_file_name(id, delta));
         let bytes = match tokio::fs::read(&path).await {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -133,12 +137,7 @@ impl LocalSnapshotStore {
             Err(e) => return Err(self.error(e)),
         };
         while let Some(entry) = entries.next_entry().await.map_err(|e| self.error(e))? {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".delta.snapshot") {
-                files.push((id.to_owned(), true));
-            } else if let Some(id) = name.strip_suffix(".snapshot") {
-                files.push((id.to_owned(), false));
-            }
+            files.extend(snapshot_id_of(&entry.file_name().to_string_lossy()));
         }
         files.sort();
         Ok(files)
@@ -156,31 +155,28 @@ pub(super) fn retention_cut(snapshots: &[(String, bool)], retain: usize) -> usiz
     keep_from
 }
 
-fn file_name(id: &str, delta: bool) -> String {
+/// `<id>.snapshot` (full) or `<id>.delta.snapshot` (incremental): the name
+/// of a snapshot's file or object.
+pub(super) fn snapshot_file_name(id: &str, delta: bool) -> String {
     if delta { format!("{id}.delta.snapshot") } else { format!("{id}.snapshot") }
+}
+
+/// (id, is incremental) of a snapshot file or object name; `None` for
+/// anything else (temporary files, foreign objects).
+pub(super) fn snapshot_id_of(name: &str) -> Option<(String, bool)> {
+    if let Some(id) = name.strip_suffix(".delta.snapshot") {
+        Some((id.to_owned(), true))
+    } else {
+        name.strip_suffix(".snapshot").map(|id| (id.to_owned(), false))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{SnapshotMeta, Trigger};
 
     fn snapshot(id: &str) -> Snapshot {
-        Snapshot {
-            meta: SnapshotMeta {
-                id: id.into(),
-                job: "j".into(),
-                job_version: "v".into(),
-                created_ms: 0,
-                trigger: Trigger::Periodic,
-                positions: Vec::new(),
-            },
-            base: None,
-            state: Vec::new(),
-            timers: Vec::new(),
-            event_times: Vec::new(),
-            watermark: None,
-        }
+        Snapshot::empty("j", id)
     }
 
     /// A state of keys a..e as a full image, then changes as an increment.

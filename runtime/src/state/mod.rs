@@ -136,6 +136,28 @@ impl StateBackend {
         Some(())
     }
 
+    /// `set` from borrowed bytes: a key already held keeps its allocations
+    /// (the value is overwritten in place), so a job updating the same keys
+    /// allocates nothing.
+    pub fn set_from(&mut self, state: u32, key: &[u8], value: &[u8], now_ms: i64) -> Option<()> {
+        let t = self.table_mut(state)?;
+        if t.changed.as_ref().is_some_and(|changed| !changed.contains(key)) {
+            t.touch(key);
+        }
+        match t.values.entry_ref(key) {
+            hashbrown::hash_map::EntryRef::Occupied(mut e) => {
+                let entry = e.get_mut();
+                entry.value.clear();
+                entry.value.extend_from_slice(value);
+                entry.written_ms = now_ms;
+            }
+            hashbrown::hash_map::EntryRef::Vacant(e) => {
+                e.insert(Entry { value: value.to_vec(), written_ms: now_ms });
+            }
+        }
+        Some(())
+    }
+
     /// Removes a value or a whole map.
     pub fn remove(&mut self, state: u32, key: &[u8]) -> Option<()> {
         let t = self.table_mut(state)?;

@@ -16,10 +16,10 @@ use super::host::{HostState, JobInfo};
 use crate::metrics::TaskMetrics;
 
 /// The ABI revision this runtime speaks (the SDK's `ABI_VERSION`).
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// The contract's package and version, as it appears in import/export names.
 const CONTRACT: &str = "sluice:job";
-const CONTRACT_VERSION: &str = "0.1.0";
+const CONTRACT_VERSION: &str = "0.2.0";
 /// Memory allowed to the throwaway instance that reads a component's ABI
 /// revision at load (the largest a wasm32 memory can be).
 const VALIDATION_MEMORY: usize = 4 << 30;

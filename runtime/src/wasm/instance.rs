@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use wasmtime::Store;
 
-use super::bindings::{Batch, Emitted, JobError, Rejected, SluiceJob, Timer};
+use super::bindings::{Batch, JobError, SluiceJob, Timer};
 use super::engine::{JobEngine, LoadedComponent, ticks};
-use super::host::HostState;
+use super::host::{HostState, Output};
 use super::limits::JobLimits;
 use crate::metrics::TaskMetrics;
 
@@ -55,28 +55,30 @@ impl JobInstance {
             }
         };
         let mut instance = JobInstance { store, guest, limits };
-        let started = instance.start_call();
+        let started = instance.start_call(0);
         let result = instance.guest.sluice_job_job().call_open(&mut instance.store).await;
         instance.finish_call(started, result)?;
         Ok(instance)
     }
 
+    /// Processes a batch. Rows that forward input records refer to
+    /// `batch.data`: route the output (see [`Output::rows`]) against the
+    /// same batch.
     pub async fn process(&mut self, batch: &Batch) -> Result<(), InstanceError> {
-        let started = self.start_call();
+        let started = self.start_call(batch.data.len());
         let result = self.guest.sluice_job_job().call_process(&mut self.store, batch).await;
         self.finish_call(started, result)
     }
 
     pub async fn on_timer(&mut self, timers: &[Timer]) -> Result<(), InstanceError> {
-        let started = self.start_call();
+        let started = self.start_call(0);
         let result = self.guest.sluice_job_job().call_on_timer(&mut self.store, timers).await;
         self.finish_call(started, result)
     }
 
     /// Takes the rows and rejections of the last call(s).
-    pub fn take_output(&mut self) -> (Vec<Emitted>, Vec<Rejected>) {
-        let host = self.store.data_mut();
-        (std::mem::take(&mut host.emitted), std::mem::take(&mut host.rejected))
+    pub fn take_output(&mut self) -> Output {
+        self.store.data_mut().take_output()
     }
 
     pub fn host(&self) -> &HostState {
@@ -87,7 +89,9 @@ impl JobInstance {
         self.store.data_mut()
     }
 
-    fn start_call(&mut self) -> Instant {
+    /// `input_len`: bytes of the batch handed to the call (0 but in `process`).
+    fn start_call(&mut self, input_len: usize) -> Instant {
+        self.store.data_mut().begin_call(input_len);
         self.store.set_epoch_deadline(ticks(self.limits.cpu_per_call));
         Instant::now()
     }

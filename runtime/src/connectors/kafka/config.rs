@@ -38,9 +38,20 @@ pub struct KafkaSourceConfig {
     /// fails.
     #[serde(default = "default_startup_timeout", with = "humantime_serde")]
     pub startup_timeout: Duration,
+    /// When resuming from a snapshot, start fetching this many offsets
+    /// before the position and drop what precedes it. Brokers that cannot
+    /// start a fetch inside a producer's record batch (Tansu) return the
+    /// next batch instead; reading from before the batch's start avoids the
+    /// skip. librdkafka producers put at most 10,000 messages in a batch.
+    #[serde(default = "default_resume_lookback")]
+    pub resume_lookback: i64,
     /// Extra librdkafka consumer properties, over the connection's.
     #[serde(default)]
     pub properties: IndexMap<String, String>,
+}
+
+fn default_resume_lookback() -> i64 {
+    10_000
 }
 
 impl KafkaSourceConfig {

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +49,12 @@ pub struct KafkaSource {
     event_time_field: Option<String>,
     /// Next offset to read, by (topic index, partition).
     positions: HashMap<(usize, i32), i64>,
+    /// Partitions resumed from a snapshot whose first record at or after
+    /// the position has not come yet: records before it are dropped (they
+    /// were fetched for the resume lookback).
+    resuming: HashMap<(usize, i32), Resume>,
+    /// Partitions the client went back on (warned once per rewind).
+    rewound: HashSet<(usize, i32)>,
     /// Bounded runs: the end offsets seen at start.
     stop_at: Option<HashMap<(usize, i32), i64>>,
     /// Every assigned (topic index, partition).
@@ -108,14 +114,18 @@ impl KafkaSource {
         let mut start = start_offsets(&consumer, &topics, &assignment, &config.start)
             .await
             .map_err(|m| ConnectorError::config(CONNECTOR, name, m))?;
-        // Resuming from a snapshot: its positions win over `start`.
+        // Resuming from a snapshot: its positions win over `start`, and
+        // fetching starts `resume_lookback` earlier (see the config).
         let mut positions = HashMap::new();
+        let mut resuming = HashMap::new();
         if let Some(resume) = cx.resume_positions(name) {
             for (i, &(t, p)) in assignment.iter().enumerate() {
                 let encoded = source_partition(topics.len(), t, p);
                 if let Some(&(_, next)) = resume.iter().find(|(rp, _)| *rp == encoded) {
-                    start[i] = Offset::Offset(next);
+                    let from = next.saturating_sub(config.resume_lookback.max(0)).max(0);
+                    start[i] = Offset::Offset(from);
                     positions.insert((t, p), next);
+                    resuming.insert((t, p), Resume { next, from, earlier_seen: false });
                 }
             }
         }
@@ -141,6 +151,8 @@ impl KafkaSource {
             topics,
             event_time_field: config.event_time_field.clone(),
             positions,
+            resuming,
+            rewound: HashSet::new(),
             stop_at,
             assignment,
             started_at,
@@ -155,6 +167,40 @@ impl KafkaSource {
     fn push(&mut self, batch: &mut RecordBatch, message: &BorrowedMessage<'_>) {
         let Some(t) = self.topics.iter().position(|t| t == message.topic()) else { return };
         let kafka_partition = message.partition();
+        let offset = message.offset();
+        if let Some(&next) = self.positions.get(&(t, kafka_partition))
+            && offset < next
+        {
+            // Processed already: read again for the resume lookback, or
+            // because the client went back (an offset reset).
+            match self.resuming.get_mut(&(t, kafka_partition)) {
+                Some(resume) => resume.earlier_seen = true,
+                None if !self.rewound.insert((t, kafka_partition)) => {}
+                None => tracing::warn!(
+                    source = %self.name,
+                    "{}/{kafka_partition}: offset {offset} came after {}; dropping records already processed",
+                    self.topics[t],
+                    next - 1
+                ),
+            }
+            return;
+        }
+        self.rewound.remove(&(t, kafka_partition));
+        if let Some(resume) = self.resuming.get(&(t, kafka_partition)) {
+            if offset > resume.next && !resume.earlier_seen && resume.from > 0 {
+                tracing::warn!(
+                    source = %self.name,
+                    "resuming {}/{kafka_partition} at offset {} read {offset} first, with nothing from {} on \
+                     before it: offsets {}..{offset} are missing (compacted or deleted on Kafka; on a broker \
+                     that skips to the next record batch, raise `resume_lookback`)",
+                    self.topics[t],
+                    resume.next,
+                    resume.from,
+                    resume.next
+                );
+            }
+            self.resuming.remove(&(t, kafka_partition));
+        }
         let partition = source_partition(self.topics.len(), t, kafka_partition);
         let value = message.payload().unwrap_or_default();
         let event_time = match &self.event_time_field {
@@ -281,6 +327,17 @@ impl Source for KafkaSource {
             },
         })
     }
+}
+
+/// A partition resumed from a snapshot position.
+struct Resume {
+    /// The snapshot's position: the first offset to process.
+    next: i64,
+    /// Where fetching started (`next - resume_lookback`).
+    from: i64,
+    /// Whether a record before `next` came, which proves the fetch started
+    /// at or before the record batch holding `next`.
+    earlier_seen: bool,
 }
 
 /// The partition a record carries: the Kafka partition with one topic,

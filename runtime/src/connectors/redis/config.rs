@@ -3,6 +3,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::connectors::cache::CacheConfig;
+use crate::connectors::staged::WriteMode;
 
 /// `kind = "redis"` dimension: row `key` lives at Redis key `key_prefix + key`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -22,6 +23,10 @@ pub struct RedisDimensionConfig {
     /// The read cache in front of Redis.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// When the job's writes reach Redis: `immediate`, or `snapshot` (with
+    /// each snapshot, for effectively-once results across restores).
+    #[serde(default)]
+    pub writes: WriteMode,
 }
 
 /// How a row is stored.

@@ -4,6 +4,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use crate::connectors::cache::CacheConfig;
+use crate::connectors::staged::WriteMode;
 
 /// `kind = "sql"` sink: rows (JSON objects) into a table, column by field
 /// name. Every field needs a column (a field without one is an error, not
@@ -92,6 +93,10 @@ pub struct SqlDimensionConfig {
     /// The read cache in front of the table.
     #[serde(default)]
     pub cache: CacheConfig,
+    /// When the job's upserts reach the table: `immediate`, or `snapshot`
+    /// (with each snapshot, for effectively-once results across restores).
+    #[serde(default)]
+    pub writes: WriteMode,
 }
 
 /// `kind = "sql"` source: the rows of a query, read once. Each row is a

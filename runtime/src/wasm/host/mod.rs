@@ -13,8 +13,8 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+pub use self::output::{Output, RowRef};
 use self::stderr::StderrTail;
-use super::bindings::{Emitted, Rejected};
 use super::limits::MemoryLimiter;
 use crate::connectors::DimensionStore;
 use crate::job::timers::TimerService;
@@ -46,9 +46,11 @@ pub struct HostState {
     /// batch sees one consistent "now".
     pub(crate) now_ms: i64,
     pub(crate) watermark: Option<i64>,
+    /// Bytes of the batch of the current `process` call (0 in other calls):
+    /// forwarded rows must point inside it.
+    input_len: usize,
     /// Output of the current call, drained by the task after it.
-    pub(crate) emitted: Vec<Emitted>,
-    pub(crate) rejected: Vec<Rejected>,
+    output: Output,
 }
 
 impl HostState {
@@ -74,8 +76,8 @@ impl HostState {
             metrics,
             now_ms: 0,
             watermark: None,
-            emitted: Vec::new(),
-            rejected: Vec::new(),
+            input_len: 0,
+            output: Output::default(),
         }
     }
 

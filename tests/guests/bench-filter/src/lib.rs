@@ -14,10 +14,16 @@ pub struct Txn<'a> {
     pub amount: f64,
 }
 
+/// Whether `record` is a large transaction: the job's whole logic, which
+/// the benchmark's native side runs too.
+pub fn is_large(record: &Record) -> Result<bool> {
+    let txn: Txn = record.json_ref()?;
+    Ok(txn.amount > THRESHOLD && !txn.user.is_empty())
+}
+
 #[sluice_sdk::job]
 pub fn large_transactions(ctx: &mut Context, record: &Record) -> Result<()> {
-    let txn: Txn = record.json_ref()?;
-    if txn.amount > THRESHOLD && !txn.user.is_empty() {
+    if is_large(record)? {
         ctx.forward("large", record)?;
     }
     Ok(())

@@ -1,4 +1,4 @@
-//! A guest that implements the current contract (`sluice:job@0.1.0`) by
+//! A guest that implements the current contract (`sluice:job@0.2.0`) by
 //! hand, without the SDK, but reports ABI revision 99: the runtime must
 //! refuse it with `LoadError::AbiVersion`.
 
@@ -13,7 +13,7 @@ mod bindings {
 
 use bindings::exports::sluice::job::job::{Batch, Guest, JobError, Timer};
 
-/// The ABI revision this guest claims; the runtime speaks 1.
+/// The ABI revision this guest claims; the runtime speaks another.
 pub const CLAIMED_ABI_VERSION: u32 = 99;
 
 pub struct AbiMismatch;

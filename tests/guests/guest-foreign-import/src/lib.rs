@@ -17,7 +17,7 @@ mod bindings {
             }
 
             world foreign {
-                include sluice:job/sluice-job@0.1.0;
+                include sluice:job/sluice-job@0.2.0;
                 import acme:net/fetch;
             }
         ",
@@ -31,8 +31,9 @@ use bindings::exports::sluice::job::job::{Batch, Guest, JobError, Timer};
 pub struct ForeignImport;
 
 impl Guest for ForeignImport {
+    /// The revision of the contract above (`sluice_sdk::ABI_VERSION`).
     fn abi_version() -> u32 {
-        1
+        2
     }
 
     fn open() -> Result<(), JobError> {
@@ -42,9 +43,9 @@ impl Guest for ForeignImport {
     /// Calls the foreign import for every record, so it is reachable and
     /// stays in the component.
     fn process(batch: Batch) -> Result<(), JobError> {
-        for meta in &batch.records {
-            let start = meta.value.start as usize;
-            let value = batch.data.get(start..start + meta.value.len as usize).unwrap_or_default();
+        for meta in batch.meta.chunks_exact(6) {
+            let start = meta[2] as usize;
+            let value = batch.data.get(start..start + meta[3] as usize).unwrap_or_default();
             let body = bindings::acme::net::fetch::get(&String::from_utf8_lossy(value));
             if body.is_empty() {
                 return Err(JobError { message: "empty response".into() });

@@ -1,0 +1,118 @@
+//! The shared snapshot stores (PostgreSQL, S3-compatible object store) keep
+//! the same contract as the directory one, checked by one function against
+//! the real services.
+
+use sluice_runtime::snapshot::{ObjectSnapshotStore, PgSnapshotStore, Snapshot, SnapshotError, SnapshotStore};
+use sluice_runtime::state::StateBackend;
+use sluice_runtime::wasm::bindings::StateKind;
+
+use crate::s3_server::S3Server;
+
+/// Full and incremental snapshots of one value state through `store`:
+/// increments load on their chain of bases, retention keeps the bases a
+/// kept snapshot needs (and frees them after a full one), `list` is oldest
+/// first, and `latest` skips a damaged newest snapshot, then everything
+/// built on a damaged base. `damage(id)` corrupts a stored snapshot in the
+/// store's own medium.
+async fn keeps_the_store_contract(store: &dyn SnapshotStore, job: &str, damage: impl AsyncFn(&str)) {
+    let snapshot = |id: &str, base: Option<&str>, state| Snapshot {
+        base: base.map(str::to_owned),
+        state,
+        ..Snapshot::empty(job, id)
+    };
+    let mut state = StateBackend::default();
+    let h = state.declare("s", StateKind::Value, None).unwrap();
+    state.set(h, b"a".to_vec(), b"1".to_vec(), 0).unwrap();
+    store.put(&snapshot("1-1", None, state.image(0)), 1).await.unwrap();
+    state.set(h, b"b".to_vec(), b"2".to_vec(), 0).unwrap();
+    store.put(&snapshot("1-2", Some("1-1"), state.image_changes(0).unwrap()), 1).await.unwrap();
+    assert_eq!(store.list(job).await.unwrap(), ["1-1", "1-2"], "the increment's base is kept");
+    state.set(h, b"a".to_vec(), b"3".to_vec(), 0).unwrap();
+    store.put(&snapshot("1-3", None, state.image(0)), 1).await.unwrap();
+    assert_eq!(store.list(job).await.unwrap(), ["1-3"], "a full snapshot frees the older chain");
+    state.set(h, b"c".to_vec(), b"4".to_vec(), 0).unwrap();
+    store.put(&snapshot("1-4", Some("1-3"), state.image_changes(0).unwrap()), 3).await.unwrap();
+    state.set(h, b"d".to_vec(), b"5".to_vec(), 0).unwrap();
+    store.put(&snapshot("1-5", Some("1-4"), state.image_changes(0).unwrap()), 3).await.unwrap();
+    assert_eq!(store.list(job).await.unwrap(), ["1-3", "1-4", "1-5"], "oldest first");
+
+    let values = |snapshot: Snapshot| {
+        let mut restored = StateBackend::restore(snapshot.state);
+        let h = restored.declare("s", StateKind::Value, None).unwrap();
+        let get = |k: &[u8]| restored.get(h, k, 0).unwrap().map(|v| String::from_utf8(v.to_vec()).unwrap());
+        [get(b"a"), get(b"b"), get(b"c"), get(b"d")]
+    };
+    let latest = store.latest(job).await.unwrap().unwrap();
+    assert_eq!((latest.meta.id.as_str(), latest.base.as_deref()), ("1-5", None), "loaded down its chain");
+    assert_eq!(values(latest), [Some("3".into()), Some("2".into()), Some("4".into()), Some("5".into())]);
+    assert!(matches!(store.get(job, "9-9").await, Err(SnapshotError::NotFound { .. })));
+    assert!(store.latest(&format!("{job}_other")).await.unwrap().is_none(), "no snapshots of another job");
+
+    // A damaged newest snapshot: the previous good one (an increment) is used.
+    damage("1-5").await;
+    assert!(matches!(store.get(job, "1-5").await, Err(SnapshotError::Corrupt { .. })));
+    let latest = store.latest(job).await.unwrap().unwrap();
+    assert_eq!(latest.meta.id, "1-4", "falls back to the previous good one");
+    assert_eq!(values(latest), [Some("3".into()), Some("2".into()), Some("4".into()), None]);
+    // A damaged base makes every increment on it unusable: nothing to restore.
+    damage("1-3").await;
+    assert!(store.latest(job).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn postgres_store_chains_increments_keeps_bases_and_skips_damage() {
+    let url = sluice_tests::services::postgres_url();
+    let store = PgSnapshotStore::connect(&url).await.unwrap();
+    let job = format!("pg_store_test_{}", std::process::id());
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let damage = async |id: &str| {
+        sqlx::query("update sluice_snapshots set body = substring(body from 1 for 40) where job = $1 and id = $2")
+            .bind(&job)
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+    };
+    keeps_the_store_contract(&store, &job, damage).await;
+    sqlx::query("delete from sluice_snapshots where job = $1").bind(&job).execute(&pool).await.unwrap();
+}
+
+/// Against a real S3-protocol server: objects `PREFIX/<job>/<id>[.delta].snapshot`.
+#[tokio::test]
+async fn object_store_chains_increments_keeps_bases_and_skips_damage() {
+    let server = S3Server::start().await;
+    let url = format!("s3://{}/team/snaps", server.bucket);
+    let store = ObjectSnapshotStore::connect_with(&url, server.options()).await.unwrap();
+    let job = "orders__count";
+    let damage = async |id: &str| {
+        // Cut the stored object in half, as a torn or corrupt upload would.
+        let dir = server.object_file(&format!("team/snaps/{job}"));
+        let file = [format!("{id}.snapshot"), format!("{id}.delta.snapshot")]
+            .map(|name| dir.join(name))
+            .into_iter()
+            .find(|f| f.exists())
+            .unwrap_or_else(|| panic!("no object for snapshot {id} in {}", dir.display()));
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    };
+    keeps_the_store_contract(&store, job, damage).await;
+    let mut objects: Vec<_> = std::fs::read_dir(server.object_file(&format!("team/snaps/{job}")))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    objects.sort();
+    assert_eq!(objects, ["1-3.snapshot", "1-4.delta.snapshot", "1-5.delta.snapshot"], "the local layout");
+}
+
+/// A bucket that does not exist fails the start, naming the URL.
+#[tokio::test]
+async fn object_store_with_a_missing_bucket_fails_at_start() {
+    let server = S3Server::start().await;
+    let err = ObjectSnapshotStore::connect_with("s3://no-such-bucket/snaps", server.options())
+        .await
+        .err()
+        .expect("the bucket is missing");
+    let text = err.to_string();
+    assert!(text.starts_with("snapshot storage s3://no-such-bucket/snaps: cannot list the bucket"), "{text}");
+    assert!(text.contains("NoSuchBucket"), "{text}");
+}
