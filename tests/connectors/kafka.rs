@@ -453,3 +453,44 @@ async fn lag_counts_the_records_behind_the_end_until_the_source_catches_up() {
     assert_eq!(got.len(), 300);
     lag_until(src.as_ref(), "0 once caught up", |lag| lag == 0).await;
 }
+
+/// A snapshot position older than what the topic still retains is flagged
+/// (the records in between are gone) and reading starts at the earliest
+/// offset left. Tansu cannot delete records, so this runs on librdkafka's
+/// mock cluster, whose partitions keep at most 5 MB: 80 messages of 100 KB
+/// push the earliest offset forward.
+#[tokio::test]
+async fn a_position_older_than_the_retention_is_flagged() {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    use sluice_runtime::connectors::kafka::{ExpiredPosition, KafkaSource};
+    use sluice_runtime::connectors::registry::SourceSpec;
+
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic("retained", 1, 1).expect("topic");
+    let brokers = cluster.bootstrap_servers();
+    let producer: FutureProducer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).set("linger.ms", "0").create().unwrap();
+    let big = "x".repeat(100_000);
+    for i in 0..80 {
+        let record = FutureRecord::to("retained").partition(0).key("k").payload(&big);
+        producer.send(record, Duration::from_secs(10)).await.unwrap_or_else(|(e, _)| panic!("message {i}: {e}"));
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let spec = spec(
+        "[sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"retained\"\nbounded = true\nformat = \"raw\"\n",
+    );
+    let SourceSpec::Kafka(config) = &spec.sources["in"] else { unreachable!() };
+    let connections = connections(&brokers);
+    let snapshot = sluice_tests::snapshot_at("kafka_test", &[("in", 0, 5)]);
+    let cx = BuildContext { restore: Some(&snapshot), ..BuildContext::new(&spec, &connections) };
+    let mut source = KafkaSource::connect(cx, "in", 0, config).await.expect("kafka source");
+    let expired = source.expired_positions().to_vec();
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    let ExpiredPosition { ref topic, partition, next, earliest } = expired[0];
+    assert_eq!((topic.as_str(), partition, next), ("retained", 0, 5));
+    assert!(earliest > 5 && earliest < 80, "retention moved the earliest offset: {earliest}");
+    let offsets: Vec<i64> = drain(&mut source, usize::MAX).await.iter().map(|r| r.1).collect();
+    assert_eq!(offsets, (earliest..80).collect::<Vec<_>>(), "reading goes on from the earliest retained offset");
+}

@@ -53,6 +53,8 @@ pub struct KafkaSource {
     /// the position has not come yet: records before it are dropped (they
     /// were fetched for the resume lookback).
     resuming: HashMap<(usize, i32), Resume>,
+    /// Resume positions the topic no longer retains.
+    expired: Vec<ExpiredPosition>,
     /// Partitions the client went back on (warned once per rewind).
     rewound: HashSet<(usize, i32)>,
     /// Bounded runs: the end offsets seen at start.
@@ -129,9 +131,10 @@ impl KafkaSource {
                 }
             }
         }
-        if !positions.is_empty() {
-            flag_expired_positions(&consumer, &topics, &positions, name).await?;
-        }
+        let expired = match positions.is_empty() {
+            true => Vec::new(),
+            false => flag_expired_positions(&consumer, &topics, &positions, name).await?,
+        };
         let stop_at =
             if config.bounded { Some(end_offsets(&consumer, &topics, &assignment, name).await?) } else { None };
 
@@ -152,6 +155,7 @@ impl KafkaSource {
             event_time_field: config.event_time_field.clone(),
             positions,
             resuming,
+            expired,
             rewound: HashSet::new(),
             stop_at,
             assignment,
@@ -455,6 +459,25 @@ async fn watermarks(
     .map_err(|e| ConnectorError::io(CONNECTOR, name, format!("cannot read partition offsets: {e}"), true))
 }
 
+/// A resume position older than what its topic still retains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredPosition {
+    pub topic: String,
+    pub partition: i32,
+    /// The snapshot's position.
+    pub next: i64,
+    /// The earliest offset the topic still has: records `next..earliest`
+    /// were deleted by retention.
+    pub earliest: i64,
+}
+
+impl KafkaSource {
+    /// Resume positions older than the topic's retention, flagged at start.
+    pub fn expired_positions(&self) -> &[ExpiredPosition] {
+        &self.expired
+    }
+}
+
 /// Flags resume positions older than what the topic still retains: the
 /// records in between were deleted by retention and cannot be replayed.
 async fn flag_expired_positions(
@@ -462,11 +485,13 @@ async fn flag_expired_positions(
     topics: &[String],
     resumed: &HashMap<(usize, i32), i64>,
     name: &str,
-) -> Result<(), ConnectorError> {
+) -> Result<Vec<ExpiredPosition>, ConnectorError> {
     let parts: Vec<_> = resumed.keys().copied().collect();
+    let mut expired = Vec::new();
     for (tp, (low, _)) in watermarks(consumer, topics, &parts, name).await? {
         let next = resumed[&tp];
         if next < low {
+            expired.push(ExpiredPosition { topic: topics[tp.0].clone(), partition: tp.1, next, earliest: low });
             tracing::warn!(
                 source = name,
                 "snapshot position {next} of {}/{} is older than the topic's retention (earliest offset {low}): \
@@ -476,5 +501,5 @@ async fn flag_expired_positions(
             );
         }
     }
-    Ok(())
+    Ok(expired)
 }
