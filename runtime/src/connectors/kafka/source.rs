@@ -189,8 +189,14 @@ impl KafkaSource {
             }
             return;
         }
-        self.rewound.remove(&(t, kafka_partition));
-        if let Some(resume) = self.resuming.get(&(t, kafka_partition)) {
+        // Both sets are empty once every partition is past its resume point,
+        // so the per-record cost is two length checks.
+        if !self.rewound.is_empty() {
+            self.rewound.remove(&(t, kafka_partition));
+        }
+        if !self.resuming.is_empty()
+            && let Some(resume) = self.resuming.get(&(t, kafka_partition))
+        {
             if offset > resume.next && !resume.earlier_seen && resume.from > 0 {
                 tracing::warn!(
                     source = %self.name,
