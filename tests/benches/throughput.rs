@@ -6,6 +6,9 @@
 //! (a) a stateless filter: decode a ~100-byte JSON transaction into a
 //!     borrowed struct of the two fields it reads, forward it unchanged when
 //!     amount > 500 (about half);
+//! (a2) a stateless filter that reads no value: forward the records whose
+//!     key is on a watch list (half of the keys), what the platform costs
+//!     per record when the job itself does little;
 //! (b) a keyed count in host state: get + set of a counter per record key.
 //!
 //! The WASM side is the runtime's real path for a batch: the batch crosses
@@ -106,7 +109,7 @@ fn measure(name: &str, n: usize, mut run: impl FnMut()) -> f64 {
 
 /// Loads a guest: the fixture, or the one in `BENCH_WASM_DIR` (to compare
 /// builds of the same guest, e.g. with other compiler settings).
-async fn open(component: &str, sinks: &[&str]) -> JobInstance {
+async fn open(component: &str, sinks: &[&str], parameters: Vec<(String, String)>) -> JobInstance {
     let loaded = match std::env::var_os("BENCH_WASM_DIR") {
         Some(dir) => {
             let path = std::path::Path::new(&dir).join(format!("{component}.wasm"));
@@ -118,6 +121,7 @@ async fn open(component: &str, sinks: &[&str]) -> JobInstance {
         name: component.into(),
         sinks: sinks.iter().map(|s| s.to_string()).collect(),
         sources: vec!["input".into()],
+        parameters,
         ..Default::default()
     });
     let limits = JobLimits::default();
@@ -136,6 +140,18 @@ fn native_filter(batch: &RecordBatch, out: &mut Vec<Row>) {
         let position = Position { source: meta.source, partition: meta.partition, offset: meta.offset };
         let record = Record::new(key, value, meta.event_time, position);
         if let Ok(true) = bench_filter::is_large(&record) {
+            out.push((key.map(<[u8]>::to_vec), value.to_vec()));
+        }
+    }
+}
+
+/// The watch-list filter's logic on the same records, copied out likewise.
+fn native_watchlist(accounts: &bench_watchlist::Accounts, batch: &RecordBatch, out: &mut Vec<Row>) {
+    for meta in batch.records() {
+        let (key, value) = (meta.key.map(|k| batch.bytes(k)), batch.bytes(meta.value));
+        let position = Position { source: meta.source, partition: meta.partition, offset: meta.offset };
+        let record = Record::new(key, value, meta.event_time, position);
+        if bench_watchlist::is_watched(accounts, &record) {
             out.push((key.map(<[u8]>::to_vec), value.to_vec()));
         }
     }
@@ -171,6 +187,45 @@ fn row(bench: &str, batch: usize, wasm: f64, native: f64) {
     println!("| {bench} | {batch} | {:.2} M/s | {:.2} M/s | {:.0}% |", wasm / 1e6, native / 1e6, 100.0 * wasm / native);
 }
 
+/// Runs a filter, `one` per batch, over all `batches`. `keep`: the rows of
+/// all batches stay in `out` (to compare the two sides); otherwise they are
+/// dropped after each batch, as a sink takes them.
+fn filter_pass(
+    batches: &[RecordBatch],
+    out: &mut Vec<Row>,
+    keep: bool,
+    mut one: impl FnMut(&RecordBatch, &mut Vec<Row>),
+) {
+    for b in batches {
+        one(b, out);
+        if !keep {
+            black_box(&mut *out).clear();
+        }
+    }
+}
+
+/// Measures a filter's WASM and native sides and prints their row, after
+/// checking that both keep the same records (or the figures would compare
+/// different work).
+fn compare_filters(
+    bench: &str,
+    series: &str,
+    batches: &[RecordBatch],
+    n: usize,
+    mut wasm: impl FnMut(&RecordBatch, &mut Vec<Row>),
+    mut native: impl FnMut(&RecordBatch, &mut Vec<Row>),
+) {
+    let (mut wasm_out, mut native_out) = (Vec::new(), Vec::new());
+    filter_pass(batches, &mut wasm_out, true, &mut wasm);
+    filter_pass(batches, &mut native_out, true, &mut native);
+    assert!(wasm_out == native_out && wasm_out.len() > n / 3, "{bench}: WASM and native keep different rows");
+
+    let mut out = Vec::new();
+    let wasm = measure(&format!("{series}-wasm"), n, || filter_pass(batches, &mut out, false, &mut wasm));
+    let native = measure(&format!("{series}-native"), n, || filter_pass(batches, &mut out, false, &mut native));
+    row(bench, batches[0].len(), wasm, native);
+}
+
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let n = 16 * 1024;
@@ -180,26 +235,36 @@ fn main() {
     println!("| job | batch | WASM | native | WASM/native |");
     println!("|---|---|---|---|---|");
 
-    let mut filter = rt.block_on(open("bench_filter", &["large"]));
-    let mut count = rt.block_on(open("bench_count", &[]));
+    // Half of the keys are watched.
+    let watched = (0..KEYS / 2).map(|user| format!("user-{user:05}")).collect::<Vec<_>>().join(",");
+    let accounts = bench_watchlist::accounts(&watched);
+    let mut filter = rt.block_on(open("bench_filter", &["large"], Vec::new()));
+    let mut watchlist = rt.block_on(open("bench_watchlist", &["watched"], vec![("accounts".into(), watched)]));
+    let mut count = rt.block_on(open("bench_count", &[], Vec::new()));
     for size in batch_sizes() {
         let batches = batches(&data, size);
-        let wasm = measure("filter-wasm", n, || {
-            let mut out = Vec::new();
-            for b in &batches {
+        compare_filters(
+            "stateless filter (JSON field)",
+            "filter",
+            &batches,
+            n,
+            |b, out| {
                 rt.block_on(filter.process(b.as_wit())).expect("filter runs");
-                wasm_rows(&mut filter, b, &mut out);
-                black_box(&mut out).clear();
-            }
-        });
-        let native = measure("filter-native", n, || {
-            let mut out = Vec::new();
-            for b in &batches {
-                native_filter(b, &mut out);
-                black_box(&mut out).clear();
-            }
-        });
-        row("stateless filter", size, wasm, native);
+                wasm_rows(&mut filter, b, out);
+            },
+            native_filter,
+        );
+        compare_filters(
+            "stateless filter (key on a watch list)",
+            "watchlist",
+            &batches,
+            n,
+            |b, out| {
+                rt.block_on(watchlist.process(b.as_wit())).expect("watch list runs");
+                wasm_rows(&mut watchlist, b, out);
+            },
+            |b, out| native_watchlist(&accounts, b, out),
+        );
 
         let wasm = measure("count-wasm", n, || {
             for b in &batches {

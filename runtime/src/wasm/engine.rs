@@ -86,6 +86,10 @@ impl JobEngine {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // `perf record` names JIT-compiled guest functions from /tmp/perf-PID.map.
+        if std::env::var_os("SLUICE_PERF_MAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
 
         let mut linker = Linker::new(&engine);
