@@ -161,8 +161,9 @@ fn native_watchlist(accounts: &bench_watchlist::Accounts, batch: &RecordBatch, o
 /// rows, their bytes copied out (of the output, or of the batch for
 /// forwarded records).
 fn wasm_rows(instance: &mut JobInstance, batch: &RecordBatch, out: &mut Vec<Row>) {
-    let output = instance.take_output();
-    out.extend(output.rows(&batch.as_wit().data).map(|r| (r.key.map(<[u8]>::to_vec), r.value.to_vec())));
+    let rows = instance.output().rows(&batch.as_wit().data);
+    out.extend(rows.map(|r| (r.key.map(<[u8]>::to_vec), r.value.to_vec())));
+    instance.clear_output();
 }
 
 /// As the host keeps state: JSON values in a hash map, a key already held

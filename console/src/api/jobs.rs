@@ -118,11 +118,15 @@ pub struct UploadQuery {
     responses((status = 201, body = Version), (status = 400, body = super::ErrorBody)))]
 pub async fn upload_version(
     State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
+    user: Result<CurrentUser, ApiError>,
     Path((p, j)): Path<(String, String)>,
     Query(q): Query<UploadQuery>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Version>)> {
+    // Checked once the upload is read: answering 401 before reading it would
+    // close the connection under a client still sending, which would see a
+    // reset instead of the answer.
+    let CurrentUser(user) = user?;
     let (project, job, _) = job_access(&state, &user, &p, &j, Role::Developer).await?;
     let loaded =
         state.worker.load(&body).await.map_err(|e| ApiError::bad(format!("not a valid job component: {e}")))?;
@@ -150,9 +154,10 @@ pub struct ValidateAnswer {
     responses((status = 200, body = ValidateAnswer), (status = 400, body = super::ErrorBody)))]
 pub async fn validate(
     State(state): State<AppState>,
-    CurrentUser(_user): CurrentUser,
+    user: Result<CurrentUser, ApiError>,
     body: Bytes,
 ) -> ApiResult<Json<ValidateAnswer>> {
+    user?; // after reading the upload, as in `upload_version`
     let loaded =
         state.worker.load(&body).await.map_err(|e| ApiError::bad(format!("not a valid job component: {e}")))?;
     Ok(Json(ValidateAnswer { hash: loaded.hash, size: body.len() }))

@@ -275,7 +275,7 @@ impl Task {
     }
 
     async fn route_batch_output(&mut self) -> Result<(), TaskError> {
-        let output = self.instance.take_output();
+        let output = self.instance.output();
         let records = self.batch.records();
         let origin = |index: Option<u32>| match index.and_then(|i| records.get(i as usize)) {
             Some(m) => RowOrigin::Record { source: m.source, partition: m.partition, offset: m.offset },
@@ -283,6 +283,7 @@ impl Task {
         };
         let rows = with_ids(output.rows(&self.batch.as_wit().data), origin);
         let dead = self.dead_letters(&output.rejected);
+        self.instance.clear_output();
         self.write_rows(rows).await?;
         if !dead.is_empty() {
             TaskMetrics::add(&self.metrics.dead_letters, dead.len() as u64);
@@ -292,12 +293,13 @@ impl Task {
     }
 
     async fn route_timer_output(&mut self, timers: &[Timer]) -> Result<(), TaskError> {
-        let output = self.instance.take_output();
+        let output = self.instance.output();
         let origin = |index: Option<u32>| match index.and_then(|i| timers.get(i as usize)) {
             Some(t) => RowOrigin::Timer { domain: t.domain, time: t.time, key: t.key.clone(), tag: t.tag.clone() },
             None => RowOrigin::Open,
         };
         let rows = with_ids(output.rows(&[]), origin);
+        self.instance.clear_output();
         self.write_rows(rows).await
     }
 

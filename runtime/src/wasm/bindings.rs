@@ -14,8 +14,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::sluice::job::job::JobError;
-pub use sluice::job::output::{RowOp, Rows};
-pub use sluice::job::state::{StateKind, Writes};
+pub use sluice::job::output::RowOp;
+pub use sluice::job::state::StateKind;
 pub use sluice::job::types::{Batch, LogLevel, MetricKind, Rejected, TimeDomain, Timer};
 
 /// Length of a key span that means "no key" (`batch.spans`, `rows.spans`).

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, Store};
 
-use super::bindings::{SluiceJob, SluiceJobPre};
+use super::bindings::SluiceJobPre;
 use super::cache::{ComponentCache, content_hash};
 use super::host::{HostState, JobInfo};
 use crate::metrics::TaskMetrics;
@@ -99,7 +99,7 @@ impl JobEngine {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        SluiceJob::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
+        super::host::add_to_linker(&mut linker, (CONTRACT, CONTRACT_VERSION))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (stop, ticking) = (ticker_stop.clone(), engine.clone());

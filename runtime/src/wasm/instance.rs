@@ -76,9 +76,16 @@ impl JobInstance {
         self.finish_call(started, result)
     }
 
-    /// Takes the rows and rejections of the last call(s).
-    pub fn take_output(&mut self) -> Output {
-        self.store.data_mut().take_output()
+    /// The rows and rejections of the calls since the output was last
+    /// cleared.
+    pub fn output(&self) -> &Output {
+        self.store.data().output()
+    }
+
+    /// Empties the output once it is routed (its buffers are kept for the
+    /// next call).
+    pub fn clear_output(&mut self) {
+        self.store.data_mut().clear_output();
     }
 
     pub fn host(&self) -> &HostState {

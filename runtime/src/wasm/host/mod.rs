@@ -10,11 +10,12 @@ mod timers;
 
 use std::sync::Arc;
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use self::output::{Output, RowRef};
 use self::stderr::StderrTail;
+use super::bindings::sluice::job as imports;
 use super::limits::MemoryLimiter;
 use crate::connectors::DimensionStore;
 use crate::job::timers::TimerService;
@@ -92,6 +93,20 @@ impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
+}
+
+/// Defines the Sluice imports. `sluice:job/state` and `sluice:job/output` are
+/// written by hand (see their modules), the other interfaces come from
+/// `bindgen!`. `contract`: the package and version that the imports'
+/// names (`PACKAGE/INTERFACE@VERSION`) are made of.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, contract: (&str, &str)) -> wasmtime::Result<()> {
+    imports::types::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
+    imports::dimension::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
+    imports::timers::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
+    imports::context::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)?;
+    let (package, version) = contract;
+    state::add_to_linker(linker, &format!("{package}/state@{version}"))?;
+    output::add_to_linker(linker, &format!("{package}/output@{version}"))
 }
 
 /// A handle the host never gave out: a guest bug, raised as a trap.

@@ -5,10 +5,19 @@
 //! host checks them once when they arrive and hands the task borrowed
 //! [`RowRef`]s. A forwarded row's bytes are the input record's, in the
 //! batch the task still holds, so they never cross the boundary twice.
+//!
+//! The imports are defined by hand rather than by `bindgen!` so that `emit`
+//! reads the guest's lists where they are, in its memory, and appends them
+//! to column buffers the host keeps from call to call. Lifting each list
+//! into a fresh `Vec` allocated a few KiB per call, and every allocation
+//! that size makes glibc's malloc consolidate its free lists, which slowed
+//! the task's own per-row copies afterwards (docs/BENCHMARKS.md).
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::{ComponentType, Lift, Linker, WasmList};
 
 use super::HostState;
-use crate::wasm::bindings::sluice::job::output::Host;
-use crate::wasm::bindings::{NO_KEY, NO_ORIGIN, ROW_DELETE, ROW_FORWARDED, Rejected, RowOp, Rows};
+use crate::wasm::bindings::{NO_KEY, NO_ORIGIN, ROW_DELETE, ROW_FORWARDED, Rejected, RowOp};
 
 /// One emitted row, its bytes borrowed from the output or the input batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,24 +32,51 @@ pub struct RowRef<'a> {
     pub origin: Option<u32>,
 }
 
-/// What the job emitted and rejected since the task last took it.
+/// What the job emitted and rejected since the task last cleared it: the
+/// rows of all `emit` calls in one set of columns, as WIT `rows` lays them
+/// out, with the spans of the rows' own bytes moved to their place in
+/// `data`.
 #[derive(Debug, Default)]
 pub struct Output {
-    /// One entry per `emit` call, each checked on arrival.
-    chunks: Vec<Rows>,
+    data: Vec<u8>,
+    sinks: Vec<u32>,
+    flags: Vec<u8>,
+    spans: Vec<u32>,
+    origins: Vec<u32>,
     /// Bytes of the input batch that forwarded rows refer to.
     input_len: usize,
     pub rejected: Vec<Rejected>,
 }
 
+/// A WIT `rows`, as slices of the lists it is made of.
+#[derive(Debug, Clone, Copy, Default)]
+struct Columns<'a> {
+    data: &'a [u8],
+    sinks: &'a [u32],
+    flags: &'a [u8],
+    spans: &'a [u32],
+    origins: &'a [u32],
+}
+
+/// A WIT `rows` as the guest passed it: its lists, still in guest memory.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct GuestRows {
+    data: WasmList<u8>,
+    sinks: WasmList<u32>,
+    flags: WasmList<u8>,
+    spans: WasmList<u32>,
+    origins: WasmList<u32>,
+}
+
 impl Output {
     /// Number of rows.
     pub fn len(&self) -> usize {
-        self.chunks.iter().map(|c| c.sinks.len()).sum()
+        self.sinks.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.sinks.is_empty()
     }
 
     /// The rows in emit order. `input` is the data of the batch of the
@@ -53,27 +89,63 @@ impl Output {
     /// against: a host bug, not something a guest can cause.
     pub fn rows<'a>(&'a self, input: &'a [u8]) -> impl Iterator<Item = RowRef<'a>> + 'a {
         assert!(input.len() >= self.input_len, "output routed against another batch than the one processed");
-        self.chunks.iter().flat_map(move |rows| {
-            (0..rows.sinks.len()).map(move |i| {
-                let flags = rows.flags[i];
-                let bytes = if flags & ROW_FORWARDED != 0 { input } else { rows.data.as_slice() };
-                let s = &rows.spans[i * 4..i * 4 + 4];
-                RowRef {
-                    sink: rows.sinks[i],
-                    op: if flags & ROW_DELETE != 0 { RowOp::Delete } else { RowOp::Upsert },
-                    key: (s[1] != NO_KEY).then(|| &bytes[s[0] as usize..][..s[1] as usize]),
-                    value: &bytes[s[2] as usize..][..s[3] as usize],
-                    origin: (rows.origins[i] != NO_ORIGIN).then_some(rows.origins[i]),
-                }
-            })
+        (0..self.sinks.len()).map(move |i| {
+            let flags = self.flags[i];
+            let bytes = if flags & ROW_FORWARDED != 0 { input } else { self.data.as_slice() };
+            let s = &self.spans[i * 4..i * 4 + 4];
+            RowRef {
+                sink: self.sinks[i],
+                op: if flags & ROW_DELETE != 0 { RowOp::Delete } else { RowOp::Upsert },
+                key: (s[1] != NO_KEY).then(|| &bytes[s[0] as usize..][..s[1] as usize]),
+                value: &bytes[s[2] as usize..][..s[3] as usize],
+                origin: (self.origins[i] != NO_ORIGIN).then_some(self.origins[i]),
+            }
         })
+    }
+
+    /// Empties the output, keeping its buffers for the next call.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.sinks.clear();
+        self.flags.clear();
+        self.spans.clear();
+        self.origins.clear();
+        self.input_len = 0;
+        self.rejected.clear();
+    }
+
+    /// Checks the rows of one `emit` (`sinks`: how many the job has;
+    /// `input_len`: bytes of the current batch) and appends them.
+    fn append(&mut self, rows: Columns, sinks: usize, input_len: usize) -> Result<(), String> {
+        check(&rows, sinks, input_len)?;
+        // Spans are u32s: the rows of one call stay within 4 GiB.
+        if u32::try_from(self.data.len() + rows.data.len()).is_err() {
+            return Err("the job emitted more than 4 GiB of row data in one call".into());
+        }
+        let base = self.data.len() as u32;
+        self.data.extend_from_slice(rows.data);
+        self.sinks.extend_from_slice(rows.sinks);
+        self.flags.extend_from_slice(rows.flags);
+        self.origins.extend_from_slice(rows.origins);
+        for (&flags, s) in rows.flags.iter().zip(rows.spans.chunks_exact(4)) {
+            if flags & ROW_FORWARDED != 0 {
+                self.spans.extend_from_slice(s);
+            } else {
+                let key_start = if s[1] == NO_KEY { s[0] } else { s[0] + base };
+                self.spans.extend_from_slice(&[key_start, s[1], s[2] + base, s[3]]);
+            }
+        }
+        if !rows.sinks.is_empty() {
+            self.input_len = self.input_len.max(input_len);
+        }
+        Ok(())
     }
 }
 
 /// Checks a `rows` from the guest: column lengths, flags, sink handles and
 /// that every span is inside its bytes. A guest that fails this is broken
 /// (the SDK never sends such rows), so the error traps it.
-fn check(rows: &Rows, sinks: usize, input_len: usize) -> Result<(), String> {
+fn check(rows: &Columns, sinks: usize, input_len: usize) -> Result<(), String> {
     let n = rows.sinks.len();
     if rows.flags.len() != n || rows.origins.len() != n || rows.spans.len() != n * 4 {
         return Err(format!(
@@ -110,58 +182,100 @@ impl HostState {
         self.input_len = input_len;
     }
 
-    /// Takes what was emitted and rejected so far.
-    pub fn take_output(&mut self) -> Output {
-        std::mem::take(&mut self.output)
+    /// What was emitted and rejected since the output was last cleared.
+    pub fn output(&self) -> &Output {
+        &self.output
     }
-}
 
-impl Host for HostState {
-    fn sink_id(&mut self, name: String) -> wasmtime::Result<Result<u32, String>> {
-        Ok(match self.job.sinks.iter().position(|s| *s == name) {
+    /// Empties the output once the task has routed it.
+    pub fn clear_output(&mut self) {
+        self.output.clear();
+    }
+
+    fn sink_id(&self, name: &str) -> Result<u32, String> {
+        match self.job.sinks.iter().position(|s| s == name) {
             Some(i) => Ok(i as u32),
             None => {
                 Err(format!("`{name}` is not a sink of job `{}`; its sinks are {:?}", self.job.name, self.job.sinks))
             }
-        })
-    }
-
-    fn emit(&mut self, rows: Rows) -> wasmtime::Result<()> {
-        check(&rows, self.job.sinks.len(), self.input_len).map_err(wasmtime::Error::msg)?;
-        if !rows.sinks.is_empty() {
-            self.output.input_len = self.output.input_len.max(self.input_len);
-            self.output.chunks.push(rows);
         }
-        Ok(())
     }
+}
 
-    fn reject(&mut self, records: Vec<Rejected>) -> wasmtime::Result<()> {
-        self.output.rejected.extend(records);
+/// Defines the `sluice:job/output` imports, `instance` being the
+/// interface's versioned name.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> wasmtime::Result<()> {
+    let mut output = linker.instance(instance)?;
+    output.func_wrap("sink-id", |store: StoreContextMut<HostState>, (name,): (String,)| {
+        Ok((store.data().sink_id(&name),))
+    })?;
+    output.func_wrap("emit", |mut store: StoreContextMut<HostState>, (rows,): (GuestRows,)| {
+        // Out of the store for the moment, so the guest's memory can be read
+        // while the output grows.
+        let mut output = std::mem::take(&mut store.data_mut().output);
+        let (sinks, input_len) = (store.data().job.sinks.len(), store.data().input_len);
+        let columns = Columns {
+            data: rows.data.as_le_slice(&store),
+            sinks: rows.sinks.as_le_slice(&store),
+            flags: rows.flags.as_le_slice(&store),
+            spans: rows.spans.as_le_slice(&store),
+            origins: rows.origins.as_le_slice(&store),
+        };
+        let appended = output.append(columns, sinks, input_len);
+        store.data_mut().output = output;
+        appended.map_err(wasmtime::Error::msg)
+    })?;
+    output.func_wrap("reject", |mut store: StoreContextMut<HostState>, (records,): (Vec<Rejected>,)| {
+        store.data_mut().output.rejected.extend(records);
         Ok(())
-    }
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn rows(data: &[u8], rows: &[(u32, u8, [u32; 4], u32)]) -> Rows {
-        Rows {
-            data: data.to_vec(),
-            sinks: rows.iter().map(|r| r.0).collect(),
-            flags: rows.iter().map(|r| r.1).collect(),
-            spans: rows.iter().flat_map(|r| r.2).collect(),
-            origins: rows.iter().map(|r| r.3).collect(),
+    /// Columns of `rows` (sink, flags, spans, origin) over `data`.
+    struct Built {
+        data: Vec<u8>,
+        sinks: Vec<u32>,
+        flags: Vec<u8>,
+        spans: Vec<u32>,
+        origins: Vec<u32>,
+    }
+
+    impl Built {
+        fn new(data: &[u8], rows: &[(u32, u8, [u32; 4], u32)]) -> Self {
+            Built {
+                data: data.to_vec(),
+                sinks: rows.iter().map(|r| r.0).collect(),
+                flags: rows.iter().map(|r| r.1).collect(),
+                spans: rows.iter().flat_map(|r| r.2).collect(),
+                origins: rows.iter().map(|r| r.3).collect(),
+            }
+        }
+
+        fn columns(&self) -> Columns<'_> {
+            Columns {
+                data: &self.data,
+                sinks: &self.sinks,
+                flags: &self.flags,
+                spans: &self.spans,
+                origins: &self.origins,
+            }
         }
     }
 
     #[test]
-    fn rows_resolve_own_and_forwarded_bytes() {
-        let own = rows(b"k{}", &[(0, 0, [0, 1, 1, 2], 0), (1, ROW_DELETE, [0, NO_KEY, 1, 2], NO_ORIGIN)]);
-        let forwarded = rows(b"", &[(0, ROW_FORWARDED, [0, 2, 2, 5], 3)]);
-        assert_eq!(check(&own, 2, 0), Ok(()));
-        assert_eq!(check(&forwarded, 2, 7), Ok(()));
-        let output = Output { chunks: vec![own, forwarded], input_len: 7, rejected: Vec::new() };
+    fn rows_of_several_emits_resolve_own_and_forwarded_bytes() {
+        let first = Built::new(b"k{}", &[(0, 0, [0, 1, 1, 2], 0), (1, ROW_DELETE, [0, NO_KEY, 1, 2], NO_ORIGIN)]);
+        let forwarded = Built::new(b"", &[(0, ROW_FORWARDED, [0, 2, 2, 5], 3)]);
+        let second = Built::new(b"j[1]", &[(1, 0, [0, 1, 1, 3], 4)]);
+        let mut output = Output::default();
+        for rows in [&first, &forwarded, &second] {
+            output.append(rows.columns(), 2, 7).unwrap();
+        }
         let got: Vec<_> = output.rows(b"ab{\"x\"}").collect();
         assert_eq!(
             got,
@@ -169,25 +283,26 @@ mod tests {
                 RowRef { sink: 0, op: RowOp::Upsert, key: Some(b"k"), value: b"{}", origin: Some(0) },
                 RowRef { sink: 1, op: RowOp::Delete, key: None, value: b"{}", origin: None },
                 RowRef { sink: 0, op: RowOp::Upsert, key: Some(b"ab"), value: b"{\"x\"}", origin: Some(3) },
+                RowRef { sink: 1, op: RowOp::Upsert, key: Some(b"j"), value: b"[1]", origin: Some(4) },
             ]
         );
-        assert_eq!(output.len(), 3);
+        assert_eq!(output.len(), 4);
+
+        output.clear();
+        assert!(output.is_empty() && output.rows(b"").next().is_none());
     }
 
     #[test]
     fn broken_rows_are_refused() {
-        let outside = rows(b"{}", &[(0, 0, [0, NO_KEY, 1, 2], 0)]);
-        assert!(check(&outside, 1, 100).unwrap_err().contains("outside the row data"));
-        let forwarded_outside = rows(b"", &[(0, ROW_FORWARDED, [0, NO_KEY, 0, 8], 0)]);
-        assert!(check(&forwarded_outside, 1, 7).unwrap_err().contains("outside the input batch"));
-        let overflow = rows(b"{}", &[(0, 0, [0, NO_KEY, u32::MAX, 2], 0)]);
-        assert!(check(&overflow, 1, 0).is_err());
-        let bad_sink = rows(b"{}", &[(3, 0, [0, NO_KEY, 0, 2], 0)]);
-        assert!(check(&bad_sink, 1, 0).unwrap_err().contains("unknown sink handle 3"));
-        let bad_flags = rows(b"{}", &[(0, 4, [0, NO_KEY, 0, 2], 0)]);
-        assert!(check(&bad_flags, 1, 0).unwrap_err().contains("unknown flags"));
-        let mut ragged = rows(b"{}", &[(0, 0, [0, NO_KEY, 0, 2], 0)]);
+        let refused = |rows: Built, input_len| check(&rows.columns(), 1, input_len).unwrap_err();
+        assert!(refused(Built::new(b"{}", &[(0, 0, [0, NO_KEY, 1, 2], 0)]), 100).contains("outside the row data"));
+        let forwarded_outside = Built::new(b"", &[(0, ROW_FORWARDED, [0, NO_KEY, 0, 8], 0)]);
+        assert!(refused(forwarded_outside, 7).contains("outside the input batch"));
+        assert!(refused(Built::new(b"{}", &[(0, 0, [0, NO_KEY, u32::MAX, 2], 0)]), 0).contains("outside"));
+        assert!(refused(Built::new(b"{}", &[(3, 0, [0, NO_KEY, 0, 2], 0)]), 0).contains("unknown sink handle 3"));
+        assert!(refused(Built::new(b"{}", &[(0, 4, [0, NO_KEY, 0, 2], 0)]), 0).contains("unknown flags"));
+        let mut ragged = Built::new(b"{}", &[(0, 0, [0, NO_KEY, 0, 2], 0)]);
         ragged.origins.clear();
-        assert!(check(&ragged, 1, 0).unwrap_err().contains("inconsistent columns"));
+        assert!(refused(ragged, 0).contains("inconsistent columns"));
     }
 }

@@ -1,76 +1,114 @@
 //! `sluice:job/state`: keyed state on the host.
+//!
+//! The imports are defined by hand rather than by `bindgen!` so that the
+//! two a job calls per record or per batch, `get` and `write`, read their
+//! keys and values where they are, in the guest's memory, instead of
+//! lifting each into a fresh `Vec` (an allocation per `get`, a few KiB per
+//! `write`).
+
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, WasmList};
 
 use super::{HostState, bad_handle};
-use crate::wasm::bindings::sluice::job::state::{Host, SmallValue, StateKind, Stored};
-use crate::wasm::bindings::{REMOVED, Writes};
+use crate::state::StateBackend;
+use crate::wasm::bindings::REMOVED;
+use crate::wasm::bindings::sluice::job::state::{SmallValue, StateKind, Stored};
 
 type Bytes = Vec<u8>;
+type Store<'a> = StoreContextMut<'a, HostState>;
 
-impl Host for HostState {
-    fn declare(&mut self, name: String, kind: StateKind, ttl_ms: Option<u64>) -> wasmtime::Result<Result<u32, String>> {
-        Ok(self.state.declare(&name, kind, ttl_ms).map_err(|e| e.to_string()))
+/// Defines the `sluice:job/state` imports, `instance` being the interface's
+/// versioned name.
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> wasmtime::Result<()> {
+    let mut i = linker.instance(instance)?;
+    i.func_wrap("declare", |mut store: Store, (name, kind, ttl_ms): (String, StateKind, Option<u64>)| {
+        Ok((store.data_mut().state.declare(&name, kind, ttl_ms).map_err(|e| e.to_string()),))
+    })?;
+    i.func_wrap("get", |store: Store, (state, key): (u32, WasmList<u8>)| {
+        let host = store.data();
+        let value =
+            host.state.get(state, key.as_le_slice(&store), host.now_ms).ok_or_else(|| bad_handle("state", state))?;
+        Ok((value.map(stored),))
+    })?;
+    i.func_wrap("write", |mut store: Store, (writes,): (GuestWrites,)| {
+        // Out of the store for the moment, so the guest's memory can be read
+        // while the state changes.
+        let mut state = std::mem::take(&mut store.data_mut().state);
+        let now_ms = store.data().now_ms;
+        let written = apply(
+            &mut state,
+            writes.data.as_le_slice(&store),
+            writes.states.as_le_slice(&store),
+            writes.spans.as_le_slice(&store),
+            now_ms,
+        );
+        store.data_mut().state = state;
+        written
+    })?;
+    i.func_wrap("remove", |mut store: Store, (state, key): (u32, Bytes)| {
+        store.data_mut().state.remove(state, &key).ok_or_else(|| bad_handle("state", state))
+    })?;
+    i.func_wrap("map-get", |store: Store, (state, key, field): (u32, Bytes, Bytes)| {
+        let host = store.data();
+        let value = host.state.map_get(state, &key, &field, host.now_ms).ok_or_else(|| bad_handle("state", state))?;
+        Ok((value.map(stored),))
+    })?;
+    i.func_wrap("map-set", |mut store: Store, (state, key, field, value): (u32, Bytes, Bytes, Bytes)| {
+        let host = store.data_mut();
+        host.state.map_set(state, key, field, value, host.now_ms).ok_or_else(|| bad_handle("state", state))
+    })?;
+    i.func_wrap("map-remove", |mut store: Store, (state, key, field): (u32, Bytes, Bytes)| {
+        store.data_mut().state.map_remove(state, &key, &field).ok_or_else(|| bad_handle("state", state))
+    })?;
+    i.func_wrap("map-entries", |store: Store, (state, key): (u32, Bytes)| {
+        let host = store.data();
+        Ok((host.state.map_entries(state, &key, host.now_ms).ok_or_else(|| bad_handle("state", state))?,))
+    })?;
+    i.func_wrap("map-len", |store: Store, (state, key): (u32, Bytes)| {
+        let host = store.data();
+        Ok((host.state.map_len(state, &key, host.now_ms).ok_or_else(|| bad_handle("state", state))?,))
+    })?;
+    i.func_wrap("sample", |store: Store, (state, max): (u32, u32)| {
+        let host = store.data();
+        Ok((host.state.sample(state, max as usize, host.now_ms).ok_or_else(|| bad_handle("state", state))?,))
+    })?;
+    Ok(())
+}
+
+/// A WIT `writes` as the guest passed it: its lists, still in guest memory.
+#[derive(wasmtime::component::ComponentType, wasmtime::component::Lift)]
+#[component(record)]
+struct GuestWrites {
+    data: WasmList<u8>,
+    states: WasmList<u32>,
+    spans: WasmList<u32>,
+}
+
+/// Applies a `writes` (its columns), in order.
+fn apply(state: &mut StateBackend, data: &[u8], states: &[u32], spans: &[u32], now_ms: i64) -> wasmtime::Result<()> {
+    if spans.len() != states.len() * 4 {
+        return Err(wasmtime::Error::msg(format!(
+            "writes with inconsistent columns: {} states, {} spans (want 4 per write)",
+            states.len(),
+            spans.len()
+        )));
     }
-
-    fn get(&mut self, state: u32, key: Bytes) -> wasmtime::Result<Option<Stored>> {
-        let value = self.state.get(state, &key, self.now_ms).ok_or_else(|| bad_handle("state", state))?;
-        Ok(value.map(stored))
-    }
-
-    fn write(&mut self, writes: Writes) -> wasmtime::Result<()> {
-        let Writes { data, states, spans } = &writes;
-        if spans.len() != states.len() * 4 {
-            return Err(wasmtime::Error::msg(format!(
-                "writes with inconsistent columns: {} states, {} spans (want 4 per write)",
-                states.len(),
-                spans.len()
-            )));
-        }
-        let bytes = |i: usize, start: u32, len: u32| {
-            (start as usize)
-                .checked_add(len as usize)
-                .and_then(|end| data.get(start as usize..end))
-                .ok_or_else(|| wasmtime::Error::msg(format!("write {i} has bytes outside its data")))
+    let bytes = |i: usize, start: u32, len: u32| {
+        (start as usize)
+            .checked_add(len as usize)
+            .and_then(|end| data.get(start as usize..end))
+            .ok_or_else(|| wasmtime::Error::msg(format!("write {i} has bytes outside its data")))
+    };
+    for (i, (&handle, s)) in states.iter().zip(spans.chunks_exact(4)).enumerate() {
+        let key = bytes(i, s[0], s[1])?;
+        let done = if s[3] == REMOVED {
+            state.remove(handle, key)
+        } else {
+            state.set_from(handle, key, bytes(i, s[2], s[3])?, now_ms)
         };
-        for (i, (&state, s)) in states.iter().zip(spans.chunks_exact(4)).enumerate() {
-            let key = bytes(i, s[0], s[1])?;
-            let done = if s[3] == REMOVED {
-                self.state.remove(state, key)
-            } else {
-                self.state.set_from(state, key, bytes(i, s[2], s[3])?, self.now_ms)
-            };
-            done.ok_or_else(|| bad_handle("state", state))?;
-        }
-        Ok(())
+        done.ok_or_else(|| bad_handle("state", handle))?;
     }
-
-    fn remove(&mut self, state: u32, key: Bytes) -> wasmtime::Result<()> {
-        self.state.remove(state, &key).ok_or_else(|| bad_handle("state", state))
-    }
-
-    fn map_get(&mut self, state: u32, key: Bytes, field: Bytes) -> wasmtime::Result<Option<Stored>> {
-        let value = self.state.map_get(state, &key, &field, self.now_ms).ok_or_else(|| bad_handle("state", state))?;
-        Ok(value.map(stored))
-    }
-
-    fn map_set(&mut self, state: u32, key: Bytes, field: Bytes, value: Bytes) -> wasmtime::Result<()> {
-        self.state.map_set(state, key, field, value, self.now_ms).ok_or_else(|| bad_handle("state", state))
-    }
-
-    fn map_remove(&mut self, state: u32, key: Bytes, field: Bytes) -> wasmtime::Result<()> {
-        self.state.map_remove(state, &key, &field).ok_or_else(|| bad_handle("state", state))
-    }
-
-    fn map_entries(&mut self, state: u32, key: Bytes) -> wasmtime::Result<Vec<(Bytes, Bytes)>> {
-        self.state.map_entries(state, &key, self.now_ms).ok_or_else(|| bad_handle("state", state))
-    }
-
-    fn map_len(&mut self, state: u32, key: Bytes) -> wasmtime::Result<u32> {
-        self.state.map_len(state, &key, self.now_ms).ok_or_else(|| bad_handle("state", state))
-    }
-
-    fn sample(&mut self, state: u32, max: u32) -> wasmtime::Result<Vec<Bytes>> {
-        self.state.sample(state, max as usize, self.now_ms).ok_or_else(|| bad_handle("state", state))
-    }
+    Ok(())
 }
 
 /// Longest value returned inline (`stored.small`).
