@@ -50,7 +50,7 @@ pub struct HostState {
     /// Bytes of the batch of the current `process` call (0 in other calls):
     /// forwarded rows must point inside it.
     input_len: usize,
-    /// Output of the current call, drained by the task after it.
+    /// Output of the calls since the task last routed and cleared it.
     output: Output,
 }
 

@@ -49,7 +49,7 @@ pub struct Output {
 }
 
 /// A WIT `rows`, as slices of the lists it is made of.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 struct Columns<'a> {
     data: &'a [u8],
     sinks: &'a [u32],
