@@ -4,6 +4,7 @@
 //! fill the SQLite warehouse.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,29 +38,9 @@ async fn serve_on_embedded_defaults_runs_the_demo_project() {
     sluice_tests::services::kafka_brokers();
     let data = tempfile::tempdir().unwrap();
     let components = sluice_tests::wasm("forward").parent().unwrap().to_path_buf();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data.path())
-        .args(["--listen", "127.0.0.1:0", "--demo-components"])
-        .arg(&components)
-        .env("SLUICE_ADMIN_PASSWORD", PASSWORD)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("sluice serve starts");
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            eprintln!("serve: {line}");
-            if let Some(url) = line.strip_prefix("sluice console listening on ") {
-                let _ = tx.send(url.trim().to_owned());
-            }
-        }
-    });
-    let url = rx.recv_timeout(PATIENCE).expect("sluice serve printed its address");
+    let mut command = sluice_serve(data.path());
+    command.arg("--demo-components").arg(&components);
+    let (server, url) = start(command);
 
     let http = reqwest::Client::new();
     let login = http
@@ -102,4 +83,84 @@ async fn serve_on_embedded_defaults_runs_the_demo_project() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     drop(server);
+
+    // The connections the demo made are sealed with the key file it created.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = std::fs::metadata(data.path().join("secret.key")).expect("the secret key file");
+        assert_eq!(key.permissions().mode() & 0o777, 0o600, "readable by its owner only");
+    }
+    for file in ["sluice.db", "sluice.db-wal"] {
+        let metadata = std::fs::read(data.path().join(file)).unwrap_or_default();
+        assert!(
+            !metadata.windows(b"demo-warehouse".len()).any(|w| w == b"demo-warehouse"),
+            "the warehouse connection's URL is not in the metadata database ({file}) as given"
+        );
+    }
+}
+
+/// `sluice serve` on `data`, without the broker and the demo (its caller adds those).
+fn sluice_serve(data: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("SLUICE_ADMIN_PASSWORD", PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Starts `command` and waits for the console's address.
+fn start(mut command: Command) -> (Server, String) {
+    let mut child = command.spawn().expect("sluice serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let server = Server(child);
+    std::thread::spawn(move || {
+        BufReader::new(stderr).lines().map_while(Result::ok).for_each(|l| eprintln!("serve: {l}"))
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            eprintln!("serve: {line}");
+            if let Some(url) = line.strip_prefix("sluice console listening on ") {
+                let _ = tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    let url = rx.recv_timeout(PATIENCE).expect("sluice serve printed its address");
+    (server, url)
+}
+
+#[test]
+fn serve_refuses_a_secret_key_other_than_the_one_its_store_was_sealed_with() {
+    let data = tempfile::tempdir().unwrap();
+    let mut first = sluice_serve(data.path());
+    first.args(["--no-broker", "--no-demo"]);
+    drop(start(first));
+    assert!(data.path().join("secret.key").exists(), "the first start creates the key file");
+
+    let other = data.path().join("other.key");
+    std::fs::write(&other, format!("{}\n", "ab".repeat(32))).unwrap();
+    let mut second = sluice_serve(data.path());
+    second.args(["--no-broker", "--no-demo"]).arg("--secret-key-file").arg(&other);
+    let refused = second.output().unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("other.key")
+            && stderr.contains("not the one this metadata store's connections were sealed with"),
+        "{stderr}"
+    );
+
+    // A missing key file is not replaced by a new, wrong one.
+    let missing = data.path().join("missing.key");
+    let mut third = sluice_serve(data.path());
+    third.args(["--no-broker", "--no-demo"]).arg("--secret-key-file").arg(&missing);
+    assert!(!third.output().unwrap().status.success());
+    assert!(!missing.exists(), "the key made for this start is removed again");
 }

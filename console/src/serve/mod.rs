@@ -14,7 +14,7 @@ use sluice_runtime::snapshot::{LocalSnapshotStore, SnapshotStore};
 
 use crate::api::{self, AppState};
 use crate::broker::EmbeddedBroker;
-use crate::store::Store;
+use crate::store::{SecretKey, Store};
 use crate::worker::{self, Worker};
 use crate::{auth, demo};
 
@@ -29,6 +29,12 @@ pub struct ServeArgs {
     /// Metadata store: `postgres://…`; default SQLite in the data directory.
     #[arg(long, env = "SLUICE_DATABASE_URL")]
     pub database: Option<String>,
+    /// The key file that seals connections (URLs, properties, secrets) in
+    /// the metadata store: 64 hex digits, created with a new key when
+    /// missing; consoles sharing a metadata store share it. Default
+    /// DATA/secret.key.
+    #[arg(long, env = "SLUICE_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
     /// Snapshot storage: a directory, `postgres://…` or `s3://BUCKET/PREFIX`
     /// (endpoint and credentials from the `AWS_*` variables); default
     /// DATA/snapshots.
@@ -57,9 +63,32 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(url) => url.clone(),
         None => format!("sqlite://{}?mode=rwc", args.data_dir.join("sluice.db").display()),
     };
-    let store = Store::connect(&database).await.with_context(|| {
-        format!("cannot open the metadata store {}", sluice_runtime::connections::redact_url(&database))
-    })?;
+    let key_file = args.secret_key_file.clone().unwrap_or_else(|| args.data_dir.join("secret.key"));
+    let (key, created) = SecretKey::load_or_create(&key_file)?;
+    let store = match Store::connect(&database, key).await {
+        Ok(store) => store,
+        Err(e) => {
+            if created {
+                // A key made for a store that turned out to have one already
+                // is of no use; leave no file that looks like the right one.
+                let _ = std::fs::remove_file(&key_file);
+            }
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot open the metadata store {} with the secret key file {}",
+                    sluice_runtime::connections::redact_url(&database),
+                    key_file.display()
+                )
+            });
+        }
+    };
+    if created {
+        eprintln!(
+            "sluice: created the secret key file {} that seals the connections in the metadata store; \
+             back it up: they cannot be read without it",
+            key_file.display()
+        );
+    }
     first_admin(&store).await?;
     let snapshots: Arc<dyn SnapshotStore> = match &args.snapshots {
         Some(location) => sluice_runtime::snapshot::open_store(location).await?,

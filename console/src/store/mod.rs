@@ -8,6 +8,7 @@ mod events;
 mod jobs;
 mod projects;
 mod runs;
+mod sealing;
 
 use std::borrow::Cow;
 
@@ -20,6 +21,7 @@ pub use events::{Event, EventFilter};
 pub use jobs::{Deployment, Job, Version};
 pub use projects::{Connection, Membership, Project};
 pub use runs::{NewRun, Run, RunState};
+pub use sealing::SecretKey;
 
 /// Which database the metadata lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +34,8 @@ pub enum Dialect {
 pub struct Store {
     pub pool: AnyPool,
     pub dialect: Dialect,
+    /// Seals what connections store (their URLs, properties and secrets).
+    key: SecretKey,
 }
 
 /// Errors of the store: a conflict (a name taken) is told apart, since the
@@ -42,18 +46,25 @@ pub enum StoreError {
     Conflict(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// A secret key that does not open what the store holds.
+    #[error("{0}")]
+    Secret(String),
     #[error("metadata migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (2, "sealed secrets", include_str!("../../migrations/0002_sealed_secrets.sql")),
+];
 
 impl Store {
-    /// Connects to `url` (`sqlite://PATH?mode=rwc` or `postgres://…`) and
-    /// runs the migrations.
-    pub async fn connect(url: &str) -> StoreResult<Store> {
+    /// Connects to `url` (`sqlite://PATH?mode=rwc` or `postgres://…`), runs
+    /// the migrations and checks that `key` is the one the store's
+    /// connections are sealed with.
+    pub async fn connect(url: &str, key: SecretKey) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
         let dialect = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
         let pool = sqlx::any::AnyPoolOptions::new()
@@ -61,8 +72,10 @@ impl Store {
             .max_connections(if dialect == Dialect::Sqlite { 1 } else { 10 })
             .connect(url)
             .await?;
-        let store = Store { pool, dialect };
+        let store = Store { pool, dialect, key };
         store.migrate().await?;
+        store.check_secret_key().await?;
+        store.seal_unsealed_connections().await?;
         Ok(store)
     }
 

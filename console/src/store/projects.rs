@@ -4,7 +4,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreResult, conflict, new_id, now_ms};
+use super::{Dialect, Store, StoreError, StoreResult, conflict, new_id, now_ms};
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Project {
@@ -148,21 +148,22 @@ impl Store {
             Some(s) => Some(s.clone()),
             None => self.connection(project_id, &c.name).await?.and_then(|old| old.secret),
         };
+        let seal = |column: &str, value: &str| self.key.seal(value, &sealing_context(project_id, &c.name, column));
         sqlx::query("delete from connections where project_id = $1 and name = $2")
             .bind(project_id)
             .bind(&c.name)
             .execute(&self.pool)
             .await?;
         sqlx::query(
-            "insert into connections (project_id, name, kind, url, secret, properties, updated_ms)
-             values ($1, $2, $3, $4, $5, $6, $7)",
+            "insert into connections (project_id, name, kind, url, secret, properties, updated_ms, sealed)
+             values ($1, $2, $3, $4, $5, $6, $7, 1)",
         )
         .bind(project_id)
         .bind(&c.name)
         .bind(&c.kind)
-        .bind(&c.url)
-        .bind(kept)
-        .bind(&c.properties)
+        .bind(seal("url", &c.url))
+        .bind(kept.map(|secret| seal("secret", &secret)))
+        .bind(seal("properties", &c.properties))
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
@@ -175,7 +176,7 @@ impl Store {
 
     pub async fn connections(&self, project_id: &str) -> StoreResult<Vec<Connection>> {
         let rows = sqlx::query(
-            "select name, kind, url, secret, properties, updated_ms from connections
+            "select name, kind, url, secret, properties, updated_ms, sealed from connections
              where project_id = $1 order by name",
         )
         .bind(project_id)
@@ -183,13 +184,27 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let name: String = r.try_get("name")?;
+                let sealed = r.try_get::<i64, _>("sealed")? != 0;
+                let open = |column: &str, value: String| {
+                    if !sealed {
+                        return Ok(value);
+                    }
+                    self.key.open(&value, &sealing_context(project_id, &name, column)).ok_or_else(|| {
+                        StoreError::Secret(format!(
+                            "connection `{name}`: its stored {column} does not open with this console's secret key \
+                             (the row was altered or copied from another store); set the connection again"
+                        ))
+                    })
+                };
+                let secret: Option<String> = r.try_get("secret")?;
                 Ok(Connection {
-                    name: r.try_get("name")?,
                     kind: r.try_get("kind")?,
-                    url: r.try_get("url")?,
-                    secret: r.try_get("secret")?,
-                    properties: r.try_get("properties")?,
+                    url: open("url", r.try_get("url")?)?,
+                    secret: secret.map(|s| open("secret", s)).transpose()?,
+                    properties: open("properties", r.try_get("properties")?)?,
                     updated_ms: r.try_get("updated_ms")?,
+                    name,
                 })
             })
             .collect()
@@ -202,5 +217,79 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+/// What a connection's sealed column is bound to: its project, its name and
+/// the column (project ids are hex, so the parts cannot run together).
+fn sealing_context(project_id: &str, name: &str, column: &str) -> String {
+    format!("connection:{project_id}:{column}:{name}")
+}
+
+/// The value sealed into `secret_key_check`, and what it is bound to.
+const KEY_CHECK: &str = "sluice secret key check";
+
+impl Store {
+    /// Refuses a key other than the one the stored connections were sealed
+    /// with: better at start than when a job first needs a password.
+    pub(super) async fn check_secret_key(&self) -> StoreResult<()> {
+        let row = sqlx::query("select sealed from secret_key_check where id = 1").fetch_optional(&self.pool).await?;
+        match row {
+            Some(row) => {
+                let sealed: String = row.try_get("sealed")?;
+                if self.key.open(&sealed, KEY_CHECK).as_deref() != Some(KEY_CHECK) {
+                    return Err(StoreError::Secret(
+                        "the secret key is not the one this metadata store's connections were sealed with; \
+                         give the console the key file it had"
+                            .into(),
+                    ));
+                }
+            }
+            None => {
+                sqlx::query("insert into secret_key_check (id, sealed) values (1, $1)")
+                    .bind(self.key.seal(KEY_CHECK, KEY_CHECK))
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals the connections written before sealing existed.
+    pub(super) async fn seal_unsealed_connections(&self) -> StoreResult<()> {
+        let rows = sqlx::query(
+            "select project_id, name, kind, url, secret, properties, updated_ms from connections where sealed = 0",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &rows {
+            let project_id: String = r.try_get("project_id")?;
+            let connection = Connection {
+                name: r.try_get("name")?,
+                kind: r.try_get("kind")?,
+                url: r.try_get("url")?,
+                secret: r.try_get("secret")?,
+                properties: r.try_get("properties")?,
+                updated_ms: r.try_get("updated_ms")?,
+            };
+            self.put_connection(&project_id, &connection).await?;
+        }
+        if !rows.is_empty() {
+            self.scrub_freed_pages().await?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the database files so that the rows just replaced do not
+    /// linger, readable, in freed pages (SQLite) or dead tuples (PostgreSQL).
+    async fn scrub_freed_pages(&self) -> StoreResult<()> {
+        let statements: &[&str] = match self.dialect {
+            Dialect::Sqlite => &["vacuum", "pragma wal_checkpoint(truncate)"],
+            Dialect::Postgres => &["vacuum full connections"],
+        };
+        for statement in statements {
+            sqlx::query(statement).execute(&self.pool).await?;
+        }
+        Ok(())
     }
 }

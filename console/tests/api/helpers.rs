@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sluice_console::api::{self, AppState};
 use sluice_console::auth;
-use sluice_console::store::Store;
+use sluice_console::store::{Connection, SecretKey, Store};
 use sluice_console::worker::{self, Worker};
 use sluice_runtime::snapshot::LocalSnapshotStore;
 
@@ -43,7 +43,7 @@ impl Drop for TestApp {
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("sluice.db").display());
-    let store = Store::connect(&url).await.expect("SQLite metadata store");
+    let store = Store::connect(&url, SecretKey::generate()).await.expect("SQLite metadata store");
     spawn_app_on(store, dir).await
 }
 
@@ -321,4 +321,16 @@ pub fn assert_audited(log: &[(String, Option<String>, String)], action: &str, ac
         log.iter().any(|(a, who, _)| a == action && who.as_deref() == Some(actor)),
         "no `{action}` by {actor} in the event log: {log:#?}"
     );
+}
+
+/// A database connection with a password in its URL and a secret.
+pub fn warehouse_connection() -> Connection {
+    Connection {
+        name: "warehouse".into(),
+        kind: "database".into(),
+        url: "postgres://sluice:hunter2@db.example/wh".into(),
+        secret: Some("s3cr3t-pw".into()),
+        properties: "{}".into(),
+        updated_ms: 0,
+    }
 }

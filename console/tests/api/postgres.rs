@@ -2,11 +2,11 @@
 //! store's roundtrips, and the console answering on top of it.
 
 use serde_json::json;
-use sluice_console::store::{Deployment, EventFilter, NewRun, RunState, Store, now_ms};
+use sluice_console::store::{Deployment, EventFilter, NewRun, RunState, SecretKey, Store, now_ms};
 use sluice_tests::services::postgres_url;
 
 use crate::fixtures::{file_spec, orders};
-use crate::helpers::{component, spawn_app_on, wait_for_run};
+use crate::helpers::{component, spawn_app_on, wait_for_run, warehouse_connection};
 
 /// A database of this test's own on the local server; dropped at the end.
 struct FreshDatabase {
@@ -40,9 +40,12 @@ impl FreshDatabase {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metadata_store_runs_on_postgresql() {
     let db = FreshDatabase::create().await;
-    let store = Store::connect(&db.url).await.expect("migrations run on a fresh database");
+    let key = SecretKey::generate();
+    let store = Store::connect(&db.url, key.clone()).await.expect("migrations run on a fresh database");
     assert_eq!(store.dialect, sluice_console::store::Dialect::Postgres);
-    Store::connect(&db.url).await.expect("and again on a migrated one").pool.close().await;
+    Store::connect(&db.url, key).await.expect("and again on a migrated one").pool.close().await;
+    let refused = Store::connect(&db.url, SecretKey::generate()).await.expect_err("another secret key");
+    assert!(refused.to_string().contains("not the one"), "{refused}");
 
     // The store's own roundtrips.
     let user = store.create_user("pat", "hash", false).await.unwrap();
@@ -51,6 +54,14 @@ async fn the_metadata_store_runs_on_postgresql() {
     store.set_member(&project.id, &user.id, "operator").await.unwrap();
     assert_eq!(store.role_of(&project.id, &user.id).await.unwrap().as_deref(), Some("operator"));
     assert!(matches!(store.create_project("pg", "").await, Err(sluice_console::store::StoreError::Conflict(_))));
+    let warehouse = warehouse_connection();
+    store.put_connection(&project.id, &warehouse).await.unwrap();
+    let read = store.connection(&project.id, "warehouse").await.unwrap().unwrap();
+    assert_eq!(
+        (read.url.as_str(), read.secret.as_deref()),
+        (warehouse.url.as_str(), Some("s3cr3t-pw")),
+        "sealed roundtrip"
+    );
     let job = store.create_job(&project.id, "hourly", "").await.unwrap();
     let bytes = component("hourly_premium");
     let version = store.add_version(&job.id, "hash-1", &bytes, "first", "pat").await.unwrap();

@@ -2,10 +2,12 @@
 //! event log.
 
 use serde_json::json;
+use sluice_console::store::{SecretKey, Store};
 use sluice_tests::kafka::unique_topic;
 use sluice_tests::services::kafka_brokers;
+use sqlx::Row;
 
-use crate::helpers::{assert_audited, events, spawn_app};
+use crate::helpers::{assert_audited, events, spawn_app, warehouse_connection};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projects_and_their_members() {
@@ -86,6 +88,10 @@ async fn connections_never_show_their_secrets() {
     let listed = app.admin.get(base).await;
     for secret in ["hunter2", "s3cr3t", "kafka-pw"] {
         assert!(!listed.text.contains(secret), "{}", listed.text);
+    }
+    let stored = stored_connection_columns(&app.store).await;
+    for secret in ["hunter2", "s3cr3t", "kafka-pw", "db.example", "broker-1"] {
+        assert!(!stored.contains(secret), "the metadata database holds connections sealed: {stored}");
     }
     let listed = listed.expect(200);
     assert_eq!(listed.as_array().unwrap().len(), 2);
@@ -188,4 +194,61 @@ async fn topics_of_a_kafka_connection_are_listed_and_created() {
     assert!(not_kafka.error(400).contains("not kafka"));
     assert_eq!(app.admin.get("/projects/alpha/connections/nope/topics").await.status, 404);
     assert_audited(&events(&app.admin, "alpha", "kind=audit").await, "topic.create", "admin");
+}
+
+/// Every stored URL, secret and properties column, as the database holds them.
+async fn stored_connection_columns(store: &Store) -> String {
+    let rows = sqlx::query("select url, secret, properties from connections").fetch_all(&store.pool).await.unwrap();
+    rows.iter()
+        .flat_map(|r| ["url", "secret", "properties"].map(|c| r.try_get::<Option<String>, _>(c).unwrap()))
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_open_only_with_the_key_they_were_sealed_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("sluice.db").display());
+    let key = SecretKey::generate();
+    let store = Store::connect(&url, key.clone()).await.unwrap();
+    let project = store.create_project("alpha", "").await.unwrap();
+    let warehouse = warehouse_connection();
+
+    // A row written before sealing existed (as an older console left it).
+    sqlx::query(
+        "insert into connections (project_id, name, kind, url, secret, properties, updated_ms, sealed)
+         values ($1, 'events', 'kafka', 'broker-1:9092', 'kafka-pw', '{}', 0, 0)",
+    )
+    .bind(&project.id)
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    store.put_connection(&project.id, &warehouse).await.unwrap();
+    store.pool.close().await;
+
+    let refused = Store::connect(&url, SecretKey::generate()).await.expect_err("another key");
+    assert!(refused.to_string().contains("not the one"), "{refused}");
+
+    let store = Store::connect(&url, key).await.unwrap();
+    let stored = stored_connection_columns(&store).await;
+    assert!(!stored.contains("kafka-pw") && !stored.contains("broker-1"), "the older row is sealed on start: {stored}");
+    for file in ["sluice.db", "sluice.db-wal"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        assert!(!bytes.windows(8).any(|w| w == b"kafka-pw"), "{file} keeps no copy of the older row in freed pages");
+    }
+    let read = store.connections(&project.id).await.unwrap();
+    let read: Vec<_> = read.iter().map(|c| (c.name.as_str(), c.url.as_str(), c.secret.as_deref())).collect();
+    assert_eq!(
+        read,
+        [("events", "broker-1:9092", Some("kafka-pw")), ("warehouse", warehouse.url.as_str(), Some("s3cr3t-pw"))]
+    );
+
+    // A sealed value moved onto another connection's row does not open there.
+    sqlx::query("update connections set secret = (select secret from connections where name = 'warehouse') where name = 'events'")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let moved = store.connections(&project.id).await.expect_err("a moved secret");
+    assert!(moved.to_string().contains("connection `events`: its stored secret does not open"), "{moved}");
 }
