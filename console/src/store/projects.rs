@@ -233,46 +233,37 @@ impl Store {
     /// Refuses a key other than the one the stored connections were sealed
     /// with: better at start than when a job first needs a password.
     pub(super) async fn check_secret_key(&self) -> StoreResult<()> {
-        let row = sqlx::query("select sealed from secret_key_check where id = 1").fetch_optional(&self.pool).await?;
-        match row {
-            Some(row) => {
-                let sealed: String = row.try_get("sealed")?;
-                if self.key.open(&sealed, KEY_CHECK).as_deref() != Some(KEY_CHECK) {
-                    return Err(StoreError::Secret(
-                        "the secret key is not the one this metadata store's connections were sealed with; \
-                         give the console the key file it had"
-                            .into(),
-                    ));
-                }
-            }
-            None => {
-                sqlx::query("insert into secret_key_check (id, sealed) values (1, $1)")
-                    .bind(self.key.seal(KEY_CHECK, KEY_CHECK))
-                    .execute(&self.pool)
-                    .await?;
-            }
+        // The first start on a store seals the check value; consoles
+        // starting together on one store agree on whichever came first.
+        sqlx::query("insert into secret_key_check (id, sealed) values (1, $1) on conflict (id) do nothing")
+            .bind(self.key.seal(KEY_CHECK, KEY_CHECK))
+            .execute(&self.pool)
+            .await?;
+        let sealed: String = sqlx::query("select sealed from secret_key_check where id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("sealed")?;
+        if self.key.open(&sealed, KEY_CHECK).as_deref() != Some(KEY_CHECK) {
+            return Err(StoreError::Secret(
+                "the secret key is not the one this metadata store's connections were sealed with; \
+                 give the console the key file it had"
+                    .into(),
+            ));
         }
         Ok(())
     }
 
     /// Seals the connections written before sealing existed.
     pub(super) async fn seal_unsealed_connections(&self) -> StoreResult<()> {
-        let rows = sqlx::query(
-            "select project_id, name, kind, url, secret, properties, updated_ms from connections where sealed = 0",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows =
+            sqlx::query("select project_id, name from connections where sealed = 0").fetch_all(&self.pool).await?;
         for r in &rows {
             let project_id: String = r.try_get("project_id")?;
-            let connection = Connection {
-                name: r.try_get("name")?,
-                kind: r.try_get("kind")?,
-                url: r.try_get("url")?,
-                secret: r.try_get("secret")?,
-                properties: r.try_get("properties")?,
-                updated_ms: r.try_get("updated_ms")?,
-            };
-            self.put_connection(&project_id, &connection).await?;
+            let name: String = r.try_get("name")?;
+            // Read as given (unsealed), written back sealed.
+            if let Some(connection) = self.connection(&project_id, &name).await? {
+                self.put_connection(&project_id, &connection).await?;
+            }
         }
         if !rows.is_empty() {
             self.scrub_freed_pages().await?;
