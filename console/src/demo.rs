@@ -146,17 +146,20 @@ fn demo_jobs(with_broker: bool) -> Vec<DemoJob> {
     }
 }
 
-/// Creates and starts the demo project, unless it exists. Missing
-/// components are reported, not fatal: the console runs without the demo.
+/// Creates and starts the demo project, or, when it exists, starts its
+/// jobs again (`resume`). Missing components are reported, not fatal: the
+/// console runs without the demo. `fresh_broker`: the brokers are the
+/// embedded broker just started, with no topics.
 pub async fn seed(
     store: &Store,
     worker: &Arc<Worker>,
     components: &Path,
     brokers: Option<&str>,
+    fresh_broker: bool,
     data_dir: &Path,
 ) -> anyhow::Result<()> {
-    if store.project(PROJECT).await?.is_some() {
-        return Ok(());
+    if let Some(project) = store.project(PROJECT).await? {
+        return resume(store, worker, &project.id, brokers, fresh_broker).await;
     }
     let mut jobs = Vec::new();
     let mut loaded = Vec::new();
@@ -184,17 +187,7 @@ pub async fn seed(
         store.set_member(&project.id, &admin.id, "admin").await?;
     }
     if let Some(brokers) = brokers {
-        put_connection(store, &project.id, "events", "kafka", brokers).await?;
-        let events = store.connection(&project.id, "events").await?.expect("just stored");
-        for topic in ["user_order", "u_user", "loan_list", "repay_log"] {
-            if let Err(e) = crate::topics::create(&events, topic, 3).await {
-                // It may exist already (an external cluster).
-                tracing::warn!(error = format!("{e:#}"), topic, "demo topic");
-            }
-        }
-        if jobs.iter().any(|j| j.name == "lending-report") {
-            load_lending_events(brokers).await?;
-        }
+        prepare_broker(store, &project.id, brokers, jobs.iter().any(|j| j.name == "lending-report")).await?;
     }
     let warehouse = format!("sqlite://{}?mode=rwc", data_dir.join("demo-warehouse.db").display());
     put_connection(store, &project.id, "warehouse", "database", &warehouse).await?;
@@ -218,24 +211,93 @@ pub async fn seed(
         if !job.start {
             continue;
         }
-        let run = store
-            .create_run(NewRun {
-                job_id: &created.id,
-                version_id: &version.id,
-                state: RunState::Starting,
-                restore_from: Some("none"),
-                start_position: None,
-                scheduled_ms: None,
-                created_by: "sluice",
-            })
-            .await?;
-        if let Err(e) = worker.launch(run).await {
-            eprintln!("sluice: demo job {} did not start: {e}", job.name);
-        }
+        start_job(store, worker, job.name, &created.id, &version.id, "none").await?;
     }
     let started: Vec<&str> = jobs.iter().filter(|j| j.start).map(|j| j.name).collect();
     println!("sluice: demo project `{PROJECT}` is running: {}", started.join(", "));
     Ok(())
+}
+
+/// Points the demo's `events` connection at `brokers` and creates the
+/// demo topics there, with the lending events when `lending` says so.
+async fn prepare_broker(store: &Store, project_id: &str, brokers: &str, lending: bool) -> anyhow::Result<()> {
+    put_connection(store, project_id, "events", "kafka", brokers).await?;
+    let events = store.connection(project_id, "events").await?.expect("just stored");
+    for topic in ["user_order", "u_user", "loan_list", "repay_log"] {
+        if let Err(e) = crate::topics::create(&events, topic, 3).await {
+            // It may exist already (an external cluster).
+            tracing::warn!(error = format!("{e:#}"), topic, "demo topic");
+        }
+    }
+    if lending {
+        load_lending_events(brokers).await?;
+    }
+    Ok(())
+}
+
+/// A later start with the demo project in place: brings its jobs that
+/// start with the demo back up (from their latest snapshot, or from
+/// scratch on a fresh embedded broker, whose topics were in memory), as a
+/// platform restart brings back its running jobs. A fresh embedded broker
+/// listens on a new port and holds no topics, so the `events` connection
+/// is pointed at it and its topics are made again first.
+async fn resume(
+    store: &Store,
+    worker: &Arc<Worker>,
+    project_id: &str,
+    brokers: Option<&str>,
+    fresh_broker: bool,
+) -> anyhow::Result<()> {
+    let demo = demo_jobs(brokers.is_some());
+    if let (Some(brokers), true) = (brokers, fresh_broker) {
+        let lending = store.job(project_id, "lending-report").await?.is_some();
+        prepare_broker(store, project_id, brokers, lending).await?;
+    }
+    let mut resumed = Vec::new();
+    for job in demo.iter().filter(|j| j.start) {
+        let Some(stored) = store.job(project_id, job.name).await? else { continue };
+        let Some(deployment) = store.deployment(&stored.id).await? else { continue };
+        // Left active by a process that died: the recovery resumes it.
+        if store.active_run(&stored.id).await?.is_some() {
+            continue;
+        }
+        let restore = if fresh_broker { "none" } else { "latest" };
+        if start_job(store, worker, job.name, &stored.id, &deployment.version_id, restore).await? {
+            resumed.push(job.name);
+        }
+    }
+    println!("sluice: demo project `{PROJECT}` is running again: {}", resumed.join(", "));
+    Ok(())
+}
+
+/// Starts a demo job now, restoring `restore` (`none` or `latest`); says
+/// whether it started (a job that does not is reported, not fatal).
+async fn start_job(
+    store: &Store,
+    worker: &Arc<Worker>,
+    name: &str,
+    job_id: &str,
+    version_id: &str,
+    restore: &str,
+) -> anyhow::Result<bool> {
+    let run = store
+        .create_run(NewRun {
+            job_id,
+            version_id,
+            state: RunState::Starting,
+            restore_from: Some(restore),
+            start_position: None,
+            scheduled_ms: None,
+            created_by: "sluice",
+        })
+        .await?;
+    match worker.launch(run).await {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            eprintln!("sluice: demo job {name} did not start: {e}");
+            Ok(false)
+        }
+    }
 }
 
 async fn put_connection(store: &Store, project: &str, name: &str, kind: &str, url: &str) -> anyhow::Result<()> {

@@ -16,6 +16,71 @@ const PATIENCE: Duration = Duration::from_secs(180);
 
 struct Server(Child);
 
+impl Server {
+    /// Ctrl-C, and waits for the process to end.
+    fn interrupt(mut self) {
+        let pid = self.0.id().to_string();
+        let sent = Command::new("kill").args(["-INT", &pid]).status().expect("kill runs");
+        assert!(sent.success());
+        let status = self.0.wait().expect("sluice serve ends");
+        assert!(status.success(), "sluice serve stops cleanly on Ctrl-C: {status}");
+    }
+}
+
+/// The demo jobs that run from the start.
+const DEMO_RUNNING: [&str; 3] = ["order-feed", "hourly-premium", "lending-report"];
+
+/// `sluice serve` with the demo, as `scripts/run.sh` runs it.
+fn command_again(data: &Path, components: &Path) -> Command {
+    let mut command = sluice_serve(data);
+    command.arg("--demo-components").arg(components);
+    command
+}
+
+/// The console's API, signed in as the first admin.
+struct Console {
+    http: reqwest::Client,
+    url: String,
+    cookie: String,
+}
+
+impl Console {
+    async fn sign_in(url: &str) -> Console {
+        let http = reqwest::Client::new();
+        let login = http
+            .post(format!("{url}/api/v1/login"))
+            .json(&json!({ "name": "admin", "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        assert!(login.status().is_success(), "the first admin signs in with SLUICE_ADMIN_PASSWORD");
+        let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+        Console { http, url: url.to_owned(), cookie }
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let answer =
+            self.http.get(format!("{}/api/v1{path}", self.url)).header("cookie", &self.cookie).send().await.unwrap();
+        answer.json::<Value>().await.unwrap()
+    }
+
+    /// Waits until the hourly-premium run of this console has written rows,
+    /// its chart has points and `filled` holds.
+    async fn wait_for_hourly_output<F: std::future::Future<Output = bool>>(&self, filled: impl Fn() -> F) {
+        let started = Instant::now();
+        loop {
+            let metrics = self.get("/projects/demo/jobs/hourly-premium/metrics?seconds=10").await;
+            let out = metrics["totals"]["records_out"].as_u64().unwrap_or(0);
+            let charted = !metrics["series"]["in_rate"].as_array().unwrap().is_empty();
+            if out > 0 && charted && filled().await {
+                return;
+            }
+            assert!(started.elapsed() < PATIENCE, "the demo jobs did not fill the warehouse: {metrics}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -38,31 +103,13 @@ async fn serve_on_embedded_defaults_runs_the_demo_project() {
     sluice_tests::services::kafka_brokers();
     let data = tempfile::tempdir().unwrap();
     let components = sluice_tests::wasm("forward").parent().unwrap().to_path_buf();
-    let mut command = sluice_serve(data.path());
-    command.arg("--demo-components").arg(&components);
-    let (server, url) = start(command);
+    let (server, url) = start(command_again(data.path(), &components));
 
-    let http = reqwest::Client::new();
-    let login = http
-        .post(format!("{url}/api/v1/login"))
-        .json(&json!({ "name": "admin", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert!(login.status().is_success(), "the first admin signs in with SLUICE_ADMIN_PASSWORD");
-    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
-    let get = |path: String| {
-        let (http, cookie, url) = (http.clone(), cookie.clone(), url.clone());
-        async move {
-            let answer = http.get(format!("{url}/api/v1{path}")).header("cookie", cookie).send().await.unwrap();
-            answer.json::<Value>().await.unwrap()
-        }
-    };
-
-    let jobs = get("/projects/demo/jobs".into()).await;
+    let console = Console::sign_in(&url).await;
+    let jobs = console.get("/projects/demo/jobs").await;
     let state =
         |name: &str| jobs.as_array().unwrap().iter().find(|j| j["job"]["name"] == name).map(|j| j["state"].clone());
-    for running in ["order-feed", "hourly-premium", "lending-report"] {
+    for running in DEMO_RUNNING {
         assert_eq!(state(running), Some(json!("running")), "{running} runs: {jobs}");
     }
     for deployed in ["large-tx-alert", "jinpan-sync"] {
@@ -71,17 +118,20 @@ async fn serve_on_embedded_defaults_runs_the_demo_project() {
 
     // Generated orders flow through the embedded broker into the warehouse.
     let warehouse = data.path().join("demo-warehouse.db");
-    let started = Instant::now();
-    loop {
-        let metrics = get("/projects/demo/jobs/hourly-premium/metrics?seconds=10".into()).await;
-        let out = metrics["totals"]["records_out"].as_u64().unwrap_or(0);
-        if out > 0 && rows(&warehouse, "hs_order").await > 0 && rows(&warehouse, "loan_funnel").await > 0 {
-            assert!(!metrics["series"]["in_rate"].as_array().unwrap().is_empty(), "the chart has points: {metrics}");
-            break;
-        }
-        assert!(started.elapsed() < PATIENCE, "the demo jobs did not fill the warehouse: {metrics}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let filled = || async { rows(&warehouse, "hs_order").await > 0 && rows(&warehouse, "loan_funnel").await > 0 };
+    console.wait_for_hourly_output(filled).await;
+
+    // Ctrl-C stops the jobs with a snapshot; the next start (the README's
+    // command run again) brings the demo back up on a new embedded broker.
+    server.interrupt();
+    let (server, url) = start(command_again(data.path(), &components));
+    let console = Console::sign_in(&url).await;
+    let jobs = console.get("/projects/demo/jobs").await;
+    for running in DEMO_RUNNING {
+        let job = jobs.as_array().unwrap().iter().find(|j| j["job"]["name"] == running);
+        assert_eq!(job.map(|j| j["state"].clone()), Some(json!("running")), "{running} runs again: {jobs}");
     }
+    console.wait_for_hourly_output(filled).await;
     drop(server);
 
     // The connections the demo made are sealed with the key file it created.

@@ -102,13 +102,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let brokers = args.kafka.clone().or_else(|| broker.as_ref().map(|b| b.brokers.clone()));
 
-    // Runs left active by a previous process resume first; with the
-    // embedded broker (topics in memory, so gone) they start fresh.
-    worker::scheduler::recover(&worker, &store, broker.is_some()).await?;
+    // The demo first: on a new embedded broker its connection must point
+    // there before anything of it resumes.
     if !args.no_demo {
         let components = args.demo_components.clone().unwrap_or_else(|| PathBuf::from("target/demo"));
-        demo::seed(&store, &worker, &components, brokers.as_deref(), &args.data_dir).await?;
+        demo::seed(&store, &worker, &components, brokers.as_deref(), broker.is_some(), &args.data_dir).await?;
     }
+    // Runs left active by a process that died resume; with the embedded
+    // broker (topics in memory, so gone) they start fresh.
+    worker::scheduler::recover(&worker, &store, broker.is_some()).await?;
     tokio::spawn(worker::scheduler::run(worker.clone(), store.clone()));
 
     let app = api::app(AppState { store, worker: worker.clone() });
