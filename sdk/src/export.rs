@@ -66,6 +66,13 @@ fn process_records<J: Job>(job: &mut J, ctx: &mut Context, batch: &Batch) -> Res
             Err(Error::Fatal(message)) => return Err(message),
         }
     }
+    if n > 0 {
+        // Rows of the batch's aggregate take the id of its last record.
+        ctx.origin = Some(n as u32 - 1);
+        job.finish_batch(ctx).map_err(|e| match e {
+            Error::Record(m) | Error::Fatal(m) => m,
+        })?;
+    }
     Ok(())
 }
 

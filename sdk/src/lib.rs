@@ -72,6 +72,20 @@ pub trait Job: Sized + 'static {
     /// [`Error::Fatal`] fails the task.
     fn process(&mut self, ctx: &mut Context, record: &Record<'_>) -> Result<()>;
 
+    /// Called once after the last record of every batch (after `process`
+    /// has seen each of them): where a job emits what it aggregated over the
+    /// batch, one row per key rather than one per record, as Flink's
+    /// mini-batch aggregation does. An upsert sink needs only a key's last
+    /// row, so this gives the same table with fewer rows to encode and
+    /// write. Rows emitted here take their id from the batch's last record,
+    /// so they suit upsert sinks (keyed by their primary key), not append
+    /// sinks, whose rows would depend on where batches begin and end. An
+    /// error returned here fails the task: there is no one record to reject.
+    fn finish_batch(&mut self, ctx: &mut Context) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
     /// Handles a due timer registered with [`Context::register_timer`] or a
     /// window helper.
     fn on_timer(&mut self, ctx: &mut Context, timer: &Timer) -> Result<()> {

@@ -25,7 +25,7 @@ async fn main() {
         )
     };
     for i in 0..keys {
-        state.set(handle, format!("user-{i:08}").into_bytes(), value(i, 0).into_bytes(), 0).unwrap();
+        state.set(handle, format!("user-{i:08}").as_bytes(), value(i, 0).as_bytes()).unwrap();
     }
     let value_len = value(0, 0).len();
     let mut full = Measured::default();
@@ -80,7 +80,7 @@ impl Measured {
     ) -> Self {
         let keys = state.tables()[0].len();
         for i in (0..keys).step_by(100).map(|i| (i + round) % keys) {
-            state.set(handle, format!("user-{i:08}").into_bytes(), value(i, round).into_bytes(), 0).unwrap();
+            state.set(handle, format!("user-{i:08}").as_bytes(), value(i, round).as_bytes()).unwrap();
         }
         let dir = self.dir.get_or_insert_with(|| tempfile::tempdir().unwrap());
         let store = LocalSnapshotStore::new(dir.path());

@@ -6,3 +6,4 @@ mod load;
 mod parity;
 mod s3_server;
 mod snapshots;
+mod state_cost;

@@ -26,7 +26,12 @@
 //!   (e.g. `0` to replay old data).
 //!
 //! `hs_order` is an upsert table keyed by `biz_date`: an hour whose last
-//! order moved elsewhere is deleted (`ctx.delete` with its last row).
+//! order moved elsewhere is deleted (`ctx.delete` with its last row). Rows
+//! are emitted once per batch for each hour the batch changed (mini-batch
+//! output, `Job::finish_batch`): the table is the same as with a row per
+//! record, with far fewer rows to encode and write.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sluice_sdk::prelude::*;
@@ -92,6 +97,8 @@ pub struct HourlyPremium {
     /// biz_date -> distinct order numbers / customer phones
     policies: CountDistinct,
     holders: CountDistinct,
+    /// Hours changed in the current batch, with their rows before it.
+    touched: BTreeMap<String, Option<HsOrder>>,
 }
 
 #[sluice_sdk::job]
@@ -116,6 +123,7 @@ impl Job for HourlyPremium {
             hours: ctx.value_state("hour_totals")?,
             policies: CountDistinct::open(ctx, "hour_policies")?,
             holders: CountDistinct::open(ctx, "hour_holders")?,
+            touched: BTreeMap::new(),
         })
     }
 
@@ -145,25 +153,27 @@ impl Job for HourlyPremium {
         if prev == Some(&current) {
             return Ok(()); // the view row did not change: nothing downstream changes
         }
-        self.last_order.update(ctx, &order.id, &current)?;
+        self.last_order.set(ctx, &order.id, &current)?;
 
-        // The changelog of `last_order` is -old +current; apply it to the
-        // hours it touches and emit what changed in those hours' rows.
-        let mut hours = Vec::new();
+        // The changelog of `last_order` is -old +current: apply it to the
+        // hours it touches. Their `hs_order` rows are emitted once per
+        // batch, in `finish_batch`, with what changed by then.
         if let Some(old) = prev {
-            hours.push(self.biz_date(old.gmt_modified));
+            let hour = self.biz_date(old.gmt_modified);
+            self.touch(ctx, &hour)?;
+            self.retract(ctx, &hour, old)?;
         }
-        let current_hour = self.biz_date(current.gmt_modified);
-        if !hours.contains(&current_hour) {
-            hours.push(current_hour);
-        }
-        let before = hours.iter().map(|h| self.hour_row(ctx, h)).collect::<Result<Vec<_>>>()?;
-        if let Some(old) = prev {
-            self.retract(ctx, old)?;
-        }
-        self.accumulate(ctx, &current)?;
-        for (hour, before) in hours.iter().zip(before) {
-            match (before, self.hour_row(ctx, hour)?) {
+        let hour = self.biz_date(current.gmt_modified);
+        self.touch(ctx, &hour)?;
+        self.accumulate(ctx, &hour, &current)
+    }
+
+    /// Mini-batch output: one `hs_order` change per hour touched in the
+    /// batch (an upsert of its row, or the delete of an hour left without
+    /// orders), where the SQL's continuous query emits one per record.
+    fn finish_batch(&mut self, ctx: &mut Context) -> Result<()> {
+        for (hour, before) in std::mem::take(&mut self.touched) {
+            match (before, self.hour_row(ctx, &hour)?) {
                 (Some(gone), None) => ctx.delete(SINK, &gone)?,
                 (before, Some(row)) if before.as_ref() != Some(&row) => ctx.emit(SINK, &row)?,
                 _ => {}
@@ -174,6 +184,16 @@ impl Job for HourlyPremium {
 }
 
 impl HourlyPremium {
+    /// Notes that `hour` changes in this batch, keeping its row as it was
+    /// before the batch (what the sink holds).
+    fn touch(&mut self, ctx: &mut Context, hour: &str) -> Result<()> {
+        if !self.touched.contains_key(hour) {
+            let before = self.hour_row(ctx, hour)?;
+            self.touched.insert(hour.to_owned(), before);
+        }
+        Ok(())
+    }
+
     /// `from_unixtime(gmt_modified / 1000, 'yyyyMMddHH')` in the job's time zone.
     fn biz_date(&self, ms: i64) -> String {
         let local = ms.saturating_add(self.offset_ms);
@@ -181,37 +201,35 @@ impl HourlyPremium {
         format!("{y:04}{m:02}{d:02}{:02}", local.rem_euclid(DAY_MS) / HOUR_MS)
     }
 
-    fn accumulate(&self, ctx: &mut Context, order: &LastOrder) -> Result<()> {
-        let hour = self.biz_date(order.gmt_modified);
-        let mut totals = self.hours.get(ctx, &hour)?.unwrap_or_default();
+    fn accumulate(&self, ctx: &mut Context, hour: &str, order: &LastOrder) -> Result<()> {
+        let mut totals = self.hours.get(ctx, hour)?.unwrap_or_default();
         totals.users += 1;
         totals.premium_micros = totals.premium_micros.saturating_add(premium_micros(order));
-        self.hours.set(ctx, &hour, &totals)?;
+        self.hours.set(ctx, hour, &totals)?;
         // count(distinct ..) ignores nulls
         if let Some(no) = &order.order_no {
-            self.policies.add(ctx, &hour, no)?;
+            self.policies.add(ctx, hour, no)?;
         }
         if let Some(tel) = &order.customer_tel {
-            self.holders.add(ctx, &hour, tel)?;
+            self.holders.add(ctx, hour, tel)?;
         }
         Ok(())
     }
 
-    fn retract(&self, ctx: &mut Context, order: &LastOrder) -> Result<()> {
-        let hour = self.biz_date(order.gmt_modified);
-        let mut totals = self.hours.get(ctx, &hour)?.unwrap_or_default();
+    fn retract(&self, ctx: &mut Context, hour: &str, order: &LastOrder) -> Result<()> {
+        let mut totals = self.hours.get(ctx, hour)?.unwrap_or_default();
         totals.users = totals.users.saturating_sub(1);
         totals.premium_micros = totals.premium_micros.saturating_sub(premium_micros(order));
         if totals.users == 0 {
-            self.hours.remove(ctx, &hour);
+            self.hours.remove(ctx, hour);
         } else {
-            self.hours.set(ctx, &hour, &totals)?;
+            self.hours.set(ctx, hour, &totals)?;
         }
         if let Some(no) = &order.order_no {
-            self.policies.remove(ctx, &hour, no)?;
+            self.policies.remove(ctx, hour, no)?;
         }
         if let Some(tel) = &order.customer_tel {
-            self.holders.remove(ctx, &hour, tel)?;
+            self.holders.remove(ctx, hour, tel)?;
         }
         Ok(())
     }

@@ -38,19 +38,17 @@ fn dedup_and_retraction() {
     assert_eq!(
         ops(&t),
         vec![
+            // One change per hour a batch touched, hours in order (mini-batch output).
             // batch 1: users 1 (A1 T1 100.1) and 2 (B1 T2 200.2) at 09, user 3 (C1 T1 null) at 10
-            (U, row("2024031509", 100.1, 1, 1)),
             (U, row("2024031509", 300.3, 2, 2)), // exactly 300.3, not 100.1 + 200.2 in f64
             (U, row("2024031510", 0.0, 1, 1)),
-            // batch 2: user 1 moves to 10 (A2 T1 50.05): 09 keeps user 2, 10 has users 3 and 1
-            (U, row("2024031509", 200.2, 1, 1)),
-            (U, row("2024031510", 50.05, 2, 1)), // T1 twice counts once
+            // batch 2: user 1 moves to 10 (A2 T1 50.05): 09 keeps user 2, 10 has users 3 and 1;
             // user 2 updates B1 to 0.1 with a null phone (still T2)
             (U, row("2024031509", 0.1, 1, 1)),
-            // batch 3: user 2 moves to 10 (B2 T2, premium missing so still 0.1): 09 is empty
-            (D, row("2024031509", 0.1, 1, 1)),
-            (U, row("2024031510", 50.15, 3, 2)),
+            (U, row("2024031510", 50.05, 2, 1)), // T1 twice counts once
+            // batch 3: user 2 moves to 10 (B2 T2, premium missing so still 0.1): 09 is empty;
             // user 4 (D2 T4 20), whose yesterday order was filtered
+            (D, row("2024031509", 0.1, 1, 1)),
             (U, row("2024031510", 70.15, 4, 3)),
         ]
     );
@@ -93,16 +91,14 @@ fn same_input_with_the_default_offset_keeps_more() {
     assert_eq!(
         ops(&t),
         vec![
+            (U, row("2024031500", 30.0, 1, 1)), // user 3 at 00:30 +8
             (U, row("2024031507", 10.0, 1, 1)), // user 1 at 23:59:59.999 UTC
             (U, row("2024031508", 20.0, 1, 1)), // user 2
-            (U, row("2024031500", 30.0, 1, 1)), // user 3 at 00:30 +8
             (U, row("2024031510", 40.0, 1, 1)), // user 4
-            // user 1 moves from 07 to 10:40
-            (D, row("2024031507", 10.0, 1, 1)),
-            (U, row("2024031510", 55.5, 2, 2)),
-            // user 3 moves from 00 to 07:00
+            // batch 2: user 3 moves from 00 to 07:00, user 1 from 07 to 10:40
             (D, row("2024031500", 30.0, 1, 1)),
             (U, row("2024031507", 35.0, 1, 1)),
+            (U, row("2024031510", 55.5, 2, 2)),
         ]
     );
     assert_eq!(
@@ -117,11 +113,10 @@ fn since_ms_replays_old_data() {
     assert_eq!(
         ops(&t),
         vec![
-            (U, row("2023060108", 0.1, 1, 1)),
-            (U, row("2023060108", 0.3, 2, 2)), // 0.1 + 0.2, exactly
-            (U, row("2023060108", 1.0, 2, 3)), // P1 again, by holder M3
-            (U, row("2023060223", 1.0, 1, 1)),
             (U, row("1970010108", -5.5, 1, 1)),
+            // 0.1 + 0.2 + 0.7, exactly; P1 twice (holders M1 and M3)
+            (U, row("2023060108", 1.0, 2, 3)),
+            (U, row("2023060223", 1.0, 1, 1)),
             (U, row("2023060108", 1.05, 2, 3)), // user 11: 0.2 -> 0.25
         ]
     );
@@ -199,8 +194,9 @@ fn a_user_moving_back_restores_the_hour() {
             (U, row("2024031501", 10.0, 1, 1)),
             (D, row("2024031501", 10.0, 1, 1)),
             (U, row("2024031502", 10.0, 1, 1)),
-            (D, row("2024031502", 10.0, 1, 1)),
+            // one batch's changes come in hour order
             (U, row("2024031501", 10.0, 1, 1)),
+            (D, row("2024031502", 10.0, 1, 1)),
         ]
     );
 }

@@ -79,7 +79,7 @@ impl Job for LastPage {
         if prev == Some(&current) {
             return Ok(()); // same page again: the sink row already says so
         }
-        self.last.update(ctx, &group, &current)?;
+        self.last.set(ctx, &group, &current)?;
         ctx.emit(SINK, &UserLastLog { account_id, device_id: log.device_id, last: current })
     }
 }

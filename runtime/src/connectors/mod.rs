@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod datagen;
 pub mod file;
+mod json_fields;
 pub mod kafka;
 pub mod memory;
 pub mod redis;
@@ -144,16 +145,12 @@ impl RowId {
 
 pub use crate::wasm::bindings::{RowOp, TimeDomain};
 
-/// The JSON field `field` of `value` as milliseconds since the epoch (a
-/// number, or a string of digits); `None` when absent or not JSON.
+/// The value of the top-level field `field` of a JSON record as
+/// milliseconds (a number, or a string of digits); `None` when absent or
+/// not JSON.
 pub(crate) fn json_field_millis(value: &[u8], field: &str) -> Option<i64> {
-    let doc: serde_json::Value = serde_json::from_slice(value).ok()?;
-    json_millis(doc.get(field)?)
-}
-
-/// A JSON number, or a string of digits, as milliseconds.
-pub(crate) fn json_millis(v: &serde_json::Value) -> Option<i64> {
-    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    let [raw] = json_fields::raw_fields(value, [Some(field)])?;
+    json_fields::raw_millis(raw?)
 }
 
 /// A row on its way to a sink.

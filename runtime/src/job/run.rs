@@ -226,7 +226,6 @@ impl<'a> TaskBuilder<'a> {
         let limits =
             JobLimits { memory_bytes: (spec.limits.memory_mb << 20) as usize, cpu_per_call: spec.limits.cpu_per_batch };
         let mut host = HostState::new(info, dimensions, self.metrics.clone(), limits.memory_bytes);
-        host.now_ms = self.clock.now_ms();
         let mut watermarks = Watermarks::new(spec.watermark.max_out_of_orderness.as_millis() as i64);
         if let Some(snapshot) = restore {
             host.state = StateBackend::restore(snapshot.state);
@@ -234,6 +233,7 @@ impl<'a> TaskBuilder<'a> {
             watermarks.restore(&snapshot.event_times, snapshot.watermark);
             tracing::info!(job = %spec.name, snapshot = %snapshot.meta.id, "restoring");
         }
+        host.set_now(self.clock.now_ms());
         let instance = JobInstance::open(engine, component, host, limits).await?;
         let dropped = instance.host().state.undeclared();
         if !dropped.is_empty() && !self.allow_non_restored_state {

@@ -24,8 +24,6 @@ use crate::wasm::{InstanceError, JobInstance};
 /// Rounds of timer delivery per step. A job whose `on_timer` keeps
 /// registering already-due timers gets the rest next step, not a hang.
 const MAX_TIMER_ROUNDS: usize = 100;
-/// How often expired state is dropped.
-const EXPIRE_EVERY: Duration = Duration::from_secs(10);
 
 /// Why a task stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +137,6 @@ impl Task {
 
     /// The one task loop behind [`Task::run`] and [`Task::run_controlled`].
     async fn run_loop(mut self, mut control: Control) -> Result<TaskEnd, TaskError> {
-        let mut last_expire = Instant::now();
         loop {
             // Checked between batches, never raced against a poll: a poll
             // ends within max_wait, and cancelling it could drop records it
@@ -188,17 +185,12 @@ impl Task {
             if self.snapshots.as_ref().and_then(|s| s.interval).is_some_and(|i| self.last_snapshot.elapsed() >= i) {
                 self.take_snapshot(Trigger::Periodic).await?;
             }
-            if last_expire.elapsed() >= EXPIRE_EVERY {
-                let now = self.clock.now_ms();
-                self.instance.host_mut().state.expire(now);
-                last_expire = Instant::now();
-            }
         }
     }
 
     /// Processes what is in the batch, then fires due timers.
     async fn step(&mut self) -> Result<(), TaskError> {
-        self.instance.host_mut().now_ms = self.clock.now_ms();
+        self.instance.host_mut().set_now(self.clock.now_ms());
         if !self.batch.is_empty() {
             for meta in self.batch.records() {
                 if let Some(t) = meta.event_time {
@@ -213,6 +205,9 @@ impl Task {
         }
         self.watermarks.advance();
         self.fire_timers().await?;
+        let state = &self.instance.host().state;
+        self.metrics.state_ops.store(state.work(), Ordering::Relaxed);
+        self.metrics.state_bytes.store(state.bytes() as u64, Ordering::Relaxed);
         self.tick_sinks().await
     }
 
@@ -258,7 +253,7 @@ impl Task {
             let now = self.clock.now_ms();
             let watermark = self.watermarks.current();
             let host = self.instance.host_mut();
-            host.now_ms = now;
+            host.set_now(now);
             host.watermark = watermark;
             let due = host.timers.take_due(now, watermark);
             if due.is_empty() {

@@ -33,6 +33,12 @@ pub struct TaskMetrics {
     /// Microseconds from the end of the last poll until the sinks had
     /// accepted that batch's rows (processing latency of one batch).
     pub last_batch_latency_us: AtomicU64,
+    /// State entries looked at, written, returned or dropped since the task
+    /// started (`StateBackend::work`): per record, it must not grow with
+    /// the size of the state.
+    pub state_ops: AtomicU64,
+    /// Estimated bytes of state held.
+    pub state_bytes: AtomicU64,
     custom: Mutex<Vec<CustomMetric>>,
     logs: Mutex<std::collections::VecDeque<(LogLevel, String)>>,
 }
@@ -63,6 +69,8 @@ impl Default for TaskMetrics {
             last_snapshot_bytes: AtomicU64::new(0),
             lag: AtomicI64::new(-1),
             last_batch_latency_us: AtomicU64::new(0),
+            state_ops: AtomicU64::new(0),
+            state_bytes: AtomicU64::new(0),
             custom: Mutex::default(),
             logs: Mutex::default(),
         }

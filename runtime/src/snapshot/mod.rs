@@ -4,10 +4,11 @@
 //! the sources from its positions gives the same sink contents as a run
 //! without failure (upserts are idempotent, appends carry row ids).
 //!
-//! On disk a snapshot is `SLUICE-SNAPSHOT 2\n`, the SHA-256 of the body
+//! On disk a snapshot is `SLUICE-SNAPSHOT 3\n`, the SHA-256 of the body
 //! (32 bytes), then the body (postcard); a file whose checksum does not
-//! match is refused, so a torn or corrupt write is never restored. Format 1
-//! (before staged dimension writes) is still read.
+//! match is refused, so a torn or corrupt write is never restored. Formats
+//! 1 (before staged dimension writes) and 2 (before incremental images of
+//! map fields) are still read.
 
 mod object;
 mod postgres;
@@ -23,9 +24,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::connectors::staged::PendingWrites;
-use crate::state::StateTableImage;
+use crate::state::{StateTableImage, StateTableImageV2};
 
-const MAGIC: &[u8] = b"SLUICE-SNAPSHOT 2\n";
+const MAGIC: &[u8] = b"SLUICE-SNAPSHOT 3\n";
+const MAGIC_V2: &[u8] = b"SLUICE-SNAPSHOT 2\n";
 const MAGIC_V1: &[u8] = b"SLUICE-SNAPSHOT 1\n";
 
 /// Why a snapshot was taken.
@@ -79,21 +81,41 @@ pub struct Snapshot {
     pub dimension_writes: Vec<(String, PendingWrites)>,
 }
 
-/// Format 1: a [`Snapshot`] without `dimension_writes`.
+/// Format 1: format 2 without `dimension_writes`.
 #[derive(Deserialize)]
 struct SnapshotV1 {
     meta: SnapshotMeta,
     base: Option<String>,
-    state: Vec<StateTableImage>,
+    state: Vec<StateTableImageV2>,
     timers: Vec<TimerImage>,
     event_times: Vec<(u32, i32, i64)>,
     watermark: Option<i64>,
 }
 
-impl From<SnapshotV1> for Snapshot {
+/// Format 2: a [`Snapshot`] whose incremental images held changed maps whole.
+#[derive(Deserialize)]
+struct SnapshotV2 {
+    meta: SnapshotMeta,
+    base: Option<String>,
+    state: Vec<StateTableImageV2>,
+    timers: Vec<TimerImage>,
+    event_times: Vec<(u32, i32, i64)>,
+    watermark: Option<i64>,
+    dimension_writes: Vec<(String, PendingWrites)>,
+}
+
+impl From<SnapshotV1> for SnapshotV2 {
     fn from(v1: SnapshotV1) -> Self {
         let SnapshotV1 { meta, base, state, timers, event_times, watermark } = v1;
-        Snapshot { meta, base, state, timers, event_times, watermark, dimension_writes: Vec::new() }
+        SnapshotV2 { meta, base, state, timers, event_times, watermark, dimension_writes: Vec::new() }
+    }
+}
+
+impl From<SnapshotV2> for Snapshot {
+    fn from(v2: SnapshotV2) -> Self {
+        let SnapshotV2 { meta, base, state, timers, event_times, watermark, dimension_writes } = v2;
+        let state = state.into_iter().map(|image| image.upgrade(base.is_some())).collect();
+        Snapshot { meta, base, state, timers, event_times, watermark, dimension_writes }
     }
 }
 
@@ -156,10 +178,14 @@ impl Snapshot {
     /// Decodes and checks a snapshot; `id` names it in errors.
     pub fn decode(id: &str, bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         let corrupt = |message: &str| SnapshotError::Corrupt { id: id.to_owned(), message: message.to_owned() };
-        let (rest, v1) = match (bytes.strip_prefix(MAGIC), bytes.strip_prefix(MAGIC_V1)) {
-            (Some(rest), _) => (rest, false),
-            (None, Some(rest)) => (rest, true),
-            (None, None) => return Err(corrupt("not a Sluice snapshot (bad header)")),
+        let (rest, format) = if let Some(rest) = bytes.strip_prefix(MAGIC) {
+            (rest, 3)
+        } else if let Some(rest) = bytes.strip_prefix(MAGIC_V2) {
+            (rest, 2)
+        } else if let Some(rest) = bytes.strip_prefix(MAGIC_V1) {
+            (rest, 1)
+        } else {
+            return Err(corrupt("not a Sluice snapshot (bad header)"));
         };
         if rest.len() < 32 {
             return Err(corrupt("truncated"));
@@ -168,9 +194,10 @@ impl Snapshot {
         if Sha256::digest(body).as_slice() != sum {
             return Err(corrupt("checksum mismatch (truncated or corrupt)"));
         }
-        let decoded = match v1 {
-            false => postcard::from_bytes(body),
-            true => postcard::from_bytes::<SnapshotV1>(body).map(Snapshot::from),
+        let decoded = match format {
+            3 => postcard::from_bytes(body),
+            2 => postcard::from_bytes::<SnapshotV2>(body).map(Snapshot::from),
+            _ => postcard::from_bytes::<SnapshotV1>(body).map(|v1| Snapshot::from(SnapshotV2::from(v1))),
         };
         decoded.map_err(|e| corrupt(&format!("cannot decode: {e}")))
     }
@@ -184,6 +211,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::EntryImage;
 
     fn snapshot() -> Snapshot {
         Snapshot {
@@ -227,5 +255,21 @@ mod tests {
         let bytes = [MAGIC_V1, Sha256::digest(&body).as_slice(), &body].concat();
         let decoded = Snapshot::decode("old", &bytes).unwrap();
         assert_eq!(decoded, Snapshot { dimension_writes: Vec::new(), ..snapshot() });
+    }
+
+    /// Incremental snapshots of format 2 held a changed map whole: read
+    /// today, it still replaces the map it changed.
+    #[test]
+    fn reads_format_2_incremental_maps_as_replacements() {
+        type ImageV2 = (String, bool, Option<u64>, Vec<EntryImage>, Vec<(Vec<u8>, Vec<EntryImage>)>, Vec<Vec<u8>>);
+        let Snapshot { meta, timers, event_times, watermark, dimension_writes, .. } = snapshot();
+        let map: ImageV2 = ("m".into(), true, None, Vec::new(), vec![(b"g".to_vec(), Vec::new())], Vec::new());
+        let base = Some("1-0".to_owned());
+        let body =
+            postcard::to_stdvec(&(&meta, &base, vec![map], &timers, &event_times, &watermark, &dimension_writes))
+                .unwrap();
+        let bytes = [MAGIC_V2, Sha256::digest(&body).as_slice(), &body].concat();
+        let decoded = Snapshot::decode("old", &bytes).unwrap();
+        assert_eq!(decoded.state[0].removed, vec![b"g".to_vec()], "the map is replaced");
     }
 }

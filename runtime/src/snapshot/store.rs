@@ -189,12 +189,12 @@ mod tests {
         let mut state = StateBackend::default();
         let h = state.declare("s", StateKind::Value, None).unwrap();
         for k in ["a", "b", "c"] {
-            state.set(h, k.into(), b"1".to_vec(), 0).unwrap();
+            state.set(h, k.as_bytes(), b"1").unwrap();
         }
         let mut full = snapshot("1-1");
         full.state = state.image(0);
         store.put(&full, 1).await.unwrap();
-        state.set(h, b"a".to_vec(), b"2".to_vec(), 0).unwrap();
+        state.set(h, b"a", b"2").unwrap();
         state.remove(h, b"b").unwrap();
         let mut delta = snapshot("1-2");
         delta.base = Some("1-1".into());
@@ -207,9 +207,9 @@ mod tests {
         assert_eq!(loaded.base, None);
         let mut restored = StateBackend::restore(loaded.state);
         let h = restored.declare("s", StateKind::Value, None).unwrap();
-        assert_eq!(restored.get(h, b"a", 0), Some(Some(&b"2"[..])));
-        assert_eq!(restored.get(h, b"b", 0), Some(None));
-        assert_eq!(restored.get(h, b"c", 0), Some(Some(&b"1"[..])));
+        assert_eq!(restored.get(h, b"a"), Some(Some(&b"2"[..])));
+        assert_eq!(restored.get(h, b"b"), Some(None));
+        assert_eq!(restored.get(h, b"c"), Some(Some(&b"1"[..])));
 
         // A damaged base makes the increment unusable too: nothing to restore.
         std::fs::write(dir.path().join("j/1-1.snapshot"), b"SLUICE-SNAPSHOT 1\nxx").unwrap();

@@ -1,11 +1,27 @@
 //! Host-owned keyed state of one task: named value and map states, with a
 //! per-state TTL. Jobs reach it through the `state` WIT interface; snapshots
-//! read and restore it whole.
+//! read and restore it whole or by its changes.
+//!
+//! No operation costs more than the entries it returns or drops: a map's
+//! length is kept, expired entries are found through an index by write
+//! time (`expiry.rs`), and changes are tracked per value and per map
+//! field, so an incremental snapshot holds what changed, not whole maps.
 
+mod expiry;
+mod image;
+
+use std::cell::Cell;
+
+use hashbrown::hash_map::EntryRef;
 use hashbrown::{HashMap, HashSet};
-use serde::{Deserialize, Serialize};
 
+use self::expiry::ExpiryIndex;
+pub use self::image::{EntryImage, StateTableImage, StateTableImageV2};
 use crate::wasm::bindings::StateKind;
+
+/// Bytes of bookkeeping an entry costs besides its key, field and value
+/// bytes (hash slots, vector headers, write time), for the size estimate.
+const ENTRY_OVERHEAD: usize = 64;
 
 /// A stored value and when it was last written (processing time, ms).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,36 +41,75 @@ pub struct StateTable {
     /// Whether the running job declared it (a restored state the job no
     /// longer declares is "non-restored" after an upgrade).
     pub declared: bool,
-    /// Keys written or removed since the last snapshot, when incremental
+    /// What changed since the last snapshot image, when incremental
     /// snapshots are on (`None`: not tracked).
-    pub changed: Option<HashSet<Vec<u8>>>,
+    changes: Option<Changes>,
+    /// Entries by write time; kept when the state has a TTL.
+    expiry: Option<ExpiryIndex>,
+    /// Entries were restored without being indexed by write time yet.
+    expiry_stale: bool,
 }
 
-/// A state table as a snapshot keeps it: live entries only, as (key,
-/// value, written at) and, for map states, (key, fields).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StateTableImage {
-    pub name: String,
-    pub map: bool,
-    pub ttl_ms: Option<u64>,
-    pub values: Vec<EntryImage>,
-    pub maps: Vec<(Vec<u8>, Vec<EntryImage>)>,
-    /// In an incremental image: keys removed (or expired) since the base.
-    pub removed: Vec<Vec<u8>>,
+/// Keys and map fields written or removed since the last image.
+#[derive(Debug, Clone, Default)]
+struct Changes {
+    values: HashSet<Vec<u8>>,
+    maps: HashMap<Vec<u8>, MapChanges>,
 }
 
-/// (key or field, value, written at ms).
-pub type EntryImage = (Vec<u8>, Vec<u8>, i64);
+#[derive(Debug, Clone, Default)]
+struct MapChanges {
+    /// The whole map was removed (fields set since are in `fields`).
+    cleared: bool,
+    fields: HashSet<Vec<u8>>,
+}
+
+impl Changes {
+    fn value(&mut self, key: &[u8]) {
+        if !self.values.contains(key) {
+            self.values.insert(key.to_vec());
+        }
+    }
+
+    fn field(&mut self, key: &[u8], field: &[u8]) {
+        let map = match self.maps.entry_ref(key) {
+            EntryRef::Occupied(e) => e.into_mut(),
+            EntryRef::Vacant(e) => e.insert(MapChanges::default()),
+        };
+        if !map.fields.contains(field) {
+            map.fields.insert(field.to_vec());
+        }
+    }
+
+    fn map_cleared(&mut self, key: &[u8]) {
+        let map = self.maps.entry_ref(key).or_default();
+        map.cleared = true;
+        map.fields.clear();
+    }
+}
 
 impl StateTable {
-    fn touch(&mut self, key: &[u8]) {
-        if let Some(changed) = &mut self.changed {
-            changed.insert(key.to_vec());
+    fn new(name: &str, kind: StateKind, ttl_ms: Option<u64>, track_changes: bool) -> Self {
+        StateTable {
+            name: name.to_owned(),
+            kind,
+            ttl_ms,
+            values: HashMap::new(),
+            maps: HashMap::new(),
+            declared: true,
+            changes: track_changes.then(Changes::default),
+            expiry: ttl_ms.map(|_| ExpiryIndex::default()),
+            expiry_stale: false,
         }
     }
 
     fn live(&self, entry: &Entry, now_ms: i64) -> bool {
         self.ttl_ms.is_none_or(|ttl| now_ms.saturating_sub(entry.written_ms) < ttl as i64)
+    }
+
+    /// A zero TTL hides every write at once, so nothing is kept.
+    fn keeps_nothing(&self) -> bool {
+        self.ttl_ms == Some(0)
     }
 
     /// Number of keys held (values, or maps).
@@ -64,6 +119,22 @@ impl StateTable {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Indexes every entry by write time (a TTL was set on a state that had
+    /// none, or state was restored).
+    fn rebuild_expiry(&mut self) {
+        self.expiry_stale = false;
+        let index = self.expiry.get_or_insert_default();
+        index.clear();
+        for (key, e) in &self.values {
+            index.written(key, b"", None, e.written_ms);
+        }
+        for (key, fields) in &self.maps {
+            for (field, e) in fields {
+                index.written(key, field, None, e.written_ms);
+            }
+        }
     }
 }
 
@@ -78,42 +149,51 @@ pub enum DeclareError {
 #[derive(Debug, Clone, Default)]
 pub struct StateBackend {
     tables: Vec<StateTable>,
-    /// Record changed keys, for incremental snapshots.
+    /// Record changes, for incremental snapshots.
     track_changes: bool,
+    /// Processing time of the current call; entries expired by then are gone.
+    now_ms: i64,
+    /// Estimated bytes held (keys, fields, values and bookkeeping).
+    bytes: usize,
+    /// Entries looked at, written, returned or dropped so far: the work done,
+    /// which tests compare across state sizes.
+    work: Cell<u64>,
 }
 
 impl StateBackend {
+    /// Sets the processing time of the next calls and drops the entries it
+    /// expires: every entry held afterwards is live.
+    pub fn set_now(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
+        for t in 0..self.tables.len() {
+            self.expire_table(t);
+        }
+    }
+
     /// Declares a state or re-opens an existing one (after a restore).
     pub fn declare(&mut self, name: &str, kind: StateKind, ttl_ms: Option<u64>) -> Result<u32, DeclareError> {
-        if let Some(i) = self.tables.iter().position(|t| t.name == name) {
-            let table = &mut self.tables[i];
-            if table.kind != kind {
-                return Err(DeclareError::KindChanged { name: name.to_owned(), declared: kind, existing: table.kind });
-            }
-            table.ttl_ms = ttl_ms;
-            table.declared = true;
-            return Ok(i as u32);
+        let Some(i) = self.tables.iter().position(|t| t.name == name) else {
+            self.tables.push(StateTable::new(name, kind, ttl_ms, self.track_changes));
+            return Ok(self.tables.len() as u32 - 1);
+        };
+        let table = &mut self.tables[i];
+        if table.kind != kind {
+            return Err(DeclareError::KindChanged { name: name.to_owned(), declared: kind, existing: table.kind });
         }
-        self.tables.push(StateTable {
-            name: name.to_owned(),
-            kind,
-            ttl_ms,
-            values: HashMap::new(),
-            maps: HashMap::new(),
-            declared: true,
-            changed: self.track_changes.then(HashSet::new),
-        });
-        Ok(self.tables.len() as u32 - 1)
+        table.declared = true;
+        if table.ttl_ms != ttl_ms {
+            table.ttl_ms = ttl_ms;
+            table.expiry = None;
+            table.expiry_stale = ttl_ms.is_some();
+            self.expire_table(i);
+        }
+        Ok(i as u32)
     }
 
     /// The table behind a handle. A handle the host never gave out is a guest
     /// bug, reported as a trap by the caller.
     pub fn table(&self, state: u32) -> Option<&StateTable> {
         self.tables.get(state as usize)
-    }
-
-    fn table_mut(&mut self, state: u32) -> Option<&mut StateTable> {
-        self.tables.get_mut(state as usize)
     }
 
     pub fn tables(&self) -> &[StateTable] {
@@ -124,196 +204,178 @@ impl StateBackend {
         self.tables.iter().find(|t| t.name == name)
     }
 
-    pub fn get(&self, state: u32, key: &[u8], now_ms: i64) -> Option<Option<&[u8]>> {
-        let t = self.table(state)?;
-        Some(t.values.get(key).filter(|e| t.live(e, now_ms)).map(|e| e.value.as_slice()))
+    /// Estimated bytes the state holds.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
-    pub fn set(&mut self, state: u32, key: Vec<u8>, value: Vec<u8>, now_ms: i64) -> Option<()> {
-        let t = self.table_mut(state)?;
-        t.touch(&key);
-        t.values.insert(key, Entry { value, written_ms: now_ms });
-        Some(())
+    /// Entries looked at, written, returned or dropped since the backend
+    /// was made.
+    pub fn work(&self) -> u64 {
+        self.work.get()
     }
 
-    /// `set` from borrowed bytes: a key already held keeps its allocations
-    /// (the value is overwritten in place), so a job updating the same keys
-    /// allocates nothing.
-    pub fn set_from(&mut self, state: u32, key: &[u8], value: &[u8], now_ms: i64) -> Option<()> {
-        let t = self.table_mut(state)?;
-        if t.changed.as_ref().is_some_and(|changed| !changed.contains(key)) {
-            t.touch(key);
+    pub fn get(&self, state: u32, key: &[u8]) -> Option<Option<&[u8]>> {
+        add_work(&self.work, 1);
+        let now = self.now_ms;
+        let t = self.tables.get(state as usize)?;
+        Some(t.values.get(key).filter(|e| t.live(e, now)).map(|e| e.value.as_slice()))
+    }
+
+    /// Sets a value. A key already held keeps its allocations (the value is
+    /// overwritten in place), so a job updating the same keys allocates
+    /// nothing.
+    pub fn set(&mut self, state: u32, key: &[u8], value: &[u8]) -> Option<()> {
+        add_work(&self.work, 1);
+        let now = self.now_ms;
+        let t = self.tables.get_mut(state as usize)?;
+        if t.keeps_nothing() {
+            return Some(());
         }
-        match t.values.entry_ref(key) {
-            hashbrown::hash_map::EntryRef::Occupied(mut e) => {
+        if let Some(changes) = &mut t.changes {
+            changes.value(key);
+        }
+        let before = match t.values.entry_ref(key) {
+            EntryRef::Occupied(mut e) => {
                 let entry = e.get_mut();
+                self.bytes = self.bytes - entry.value.len() + value.len();
                 entry.value.clear();
                 entry.value.extend_from_slice(value);
-                entry.written_ms = now_ms;
+                Some(std::mem::replace(&mut entry.written_ms, now))
             }
-            hashbrown::hash_map::EntryRef::Vacant(e) => {
-                e.insert(Entry { value: value.to_vec(), written_ms: now_ms });
+            EntryRef::Vacant(e) => {
+                self.bytes += key.len() + value.len() + ENTRY_OVERHEAD;
+                e.insert(Entry { value: value.to_vec(), written_ms: now });
+                None
             }
+        };
+        if let Some(index) = &mut t.expiry {
+            index.written(key, b"", before, now);
         }
         Some(())
     }
 
     /// Removes a value or a whole map.
     pub fn remove(&mut self, state: u32, key: &[u8]) -> Option<()> {
-        let t = self.table_mut(state)?;
-        t.touch(key);
-        t.values.remove(key);
-        t.maps.remove(key);
+        add_work(&self.work, 1);
+        let t = self.tables.get_mut(state as usize)?;
+        if let Some(e) = t.values.remove(key) {
+            self.bytes -= key.len() + e.value.len() + ENTRY_OVERHEAD;
+            if let Some(index) = &mut t.expiry {
+                index.forget(key, b"", e.written_ms);
+            }
+            if let Some(changes) = &mut t.changes {
+                changes.value(key);
+            }
+        }
+        if let Some(fields) = t.maps.remove(key) {
+            add_work(&self.work, fields.len());
+            for (field, e) in &fields {
+                self.bytes -= key.len() + field.len() + e.value.len() + ENTRY_OVERHEAD;
+                if let Some(index) = &mut t.expiry {
+                    index.forget(key, field, e.written_ms);
+                }
+            }
+            if let Some(changes) = &mut t.changes {
+                changes.map_cleared(key);
+            }
+        }
         Some(())
     }
 
-    pub fn map_get(&self, state: u32, key: &[u8], field: &[u8], now_ms: i64) -> Option<Option<&[u8]>> {
-        let t = self.table(state)?;
-        Some(t.maps.get(key).and_then(|m| m.get(field)).filter(|e| t.live(e, now_ms)).map(|e| e.value.as_slice()))
+    pub fn map_get(&self, state: u32, key: &[u8], field: &[u8]) -> Option<Option<&[u8]>> {
+        add_work(&self.work, 1);
+        let now = self.now_ms;
+        let t = self.tables.get(state as usize)?;
+        Some(t.maps.get(key).and_then(|m| m.get(field)).filter(|e| t.live(e, now)).map(|e| e.value.as_slice()))
     }
 
-    pub fn map_set(&mut self, state: u32, key: Vec<u8>, field: Vec<u8>, value: Vec<u8>, now_ms: i64) -> Option<()> {
-        let t = self.table_mut(state)?;
-        t.touch(&key);
-        t.maps.entry(key).or_default().insert(field, Entry { value, written_ms: now_ms });
+    pub fn map_set(&mut self, state: u32, key: &[u8], field: &[u8], value: &[u8]) -> Option<()> {
+        add_work(&self.work, 1);
+        let now = self.now_ms;
+        let t = self.tables.get_mut(state as usize)?;
+        if t.keeps_nothing() {
+            return Some(());
+        }
+        if let Some(changes) = &mut t.changes {
+            changes.field(key, field);
+        }
+        let fields = match t.maps.entry_ref(key) {
+            EntryRef::Occupied(e) => e.into_mut(),
+            EntryRef::Vacant(e) => e.insert(HashMap::new()),
+        };
+        let before = match fields.entry_ref(field) {
+            EntryRef::Occupied(mut e) => {
+                let entry = e.get_mut();
+                self.bytes = self.bytes - entry.value.len() + value.len();
+                entry.value.clear();
+                entry.value.extend_from_slice(value);
+                Some(std::mem::replace(&mut entry.written_ms, now))
+            }
+            EntryRef::Vacant(e) => {
+                self.bytes += key.len() + field.len() + value.len() + ENTRY_OVERHEAD;
+                e.insert(Entry { value: value.to_vec(), written_ms: now });
+                None
+            }
+        };
+        if let Some(index) = &mut t.expiry {
+            index.written(key, field, before, now);
+        }
         Some(())
     }
 
     pub fn map_remove(&mut self, state: u32, key: &[u8], field: &[u8]) -> Option<()> {
-        let t = self.table_mut(state)?;
-        t.touch(key);
-        if let Some(map) = t.maps.get_mut(key) {
-            map.remove(field);
-            if map.is_empty() {
-                t.maps.remove(key);
-            }
+        add_work(&self.work, 1);
+        let t = self.tables.get_mut(state as usize)?;
+        let Some(fields) = t.maps.get_mut(key) else { return Some(()) };
+        let Some(e) = fields.remove(field) else { return Some(()) };
+        if fields.is_empty() {
+            t.maps.remove(key);
+        }
+        self.bytes -= key.len() + field.len() + e.value.len() + ENTRY_OVERHEAD;
+        if let Some(index) = &mut t.expiry {
+            index.forget(key, field, e.written_ms);
+        }
+        if let Some(changes) = &mut t.changes {
+            changes.field(key, field);
         }
         Some(())
     }
 
     /// Live fields of a map, sorted by field so output order is deterministic.
-    pub fn map_entries(&self, state: u32, key: &[u8], now_ms: i64) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
-        let t = self.table(state)?;
+    pub fn map_entries(&self, state: u32, key: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let now = self.now_ms;
+        let t = self.tables.get(state as usize)?;
         let mut entries: Vec<_> = t
             .maps
             .get(key)
             .into_iter()
             .flatten()
-            .filter(|(_, e)| t.live(e, now_ms))
+            .filter(|(_, e)| t.live(e, now))
             .map(|(f, e)| (f.clone(), e.value.clone()))
             .collect();
         entries.sort_unstable();
+        add_work(&self.work, 1 + entries.len());
         Some(entries)
     }
 
-    pub fn map_len(&self, state: u32, key: &[u8], now_ms: i64) -> Option<u32> {
-        let t = self.table(state)?;
-        Some(t.maps.get(key).map_or(0, |m| m.values().filter(|e| t.live(e, now_ms)).count() as u32))
+    /// Number of live fields of a map: every entry held is live (see
+    /// [`StateBackend::set_now`]), so this is the map's length.
+    pub fn map_len(&self, state: u32, key: &[u8]) -> Option<u32> {
+        add_work(&self.work, 1);
+        let t = self.tables.get(state as usize)?;
+        Some(t.maps.get(key).map_or(0, |m| m.len() as u32))
     }
 
-    /// The live state, for a full snapshot (expired entries are left out).
-    /// Starts (or restarts) change tracking from this point.
-    pub fn image(&mut self, now_ms: i64) -> Vec<StateTableImage> {
-        self.track_changes = true;
-        self.tables
-            .iter_mut()
-            .filter(|t| t.declared)
-            .map(|t| {
-                t.changed = Some(HashSet::new());
-                let values = t.values.keys().cloned().collect::<Vec<_>>();
-                let maps = t.maps.keys().cloned().collect::<Vec<_>>();
-                let mut image = image_of(t, values.iter().chain(&maps), now_ms);
-                image.removed.clear(); // a full image has no base to remove from
-                image
-            })
-            .collect()
-    }
-
-    /// Only what changed since the previous image (full or incremental):
-    /// changed keys with their live entries, and the keys now gone. `None`
-    /// when changes were not tracked (no full image taken yet).
-    pub fn image_changes(&mut self, now_ms: i64) -> Option<Vec<StateTableImage>> {
-        if !self.track_changes {
-            return None;
-        }
-        let mut images = Vec::new();
-        for t in self.tables.iter_mut().filter(|t| t.declared) {
-            let changed = t.changed.replace(HashSet::new()).unwrap_or_default();
-            images.push(image_of(t, changed.iter(), now_ms));
-        }
-        Some(images)
-    }
-
-    /// State restored from a snapshot; the job re-declares each by name.
-    pub fn restore(images: Vec<StateTableImage>) -> Self {
-        let entries = |list: Vec<EntryImage>| {
-            list.into_iter().map(|(k, value, written_ms)| (k, Entry { value, written_ms })).collect()
-        };
-        let tables = images
-            .into_iter()
-            .map(|i| StateTable {
-                name: i.name,
-                kind: if i.map { StateKind::Map } else { StateKind::Value },
-                ttl_ms: i.ttl_ms,
-                values: entries(i.values),
-                maps: i.maps.into_iter().map(|(k, fields)| (k, entries(fields))).collect(),
-                declared: false,
-                changed: None,
-            })
-            .collect();
-        StateBackend { tables, track_changes: false }
-    }
-
-    /// Applies an incremental image on top of restored state.
-    pub fn apply_changes(&mut self, images: Vec<StateTableImage>) {
-        for image in images {
-            let i = match self.tables.iter().position(|t| t.name == image.name) {
-                Some(i) => i,
-                None => {
-                    self.tables.extend(
-                        StateBackend::restore(vec![StateTableImage {
-                            values: Vec::new(),
-                            maps: Vec::new(),
-                            removed: Vec::new(),
-                            ..image.clone()
-                        }])
-                        .tables,
-                    );
-                    self.tables.len() - 1
-                }
-            };
-            let t = &mut self.tables[i];
-            t.ttl_ms = image.ttl_ms;
-            for key in image.removed {
-                t.values.remove(&key);
-                t.maps.remove(&key);
-            }
-            for (key, value, written_ms) in image.values {
-                t.values.insert(key, Entry { value, written_ms });
-            }
-            for (key, fields) in image.maps {
-                let fields =
-                    fields.into_iter().map(|(f, value, written_ms)| (f, Entry { value, written_ms })).collect();
-                t.maps.insert(key, fields);
-            }
-        }
-    }
-
-    /// Every table whole (expired entries included), for materialising a
-    /// chain of incremental snapshots.
-    pub fn into_images(self) -> Vec<StateTableImage> {
-        let entries = |m: HashMap<Vec<u8>, Entry>| m.into_iter().map(|(k, e)| (k, e.value, e.written_ms)).collect();
-        self.tables
-            .into_iter()
-            .map(|t| StateTableImage {
-                name: t.name,
-                map: t.kind == StateKind::Map,
-                ttl_ms: t.ttl_ms,
-                values: entries(t.values),
-                maps: t.maps.into_iter().map(|(k, m)| (k, entries(m))).collect(),
-                removed: Vec::new(),
-            })
-            .collect()
+    /// Up to `max` live values (map states: field values), for the SDK's
+    /// type check of restored state.
+    pub fn sample(&self, state: u32, max: usize) -> Option<Vec<Vec<u8>>> {
+        let now = self.now_ms;
+        let t = self.tables.get(state as usize)?;
+        let values = t.values.values().chain(t.maps.values().flat_map(|m| m.values()));
+        let sample: Vec<_> = values.filter(|e| t.live(e, now)).take(max).map(|e| e.value.clone()).collect();
+        add_work(&self.work, sample.len());
+        Some(sample)
     }
 
     /// Restored states the job did not declare, with their key counts.
@@ -321,70 +383,41 @@ impl StateBackend {
         self.tables.iter().filter(|t| !t.declared).map(|t| (t.name.clone(), t.len())).collect()
     }
 
-    /// Up to `max` live values (map states: field values), for the SDK's
-    /// type check of restored state.
-    pub fn sample(&self, state: u32, max: usize, now_ms: i64) -> Option<Vec<Vec<u8>>> {
-        let t = self.table(state)?;
-        let values = t.values.values().chain(t.maps.values().flat_map(|m| m.values()));
-        Some(values.filter(|e| t.live(e, now_ms)).take(max).map(|e| e.value.clone()).collect())
-    }
-
-    /// Drops every expired entry, so it is neither visible nor snapshotted.
-    pub fn expire(&mut self, now_ms: i64) -> usize {
-        let mut dropped = 0;
-        for t in &mut self.tables {
-            let Some(ttl) = t.ttl_ms else { continue };
-            let live = |e: &Entry| now_ms.saturating_sub(e.written_ms) < ttl as i64;
-            let before = t.values.len();
-            let changed = &mut t.changed;
-            t.values.retain(|k, e| {
-                let keep = live(e);
-                if let (false, Some(changed)) = (keep, changed.as_mut()) {
-                    changed.insert(k.clone());
-                }
-                keep
-            });
-            dropped += before - t.values.len();
-            t.maps.retain(|k, map| {
-                let before = map.len();
-                map.retain(|_, e| live(e));
-                dropped += before - map.len();
-                if before != map.len()
-                    && let Some(changed) = changed.as_mut()
-                {
-                    changed.insert(k.clone());
-                }
-                !map.is_empty()
-            });
+    /// Drops the entries of table `t` that are expired at `now_ms`.
+    fn expire_table(&mut self, t: usize) {
+        let now = self.now_ms;
+        let table = &mut self.tables[t];
+        if table.expiry_stale {
+            add_work(&self.work, table.len());
+            table.rebuild_expiry();
         }
-        dropped
+        let (Some(ttl), Some(index)) = (table.ttl_ms, &mut table.expiry) else { return };
+        let due = index.take_due(now.saturating_sub(ttl as i64));
+        add_work(&self.work, due.len());
+        for (key, field) in due {
+            if table.kind == StateKind::Map {
+                let Some(fields) = table.maps.get_mut(&key) else { continue };
+                let Some(e) = fields.remove(&field) else { continue };
+                if fields.is_empty() {
+                    table.maps.remove(&key);
+                }
+                self.bytes -= key.len() + field.len() + e.value.len() + ENTRY_OVERHEAD;
+                if let Some(changes) = &mut table.changes {
+                    changes.field(&key, &field);
+                }
+            } else if let Some(e) = table.values.remove(&key) {
+                self.bytes -= key.len() + e.value.len() + ENTRY_OVERHEAD;
+                if let Some(changes) = &mut table.changes {
+                    changes.value(&key);
+                }
+            }
+        }
     }
 }
 
-/// The image of `keys` of a table: live entries, and keys with nothing
-/// live left as removed.
-fn image_of<'a>(t: &StateTable, keys: impl Iterator<Item = &'a Vec<u8>>, now_ms: i64) -> StateTableImage {
-    let live = |m: &HashMap<Vec<u8>, Entry>| -> Vec<EntryImage> {
-        m.iter().filter(|(_, e)| t.live(e, now_ms)).map(|(k, e)| (k.clone(), e.value.clone(), e.written_ms)).collect()
-    };
-    let mut image = StateTableImage {
-        name: t.name.clone(),
-        map: t.kind == StateKind::Map,
-        ttl_ms: t.ttl_ms,
-        values: Vec::new(),
-        maps: Vec::new(),
-        removed: Vec::new(),
-    };
-    for key in keys {
-        if let Some(e) = t.values.get(key).filter(|e| t.live(e, now_ms)) {
-            image.values.push((key.clone(), e.value.clone(), e.written_ms));
-        } else if let Some(fields) = t.maps.get(key).map(&live).filter(|f| !f.is_empty()) {
-            image.maps.push((key.clone(), fields));
-        } else {
-            image.removed.push(key.clone());
-        }
-    }
-    image
+/// Counts `entries` into a backend's work.
+fn add_work(work: &Cell<u64>, entries: usize) {
+    work.set(work.get() + entries as u64);
 }
 
 #[cfg(test)]
@@ -395,31 +428,53 @@ mod tests {
     fn ttl_hides_then_drops_entries() {
         let mut s = StateBackend::default();
         let v = s.declare("last", StateKind::Value, Some(1000)).unwrap();
-        s.set(v, b"k".to_vec(), b"1".to_vec(), 0).unwrap();
-        assert_eq!(s.get(v, b"k", 999).unwrap(), Some(&b"1"[..]));
-        assert_eq!(s.get(v, b"k", 1000).unwrap(), None);
-        assert_eq!(s.expire(1000), 1);
-        assert!(s.table(v).unwrap().is_empty());
+        s.set(v, b"k", b"1").unwrap();
+        s.set_now(999);
+        assert_eq!(s.get(v, b"k").unwrap(), Some(&b"1"[..]));
+        s.set_now(1000);
+        assert_eq!(s.get(v, b"k").unwrap(), None);
+        assert!(s.table(v).unwrap().is_empty(), "dropped when the clock passed its expiry");
+        assert_eq!(s.bytes(), 0);
     }
 
     #[test]
-    fn images_leave_out_expired_and_undeclared_state() {
+    fn an_entry_written_again_lives_from_its_last_write() {
         let mut s = StateBackend::default();
-        let short = s.declare("short", StateKind::Value, Some(1000)).unwrap();
-        let long = s.declare("long", StateKind::Map, None).unwrap();
-        s.set(short, b"old".to_vec(), b"1".to_vec(), 0).unwrap();
-        s.set(short, b"new".to_vec(), b"2".to_vec(), 900).unwrap();
-        s.map_set(long, b"k".to_vec(), b"f".to_vec(), b"3".to_vec(), 0).unwrap();
-        let image = s.image(1500);
-        assert_eq!(image[0].values, vec![(b"new".to_vec(), b"2".to_vec(), 900)], "expired keys are not snapshotted");
-        assert_eq!(image[1].maps.len(), 1);
+        let m = s.declare("m", StateKind::Map, Some(100)).unwrap();
+        s.map_set(m, b"g", b"a", b"1").unwrap();
+        s.map_set(m, b"g", b"b", b"1").unwrap();
+        s.set_now(60);
+        s.map_set(m, b"g", b"a", b"2").unwrap();
+        s.set_now(100);
+        assert_eq!(s.map_len(m, b"g"), Some(1), "b expired, a was written again at 60");
+        assert_eq!(s.map_get(m, b"g", b"a").unwrap(), Some(&b"2"[..]));
+        s.set_now(160);
+        assert_eq!(s.map_len(m, b"g"), Some(0));
+        assert!(s.table(m).unwrap().maps.is_empty());
+    }
 
-        let mut restored = StateBackend::restore(image);
-        assert_eq!(restored.undeclared().len(), 2);
-        let h = restored.declare("long", StateKind::Map, None).unwrap();
-        assert_eq!(restored.map_get(h, b"k", b"f", 2000), Some(Some(&b"3"[..])));
-        assert_eq!(restored.undeclared(), vec![("short".to_owned(), 1)]);
-        assert_eq!(restored.image(2000).len(), 1, "a state the job dropped is not snapshotted again");
+    #[test]
+    fn a_zero_ttl_keeps_nothing() {
+        let mut s = StateBackend::default();
+        let v = s.declare("v", StateKind::Value, Some(0)).unwrap();
+        let m = s.declare("m", StateKind::Map, Some(0)).unwrap();
+        s.set(v, b"k", b"1").unwrap();
+        s.map_set(m, b"k", b"f", b"1").unwrap();
+        assert_eq!(s.get(v, b"k").unwrap(), None);
+        assert_eq!(s.map_len(m, b"k"), Some(0));
+    }
+
+    #[test]
+    fn a_ttl_set_on_redeclaration_applies_to_restored_entries() {
+        let mut s = StateBackend::default();
+        let v = s.declare("v", StateKind::Value, None).unwrap();
+        s.set(v, b"old", b"1").unwrap();
+        s.set_now(500);
+        s.set(v, b"new", b"2").unwrap();
+        s.set_now(1000);
+        s.declare("v", StateKind::Value, Some(600)).unwrap();
+        assert_eq!(s.get(v, b"old").unwrap(), None);
+        assert_eq!(s.get(v, b"new").unwrap(), Some(&b"2"[..]));
     }
 
     #[test]
@@ -434,12 +489,35 @@ mod tests {
     fn map_len_and_entries_follow_writes() {
         let mut s = StateBackend::default();
         let m = s.declare("m", StateKind::Map, None).unwrap();
-        s.map_set(m, b"g".to_vec(), b"b".to_vec(), b"2".to_vec(), 0).unwrap();
-        s.map_set(m, b"g".to_vec(), b"a".to_vec(), b"1".to_vec(), 0).unwrap();
-        assert_eq!(s.map_len(m, b"g", 0), Some(2));
-        assert_eq!(s.map_entries(m, b"g", 0).unwrap()[0].0, b"a".to_vec());
+        s.map_set(m, b"g", b"b", b"2").unwrap();
+        s.map_set(m, b"g", b"a", b"1").unwrap();
+        assert_eq!(s.map_len(m, b"g"), Some(2));
+        assert_eq!(s.map_entries(m, b"g").unwrap()[0].0, b"a".to_vec());
         s.map_remove(m, b"g", b"a").unwrap();
         s.map_remove(m, b"g", b"b").unwrap();
         assert!(s.table(m).unwrap().maps.is_empty());
+        assert_eq!(s.bytes(), 0, "every byte counted in is counted out");
+    }
+
+    /// The guard against per-record costs that grow with a group: the
+    /// length of a map, a field's read and write cost the same work at 10
+    /// fields as at 100,000.
+    #[test]
+    fn map_operations_cost_the_same_whatever_the_map_size() {
+        let work_per_op = |fields: u32| {
+            let mut s = StateBackend::default();
+            let m = s.declare("m", StateKind::Map, Some(3_600_000)).unwrap();
+            for f in 0..fields {
+                s.map_set(m, b"g", &f.to_le_bytes(), b"1").unwrap();
+            }
+            let before = s.work();
+            s.map_len(m, b"g").unwrap();
+            s.map_get(m, b"g", &0u32.to_le_bytes()).unwrap();
+            s.map_set(m, b"g", &0u32.to_le_bytes(), b"2").unwrap();
+            s.map_remove(m, b"g", &1u32.to_le_bytes()).unwrap();
+            s.set_now(1);
+            s.work() - before
+        };
+        assert_eq!(work_per_op(10), work_per_op(100_000));
     }
 }

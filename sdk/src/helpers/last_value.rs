@@ -20,6 +20,12 @@ impl<T: Serialize + DeserializeOwned> LastValue<T> {
         Ok(LastValue { state: ctx.value_state_with(name, options)? })
     }
 
+    /// Stores `value` as the last value of `key`, for a job that already
+    /// read the previous one with [`LastValue::get`].
+    pub fn set(&self, ctx: &mut Context, key: &(impl Key + ?Sized), value: &T) -> Result<()> {
+        self.state.set(ctx, key, value)
+    }
+
     /// Stores `value` as the last value of `key`; returns the previous one.
     pub fn update(&self, ctx: &mut Context, key: &(impl Key + ?Sized), value: &T) -> Result<Option<T>> {
         let previous = self.state.get(ctx, key)?;

@@ -22,24 +22,24 @@ async fn keeps_the_store_contract(store: &dyn SnapshotStore, job: &str, damage: 
     };
     let mut state = StateBackend::default();
     let h = state.declare("s", StateKind::Value, None).unwrap();
-    state.set(h, b"a".to_vec(), b"1".to_vec(), 0).unwrap();
+    state.set(h, b"a", b"1").unwrap();
     store.put(&snapshot("1-1", None, state.image(0)), 1).await.unwrap();
-    state.set(h, b"b".to_vec(), b"2".to_vec(), 0).unwrap();
+    state.set(h, b"b", b"2").unwrap();
     store.put(&snapshot("1-2", Some("1-1"), state.image_changes(0).unwrap()), 1).await.unwrap();
     assert_eq!(store.list(job).await.unwrap(), ["1-1", "1-2"], "the increment's base is kept");
-    state.set(h, b"a".to_vec(), b"3".to_vec(), 0).unwrap();
+    state.set(h, b"a", b"3").unwrap();
     store.put(&snapshot("1-3", None, state.image(0)), 1).await.unwrap();
     assert_eq!(store.list(job).await.unwrap(), ["1-3"], "a full snapshot frees the older chain");
-    state.set(h, b"c".to_vec(), b"4".to_vec(), 0).unwrap();
+    state.set(h, b"c", b"4").unwrap();
     store.put(&snapshot("1-4", Some("1-3"), state.image_changes(0).unwrap()), 3).await.unwrap();
-    state.set(h, b"d".to_vec(), b"5".to_vec(), 0).unwrap();
+    state.set(h, b"d", b"5").unwrap();
     store.put(&snapshot("1-5", Some("1-4"), state.image_changes(0).unwrap()), 3).await.unwrap();
     assert_eq!(store.list(job).await.unwrap(), ["1-3", "1-4", "1-5"], "oldest first");
 
     let values = |snapshot: Snapshot| {
         let mut restored = StateBackend::restore(snapshot.state);
         let h = restored.declare("s", StateKind::Value, None).unwrap();
-        let get = |k: &[u8]| restored.get(h, k, 0).unwrap().map(|v| String::from_utf8(v.to_vec()).unwrap());
+        let get = |k: &[u8]| restored.get(h, k).unwrap().map(|v| String::from_utf8(v.to_vec()).unwrap());
         [get(b"a"), get(b"b"), get(b"c"), get(b"d")]
     };
     let latest = store.latest(job).await.unwrap().unwrap();

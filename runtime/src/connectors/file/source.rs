@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 
 use super::FileSourceConfig;
-use crate::connectors::{ConnectorError, Source, SourceStatus, json_millis};
+use crate::connectors::json_fields::{raw_fields, raw_millis, raw_text};
+use crate::connectors::{ConnectorError, Source, SourceStatus};
 use crate::job::batch::{NewRecord, RecordBatch};
 use crate::job::spec::JobSpec;
 
@@ -69,13 +70,9 @@ impl FileSource {
         if self.event_time_field.is_none() && self.key_field.is_none() {
             return (None, None);
         }
-        let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) else { return (None, None) };
-        let event_time = self.event_time_field.as_ref().and_then(|f| value.get(f)).and_then(json_millis);
-        let key = self.key_field.as_ref().and_then(|f| value.get(f)).map(|k| match k {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
-        (event_time, key)
+        let names = [self.event_time_field.as_deref(), self.key_field.as_deref()];
+        let Some([time, key]) = raw_fields(line, names) else { return (None, None) };
+        (time.and_then(raw_millis), key.map(raw_text))
     }
 }
 
@@ -107,23 +104,23 @@ impl Source for FileSource {
             }
             let offset = self.next_offset;
             self.next_offset += 1;
-            let line = std::mem::take(&mut self.line);
-            let line = line.strip_suffix(b"\n").unwrap_or(&line);
+            let line = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            if offset < self.resume_at || line.iter().all(u8::is_ascii_whitespace) {
-                continue;
+            if offset >= self.resume_at && !line.iter().all(u8::is_ascii_whitespace) {
+                let (event_time, key) = self.fields(line);
+                batch.push(NewRecord {
+                    key: key.as_deref().map(str::as_bytes),
+                    value: line,
+                    event_time,
+                    headers: &[],
+                    source: self.index,
+                    partition: 0,
+                    offset,
+                });
+                taken += 1;
             }
-            let (event_time, key) = self.fields(line);
-            batch.push(NewRecord {
-                key: key.as_deref().map(str::as_bytes),
-                value: line,
-                event_time,
-                headers: &[],
-                source: self.index,
-                partition: 0,
-                offset,
-            });
-            taken += 1;
+            // The batch copied the line: the buffer is reused for the next.
+            self.line.clear();
         }
         Ok(SourceStatus::Open)
     }

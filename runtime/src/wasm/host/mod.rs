@@ -82,6 +82,13 @@ impl HostState {
         }
     }
 
+    /// Sets the processing time of the next calls; state entries it expires
+    /// are dropped.
+    pub fn set_now(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
+        self.state.set_now(now_ms);
+    }
+
     /// The guest's recent stderr (where a Rust panic message lands), taken
     /// so the next report starts afresh.
     pub fn take_stderr(&self) -> String {

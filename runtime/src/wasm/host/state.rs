@@ -6,15 +6,14 @@
 //! lifting each into a fresh `Vec` (an allocation per `get`, a few KiB per
 //! `write`).
 
-use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, WasmList};
+use wasmtime::{AsContext, StoreContext, StoreContextMut};
 
 use super::{HostState, bad_handle};
 use crate::state::StateBackend;
 use crate::wasm::bindings::REMOVED;
 use crate::wasm::bindings::sluice::job::state::{SmallValue, StateKind, Stored};
 
-type Bytes = Vec<u8>;
 type Store<'a> = StoreContextMut<'a, HostState>;
 
 /// Defines the `sluice:job/state` imports, `instance` being the interface's
@@ -25,52 +24,56 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
         Ok((store.data_mut().state.declare(&name, kind, ttl_ms).map_err(|e| e.to_string()),))
     })?;
     i.func_wrap("get", |store: Store, (state, key): (u32, WasmList<u8>)| {
-        let host = store.data();
-        let value =
-            host.state.get(state, key.as_le_slice(&store), host.now_ms).ok_or_else(|| bad_handle("state", state))?;
+        let value = store.data().state.get(state, key.as_le_slice(&store)).ok_or_else(|| bad_handle("state", state))?;
         Ok((value.map(stored),))
     })?;
     i.func_wrap("write", |mut store: Store, (writes,): (GuestWrites,)| {
-        // Out of the store for the moment, so the guest's memory can be read
-        // while the state changes.
-        let mut state = std::mem::take(&mut store.data_mut().state);
-        let now_ms = store.data().now_ms;
-        let written = apply(
-            &mut state,
-            writes.data.as_le_slice(&store),
-            writes.states.as_le_slice(&store),
-            writes.spans.as_le_slice(&store),
-            now_ms,
-        );
-        store.data_mut().state = state;
-        written
+        with_state(&mut store, |state, memory| {
+            apply(
+                state,
+                writes.data.as_le_slice(&memory),
+                writes.states.as_le_slice(&memory),
+                writes.spans.as_le_slice(&memory),
+            )
+        })
     })?;
-    i.func_wrap("remove", |mut store: Store, (state, key): (u32, Bytes)| {
-        store.data_mut().state.remove(state, &key).ok_or_else(|| bad_handle("state", state))
+    i.func_wrap("remove", |mut store: Store, (state, key): (u32, WasmList<u8>)| {
+        with_state(&mut store, |s, memory| s.remove(state, key.as_le_slice(&memory)))
+            .ok_or_else(|| bad_handle("state", state))
     })?;
-    i.func_wrap("map-get", |store: Store, (state, key, field): (u32, Bytes, Bytes)| {
-        let host = store.data();
-        let value = host.state.map_get(state, &key, &field, host.now_ms).ok_or_else(|| bad_handle("state", state))?;
+    i.func_wrap("map-get", |store: Store, (state, key, field): (u32, WasmList<u8>, WasmList<u8>)| {
+        let value = store
+            .data()
+            .state
+            .map_get(state, key.as_le_slice(&store), field.as_le_slice(&store))
+            .ok_or_else(|| bad_handle("state", state))?;
         Ok((value.map(stored),))
     })?;
-    i.func_wrap("map-set", |mut store: Store, (state, key, field, value): (u32, Bytes, Bytes, Bytes)| {
-        let host = store.data_mut();
-        host.state.map_set(state, key, field, value, host.now_ms).ok_or_else(|| bad_handle("state", state))
+    i.func_wrap(
+        "map-set",
+        |mut store: Store, (state, key, field, value): (u32, WasmList<u8>, WasmList<u8>, WasmList<u8>)| {
+            with_state(&mut store, |s, memory| {
+                s.map_set(state, key.as_le_slice(&memory), field.as_le_slice(&memory), value.as_le_slice(&memory))
+            })
+            .ok_or_else(|| bad_handle("state", state))
+        },
+    )?;
+    i.func_wrap("map-remove", |mut store: Store, (state, key, field): (u32, WasmList<u8>, WasmList<u8>)| {
+        with_state(&mut store, |s, memory| s.map_remove(state, key.as_le_slice(&memory), field.as_le_slice(&memory)))
+            .ok_or_else(|| bad_handle("state", state))
     })?;
-    i.func_wrap("map-remove", |mut store: Store, (state, key, field): (u32, Bytes, Bytes)| {
-        store.data_mut().state.map_remove(state, &key, &field).ok_or_else(|| bad_handle("state", state))
+    i.func_wrap("map-entries", |store: Store, (state, key): (u32, WasmList<u8>)| {
+        Ok((store
+            .data()
+            .state
+            .map_entries(state, key.as_le_slice(&store))
+            .ok_or_else(|| bad_handle("state", state))?,))
     })?;
-    i.func_wrap("map-entries", |store: Store, (state, key): (u32, Bytes)| {
-        let host = store.data();
-        Ok((host.state.map_entries(state, &key, host.now_ms).ok_or_else(|| bad_handle("state", state))?,))
-    })?;
-    i.func_wrap("map-len", |store: Store, (state, key): (u32, Bytes)| {
-        let host = store.data();
-        Ok((host.state.map_len(state, &key, host.now_ms).ok_or_else(|| bad_handle("state", state))?,))
+    i.func_wrap("map-len", |store: Store, (state, key): (u32, WasmList<u8>)| {
+        Ok((store.data().state.map_len(state, key.as_le_slice(&store)).ok_or_else(|| bad_handle("state", state))?,))
     })?;
     i.func_wrap("sample", |store: Store, (state, max): (u32, u32)| {
-        let host = store.data();
-        Ok((host.state.sample(state, max as usize, host.now_ms).ok_or_else(|| bad_handle("state", state))?,))
+        Ok((store.data().state.sample(state, max as usize).ok_or_else(|| bad_handle("state", state))?,))
     })?;
     Ok(())
 }
@@ -84,8 +87,18 @@ struct GuestWrites {
     spans: WasmList<u32>,
 }
 
+/// Runs `f` on the task's state and the store (for reading the guest's
+/// memory): the state is taken out of the store for the moment, so the
+/// guest's lists can be read where they are while the state changes.
+fn with_state<R>(store: &mut Store, f: impl FnOnce(&mut StateBackend, StoreContext<'_, HostState>) -> R) -> R {
+    let mut state = std::mem::take(&mut store.data_mut().state);
+    let result = f(&mut state, store.as_context());
+    store.data_mut().state = state;
+    result
+}
+
 /// Applies a `writes` (its columns), in order.
-fn apply(state: &mut StateBackend, data: &[u8], states: &[u32], spans: &[u32], now_ms: i64) -> wasmtime::Result<()> {
+fn apply(state: &mut StateBackend, data: &[u8], states: &[u32], spans: &[u32]) -> wasmtime::Result<()> {
     if spans.len() != states.len() * 4 {
         return Err(wasmtime::Error::msg(format!(
             "writes with inconsistent columns: {} states, {} spans (want 4 per write)",
@@ -101,11 +114,8 @@ fn apply(state: &mut StateBackend, data: &[u8], states: &[u32], spans: &[u32], n
     };
     for (i, (&handle, s)) in states.iter().zip(spans.chunks_exact(4)).enumerate() {
         let key = bytes(i, s[0], s[1])?;
-        let done = if s[3] == REMOVED {
-            state.remove(handle, key)
-        } else {
-            state.set_from(handle, key, bytes(i, s[2], s[3])?, now_ms)
-        };
+        let done =
+            if s[3] == REMOVED { state.remove(handle, key) } else { state.set(handle, key, bytes(i, s[2], s[3])?) };
         done.ok_or_else(|| bad_handle("state", handle))?;
     }
     Ok(())
