@@ -125,7 +125,7 @@ async fn open(component: &str, sinks: &[&str], parameters: Vec<(String, String)>
         ..Default::default()
     });
     let limits = JobLimits::default();
-    let host = HostState::new(info, Vec::new(), Arc::new(TaskMetrics::default()), limits.memory_bytes);
+    let host = HostState::new(info, Vec::new(), Arc::new(TaskMetrics::default()), limits);
     JobInstance::open(sluice_tests::engine(), &loaded, host, limits).await.expect("opens")
 }
 

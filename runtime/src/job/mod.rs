@@ -1,11 +1,13 @@
 //! Jobs: the spec, batches, timers and the task loop that drives an instance.
 
 pub mod batch;
+pub mod ceilings;
 pub mod run;
 pub mod spec;
 pub mod task;
 pub mod timers;
 
+pub use ceilings::{Ceilings, OverCeiling};
 pub use run::{BuildError, TaskBuilder};
 pub use spec::JobSpec;
 pub use task::{Task, TaskCommand, TaskEnd, TaskError};

@@ -223,9 +223,15 @@ impl<'a> TaskBuilder<'a> {
             sinks: spec.sink_names(),
             dimensions: spec.dimension_names(),
         });
-        let limits =
-            JobLimits { memory_bytes: (spec.limits.memory_mb << 20) as usize, cpu_per_call: spec.limits.cpu_per_batch };
-        let mut host = HostState::new(info, dimensions, self.metrics.clone(), limits.memory_bytes);
+        let mib = |n: u64| usize::try_from(n.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        let limits = JobLimits {
+            memory_bytes: mib(spec.limits.memory_mb),
+            cpu_per_call: spec.limits.cpu_per_batch,
+            state_bytes: mib(spec.limits.state_mb),
+            output_bytes: mib(spec.limits.output_mb),
+            timers: usize::try_from(spec.limits.timers).unwrap_or(usize::MAX),
+        };
+        let mut host = HostState::new(info, dimensions, self.metrics.clone(), limits);
         let mut watermarks = Watermarks::new(spec.watermark.max_out_of_orderness.as_millis() as i64);
         if let Some(snapshot) = restore {
             host.state = StateBackend::restore(snapshot.state);

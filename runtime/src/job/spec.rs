@@ -75,11 +75,24 @@ pub struct LimitsSpec {
     /// e.g. "5s". Enforced by epoch interruption.
     #[serde(with = "humantime_serde")]
     pub cpu_per_batch: Duration,
+    /// Largest keyed state the task may hold, in MiB (keys, values and
+    /// bookkeeping, estimated).
+    pub state_mb: u64,
+    /// Most row bytes one guest call may emit, in MiB.
+    pub output_mb: u64,
+    /// Most timers registered at once.
+    pub timers: u64,
 }
 
 impl Default for LimitsSpec {
     fn default() -> Self {
-        LimitsSpec { memory_mb: 256, cpu_per_batch: Duration::from_secs(10) }
+        LimitsSpec {
+            memory_mb: 256,
+            cpu_per_batch: Duration::from_secs(10),
+            state_mb: 1024,
+            output_mb: 64,
+            timers: 1_000_000,
+        }
     }
 }
 
@@ -174,6 +187,9 @@ impl JobSpec {
         }
         if self.limits.cpu_per_batch.is_zero() {
             return Err(SpecError::Invalid("limits.cpu_per_batch must be positive, e.g. \"5s\"".into()));
+        }
+        if self.limits.state_mb == 0 || self.limits.output_mb == 0 {
+            return Err(SpecError::Invalid("limits.state_mb and limits.output_mb must be at least 1 (MiB)".into()));
         }
         Ok(())
     }

@@ -39,6 +39,8 @@ pub struct TaskMetrics {
     pub state_ops: AtomicU64,
     /// Estimated bytes of state held.
     pub state_bytes: AtomicU64,
+    /// Job log lines dropped because a call wrote too many.
+    pub logs_dropped: AtomicU64,
     custom: Mutex<Vec<CustomMetric>>,
     logs: Mutex<std::collections::VecDeque<(LogLevel, String)>>,
 }
@@ -71,6 +73,7 @@ impl Default for TaskMetrics {
             last_batch_latency_us: AtomicU64::new(0),
             state_ops: AtomicU64::new(0),
             state_bytes: AtomicU64::new(0),
+            logs_dropped: AtomicU64::new(0),
             custom: Mutex::default(),
             logs: Mutex::default(),
         }
@@ -86,14 +89,18 @@ impl TaskMetrics {
         counter.load(Ordering::Relaxed)
     }
 
-    /// Declares a custom metric (or finds it by name) and returns its handle.
-    pub fn declare(&self, name: &str, kind: MetricKind) -> u32 {
+    /// Declares a custom metric (or finds it by name) and returns its
+    /// handle; `None` when `max` metrics are declared already.
+    pub fn declare(&self, name: &str, kind: MetricKind, max: usize) -> Option<u32> {
         let mut custom = self.custom.lock().expect("metrics lock");
         if let Some(i) = custom.iter().position(|m| m.name == name) {
-            return i as u32;
+            return Some(i as u32);
+        }
+        if custom.len() >= max {
+            return None;
         }
         custom.push(CustomMetric { name: name.to_owned(), kind, value: 0.0, count: 0 });
-        custom.len() as u32 - 1
+        Some(custom.len() as u32 - 1)
     }
 
     /// Records a value; false when the handle is unknown.

@@ -13,6 +13,7 @@ use wasmtime::{Config, Engine, Store};
 use super::bindings::SluiceJobPre;
 use super::cache::{ComponentCache, content_hash};
 use super::host::{HostState, JobInfo};
+use super::limits::JobLimits;
 use crate::metrics::TaskMetrics;
 
 /// The ABI revision this runtime speaks (the SDK's `ABI_VERSION`).
@@ -171,12 +172,8 @@ impl JobEngine {
 
     async fn abi_version(&self, loaded: &LoadedComponent) -> Result<u32, LoadError> {
         // No spec yet at load time: the job's own memory limit applies when it runs.
-        let host = HostState::new(
-            Arc::new(JobInfo::default()),
-            Vec::new(),
-            Arc::new(TaskMetrics::default()),
-            VALIDATION_MEMORY,
-        );
+        let limits = JobLimits { memory_bytes: VALIDATION_MEMORY, ..JobLimits::default() };
+        let host = HostState::new(Arc::new(JobInfo::default()), Vec::new(), Arc::new(TaskMetrics::default()), limits);
         let mut store = self.new_store(host);
         store.set_epoch_deadline(ticks(Duration::from_secs(5)));
         let instance =

@@ -8,7 +8,7 @@ use wasmtime::Store;
 use super::bindings::{Batch, JobError, SluiceJob, Timer};
 use super::engine::{JobEngine, LoadedComponent, ticks};
 use super::host::{HostState, Output};
-use super::limits::JobLimits;
+use super::limits::{JobLimits, LimitHit};
 use crate::metrics::TaskMetrics;
 
 /// Why a guest call failed. Each names the job, and the limit when one was hit.
@@ -21,6 +21,8 @@ pub enum InstanceError {
     CpuLimit { job: String, limit_ms: u128 },
     #[error("job `{job}` exceeded its memory limit of {limit_mib} MiB")]
     MemoryLimit { job: String, limit_mib: usize },
+    #[error("job `{job}` went past a limit: {limit}")]
+    Limit { job: String, limit: LimitHit },
     #[error("job `{job}` trapped: {message}")]
     Trap { job: String, message: String },
     #[error("job `{job}` failed: {message}")]
@@ -55,7 +57,7 @@ impl JobInstance {
             }
         };
         let mut instance = JobInstance { store, guest, limits };
-        let started = instance.start_call(0);
+        let started = instance.start_call(0, 0);
         let result = instance.guest.sluice_job_job().call_open(&mut instance.store).await;
         instance.finish_call(started, result)?;
         Ok(instance)
@@ -65,13 +67,13 @@ impl JobInstance {
     /// `batch.data`: route the output (see [`Output::rows`]) against the
     /// same batch.
     pub async fn process(&mut self, batch: &Batch) -> Result<(), InstanceError> {
-        let started = self.start_call(batch.data.len());
+        let started = self.start_call(batch.data.len(), batch.positions.len() / 2);
         let result = self.guest.sluice_job_job().call_process(&mut self.store, batch).await;
         self.finish_call(started, result)
     }
 
     pub async fn on_timer(&mut self, timers: &[Timer]) -> Result<(), InstanceError> {
-        let started = self.start_call(0);
+        let started = self.start_call(0, 0);
         let result = self.guest.sluice_job_job().call_on_timer(&mut self.store, timers).await;
         self.finish_call(started, result)
     }
@@ -96,9 +98,10 @@ impl JobInstance {
         self.store.data_mut()
     }
 
-    /// `input_len`: bytes of the batch handed to the call (0 but in `process`).
-    fn start_call(&mut self, input_len: usize) -> Instant {
-        self.store.data_mut().begin_call(input_len);
+    /// `input_len`, `records`: bytes and records of the batch handed to the
+    /// call (0 but in `process`).
+    fn start_call(&mut self, input_len: usize, records: usize) -> Instant {
+        self.store.data_mut().begin_call(input_len, records);
         self.store.set_epoch_deadline(ticks(self.limits.cpu_per_call));
         Instant::now()
     }
@@ -110,12 +113,15 @@ impl JobInstance {
         started: Instant,
         result: wasmtime::Result<Result<(), JobError>>,
     ) -> Result<(), InstanceError> {
-        let host = self.store.data();
+        let host = self.store.data_mut();
         TaskMetrics::add(&host.metrics.job_nanos, started.elapsed().as_nanos() as u64);
         let job = host.job.name.clone();
+        let limit_hit = host.limit_hit.take();
+        let host = self.store.data();
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(InstanceError::Job { job, message: e.message }),
+            Err(_) if let Some(limit) = limit_hit => Err(InstanceError::Limit { job, limit }),
             Err(_) if host.limiter.exceeded => {
                 Err(InstanceError::MemoryLimit { job, limit_mib: self.limits.memory_bytes >> 20 })
             }

@@ -9,12 +9,56 @@ pub struct JobLimits {
     pub memory_bytes: usize,
     /// Longest one guest call may run.
     pub cpu_per_call: Duration,
+    /// Largest keyed state (`StateBackend::bytes`), bytes.
+    pub state_bytes: usize,
+    /// Most row bytes one call may emit (a forwarded row counts its
+    /// record's bytes: the task copies them for the sinks).
+    pub output_bytes: usize,
+    /// Most timers registered at once.
+    pub timers: usize,
 }
 
 impl Default for JobLimits {
     fn default() -> Self {
-        JobLimits { memory_bytes: 256 << 20, cpu_per_call: Duration::from_secs(10) }
+        JobLimits {
+            memory_bytes: 256 << 20,
+            cpu_per_call: Duration::from_secs(10),
+            state_bytes: 1 << 30,
+            output_bytes: 64 << 20,
+            timers: 1_000_000,
+        }
     }
+}
+
+/// Longest timer key and tag: a timer is kept until it fires, so its bytes
+/// are bounded like a state key's.
+pub const MAX_TIMER_KEY: usize = 64 << 10;
+pub const MAX_TIMER_TAG: usize = 256;
+/// Custom metrics one job may declare, and the longest name.
+pub const MAX_METRICS: usize = 256;
+pub const MAX_METRIC_NAME: usize = 128;
+/// Longest log line and dead-letter reason kept (longer ones are cut).
+pub const MAX_LOG_LINE: usize = 4096;
+pub const MAX_REASON: usize = 1024;
+/// Log lines kept per guest call; later ones are counted as dropped.
+pub const MAX_LOGS_PER_CALL: usize = 1000;
+
+/// A limit a guest call went past: the trap it caused is reported as
+/// this, naming the limit, rather than as a bare trap.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitHit {
+    #[error("its state grew past limits.state_mb = {mb} MiB ({keys} keys)")]
+    State { mb: usize, keys: usize },
+    #[error("one call emitted more than limits.output_mb = {mb} MiB of rows")]
+    Output { mb: usize },
+    #[error("it registered more than limits.timers = {limit} timers")]
+    Timers { limit: usize },
+    #[error("a timer's key ({key} bytes) or tag ({tag} bytes) is longer than {MAX_TIMER_KEY} / {MAX_TIMER_TAG} bytes")]
+    TimerSize { key: usize, tag: usize },
+    #[error("it declared more than {MAX_METRICS} custom metrics, or a metric name longer than {MAX_METRIC_NAME} bytes")]
+    Metrics,
+    #[error("one call rejected {rejected} records, more than the {records} it was given")]
+    Rejections { rejected: usize, records: usize },
 }
 
 /// Enforces the memory limit over all of an instance's linear memories

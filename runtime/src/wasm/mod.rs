@@ -10,4 +10,4 @@ mod limits;
 
 pub use engine::{ABI_VERSION, JobEngine, LoadError, LoadedComponent};
 pub use instance::{InstanceError, JobInstance};
-pub use limits::JobLimits;
+pub use limits::{JobLimits, LimitHit};

@@ -1,6 +1,9 @@
 //! `sluice:job/context`: names, parameters, logs and custom metrics.
 
+use super::output::truncate;
 use super::{HostState, bad_handle};
+use crate::metrics::TaskMetrics;
+use crate::wasm::limits::{LimitHit, MAX_LOG_LINE, MAX_LOGS_PER_CALL, MAX_METRIC_NAME, MAX_METRICS};
 use crate::wasm::bindings::sluice::job::context::Host;
 use crate::wasm::bindings::{LogLevel, MetricKind};
 
@@ -17,7 +20,13 @@ impl Host for HostState {
         Ok(self.job.sources.clone())
     }
 
-    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+    fn log(&mut self, level: LogLevel, mut message: String) -> wasmtime::Result<()> {
+        self.logs_in_call += 1;
+        if self.logs_in_call > MAX_LOGS_PER_CALL {
+            TaskMetrics::add(&self.metrics.logs_dropped, 1);
+            return Ok(());
+        }
+        truncate(&mut message, MAX_LOG_LINE);
         let job = self.job.name.as_str();
         match level {
             LogLevel::Trace => tracing::trace!(target: "sluice::job", job, "{message}"),
@@ -31,7 +40,10 @@ impl Host for HostState {
     }
 
     fn metric(&mut self, name: String, kind: MetricKind) -> wasmtime::Result<u32> {
-        Ok(self.metrics.declare(&name, kind))
+        match self.metrics.declare(&name, kind, MAX_METRICS) {
+            Some(handle) if name.len() <= MAX_METRIC_NAME => Ok(handle),
+            _ => Err(self.hit(LimitHit::Metrics)),
+        }
     }
 
     fn record_metric(&mut self, metric: u32, value: f64) -> wasmtime::Result<()> {

@@ -16,7 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub use self::output::{Output, RowRef};
 use self::stderr::StderrTail;
 use super::bindings::sluice::job as imports;
-use super::limits::MemoryLimiter;
+use super::limits::{JobLimits, LimitHit, MemoryLimiter};
 use crate::connectors::DimensionStore;
 use crate::job::timers::TimerService;
 use crate::metrics::TaskMetrics;
@@ -38,6 +38,12 @@ pub struct HostState {
     table: ResourceTable,
     stderr: StderrTail,
     pub(crate) limiter: MemoryLimiter,
+    pub(crate) limits: JobLimits,
+    /// The limit the current call went past, if any (its trap is reported
+    /// as this).
+    pub(crate) limit_hit: Option<LimitHit>,
+    /// Log lines the current call wrote.
+    logs_in_call: usize,
     pub(crate) job: Arc<JobInfo>,
     pub(crate) state: StateBackend,
     pub(crate) timers: TimerService,
@@ -50,6 +56,8 @@ pub struct HostState {
     /// Bytes of the batch of the current `process` call (0 in other calls):
     /// forwarded rows must point inside it.
     input_len: usize,
+    /// Records of the batch of the current `process` call (0 in other calls).
+    input_records: usize,
     /// Output of the calls since the task last routed and cleared it.
     output: Output,
 }
@@ -59,7 +67,7 @@ impl HostState {
         job: Arc<JobInfo>,
         dimensions: Vec<Arc<dyn DimensionStore>>,
         metrics: Arc<TaskMetrics>,
-        memory_bytes: usize,
+        limits: JobLimits,
     ) -> Self {
         let stderr = StderrTail::default();
         // No preopened directories, no sockets, no environment: a job reaches
@@ -69,7 +77,10 @@ impl HostState {
             wasi,
             table: ResourceTable::new(),
             stderr,
-            limiter: MemoryLimiter::new(memory_bytes),
+            limiter: MemoryLimiter::new(limits.memory_bytes),
+            limits,
+            limit_hit: None,
+            logs_in_call: 0,
             job,
             state: StateBackend::default(),
             timers: TimerService::default(),
@@ -78,6 +89,7 @@ impl HostState {
             now_ms: 0,
             watermark: None,
             input_len: 0,
+            input_records: 0,
             output: Output::default(),
         }
     }
@@ -114,6 +126,25 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, contract: (&str, &st
     let (package, version) = contract;
     state::add_to_linker(linker, &format!("{package}/state@{version}"))?;
     output::add_to_linker(linker, &format!("{package}/output@{version}"))
+}
+
+impl HostState {
+    /// Records that the call went past `limit` and returns the trap that
+    /// ends it.
+    pub(crate) fn hit(&mut self, limit: LimitHit) -> wasmtime::Error {
+        let message = limit.to_string();
+        self.limit_hit = Some(limit);
+        wasmtime::Error::msg(message)
+    }
+
+    /// Fails the call when the state grew past its limit.
+    pub(crate) fn check_state_size(&mut self) -> wasmtime::Result<()> {
+        if self.state.bytes() <= self.limits.state_bytes {
+            return Ok(());
+        }
+        let keys = self.state.tables().iter().map(|t| t.len()).sum();
+        Err(self.hit(LimitHit::State { mb: self.limits.state_bytes >> 20, keys }))
+    }
 }
 
 /// A handle the host never gave out: a guest bug, raised as a trap.

@@ -17,7 +17,11 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, WasmList};
 
 use super::HostState;
+use crate::wasm::limits::{LimitHit, MAX_REASON};
 use crate::wasm::bindings::{NO_KEY, NO_ORIGIN, ROW_DELETE, ROW_FORWARDED, Rejected, RowOp};
+
+/// Bytes a row costs the task besides its key and value (its id, columns).
+const ROW_OVERHEAD: usize = 64;
 
 /// One emitted row, its bytes borrowed from the output or the input batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +49,9 @@ pub struct Output {
     origins: Vec<u32>,
     /// Bytes of the input batch that forwarded rows refer to.
     input_len: usize,
+    /// Bytes of all rows' keys and values (forwarded ones included: the
+    /// task copies them), for the output limit.
+    row_bytes: usize,
     pub rejected: Vec<Rejected>,
 }
 
@@ -111,6 +118,7 @@ impl Output {
         self.spans.clear();
         self.origins.clear();
         self.input_len = 0;
+        self.row_bytes = 0;
         self.rejected.clear();
     }
 
@@ -128,6 +136,8 @@ impl Output {
         self.flags.extend_from_slice(rows.flags);
         self.origins.extend_from_slice(rows.origins);
         for (&flags, s) in rows.flags.iter().zip(rows.spans.chunks_exact(4)) {
+            let key_len = if s[1] == NO_KEY { 0 } else { s[1] as usize };
+            self.row_bytes += key_len + s[3] as usize + ROW_OVERHEAD;
             if flags & ROW_FORWARDED != 0 {
                 self.spans.extend_from_slice(s);
             } else {
@@ -178,8 +188,11 @@ fn check(rows: &Columns, sinks: usize, input_len: usize) -> Result<(), String> {
 impl HostState {
     /// Sets the data length of the batch being processed (0 outside
     /// `process`): forwarded rows must point inside it.
-    pub(crate) fn begin_call(&mut self, input_len: usize) {
+    pub(crate) fn begin_call(&mut self, input_len: usize, records: usize) {
         self.input_len = input_len;
+        self.input_records = records;
+        self.limit_hit = None;
+        self.logs_in_call = 0;
     }
 
     /// What was emitted and rejected since the output was last cleared.
@@ -222,14 +235,43 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
             origins: rows.origins.as_le_slice(&store),
         };
         let appended = output.append(columns, sinks, input_len);
-        store.data_mut().output = output;
-        appended.map_err(wasmtime::Error::msg)
+        let row_bytes = output.row_bytes;
+        let host = store.data_mut();
+        host.output = output;
+        appended.map_err(wasmtime::Error::msg)?;
+        if row_bytes > host.limits.output_bytes {
+            return Err(host.hit(LimitHit::Output { mb: host.limits.output_bytes >> 20 }));
+        }
+        Ok(())
     })?;
-    output.func_wrap("reject", |mut store: StoreContextMut<HostState>, (records,): (Vec<Rejected>,)| {
-        store.data_mut().output.rejected.extend(records);
+    output.func_wrap("reject", |mut store: StoreContextMut<HostState>, (records,): (WasmList<Rejected>,)| {
+        let host = store.data();
+        let (rejected, records_in_call) = (host.output.rejected.len() + records.len(), host.input_records);
+        if rejected > records_in_call {
+            return Err(store.data_mut().hit(LimitHit::Rejections { rejected, records: records_in_call }));
+        }
+        let mut kept = Vec::with_capacity(records.len());
+        for record in records.iter(&mut store)? {
+            let mut record = record?;
+            truncate(&mut record.reason, MAX_REASON);
+            kept.push(record);
+        }
+        store.data_mut().output.rejected.extend(kept);
         Ok(())
     })?;
     Ok(())
+}
+
+/// Cuts `text` to at most `max` bytes, on a character boundary, marking the cut.
+pub(crate) fn truncate(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
 }
 
 #[cfg(test)]

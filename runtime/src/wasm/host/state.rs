@@ -55,7 +55,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
             with_state(&mut store, |s, memory| {
                 s.map_set(state, key.as_le_slice(&memory), field.as_le_slice(&memory), value.as_le_slice(&memory))
             })
-            .ok_or_else(|| bad_handle("state", state))
+            .ok_or_else(|| bad_handle("state", state))?;
+            store.data_mut().check_state_size()
         },
     )?;
     i.func_wrap("map-remove", |mut store: Store, (state, key, field): (u32, WasmList<u8>, WasmList<u8>)| {

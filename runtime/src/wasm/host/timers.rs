@@ -1,11 +1,18 @@
 //! `sluice:job/timers`.
 
 use super::HostState;
+use crate::wasm::limits::{LimitHit, MAX_TIMER_KEY, MAX_TIMER_TAG};
 use crate::wasm::bindings::Timer;
 use crate::wasm::bindings::sluice::job::timers::Host;
 
 impl Host for HostState {
     fn register(&mut self, timer: Timer) -> wasmtime::Result<()> {
+        if timer.key.len() > MAX_TIMER_KEY || timer.tag.len() > MAX_TIMER_TAG {
+            return Err(self.hit(LimitHit::TimerSize { key: timer.key.len(), tag: timer.tag.len() }));
+        }
+        if self.timers.len() >= self.limits.timers {
+            return Err(self.hit(LimitHit::Timers { limit: self.limits.timers }));
+        }
         self.timers.register(timer);
         Ok(())
     }
