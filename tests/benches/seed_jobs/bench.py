@@ -65,8 +65,7 @@ def generate(job):
     """The job's events as files (kept while the options are the same);
     returns the number of source events."""
     directory = data_dir(job)
-    args = ["gen", job.scenario, "--out", directory, "--count", str(EVENTS), "--seed", str(SEED),
-            "--malformed", MALFORMED, *job.gen_args(EVENTS)]
+    args = ["gen", job.scenario, "--out", directory, *gen_options(job)]
     stamp = os.path.join(directory, "generated-with")
     if not (os.path.exists(stamp) and open(stamp).read() == " ".join(args)):
         shutil.rmtree(directory, ignore_errors=True)
@@ -74,6 +73,11 @@ def generate(job):
         with open(stamp, "w") as f:
             f.write(" ".join(args))
     return sum(count_lines(os.path.join(directory, f"{s}.jsonl")) for s in job.sources)
+
+
+def gen_options(job):
+    """The `sluice gen` options of the bench's events for `job`."""
+    return ["--count", str(EVENTS), "--seed", str(SEED), "--malformed", MALFORMED, *job.gen_args(EVENTS)]
 
 
 def count_lines(path):
@@ -221,7 +225,7 @@ def main():
                 lines.append(Line(name, engine, events, results[engine]))
         if name == HOURLY_PREMIUM.name and KAFKA:
             import kafka_pg
-            runs = kafka_pg.bench(job, events, expected, SLUICE, os.path.join(COMPONENTS, job.component), PG, BROKERS,
+            runs = kafka_pg.bench(job, events, gen_options(job), expected, SLUICE, os.path.join(COMPONENTS, job.component), PG, BROKERS,
                                   WORK, RUNS, loud)
             if runs:
                 lines.append(Line(name, "sluice kafka→pg", events, runs))

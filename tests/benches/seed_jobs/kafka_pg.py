@@ -47,14 +47,14 @@ path = "dead_letters.jsonl"
 """
 
 
-def bench(job, events, expected, sluice, component, pg, brokers, work, runs, loud):
+def bench(job, events, gen_options, expected, sluice, component, pg, brokers, work, runs, loud):
+    """Runs it `runs` times; returns the measured runs. `gen_options`: the
+    `sluice gen` options that made the bench's files (the same events)."""
     out = os.path.join(work, "out", job.name, "sluice-kafka-pg")
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     prefix = f"bench-{os.getpid()}-{int(time.time())}-"
-    gen = [sluice, "gen", job.scenario, "--kafka", brokers, "--topic-prefix", prefix, "--partitions", "1",
-           "--count", os.environ.get("BENCH_EVENTS", "1000000"), "--seed", os.environ.get("BENCH_SEED", "17"),
-           "--malformed", os.environ.get("BENCH_MALFORMED", "0.002"), *job.gen_args(events)]
+    gen = [sluice, "gen", job.scenario, "--kafka", brokers, "--topic-prefix", prefix, "--partitions", "1", *gen_options]
     print(f"   kafka→pg: producing {events:,} events into {prefix}user_order", flush=True)
     subprocess.run(gen, check=True)
     spec = os.path.join(out, "kafka-pg.toml")
