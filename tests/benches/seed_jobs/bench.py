@@ -9,7 +9,8 @@ builds the binaries and installs PyFlink first; see docs/BENCHMARKS.md.
 
 Environment: BENCH_EVENTS (1000000), BENCH_RUNS (3), BENCH_SEED (17),
 BENCH_MALFORMED (0.002), BENCH_FLINK_CONFIGS (default,minibatch),
-BENCH_KAFKA (1: also hourly-premium from Kafka into PostgreSQL), SLUICE
+BENCH_KAFKA (1: also hourly-premium from Kafka into PostgreSQL),
+BENCH_KAFKA_RUNS (BENCH_RUNS), SLUICE
 (the binary), BENCH_COMPONENTS (the jobs' .wasm directory), BENCH_PG
 (postgresql://postgres@127.0.0.1:5432/test), BENCH_KAFKA_BROKERS
 (127.0.0.1:19092).
@@ -44,10 +45,13 @@ SEED = env_int("BENCH_SEED", 17)
 MALFORMED = os.environ.get("BENCH_MALFORMED", "0.002")
 FLINK_CONFIGS = [c for c in os.environ.get("BENCH_FLINK_CONFIGS", "default,minibatch").split(",") if c]
 KAFKA = os.environ.get("BENCH_KAFKA", "1") == "1"
+KAFKA_RUNS = env_int("BENCH_KAFKA_RUNS", RUNS)
 SLUICE = os.environ.get("SLUICE", os.path.join(ROOT, "target", "release", "sluice"))
 COMPONENTS = os.environ.get("BENCH_COMPONENTS", os.path.join(ROOT, "target", "wasm32-wasip2", "release"))
 PG = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BROKERS = os.environ.get("BENCH_KAFKA_BROKERS", "127.0.0.1:19092")
+# Compiled components of this bench run only (benches may run side by side).
+CACHE = os.path.join(WORK, "component-cache", str(os.getpid()))
 
 problems = []  # mismatches and failures: the bench exits 1 when any
 
@@ -90,7 +94,7 @@ def run_sluice(job, run_no):
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     outputs = [os.path.join(out, f"{t.name}.jsonl") for t in job.tables]
-    env = dict(os.environ, SLUICE_CACHE_DIR=os.path.join(WORK, "component-cache"))
+    env = dict(os.environ, SLUICE_CACHE_DIR=CACHE)
     cmd = [SLUICE, "run", "--spec", os.path.join(ROOT, "jobs", job.name, "bench.toml"),
            "--component", os.path.join(COMPONENTS, job.component), "--quiet"]
     result = measure.run(cmd, outputs, os.path.join(out, "stdout.txt"), os.path.join(out, "stderr.txt"), env=env)
@@ -115,7 +119,7 @@ def run_flink(job, config, run_no):
     changelog = os.path.join(out, "changelog.txt")
     variables = {"data": data_dir(job), **job.params}
     cmd = [sys.executable, os.path.join(HERE, "flink_job.py"), "--sql", os.path.join(ROOT, "jobs", job.name, "flink.sql"),
-           "--config", config, *[f"--var={k}={v}" for k, v in variables.items()]]
+           "--config", config, f"--work-dir={out}", *[f"--var={k}={v}" for k, v in variables.items()]]
     result = measure.run(cmd, [changelog], changelog, os.path.join(out, "stderr.txt"), end_marker=flink_end)
     tables = None
     if result.returncode != 0:
@@ -190,7 +194,7 @@ def main():
     if unknown:
         raise SystemExit(f"unknown job {unknown[0]}; the jobs: {', '.join(JOBS)}")
     measure.become_subreaper()
-    shutil.rmtree(os.path.join(WORK, "component-cache"), ignore_errors=True)  # run 1 compiles, runs 2.. hit the cache
+    os.makedirs(CACHE)  # empty: run 1 compiles the component, runs 2.. find it in the cache
     started = time.time()
     lines = []
     for name in names:
@@ -226,10 +230,11 @@ def main():
         if name == HOURLY_PREMIUM.name and KAFKA:
             import kafka_pg
             runs = kafka_pg.bench(job, events, gen_options(job), expected, SLUICE, os.path.join(COMPONENTS, job.component), PG, BROKERS,
-                                  WORK, RUNS, loud)
+                                  WORK, CACHE, KAFKA_RUNS, loud)
             if runs:
                 lines.append(Line(name, "sluice kafka→pg", events, runs))
 
+    shutil.rmtree(CACHE, ignore_errors=True)
     load = os.getloadavg()
     report = [
         f"Measured {date.today()} on {platform.node()} ({os.cpu_count()} cores, {platform.processor() or platform.machine()}), "

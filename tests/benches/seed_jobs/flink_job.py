@@ -12,8 +12,11 @@ as one statement set (one Flink job, as the seed deploys them).
 """
 
 import argparse
+import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 
 # Flink's own settings to compare: `default` is the out-of-the-box engine at
@@ -54,6 +57,7 @@ def main():
     parser.add_argument("--sql", required=True)
     parser.add_argument("--var", action="append", default=[], help="name=value for ${name} in the SQL")
     parser.add_argument("--config", choices=sorted(CONFIGS), default="default")
+    parser.add_argument("--work-dir", default=".", help="where the mini-cluster's working directory is made")
     args = parser.parse_args()
     variables = dict(v.split("=", 1) for v in args.var)
     with open(args.sql, encoding="utf-8") as f:
@@ -64,6 +68,11 @@ def main():
     env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     config = env.get_config()
     config.set("parallelism.default", "1")
+    # The mini-cluster's working files in a directory of this run (under
+    # target/), not /tmp, where they collide with other processes' clean-ups.
+    work = tempfile.mkdtemp(prefix="flink-", dir=os.path.abspath(args.work_dir))
+    config.set("io.tmp.dirs", work)
+    config.set("process.working-dir", work)
     for key, value in CONFIGS[args.config].items():
         config.set(key, value)
     inserts = env.create_statement_set()
@@ -83,6 +92,7 @@ def main():
     inserts.execute().wait()
     print(f"flink_job: finished at {time.time():.3f}", file=sys.stderr)
     sys.stdout.flush()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

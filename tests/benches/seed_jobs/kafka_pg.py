@@ -47,7 +47,7 @@ path = "dead_letters.jsonl"
 """
 
 
-def bench(job, events, gen_options, expected, sluice, component, pg, brokers, work, runs, loud):
+def bench(job, events, gen_options, expected, sluice, component, pg, brokers, work, cache, runs, loud):
     """Runs it `runs` times; returns the measured runs. `gen_options`: the
     `sluice gen` options that made the bench's files (the same events)."""
     out = os.path.join(work, "out", job.name, "sluice-kafka-pg")
@@ -72,7 +72,7 @@ def bench(job, events, gen_options, expected, sluice, component, pg, brokers, wo
             conn.execute(f"drop table if exists {TABLE}")
             cmd = [sluice, "run", "--spec", spec, "--component", component, "--quiet",
                    "--connection", f"events={brokers}", "--connection", f"warehouse={pg.replace('postgresql://', 'postgres://')}"]
-            env = dict(os.environ, SLUICE_CACHE_DIR=os.path.join(work, "component-cache"))
+            env = dict(os.environ, SLUICE_CACHE_DIR=cache)
             probe_at = [0.0]
 
             def probe():
@@ -85,8 +85,9 @@ def bench(job, events, gen_options, expected, sluice, component, pg, brokers, wo
             result = measure.run(cmd, [], os.path.join(out, "stdout.txt"), os.path.join(out, "stderr.txt"), env=env,
                                  first_row_probe=probe)
             rate = events / (result.end - result.first_row) if result.first_row else None
-            print(f"   sluice kafka→pg run {n}: wall {result.wall:.1f}s, first row {result.first_row}s, cpu {result.cpu:.1f}s, "
-                  f"steady {rate and f'{rate:,.0f}'}/s", flush=True)
+            first = "—" if result.first_row is None else f"{result.first_row:.2f}"
+            print(f"   sluice kafka→pg run {n}: wall {result.wall:.1f}s, first row {first}s, cpu {result.cpu:.1f}s, "
+                  f"steady {'—' if rate is None else f'{rate:,.0f}'}/s", flush=True)
             if result.returncode != 0:
                 loud(f"{job.name}: sluice kafka→pg run {n} failed (exit {result.returncode}), see {out}/stderr.txt")
                 continue
