@@ -143,3 +143,28 @@ fn a_job_reads_stdin_and_writes_stdout() {
     let dead = std::fs::read_to_string(tmp.path().join("dead.jsonl")).unwrap();
     assert!(dead.contains("\"offset\":1"), "{dead}");
 }
+
+#[test]
+fn gen_spaces_event_times_by_step_ms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let span = |step: &str| -> i64 {
+        let dir = tmp.path().join(format!("step-{step}"));
+        let dir = dir.to_str().unwrap();
+        let args = ["gen", "insurance-orders", "--out", dir, "--count", "200", "--late", "0", "--step-ms", step];
+        let out = sluice(&args, tmp.path());
+        assert!(out.status.success(), "gen: {}", text(&out.stderr));
+        let lines = std::fs::read_to_string(tmp.path().join(format!("step-{step}/user_order.jsonl"))).unwrap();
+        let times: Vec<i64> = lines
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["gmt_modified"].as_i64())
+            .collect();
+        times.iter().max().unwrap() - times.iter().min().unwrap()
+    };
+    // 200 events a minute apart span about 200 minutes; 10 ms apart, 2 seconds.
+    assert!((198 * 60_000..=200 * 60_000).contains(&span("60000")), "{}", span("60000"));
+    assert!(span("10") <= 2_000, "{}", span("10"));
+
+    let out = sluice(&["gen", "insurance-orders", "--out", "x", "--step-ms", "0"], tmp.path());
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--step-ms"), "{}", text(&out.stderr));
+}

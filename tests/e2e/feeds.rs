@@ -122,3 +122,13 @@ fn keys_keep_their_partition() {
     let spread: std::collections::HashSet<i32> = (0..100).map(|i| partition_of(&format!("k{i}"), 3)).collect();
     assert_eq!(spread.len(), 3);
 }
+
+/// The seed-job bench's specs (`scripts/bench-jobs.sh`, run by hand, not
+/// here) parse, so a spec change does not first break at benchmark time.
+#[test]
+fn bench_specs_parse() {
+    for job in ["hourly-premium", "premium-drop", "last-page", "large-tx-alert", "lending-report"] {
+        let path = sluice_tests::services::repo_root().join("jobs").join(job).join("bench.toml");
+        JobSpec::load(&path).unwrap_or_else(|e| panic!("jobs/{job}/bench.toml: {e}"));
+    }
+}

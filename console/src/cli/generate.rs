@@ -31,6 +31,10 @@ pub struct GenArgs {
     /// Events per second; 0 sends as fast as possible.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
+    /// Mean event-time gap between consecutive events, in ms (the events
+    /// span about COUNT × STEP_MS from 2024-03-15 00:00 +08:00).
+    #[arg(long, default_value_t = GenOptions::default().step_ms, value_parser = clap::value_parser!(i64).range(1..))]
+    pub step_ms: i64,
     /// Share of late events (0..1).
     #[arg(long, default_value_t = 0.01)]
     pub late: f64,
@@ -69,6 +73,7 @@ pub fn generate(args: &GenArgs) -> anyhow::Result<()> {
     let options = GenOptions {
         seed: args.seed,
         count: args.count,
+        step_ms: args.step_ms,
         late: args.late,
         duplicated: args.duplicated,
         malformed: args.malformed,
