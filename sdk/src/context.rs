@@ -93,12 +93,12 @@ impl Context {
     /// changed the type fails at start, before any record, naming the state.
     fn check_restored<T: DeserializeOwned>(&mut self, name: &str, state: u32) -> Result<()> {
         for value in self.host.sample(state, RESTORED_SAMPLE) {
-            if let Err(e) = serde_json::from_slice::<T>(&value) {
+            if let Err(e) = crate::codec::decode::<T>(&value) {
                 return Err(Error::fatal(format!(
                     "state `{name}` holds values that do not decode as {}: {e} (value {}); this job version \
                      is incompatible with the restored state: start from a compatible snapshot or with fresh state",
                     std::any::type_name::<T>(),
-                    String::from_utf8_lossy(&value[..value.len().min(120)])
+                    crate::codec::describe(&value)
                 )));
             }
         }

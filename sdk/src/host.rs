@@ -15,6 +15,9 @@ pub(crate) trait Host {
     fn map_set(&mut self, state: u32, key: &[u8], field: &[u8], value: &[u8]);
     fn map_remove(&mut self, state: u32, key: &[u8], field: &[u8]);
     fn map_entries(&mut self, state: u32, key: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)>;
+    /// Adds `delta` to the counter in a map field (absent: 0); a total of
+    /// 0 or less removes the field. Returns the total.
+    fn map_add(&mut self, state: u32, key: &[u8], field: &[u8], delta: i64) -> i64;
     fn map_len(&mut self, state: u32, key: &[u8]) -> u32;
     fn sample(&mut self, state: u32, max: u32) -> Vec<Vec<u8>>;
 

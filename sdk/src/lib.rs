@@ -30,6 +30,7 @@
 extern crate self as sluice_sdk;
 
 mod buffer;
+mod codec;
 mod context;
 mod error;
 #[doc(hidden)]

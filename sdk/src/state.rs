@@ -4,7 +4,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::{Context, Error, Key, Result};
+use crate::codec::{decode, encode_into};
+use crate::{Context, Key, Result};
 
 /// Options of a state declaration.
 #[derive(Debug, Clone, Copy, Default)]
@@ -20,8 +21,8 @@ impl StateOptions {
 }
 
 /// One value of type `T` per key, held by the host. Values are stored as
-/// JSON, so adding an `Option` or `#[serde(default)]` field to `T` keeps old
-/// snapshots readable.
+/// MessagePack with field names (`codec.rs`), so adding an `Option` or
+/// `#[serde(default)]` field to `T` keeps old snapshots readable.
 ///
 /// Writes are buffered in the job and reach the host at the end of the
 /// call (reads see them at once): a read-modify-write per record costs one
@@ -81,6 +82,10 @@ impl<F: ?Sized, V> MapState<F, V> {
     pub(crate) fn new(id: u32) -> Self {
         MapState { id, _types: PhantomData }
     }
+
+    pub(crate) fn id(&self) -> u32 {
+        self.id
+    }
 }
 
 impl<F: Key + ?Sized, V: Serialize + DeserializeOwned> MapState<F, V> {
@@ -90,7 +95,9 @@ impl<F: Key + ?Sized, V: Serialize + DeserializeOwned> MapState<F, V> {
     }
 
     pub fn set(&self, ctx: &mut Context, key: &(impl Key + ?Sized), field: &F, value: &V) -> Result<()> {
-        ctx.host.map_set(self.id, &key.key_bytes(), &field.key_bytes(), &encode(value)?);
+        let mut bytes = Vec::new();
+        encode_into(&mut bytes, value)?;
+        ctx.host.map_set(self.id, &key.key_bytes(), &field.key_bytes(), &bytes);
         Ok(())
     }
 
@@ -116,21 +123,4 @@ impl<F: Key + ?Sized, V: Serialize + DeserializeOwned> MapState<F, V> {
     pub fn len(&self, ctx: &mut Context, key: &(impl Key + ?Sized)) -> u32 {
         ctx.host.map_len(self.id, &key.key_bytes())
     }
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    encode_into(&mut out, value)?;
-    Ok(out)
-}
-
-fn encode_into<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<()> {
-    serde_json::to_writer(out, value).map_err(|e| Error::fatal(format!("state value does not serialize: {e}")))
-}
-
-/// A stored value that no longer decodes is incompatible state: the job
-/// cannot go on without losing it, so this is fatal, not a record error.
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::fatal(format!("stored state does not decode as the declared type: {e}")))
 }

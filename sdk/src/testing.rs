@@ -205,6 +205,20 @@ impl Host for TestHost {
         let Some(map) = t.maps.get(key) else { return Vec::new() };
         map.iter().filter(|(_, (_, w))| t.live(*w, now)).map(|(f, (v, _))| (f.clone(), v.clone())).collect()
     }
+    fn map_add(&mut self, state: u32, key: &[u8], field: &[u8], delta: i64) -> i64 {
+        let now = self.now();
+        let current = self.map_get(state, key, field).map_or(0, |stored| {
+            crate::codec::decode::<i64>(stored.bytes(&mut [0; 24])).expect("map-add on a field that is not a counter")
+        });
+        let total = current.saturating_add(delta);
+        if total <= 0 {
+            self.map_remove(state, key, field);
+        } else {
+            let value = [&[0xc0][..], &total.to_le_bytes()].concat();
+            self.table(state).maps.entry(key.to_vec()).or_default().insert(field.to_vec(), (value, now));
+        }
+        total
+    }
     fn map_len(&mut self, state: u32, key: &[u8]) -> u32 {
         let now = self.now();
         let t = self.table(state);
@@ -471,7 +485,7 @@ impl<J: Job> JobTester<J> {
         let s = self.shared.borrow();
         let table = s.states.iter().find(|t| t.name == state)?;
         let (bytes, written) = table.values.get(key.key_bytes().as_ref())?;
-        table.live(*written, s.now).then(|| serde_json::from_slice(bytes).expect("state holds JSON"))
+        table.live(*written, s.now).then(|| crate::codec::decode(bytes).expect("state decodes as the type asked for"))
     }
 
     /// The fields of map state `state` for `key`, decoded.
@@ -481,7 +495,7 @@ impl<J: Job> JobTester<J> {
         let Some(map) = table.maps.get(key.key_bytes().as_ref()) else { return BTreeMap::new() };
         map.iter()
             .filter(|(_, (_, w))| table.live(*w, s.now))
-            .map(|(f, (v, _))| (f.clone(), serde_json::from_slice(v).expect("state holds JSON")))
+            .map(|(f, (v, _))| (f.clone(), crate::codec::decode(v).expect("state decodes as the type asked for")))
             .collect()
     }
 

@@ -30,6 +30,9 @@ impl Host for WasmHost {
     fn map_entries(&mut self, s: u32, key: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
         state::map_entries(s, key)
     }
+    fn map_add(&mut self, s: u32, key: &[u8], field: &[u8], delta: i64) -> i64 {
+        state::map_add(s, key, field, delta)
+    }
     fn map_len(&mut self, s: u32, key: &[u8]) -> u32 {
         state::map_len(s, key)
     }

@@ -194,11 +194,8 @@ impl HourlyPremium {
         Ok(())
     }
 
-    /// `from_unixtime(gmt_modified / 1000, 'yyyyMMddHH')` in the job's time zone.
     fn biz_date(&self, ms: i64) -> String {
-        let local = ms.saturating_add(self.offset_ms);
-        let (y, m, d) = civil_from_days(local.div_euclid(DAY_MS));
-        format!("{y:04}{m:02}{d:02}{:02}", local.rem_euclid(DAY_MS) / HOUR_MS)
+        biz_date(ms, self.offset_ms)
     }
 
     fn accumulate(&self, ctx: &mut Context, hour: &str, order: &LastOrder) -> Result<()> {
@@ -248,6 +245,24 @@ impl HourlyPremium {
     }
 }
 
+/// `from_unixtime(ms / 1000, 'yyyyMMddHH')` at UTC offset `offset_ms`.
+/// Written digit by digit: it runs twice per order.
+fn biz_date(ms: i64, offset_ms: i64) -> String {
+    let local = ms.saturating_add(offset_ms);
+    let (y, m, d) = civil_from_days(local.div_euclid(DAY_MS));
+    let h = local.rem_euclid(DAY_MS) / HOUR_MS;
+    if !(0..=9999).contains(&y) {
+        return format!("{y:04}{m:02}{d:02}{h:02}");
+    }
+    let mut text = String::with_capacity(10);
+    for (value, digits) in [(y, 4), (m, 2), (d, 2), (h, 2)] {
+        for place in (0..digits).rev() {
+            text.push(char::from(b'0' + (value / 10i64.pow(place) % 10) as u8));
+        }
+    }
+    text
+}
+
 /// `coalesce(account_payble, 0)` in millionths.
 fn premium_micros(order: &LastOrder) -> i64 {
     (order.account_payble.unwrap_or(0.0) * MICROS).round() as i64
@@ -278,6 +293,18 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod unit_tests {
     use super::*;
+
+    #[test]
+    fn biz_dates_match_the_sql_format() {
+        assert_eq!(biz_date(1_710_469_800_000, 480 * 60_000), "2024031510");
+        assert_eq!(biz_date(-1, 0), "1969123123");
+        for ms in [0, 1_710_469_800_000, 253_402_300_799_999, 253_402_300_800_000, i64::MIN, i64::MAX] {
+            let local = ms.saturating_add(3_600_000);
+            let (y, m, d) = civil_from_days(local.div_euclid(DAY_MS));
+            let expected = format!("{y:04}{m:02}{d:02}{:02}", local.rem_euclid(DAY_MS) / HOUR_MS);
+            assert_eq!(biz_date(ms, 3_600_000), expected, "{ms}");
+        }
+    }
 
     #[test]
     fn civil_dates() {

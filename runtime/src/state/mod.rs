@@ -342,6 +342,31 @@ impl StateBackend {
         Some(())
     }
 
+    /// Adds `delta` to the counter in a map field (absent: 0) and returns
+    /// the total; a total of 0 or less removes the field (WIT `map-add`).
+    /// `Err` when the field holds something that is not a counter.
+    pub fn map_add(&mut self, state: u32, key: &[u8], field: &[u8], delta: i64) -> Option<Result<i64, String>> {
+        let current = match self.map_get(state, key, field)? {
+            None => 0,
+            Some(value) => match counter_value(value) {
+                Some(n) => n,
+                None => {
+                    return Some(Err(format!("map-add on a field that holds a {}-byte non-counter value", value.len())));
+                }
+            },
+        };
+        let total = current.saturating_add(delta);
+        if total > 0 {
+            let mut stored = [0u8; 9];
+            stored[0] = COUNTER;
+            stored[1..].copy_from_slice(&total.to_le_bytes());
+            self.map_set(state, key, field, &stored)?;
+        } else if current > 0 {
+            self.map_remove(state, key, field)?;
+        }
+        Some(Ok(total))
+    }
+
     /// Live fields of a map, sorted by field so output order is deterministic.
     pub fn map_entries(&self, state: u32, key: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
         let now = self.now_ms;
@@ -412,6 +437,18 @@ impl StateBackend {
                 }
             }
         }
+    }
+}
+
+/// First byte of a counter (WIT `map-add`): then an s64, little-endian.
+const COUNTER: u8 = 0xc0;
+
+/// The number in a counter field: its own encoding, or JSON integer text
+/// (counters an earlier SDK kept as JSON values).
+fn counter_value(value: &[u8]) -> Option<i64> {
+    match value.split_first() {
+        Some((&COUNTER, rest)) => Some(i64::from_le_bytes(rest.try_into().ok()?)),
+        _ => std::str::from_utf8(value).ok()?.trim().parse().ok(),
     }
 }
 
@@ -497,6 +534,21 @@ mod tests {
         s.map_remove(m, b"g", b"b").unwrap();
         assert!(s.table(m).unwrap().maps.is_empty());
         assert_eq!(s.bytes(), 0, "every byte counted in is counted out");
+    }
+
+    #[test]
+    fn map_add_keeps_counters_and_removes_them_at_zero() {
+        let mut s = StateBackend::default();
+        let m = s.declare("m", StateKind::Map, None).unwrap();
+        assert_eq!(s.map_add(m, b"g", b"a", 2), Some(Ok(2)));
+        assert_eq!(s.map_add(m, b"g", b"b", -1), Some(Ok(-1)), "nothing to take from: nothing kept");
+        assert_eq!(s.map_len(m, b"g"), Some(1));
+        s.map_set(m, b"g", b"old", b"3").unwrap();
+        assert_eq!(s.map_add(m, b"g", b"old", 1), Some(Ok(4)), "JSON integer text of an earlier SDK");
+        assert_eq!(s.map_add(m, b"g", b"a", -2), Some(Ok(0)));
+        assert_eq!(s.map_len(m, b"g"), Some(1));
+        s.map_set(m, b"g", b"text", b"\xc1\x81").unwrap();
+        assert!(s.map_add(m, b"g", b"text", 1).unwrap().is_err());
     }
 
     /// The guard against per-record costs that grow with a group: the

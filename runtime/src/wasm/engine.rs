@@ -175,7 +175,7 @@ impl JobEngine {
         let limits = JobLimits { memory_bytes: VALIDATION_MEMORY, ..JobLimits::default() };
         let host = HostState::new(Arc::new(JobInfo::default()), Vec::new(), Arc::new(TaskMetrics::default()), limits);
         let mut store = self.new_store(host);
-        store.set_epoch_deadline(ticks(Duration::from_secs(5)));
+        store.data_mut().budget.start(Duration::from_secs(5));
         let instance =
             loaded.pre.instantiate_async(&mut store).await.map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
         instance
@@ -185,19 +185,16 @@ impl JobEngine {
             .map_err(|e| LoadError::Mismatch(format!("calling abi-version failed: {e:#}")))
     }
 
-    /// A store with the memory limiter and deadline behaviour every job
-    /// store needs.
+    /// A store with the memory limiter and CPU budget every job store
+    /// needs: at each epoch tick the guest yields, or stops when its call's
+    /// budget (`HostState::budget`, started with every call) is spent.
     pub(crate) fn new_store(&self, host: HostState) -> Store<HostState> {
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limiter);
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(|store| Ok(store.data().budget.on_tick()));
+        store.set_epoch_deadline(1);
         store
     }
-}
-
-/// Epoch ticks for a duration (rounded up, at least one).
-pub(crate) fn ticks(d: Duration) -> u64 {
-    (d.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1)
 }
 
 impl Drop for JobEngine {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use wasmtime::Store;
 
 use super::bindings::{Batch, JobError, SluiceJob, Timer};
-use super::engine::{JobEngine, LoadedComponent, ticks};
+use super::engine::{JobEngine, LoadedComponent};
 use super::host::{HostState, Output};
 use super::limits::{JobLimits, LimitHit};
 use crate::metrics::TaskMetrics;
@@ -16,7 +16,7 @@ use crate::metrics::TaskMetrics;
 pub enum InstanceError {
     #[error(
         "job `{job}` exceeded its CPU limit of {limit_ms} ms for one call (a batch or a round of timers; \
-         wall-clock time, host lookups included): an endless loop, or raise limits.cpu_per_batch"
+         time it ran, host lookups included): an endless loop, or raise limits.cpu_per_batch"
     )]
     CpuLimit { job: String, limit_ms: u128 },
     #[error("job `{job}` exceeded its memory limit of {limit_mib} MiB")]
@@ -44,7 +44,7 @@ impl JobInstance {
         limits: JobLimits,
     ) -> Result<Self, InstanceError> {
         let mut store = engine.new_store(host);
-        store.set_epoch_deadline(ticks(limits.cpu_per_call));
+        store.data_mut().budget.start(limits.cpu_per_call);
         let guest = match component.pre.instantiate_async(&mut store).await {
             Ok(g) => g,
             Err(e) => {
@@ -102,7 +102,8 @@ impl JobInstance {
     /// call (0 but in `process`).
     fn start_call(&mut self, input_len: usize, records: usize) -> Instant {
         self.store.data_mut().begin_call(input_len, records);
-        self.store.set_epoch_deadline(ticks(self.limits.cpu_per_call));
+        self.store.data_mut().budget.start(self.limits.cpu_per_call);
+        self.store.set_epoch_deadline(1);
         Instant::now()
     }
 

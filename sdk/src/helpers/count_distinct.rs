@@ -18,24 +18,19 @@ impl CountDistinct {
 
     /// Adds one occurrence of `item` to `group`; true if it is new there.
     pub fn add(&self, ctx: &mut Context, group: &(impl Key + ?Sized), item: &str) -> Result<bool> {
-        let n = self.items.get(ctx, group, item)?.unwrap_or(0);
-        self.items.set(ctx, group, item, &(n + 1))?;
-        Ok(n == 0)
+        Ok(self.change(ctx, group, item, 1) == 1)
     }
 
-    /// Removes one occurrence of `item` from `group`; true if it is gone.
+    /// Removes one occurrence of `item` from `group`; true if it is gone
+    /// (false if it was not there, or still occurs).
     pub fn remove(&self, ctx: &mut Context, group: &(impl Key + ?Sized), item: &str) -> Result<bool> {
-        match self.items.get(ctx, group, item)? {
-            Some(n) if n > 1 => {
-                self.items.set(ctx, group, item, &(n - 1))?;
-                Ok(false)
-            }
-            Some(_) => {
-                self.items.remove(ctx, group, item);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        Ok(self.change(ctx, group, item, -1) == 0)
+    }
+
+    /// The item's multiplicity after adding `delta`: one host call, kept by
+    /// the host as a counter (`state.map-add`).
+    fn change(&self, ctx: &mut Context, group: &(impl Key + ?Sized), item: &str, delta: i64) -> i64 {
+        ctx.host.map_add(self.items.id(), &group.key_bytes(), item.as_bytes(), delta)
     }
 
     /// Number of distinct items in `group`.

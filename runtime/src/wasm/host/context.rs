@@ -3,9 +3,9 @@
 use super::output::truncate;
 use super::{HostState, bad_handle};
 use crate::metrics::TaskMetrics;
-use crate::wasm::limits::{LimitHit, MAX_LOG_LINE, MAX_LOGS_PER_CALL, MAX_METRIC_NAME, MAX_METRICS};
 use crate::wasm::bindings::sluice::job::context::Host;
 use crate::wasm::bindings::{LogLevel, MetricKind};
+use crate::wasm::limits::{LimitHit, MAX_LOG_LINE, MAX_LOGS_PER_CALL, MAX_METRIC_NAME, MAX_METRICS};
 
 impl Host for HostState {
     fn job_name(&mut self) -> wasmtime::Result<String> {

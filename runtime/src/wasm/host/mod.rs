@@ -16,6 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub use self::output::{Output, RowRef};
 use self::stderr::StderrTail;
 use super::bindings::sluice::job as imports;
+use super::budget::CallBudget;
 use super::limits::{JobLimits, LimitHit, MemoryLimiter};
 use crate::connectors::DimensionStore;
 use crate::job::timers::TimerService;
@@ -39,6 +40,8 @@ pub struct HostState {
     stderr: StderrTail,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) limits: JobLimits,
+    /// CPU budget of the call in progress.
+    pub(crate) budget: CallBudget,
     /// The limit the current call went past, if any (its trap is reported
     /// as this).
     pub(crate) limit_hit: Option<LimitHit>,
@@ -79,6 +82,7 @@ impl HostState {
             stderr,
             limiter: MemoryLimiter::new(limits.memory_bytes),
             limits,
+            budget: CallBudget::default(),
             limit_hit: None,
             logs_in_call: 0,
             job,

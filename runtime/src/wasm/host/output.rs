@@ -17,8 +17,8 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, WasmList};
 
 use super::HostState;
-use crate::wasm::limits::{LimitHit, MAX_REASON};
 use crate::wasm::bindings::{NO_KEY, NO_ORIGIN, ROW_DELETE, ROW_FORWARDED, Rejected, RowOp};
+use crate::wasm::limits::{LimitHit, MAX_REASON};
 
 /// Bytes a row costs the task besides its key and value (its id, columns).
 const ROW_OVERHEAD: usize = 64;

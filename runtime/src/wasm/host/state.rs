@@ -63,6 +63,15 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
         with_state(&mut store, |s, memory| s.map_remove(state, key.as_le_slice(&memory), field.as_le_slice(&memory)))
             .ok_or_else(|| bad_handle("state", state))
     })?;
+    i.func_wrap("map-add", |mut store: Store, (state, key, field, delta): (u32, WasmList<u8>, WasmList<u8>, i64)| {
+        let total = with_state(&mut store, |s, memory| {
+            s.map_add(state, key.as_le_slice(&memory), field.as_le_slice(&memory), delta)
+        })
+        .ok_or_else(|| bad_handle("state", state))?
+        .map_err(wasmtime::Error::msg)?;
+        store.data_mut().check_state_size()?;
+        Ok((total,))
+    })?;
     i.func_wrap("map-entries", |store: Store, (state, key): (u32, WasmList<u8>)| {
         Ok((store
             .data()

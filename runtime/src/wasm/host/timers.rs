@@ -1,9 +1,9 @@
 //! `sluice:job/timers`.
 
 use super::HostState;
-use crate::wasm::limits::{LimitHit, MAX_TIMER_KEY, MAX_TIMER_TAG};
 use crate::wasm::bindings::Timer;
 use crate::wasm::bindings::sluice::job::timers::Host;
+use crate::wasm::limits::{LimitHit, MAX_TIMER_KEY, MAX_TIMER_TAG};
 
 impl Host for HostState {
     fn register(&mut self, timer: Timer) -> wasmtime::Result<()> {
