@@ -175,6 +175,19 @@ impl JobSpec {
         if self.limits.cpu_per_batch.is_zero() {
             return Err(SpecError::Invalid("limits.cpu_per_batch must be positive, e.g. \"5s\"".into()));
         }
+        let invalid = |what: &str, name: &str, e: String| SpecError::Invalid(format!("{what} `{name}`: {e}"));
+        for (name, source) in &self.sources {
+            source.check().map_err(|e| invalid("source", name, e))?;
+        }
+        for (name, sink) in &self.sinks {
+            sink.check().map_err(|e| invalid("sink", name, e))?;
+        }
+        for (name, dimension) in &self.dimensions {
+            dimension.check().map_err(|e| invalid("dimension", name, e))?;
+        }
+        if let Some(dead_letter) = &self.dead_letter {
+            dead_letter.check().map_err(|e| invalid("sink", "dead_letter", e))?;
+        }
         Ok(())
     }
 

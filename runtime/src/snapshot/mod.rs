@@ -4,10 +4,11 @@
 //! the sources from its positions gives the same sink contents as a run
 //! without failure (upserts are idempotent, appends carry row ids).
 //!
-//! On disk a snapshot is `SLUICE-SNAPSHOT 2\n`, the SHA-256 of the body
+//! On disk a snapshot is `SLUICE-SNAPSHOT 3\n`, the SHA-256 of the body
 //! (32 bytes), then the body (postcard); a file whose checksum does not
-//! match is refused, so a torn or corrupt write is never restored. Format 1
-//! (before staged dimension writes) is still read.
+//! match is refused, so a torn or corrupt write is never restored. Formats
+//! 1 (before staged dimension writes) and 2 (before sink positions) are
+//! still read.
 
 mod object;
 mod postgres;
@@ -25,7 +26,8 @@ use sha2::{Digest, Sha256};
 use crate::connectors::staged::PendingWrites;
 use crate::state::StateTableImage;
 
-const MAGIC: &[u8] = b"SLUICE-SNAPSHOT 2\n";
+const MAGIC: &[u8] = b"SLUICE-SNAPSHOT 3\n";
+const MAGIC_V2: &[u8] = b"SLUICE-SNAPSHOT 2\n";
 const MAGIC_V1: &[u8] = b"SLUICE-SNAPSHOT 1\n";
 
 /// Why a snapshot was taken.
@@ -77,6 +79,29 @@ pub struct Snapshot {
     /// for dimensions with `writes = "snapshot"`: applied to the stores once
     /// this snapshot is stored, and again when it is restored.
     pub dimension_writes: Vec<(String, PendingWrites)>,
+    /// Where each sink that reports one ([`crate::connectors::Sink::position`])
+    /// ended when the snapshot was taken: a restore cuts off what the sink
+    /// wrote after it, which the replay writes again.
+    pub sink_positions: Vec<(String, u64)>,
+}
+
+/// Format 2: a [`Snapshot`] without `sink_positions`.
+#[derive(Deserialize)]
+struct SnapshotV2 {
+    meta: SnapshotMeta,
+    base: Option<String>,
+    state: Vec<StateTableImage>,
+    timers: Vec<TimerImage>,
+    event_times: Vec<(u32, i32, i64)>,
+    watermark: Option<i64>,
+    dimension_writes: Vec<(String, PendingWrites)>,
+}
+
+impl From<SnapshotV2> for Snapshot {
+    fn from(v2: SnapshotV2) -> Self {
+        let SnapshotV2 { meta, base, state, timers, event_times, watermark, dimension_writes } = v2;
+        Snapshot { meta, base, state, timers, event_times, watermark, dimension_writes, sink_positions: Vec::new() }
+    }
 }
 
 /// Format 1: a [`Snapshot`] without `dimension_writes`.
@@ -93,7 +118,16 @@ struct SnapshotV1 {
 impl From<SnapshotV1> for Snapshot {
     fn from(v1: SnapshotV1) -> Self {
         let SnapshotV1 { meta, base, state, timers, event_times, watermark } = v1;
-        Snapshot { meta, base, state, timers, event_times, watermark, dimension_writes: Vec::new() }
+        Snapshot {
+            meta,
+            base,
+            state,
+            timers,
+            event_times,
+            watermark,
+            dimension_writes: Vec::new(),
+            sink_positions: Vec::new(),
+        }
     }
 }
 
@@ -141,6 +175,7 @@ impl Snapshot {
             event_times: Vec::new(),
             watermark: None,
             dimension_writes: Vec::new(),
+            sink_positions: Vec::new(),
         }
     }
 
@@ -156,10 +191,14 @@ impl Snapshot {
     /// Decodes and checks a snapshot; `id` names it in errors.
     pub fn decode(id: &str, bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
         let corrupt = |message: &str| SnapshotError::Corrupt { id: id.to_owned(), message: message.to_owned() };
-        let (rest, v1) = match (bytes.strip_prefix(MAGIC), bytes.strip_prefix(MAGIC_V1)) {
-            (Some(rest), _) => (rest, false),
-            (None, Some(rest)) => (rest, true),
-            (None, None) => return Err(corrupt("not a Sluice snapshot (bad header)")),
+        let (rest, format) = if let Some(rest) = bytes.strip_prefix(MAGIC) {
+            (rest, 3)
+        } else if let Some(rest) = bytes.strip_prefix(MAGIC_V2) {
+            (rest, 2)
+        } else if let Some(rest) = bytes.strip_prefix(MAGIC_V1) {
+            (rest, 1)
+        } else {
+            return Err(corrupt("not a Sluice snapshot (bad header)"));
         };
         if rest.len() < 32 {
             return Err(corrupt("truncated"));
@@ -168,11 +207,17 @@ impl Snapshot {
         if Sha256::digest(body).as_slice() != sum {
             return Err(corrupt("checksum mismatch (truncated or corrupt)"));
         }
-        let decoded = match v1 {
-            false => postcard::from_bytes(body),
-            true => postcard::from_bytes::<SnapshotV1>(body).map(Snapshot::from),
+        let decoded = match format {
+            3 => postcard::from_bytes(body),
+            2 => postcard::from_bytes::<SnapshotV2>(body).map(Snapshot::from),
+            _ => postcard::from_bytes::<SnapshotV1>(body).map(Snapshot::from),
         };
         decoded.map_err(|e| corrupt(&format!("cannot decode: {e}")))
+    }
+
+    /// Where sink `name` ended, when it reports a position.
+    pub fn sink_position(&self, name: &str) -> Option<u64> {
+        self.sink_positions.iter().find(|(n, _)| n == name).map(|(_, p)| *p)
     }
 
     /// The positions of source `name`, as (partition, next offset).
@@ -201,6 +246,7 @@ mod tests {
             event_times: vec![(0, 0, 3)],
             watermark: Some(3),
             dimension_writes: vec![("dim".into(), vec![(b"k".to_vec(), b"{}".to_vec())])],
+            sink_positions: vec![("out".into(), 1234)],
         }
     }
 
@@ -226,6 +272,17 @@ mod tests {
         body.extend(postcard::to_stdvec(&(&event_times, &watermark)).unwrap());
         let bytes = [MAGIC_V1, Sha256::digest(&body).as_slice(), &body].concat();
         let decoded = Snapshot::decode("old", &bytes).unwrap();
-        assert_eq!(decoded, Snapshot { dimension_writes: Vec::new(), ..snapshot() });
+        assert_eq!(decoded, Snapshot { dimension_writes: Vec::new(), sink_positions: Vec::new(), ..snapshot() });
+    }
+
+    /// Snapshots written before sink positions still restore.
+    #[test]
+    fn reads_format_2() {
+        let Snapshot { meta, base, state, timers, event_times, watermark, dimension_writes, .. } = snapshot();
+        let body =
+            postcard::to_stdvec(&(&meta, &base, &state, &timers, &event_times, &watermark, &dimension_writes)).unwrap();
+        let bytes = [MAGIC_V2, Sha256::digest(&body).as_slice(), &body].concat();
+        let decoded = Snapshot::decode("old", &bytes).unwrap();
+        assert_eq!(decoded, Snapshot { sink_positions: Vec::new(), ..snapshot() });
     }
 }
