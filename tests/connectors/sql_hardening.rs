@@ -245,10 +245,11 @@ async fn blocked_writes_time_out(backend: Backend) {
             pg_lock = Some(tx);
         }
         _ => {
-            let pool = sqlx::MySqlPool::connect(&mysql_url()).await.unwrap();
-            let mut tx = pool.begin().await.unwrap();
-            sqlx::query(&format!("INSERT INTO {t} VALUES (1)")).execute(&mut *tx).await.unwrap();
-            mysql_lock = Some(tx);
+            // A table lock: MariaDB waits a day for it by default.
+            use sqlx::{Connection, Executor};
+            let mut conn = sqlx::MySqlConnection::connect(&mysql_url()).await.unwrap();
+            conn.execute(format!("LOCK TABLES {t} WRITE").as_str()).await.unwrap();
+            mysql_lock = Some(conn);
         }
     }
     sink.write(&[upsert(0, json!({"id": 1}))]).await.unwrap();
