@@ -4,7 +4,7 @@
 # snapshots under ./sluice-data, the embedded development broker (Tansu),
 # and the demo project running: `order-feed` generates insurance orders
 # into the `user_order` topic, `hourly-premium` keeps hourly premium totals
-# in the `hs_order` table of sluice-data/demo-warehouse.db, `lending-report`
+# in the `hs_order` table of sluice-data/files/demo/demo-warehouse.db, `lending-report`
 # builds seed 004's risk report tables there from generated lending events.
 # Sign in as `admin` with the password printed on the first start (or set
 # SLUICE_ADMIN_PASSWORD). Ctrl-C stops it, snapshotting the jobs.

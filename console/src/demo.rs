@@ -11,7 +11,7 @@
 //! embedded defaults do not have. Without a broker, `hourly-premium`
 //! reads generated orders directly.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::store::{Connection, Deployment, NewRun, RunState, Store, now_ms};
@@ -159,6 +159,7 @@ pub async fn seed(
     data_dir: &Path,
 ) -> anyhow::Result<()> {
     if let Some(project) = store.project(PROJECT).await? {
+        move_old_warehouse(store, &project.id, data_dir).await?;
         return resume(store, worker, &project.id, brokers, fresh_broker).await;
     }
     let mut jobs = Vec::new();
@@ -189,8 +190,8 @@ pub async fn seed(
     if let Some(brokers) = brokers {
         prepare_broker(store, &project.id, brokers, jobs.iter().any(|j| j.name == "lending-report")).await?;
     }
-    let warehouse = format!("sqlite://{}?mode=rwc", data_dir.join("demo-warehouse.db").display());
-    put_connection(store, &project.id, "warehouse", "database", &warehouse).await?;
+    // In the project's file area, where its SQLite connections must be.
+    put_connection(store, &project.id, "warehouse", "database", WAREHOUSE).await?;
     for (job, bytes) in jobs.iter().zip(loaded) {
         let created = store.create_job(&project.id, job.name, job.description).await?;
         let component = worker.load(&bytes).await.map_err(anyhow::Error::msg)?;
@@ -216,6 +217,30 @@ pub async fn seed(
     let started: Vec<&str> = jobs.iter().filter(|j| j.start).map(|j| j.name).collect();
     println!("sluice: demo project `{PROJECT}` is running: {}", started.join(", "));
     Ok(())
+}
+
+/// The demo warehouse: `DATA/files/demo/demo-warehouse.db`.
+const WAREHOUSE: &str = "sqlite:demo-warehouse.db?mode=rwc";
+
+/// Data directories made before SQLite connections were confined to their
+/// project's file area kept the demo warehouse at `DATA/demo-warehouse.db`:
+/// it moves into the area and the connection follows.
+async fn move_old_warehouse(store: &Store, project_id: &str, data_dir: &Path) -> anyhow::Result<()> {
+    let old = data_dir.join("demo-warehouse.db");
+    let old_url = format!("sqlite://{}?mode=rwc", old.display());
+    let Some(connection) = store.connection(project_id, "warehouse").await? else { return Ok(()) };
+    if connection.url != old_url {
+        return Ok(());
+    }
+    let area = crate::worker::plan::project_files(data_dir, PROJECT);
+    std::fs::create_dir_all(&area)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", old.display()));
+        if from.exists() {
+            std::fs::rename(&from, area.join(format!("demo-warehouse.db{suffix}")))?;
+        }
+    }
+    put_connection(store, project_id, "warehouse", "database", WAREHOUSE).await
 }
 
 /// Points the demo's `events` connection at `brokers` and creates the

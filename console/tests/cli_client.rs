@@ -38,6 +38,8 @@ fn serve(data_dir: &Path) -> Server {
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--listen", "127.0.0.1:0", "--no-demo", "--no-broker"])
+        // The test broker runs on this machine, which the default refuses.
+        .args(["--allow-hosts", "127.0.0.0/8,::1"])
         .env("SLUICE_ADMIN_PASSWORD", PASSWORD)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -179,8 +181,9 @@ async fn the_cli_drives_a_job_on_a_console() {
         serde_json::from_slice(&std::fs::read(home.join("credentials.json")).unwrap()).unwrap();
     assert_eq!(saved["url"], server.url.as_str());
     let token = saved["token"].as_str().expect("the token is saved").to_owned();
-    let warehouse = format!("sqlite://{}?mode=rwc", tmp.path().join("warehouse.db").display());
-    prepare_project(&server.url, &token, &brokers, &warehouse).await;
+    // Named in the project's file area (DATA/files/cli), where its SQLite
+    // connections must be.
+    prepare_project(&server.url, &token, &brokers, "sqlite:warehouse.db?mode=rwc").await;
 
     let created = ok(home, &["job", "create", "hourly", "-p", "cli", "--description", "hourly premium"]);
     assert!(created.contains("\"name\": \"hourly\""), "{created}");

@@ -117,7 +117,7 @@ async fn serve_on_embedded_defaults_runs_the_demo_project() {
     }
 
     // Generated orders flow through the embedded broker into the warehouse.
-    let warehouse = data.path().join("demo-warehouse.db");
+    let warehouse = data.path().join("files/demo/demo-warehouse.db");
     let filled = || async { rows(&warehouse, "hs_order").await > 0 && rows(&warehouse, "loan_funnel").await > 0 };
     console.wait_for_hourly_output(filled).await;
 

@@ -103,6 +103,7 @@ impl Measured {
             event_times: Vec::new(),
             watermark: None,
             dimension_writes: Vec::new(),
+            sink_positions: Vec::new(),
         };
         store.put(&snapshot, 3).await.unwrap();
         let pause = started.elapsed();

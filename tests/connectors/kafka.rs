@@ -329,11 +329,22 @@ async fn positions_are_committed_for_lag_monitoring_and_raw_values_pass_as_bytes
     create_topic(&brokers, &topic, 1).await;
     let raw = "not json \u{1F600}".to_owned();
     produce(&brokers, &topic, (0..50).map(|_| (0, "k", raw.clone()))).await;
-    let group = unique_topic("lag-group");
-    let spec = spec(&format!(
+    // The group is the platform's name for the job, `sluice-<job>`: a spec
+    // cannot name another group and move its committed offsets.
+    let job = unique_topic("lag_job").replace('-', "_");
+    let group = format!("sluice-{job}");
+    let source_table = format!(
         "[sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nformat = \"raw\"\n\
-         group_id = \"{group}\"\ncommit_interval = \"100ms\"\n"
-    ));
+         commit_interval = \"100ms\"\n"
+    );
+    let named = |extra: &str| format!("name = \"{job}\"\ncomponent = \"unused.wasm\"\n{source_table}{extra}");
+    let err = JobSpec::parse(&named("group_id = \"payments\"\n"), Path::new(".")).unwrap_err().to_string();
+    assert!(err.contains("unknown field `group_id`"), "{err}");
+    let err = JobSpec::parse(&named("properties = { \"group.id\" = \"payments\" }\n"), Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Kafka property `group.id` cannot be set in a spec: the platform sets it"), "{err}");
+    let spec = JobSpec::parse(&named(""), Path::new(".")).expect("spec");
     let mut src = source(&spec, &connections(&brokers)).await;
     let got = drain(src.as_mut(), 50).await;
     assert!(got.iter().all(|r| r.3 == raw), "raw values arrive as they are");
@@ -493,4 +504,54 @@ async fn a_position_older_than_the_retention_is_flagged() {
     assert!(earliest > 5 && earliest < 80, "retention moved the earliest offset: {earliest}");
     let offsets: Vec<i64> = drain(&mut source, usize::MAX).await.iter().map(|r| r.1).collect();
     assert_eq!(offsets, (earliest..80).collect::<Vec<_>>(), "reading goes on from the earliest retained offset");
+}
+
+/// On the platform a connection may not use a setting that reads a file,
+/// nor point at this machine unless the operator allows it; and a cluster
+/// cannot send the client to a broker the connection could not name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_platform_connections_cannot_read_files_or_be_sent_elsewhere() {
+    use sluice_runtime::connections::{Connection, ConnectionPolicy, HostRule, HostRules};
+    let brokers = kafka_brokers();
+    let topic = unique_topic("policy");
+    create_topic(&brokers, &topic, 1).await;
+    let spec = spec(&format!(
+        "[sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nstartup_timeout = \"5s\"\n"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let on_platform = |brokers: &str, allow: &str, endpoints: &[&str]| {
+        let mut c = connections(brokers);
+        let hosts = HostRules {
+            allow: Some(HostRule::parse_list(allow).unwrap()),
+            platform_endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+        };
+        c.policy = ConnectionPolicy::platform(hosts, dir.path().to_path_buf(), Vec::new());
+        c
+    };
+    let build = |c: Connections| {
+        let spec = spec.clone();
+        async move {
+            let cx = BuildContext::new(&spec, &c);
+            build_source(cx, "in", 0, &spec.sources["in"]).await.map(drop).map_err(|e| e.to_string())
+        }
+    };
+
+    let mut reads_a_file = on_platform(&brokers, "127.0.0.0/8", &[]);
+    if let Some(Connection::Kafka(k)) = reads_a_file.connections.get_mut("events") {
+        k.properties.insert("ssl.ca.location".into(), "/etc/passwd".into());
+    }
+    let err = build(reads_a_file).await.unwrap_err();
+    assert!(err.contains("Kafka property `ssl.ca.location` is not allowed on a connection"), "{err}");
+
+    let err = build(on_platform(&brokers, "192.0.2.0/24", &[])).await.unwrap_err();
+    assert!(err.contains(&format!("broker `{brokers}`")) && err.contains("--allow-hosts"), "{err}");
+
+    // Through a proxy the platform allows, to a cluster that advertises
+    // itself at an address the list does not hold.
+    let proxy = sluice_tests::proxy::Proxy::start(&brokers).await.expect("proxy");
+    let via = proxy.addr().to_string();
+    let err = build(on_platform(&via, "192.0.2.0/24", &[&via])).await.unwrap_err();
+    assert!(err.contains("the cluster advertises a broker the connection may not reach: broker `127.0.0.1:"), "{err}");
+
+    build(on_platform(&brokers, "127.0.0.0/8", &[])).await.expect("allowed by the operator");
 }

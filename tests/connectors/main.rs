@@ -4,4 +4,5 @@
 mod kafka;
 mod redis;
 mod sql;
+mod sql_hardening;
 mod sql_source;

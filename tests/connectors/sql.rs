@@ -59,19 +59,19 @@ impl Db {
     }
 
     /// Rows of `sql`, whose columns must all be text (see [`Db::text`]).
-    async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+    pub(crate) async fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         use sqlx::Row;
         let rows = sqlx::query(sql).fetch_all(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
         rows.iter().map(|r| (0..r.len()).map(|i| r.get::<Option<String>, _>(i)).collect()).collect()
     }
 
-    async fn count(&self) -> usize {
+    pub(crate) async fn count(&self) -> usize {
         let rows = self.rows(&format!("SELECT {} FROM {}", self.text("COUNT(*)"), self.table)).await;
         rows[0][0].as_deref().unwrap().parse().unwrap()
     }
 
     /// `expr` as text in this database's SQL.
-    fn text(&self, expr: &str) -> String {
+    pub(crate) fn text(&self, expr: &str) -> String {
         match self.backend {
             Backend::Postgres => format!("({expr})::text"),
             // CHAR(n), not CHAR: MariaDB types the latter LONGTEXT, which
@@ -98,26 +98,30 @@ impl Db {
     }
 }
 
-fn connections(url: &str) -> Connections {
+pub(crate) fn connections(url: &str) -> Connections {
     let mut c = Connections::default();
     c.apply_override(&format!("db={url}")).expect("connection override");
     c
 }
 
 /// A spec with one source and the given sink / dimension tables.
-fn spec(connectors: &str) -> JobSpec {
+pub(crate) fn spec(connectors: &str) -> JobSpec {
     let source = "[sources.orders]\nkind = \"file\"\npath = \"unused\"";
     let text = format!("name = \"sql_test\"\ncomponent = \"unused.wasm\"\n{source}\n{connectors}");
     JobSpec::parse(&text, Path::new(".")).expect("spec")
 }
 
 /// Builds sink `out` of table `table` on connection `db` with `options`.
-async fn sink_at(connections: &Connections, table: &str, options: &str) -> Result<Box<dyn Sink>, ConnectorError> {
+pub(crate) async fn sink_at(
+    connections: &Connections,
+    table: &str,
+    options: &str,
+) -> Result<Box<dyn Sink>, ConnectorError> {
     let spec = spec(&format!("[sinks.out]\nkind = \"sql\"\nconnection = \"db\"\ntable = \"{table}\"\n{options}"));
     build_sink(BuildContext::new(&spec, connections), "out", &spec.sinks["out"]).await
 }
 
-async fn sink(db: &Db, options: &str) -> Result<Box<dyn Sink>, ConnectorError> {
+pub(crate) async fn sink(db: &Db, options: &str) -> Result<Box<dyn Sink>, ConnectorError> {
     sink_at(&db.connections(), &db.table, options).await
 }
 
@@ -139,7 +143,7 @@ fn row(op: RowOp, offset: i64, value: &str) -> SinkRow {
     }
 }
 
-fn upsert(offset: i64, value: Value) -> SinkRow {
+pub(crate) fn upsert(offset: i64, value: Value) -> SinkRow {
     row(RowOp::Upsert, offset, &value.to_string())
 }
 
@@ -151,7 +155,7 @@ fn delete(offset: i64, value: Value) -> SinkRow {
     row(RowOp::Delete, offset, &value.to_string())
 }
 
-fn error_text<T>(result: Result<T, ConnectorError>) -> String {
+pub(crate) fn error_text<T>(result: Result<T, ConnectorError>) -> String {
     match result {
         Ok(_) => panic!("expected an error"),
         Err(e) => e.to_string(),
@@ -303,13 +307,19 @@ async fn mismatches_fail_at_connect(backend: Backend) {
         ("primary_key = [\"id\"]\ncolumns = { id = \"bigint\", missing = \"text\" }", "missing", "no column"),
         ("primary_key = [\"note\"]", "note", "unique"),
         ("primary_key = [\"nope\"]", "nope", "no column"),
-        ("", "primary_key", "upsert"),
         ("mode = \"append\"", "sluice_row_id", "no column"),
     ];
     for (options, column, words) in cases {
         let err = error_text(sink(&db, options).await);
         assert!(err.contains(&t) && err.contains(column) && err.contains(words), "{backend:?} {options:?}: {err}");
     }
+    // What the spec alone shows is refused when it is read.
+    let text = format!(
+        "name = \"x\"\ncomponent = \"x.wasm\"\n[sources.orders]\nkind = \"file\"\npath = \"unused\"\n\
+         [sinks.out]\nkind = \"sql\"\nconnection = \"db\"\ntable = \"{t}\"\n"
+    );
+    let err = JobSpec::parse(&text, Path::new(".")).expect_err("upsert without a key").to_string();
+    assert!(err.contains("sink `out`: upsert mode needs primary_key") && err.contains(&t), "{err}");
     // The table's own columns when none are declared: all of them.
     let mut sink = sink(&db, "primary_key = [\"id\"]").await.expect("sink over the table's columns");
     sink.write(&[upsert(0, json!({"id": 1, "amount": "2.50", "note": "n"}))]).await.unwrap();
@@ -343,8 +353,12 @@ async fn unknown_field_is_an_error(backend: Backend) {
     assert!(err.contains(&t) && err.contains("`color`") && err.contains("no column"), "{err}");
     let err = error_text(sink.write(&[upsert(1, json!({"id": 1, "note": "n"}))]).await);
     assert!(err.contains(&t) && err.contains("`note`") && err.contains("declare it under columns"), "{err}");
-    let err = error_text(sink.write(&[upsert(2, json!({"name": "no id"}))]).await);
-    assert!(err.contains("`id`") && err.contains("key column"), "{err}");
+    // A row without its key is this row's problem: it goes to the dead
+    // letters, and the job goes on.
+    sink.write(&[upsert(2, json!({"name": "no id"}))]).await.expect("a bad row does not fail the sink");
+    let rejected = sink.take_rejected();
+    assert_eq!(rejected.len(), 1);
+    assert!(rejected[0].reason.contains("`id`") && rejected[0].reason.contains("key column"), "{rejected:?}");
     sink.flush().await.expect("nothing bad was buffered");
     assert_eq!(db.count().await, 0);
     db.finish().await;
@@ -528,7 +542,7 @@ async fn postgres_down_longer_than_max_retry_time_fails_clearly() {
 }
 
 /// `host:port` of a URL.
-fn host_port(url: &str) -> String {
+pub(crate) fn host_port(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
     rest.split(['/', '?']).next().unwrap_or(rest).to_owned()

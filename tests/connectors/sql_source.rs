@@ -209,8 +209,13 @@ async fn postgres_configuration_errors() {
     let options = format!("query = \"SELECT id FROM {t}_missing\"\nkey = [\"id\"]\nbounded = true");
     let err = error_text(source(&db, &options, None).await);
     assert!(err.contains("preparing the query failed") && err.contains("does not exist"), "{err}");
-    let err = error_text(source(&db, &format!("{query}\nkey = []\nbounded = true"), None).await);
-    assert!(err.contains("`key` must name at least one column"), "{err}");
+    // What the spec alone shows is refused when it is read.
+    let text = format!(
+        "name = \"x\"\ncomponent = \"x.wasm\"\n[sources.rows]\nkind = \"sql\"\nconnection = \"db\"\n{query}\n\
+         key = []\nbounded = true"
+    );
+    let err = JobSpec::parse(&text, Path::new(".")).expect_err("an empty key").to_string();
+    assert!(err.contains("source `rows`: `key` must name at least one column"), "{err}");
 
     let parse = JobSpec::parse(
         "name = \"x\"\ncomponent = \"x.wasm\"\n[sources.rows]\nkind = \"sql\"\nconnection = \"db\"\nquery = \"SELECT 1\"\n\

@@ -341,10 +341,11 @@ async fn run_debug(
     };
     deployment.parameters.extend(parameters);
     let key = format!("{}__debug", snapshot_key(&project.name, &job.name, 0, 1));
-    let base_dir = state.worker.data_dir().join("files").join(&project.name);
+    let base_dir = plan::project_files(state.worker.data_dir(), &project.name);
     let spec = plan::job_spec(&deployment, &key, None, &base_dir)
         .map_err(|e| ApiError::bad(format!("the spec is not valid: {e}")))?;
-    let connections = plan::connections(&state.store.connections(&project.id).await?).map_err(ApiError::BadRequest)?;
+    let stored = state.store.connections(&project.id).await?;
+    let connections = state.worker.project_connections(&project.name, &stored).map_err(ApiError::BadRequest)?;
     let bytes = state.store.component(&version.hash).await?.ok_or_else(|| ApiError::bad("the component is missing"))?;
     let component = state.worker.load(&bytes).await.map_err(ApiError::BadRequest)?;
     let output = state.worker.debug_run(&component, &spec, &connections, input).await.map_err(ApiError::BadRequest)?;

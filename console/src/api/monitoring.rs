@@ -63,13 +63,23 @@ pub async fn job_metrics(
     Ok(Json(answer))
 }
 
+/// Dead letters the exceptions view shows (the newest).
+const DEAD_LETTERS_SHOWN: i64 = 500;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExceptionsAnswer {
     /// Failures and restarts, newest first.
     pub errors: Vec<Event>,
-    /// The running job's last dead letters (reason, source, partition, offset, value).
+    /// The job's newest dead letters (reason, source, partition, offset,
+    /// value; `sink` and `row_id` for rows a sink refused), newest first,
+    /// kept in the metadata store across runs and restarts.
     #[schema(value_type = Vec<Object>)]
     pub dead_letters: Vec<serde_json::Value>,
+    /// Dead letters the store holds for the job.
+    pub dead_letters_kept: i64,
+    /// Dead letters dropped (the oldest first) because the job had more
+    /// than the operator's bound (`--dead-letters-kept`).
+    pub dead_letters_dropped: i64,
 }
 
 #[utoipa::path(get, path = "/projects/{p}/jobs/{j}/exceptions", tag = "monitoring", responses((status = 200, body = ExceptionsAnswer)))]
@@ -83,8 +93,9 @@ pub async fn exceptions(
         .store
         .events(EventFilter { project_id: Some(&project.id), job_id: Some(&job.id), kind: Some("error"), limit: 100 })
         .await?;
-    let dead_letters = state.worker.running(&job.id).map(|r| r.dead_letters.rows()).unwrap_or_default();
-    Ok(Json(ExceptionsAnswer { errors, dead_letters }))
+    let dead_letters = state.store.dead_letters(&job.id, DEAD_LETTERS_SHOWN).await?;
+    let (dead_letters_kept, dead_letters_dropped) = state.store.dead_letter_counts(&job.id).await?;
+    Ok(Json(ExceptionsAnswer { errors, dead_letters, dead_letters_kept, dead_letters_dropped }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -132,6 +143,7 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
         ("last_snapshot_ms", "Duration of the last snapshot, ms"),
         ("last_snapshot_bytes", "Size of the last snapshot, bytes"),
         ("batch_latency_us", "Processing time of the last batch, microseconds"),
+        ("dead_letters_dropped", "Dead letters dropped from the metadata store over the per-job bound"),
     ]
     .map(|(name, help)| {
         let family = Family::<JobLabels, Gauge>::default();
@@ -156,6 +168,7 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
             max(|m| m.last_snapshot_ms.load(Relaxed)) as i64,
             metrics.iter().map(|m| m.last_snapshot_bytes.load(Relaxed)).sum::<u64>() as i64,
             max(|m| m.last_batch_latency_us.load(Relaxed)) as i64,
+            state.store.dead_letter_counts(&job_id).await.map_or(0, |(_, dropped)| dropped),
         ];
         for (family, value) in gauges.iter().zip(values) {
             family.get_or_create(&labels).set(value);

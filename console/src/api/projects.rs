@@ -5,6 +5,8 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use sluice_runtime::connections::redact_url;
+
 use super::{ApiError, ApiResult, AppState, Json, Query, audit, check_name, project_access};
 use crate::auth::{CurrentUser, Role};
 use crate::store::{Connection, Event, EventFilter, Membership, Project, now_ms};
@@ -120,7 +122,7 @@ pub struct ConnectionView {
 impl From<Connection> for ConnectionView {
     fn from(c: Connection) -> Self {
         ConnectionView {
-            url: sluice_runtime::connections::redact_url(&c.url),
+            url: redact_url(&c.url),
             properties: redact_properties(&c.properties),
             secret_set: c.secret.is_some(),
             name: c.name,
@@ -130,14 +132,13 @@ impl From<Connection> for ConnectionView {
     }
 }
 
-/// The Kafka properties with the values of secret ones (`sasl.password`,
-/// `ssl.key.password`, `…client.secret`) hidden: the password belongs in
-/// the write-only `secret`, but a property can carry one too.
+/// The Kafka properties with the values of secret ones hidden: the
+/// password belongs in the write-only `secret`, but a property can carry
+/// one too (`sasl.password`, `ssl.key.pem`, `sasl.oauthbearer.config`, …).
 fn redact_properties(stored: &str) -> serde_json::Value {
     let mut properties: serde_json::Map<String, serde_json::Value> = serde_json::from_str(stored).unwrap_or_default();
     for (key, value) in properties.iter_mut() {
-        let key = key.to_ascii_lowercase();
-        if key.contains("password") || key.contains("secret") {
+        if sluice_runtime::connections::is_secret_property(key) {
             *value = "***".into();
         }
     }
@@ -182,23 +183,40 @@ pub async fn put_connection(
     let (project, _) = project_access(&state, &user, &p, Role::Admin).await?;
     check_connection(&name, &body)?;
     // What the list shows hidden (`***`) and comes back unchanged keeps the
-    // stored value, so editing a connection does not need its passwords.
+    // stored value, so editing a connection does not need its passwords —
+    // unless it now points elsewhere: secrets never follow a connection to
+    // a new host.
     let stored = state.store.connection(&project.id, &name).await?;
     let mut url = body.url.trim().to_owned();
     let mut properties = body.properties;
+    let new_secret = body.secret.as_deref().is_some_and(|s| !s.is_empty());
     if let Some(stored) = &stored {
-        if url == sluice_runtime::connections::redact_url(&stored.url) {
+        if url == redact_url(&stored.url) {
             url = stored.url.clone();
         }
         let old: indexmap::IndexMap<String, String> = serde_json::from_str(&stored.properties).unwrap_or_default();
+        let moved = body.kind != stored.kind || endpoints(&body.kind, &url) != endpoints(&stored.kind, &stored.url);
+        let mut kept = Vec::new();
         for (key, value) in properties.iter_mut() {
             if value == "***"
-                && let Some(kept) = old.get(key)
+                && let Some(old_value) = old.get(key)
             {
-                *value = kept.clone();
+                *value = old_value.clone();
+                kept.push(key.clone());
             }
         }
+        if moved && ((stored.secret.is_some() && !new_secret) || !kept.is_empty()) {
+            let what =
+                if kept.is_empty() { "its secret".to_owned() } else { format!("{} and its secret", kept.join(", ")) };
+            return Err(ApiError::bad(format!(
+                "connection `{name}` now points at {} instead of {}: give {what} again (stored secrets are never \
+                 sent to a new host)",
+                endpoints(&body.kind, &url).join(","),
+                endpoints(&stored.kind, &stored.url).join(",")
+            )));
+        }
     }
+    check_destination(&state, &project, &body.kind, &url, &properties).await?;
     let connection = Connection {
         name: name.clone(),
         kind: body.kind.clone(),
@@ -208,9 +226,59 @@ pub async fn put_connection(
         updated_ms: now_ms(),
     };
     state.store.put_connection(&project.id, &connection).await?;
-    let shown = sluice_runtime::connections::redact_url(&connection.url);
+    let shown = redact_url(&connection.url);
     audit(&state, Some(&project), None, &user, "connection.put", &format!("{name} ({}) {shown}", body.kind)).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Where a connection points: its brokers, or its URL's host and port
+/// (a SQLite URL's path).
+fn endpoints(kind: &str, url: &str) -> Vec<String> {
+    if kind == "kafka" {
+        let mut brokers: Vec<String> =
+            url.split(',').map(|b| b.trim().to_ascii_lowercase()).filter(|b| !b.is_empty()).collect();
+        brokers.sort();
+        return brokers;
+    }
+    match url::Url::parse(url) {
+        Ok(u) if u.scheme() == "sqlite" => vec![format!("sqlite:{}", u.path())],
+        Ok(u) => {
+            let default_port = match u.scheme() {
+                "postgres" | "postgresql" => 5432,
+                "mysql" | "mariadb" => 3306,
+                _ => 6379,
+            };
+            let host = u.host_str().unwrap_or_default().to_ascii_lowercase();
+            vec![format!("{host}:{}", u.port().unwrap_or(default_port))]
+        }
+        Err(_) => vec![url.to_owned()],
+    }
+}
+
+/// Refuses a connection that points where the operator does not allow
+/// (`--allow-hosts`), at a SQLite file outside the project's folder, or
+/// with settings a connection may not use.
+async fn check_destination(
+    state: &AppState,
+    project: &Project,
+    kind: &str,
+    url: &str,
+    properties: &indexmap::IndexMap<String, String>,
+) -> ApiResult<()> {
+    let policy = state.worker.connection_policy(&project.name);
+    let checked = match kind {
+        "kafka" => {
+            let listed: Vec<(&str, &str)> = properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            policy.check_kafka(url, &listed).await
+        }
+        "database" => policy.database_url(url).await.map(drop),
+        _ => policy.check_redis(url).await,
+    };
+    checked.map_err(ApiError::BadRequest)?;
+    if kind != "kafka" && !properties.is_empty() {
+        return Err(ApiError::bad("only kafka connections have properties"));
+    }
+    Ok(())
 }
 
 fn check_connection(name: &str, c: &ConnectionInput) -> ApiResult<()> {
@@ -349,6 +417,8 @@ pub async fn create_topic(
     Ok(StatusCode::CREATED)
 }
 
+/// A Kafka connection of the project, checked against the rules (it may
+/// have been stored before they were stricter).
 async fn kafka_connection(state: &AppState, project: &Project, name: &str) -> ApiResult<Connection> {
     let connection = state
         .store
@@ -358,5 +428,10 @@ async fn kafka_connection(state: &AppState, project: &Project, name: &str) -> Ap
     if connection.kind != "kafka" {
         return Err(ApiError::bad(format!("connection `{name}` is a {} connection, not kafka", connection.kind)));
     }
+    let properties: indexmap::IndexMap<String, String> =
+        serde_json::from_str(&connection.properties).unwrap_or_default();
+    check_destination(state, project, "kafka", &connection.url, &properties)
+        .await
+        .map_err(|e| ApiError::bad(format!("connection `{name}`: {e}")))?;
     Ok(connection)
 }

@@ -10,12 +10,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use sluice_runtime::connections::HostRule;
 use sluice_runtime::snapshot::{LocalSnapshotStore, SnapshotStore};
 
 use crate::api::{self, AppState};
 use crate::broker::EmbeddedBroker;
 use crate::store::{SecretKey, Store};
-use crate::worker::{self, Worker};
+use crate::worker::plan::PlatformRules;
+use crate::worker::{self, Worker, WorkerOptions};
 use crate::{auth, demo};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -50,10 +52,35 @@ pub struct ServeArgs {
     /// Do not create the demo project.
     #[arg(long)]
     pub no_demo: bool,
+    /// Where the projects' connections (Kafka brokers, database and Redis
+    /// hosts) may point: comma-separated CIDRs (`10.0.0.0/8`), addresses
+    /// and host names (`kafka.internal`, or `.internal` for a domain).
+    /// Unset: anywhere except loopback and link-local addresses (this
+    /// machine, cloud metadata); set: only these (list `127.0.0.1` to allow
+    /// loopback). The embedded broker and `--kafka` are always allowed.
+    #[arg(long, env = "SLUICE_ALLOW_HOSTS", value_parser = parse_allow_hosts)]
+    pub allow_hosts: Option<AllowHosts>,
+    /// Kafka client settings the projects' connections may use beyond the
+    /// standard list (e.g. `ssl.ca.location` for CA files the operator put
+    /// on the server), comma-separated; see docs/SECURITY.md.
+    #[arg(long, env = "SLUICE_ALLOW_KAFKA_PROPERTIES", value_delimiter = ',')]
+    pub allow_kafka_properties: Vec<String>,
+    /// Dead letters kept per job in the metadata store (the exceptions
+    /// view); beyond it the oldest are dropped, and counted.
+    #[arg(long, env = "SLUICE_DEAD_LETTERS_KEPT", default_value_t = crate::worker::DEAD_LETTERS_KEPT)]
+    pub dead_letters_kept: usize,
     /// Directory with the demo jobs' components (`<job>.wasm`); default:
     /// `$SLUICE_DEMO_COMPONENTS`, else `target/demo` when present.
     #[arg(long, env = "SLUICE_DEMO_COMPONENTS")]
     pub demo_components: Option<PathBuf>,
+}
+
+/// The parsed `--allow-hosts` list.
+#[derive(Debug, Clone)]
+pub struct AllowHosts(pub Vec<HostRule>);
+
+fn parse_allow_hosts(text: &str) -> Result<AllowHosts, String> {
+    HostRule::parse_list(text).map(AllowHosts)
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -94,13 +121,23 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Some(location) => sluice_runtime::snapshot::open_store(location).await?,
         None => Arc::new(LocalSnapshotStore::new(args.data_dir.join("snapshots"))),
     };
-    let worker = Worker::new(store.clone(), snapshots, args.data_dir.clone())?;
+    let rules = PlatformRules::new(
+        args.allow_hosts.clone().map(|a| a.0),
+        args.allow_kafka_properties.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
+    );
+    let options = WorkerOptions { rules, dead_letters_kept: args.dead_letters_kept };
+    let worker = Worker::new(store.clone(), snapshots, args.data_dir.clone(), options)?;
 
     let broker = match (&args.kafka, args.no_broker) {
         (Some(_), _) | (None, true) => None,
         (None, false) => Some(EmbeddedBroker::start(&args.data_dir).await?),
     };
     let brokers = args.kafka.clone().or_else(|| broker.as_ref().map(|b| b.brokers.clone()));
+    // The platform's own brokers (started here or named by the operator)
+    // are reachable whatever --allow-hosts says.
+    if let Some(brokers) = &brokers {
+        worker.rules.allow_platform_brokers(brokers);
+    }
 
     // The demo first: on a new embedded broker its connection must point
     // there before anything of it resumes.

@@ -4,6 +4,7 @@
 //! sqlx's `Any` driver; migrations run on start.
 
 mod accounts;
+mod dead_letters;
 mod events;
 mod jobs;
 mod projects;
@@ -58,6 +59,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (2, "sealed secrets", include_str!("../../migrations/0002_sealed_secrets.sql")),
+    (3, "dead letters", include_str!("../../migrations/0003_dead_letters.sql")),
 ];
 
 impl Store {

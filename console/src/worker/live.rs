@@ -1,19 +1,19 @@
 //! What the console shows of a running job: a history of its counters
-//! sampled every second (the charts), and the last dead letters (the
-//! exceptions view).
+//! sampled every second (the charts), and its dead letters (the
+//! exceptions view), kept in the metadata store.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use sluice_runtime::connectors::{ConnectorError, Sink, SinkRow};
 use sluice_runtime::metrics::TaskMetrics;
 
+use crate::store::Store;
+
 /// Points kept: ten minutes at one per second.
 pub const HISTORY_POINTS: usize = 600;
-/// Dead letters kept per run.
-const DEAD_LETTERS_KEPT: usize = 500;
 
 /// Totals over a job's tasks.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
@@ -110,26 +110,30 @@ impl History {
     }
 }
 
-/// The last dead letters of a run, kept for the exceptions view. It is the
+/// Where a run's dead letters are kept: the metadata store, durably, at
+/// most `keep` per job (the oldest dropped first, and counted). It is the
 /// task's dead-letter sink; with a spec that declares its own dead-letter
 /// sink, rows go there too.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct DeadLetterCapture {
-    kept: Arc<Mutex<VecDeque<serde_json::Value>>>,
+    store: Store,
+    job_id: String,
+    run_id: String,
+    keep: usize,
 }
 
 impl std::fmt::Debug for DeadLetterCapture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeadLetterCapture").finish_non_exhaustive()
+        f.debug_struct("DeadLetterCapture").field("job_id", &self.job_id).finish_non_exhaustive()
     }
 }
 
 impl DeadLetterCapture {
-    pub fn rows(&self) -> Vec<serde_json::Value> {
-        self.kept.lock().expect("dead letters lock").iter().rev().cloned().collect()
+    pub fn new(store: Store, job_id: &str, run_id: &str, keep: usize) -> Self {
+        DeadLetterCapture { store, job_id: job_id.to_owned(), run_id: run_id.to_owned(), keep }
     }
 
-    /// A sink that keeps rows here, then hands them to `then`.
+    /// A sink that keeps rows in the store, then hands them to `then`.
     pub fn sink(&self, then: Option<Box<dyn Sink>>) -> Box<dyn Sink> {
         Box::new(CaptureSink { capture: self.clone(), then })
     }
@@ -143,15 +147,15 @@ struct CaptureSink {
 #[async_trait]
 impl Sink for CaptureSink {
     async fn write(&mut self, rows: &[SinkRow]) -> Result<(), ConnectorError> {
-        {
-            let mut kept = self.capture.kept.lock().expect("dead letters lock");
-            for row in rows {
-                if kept.len() == DEAD_LETTERS_KEPT {
-                    kept.pop_front();
-                }
-                kept.push_back(serde_json::from_slice(&row.value).unwrap_or(serde_json::Value::Null));
-            }
-        }
+        let values: Vec<serde_json::Value> =
+            rows.iter().map(|row| serde_json::from_slice(&row.value).unwrap_or(serde_json::Value::Null)).collect();
+        let c = &self.capture;
+        // A store that cannot take them fails the task, which restarts from
+        // its snapshot and rejects the same records again: none is lost.
+        c.store
+            .add_dead_letters(&c.job_id, &c.run_id, &values, c.keep)
+            .await
+            .map_err(|e| ConnectorError::io("dead letters", "metadata store", e, true))?;
         match &mut self.then {
             Some(sink) => sink.write(rows).await,
             None => Ok(()),
@@ -163,5 +167,9 @@ impl Sink for CaptureSink {
             Some(sink) => sink.flush().await,
             None => Ok(()),
         }
+    }
+
+    fn position(&self) -> Option<u64> {
+        self.then.as_ref().and_then(|sink| sink.position())
     }
 }

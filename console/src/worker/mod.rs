@@ -40,6 +40,10 @@ pub struct Worker {
     /// Names this worker in runs and task listings.
     pub id: String,
     data_dir: PathBuf,
+    /// Where the projects' connections may point.
+    pub rules: plan::PlatformRules,
+    /// Dead letters kept per job in the metadata store.
+    pub dead_letters_kept: usize,
     engine: JobEngine,
     store: Store,
     pub snapshots: Arc<dyn SnapshotStore>,
@@ -100,6 +104,25 @@ pub struct TaskStatus {
     pub records_out: u64,
 }
 
+/// The operator's settings of a worker.
+#[derive(Debug)]
+pub struct WorkerOptions {
+    /// Where the projects' connections may point.
+    pub rules: plan::PlatformRules,
+    /// Dead letters kept per job (`--dead-letters-kept`); older ones are
+    /// dropped, and counted.
+    pub dead_letters_kept: usize,
+}
+
+/// Dead letters kept per job unless the operator says otherwise.
+pub const DEAD_LETTERS_KEPT: usize = 10_000;
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions { rules: plan::PlatformRules::default(), dead_letters_kept: DEAD_LETTERS_KEPT }
+    }
+}
+
 /// Everything a launch needs, read from the metadata store.
 struct LaunchPlan {
     run: Run,
@@ -111,10 +134,39 @@ struct LaunchPlan {
 }
 
 impl Worker {
-    pub fn new(store: Store, snapshots: Arc<dyn SnapshotStore>, data_dir: PathBuf) -> anyhow::Result<Arc<Worker>> {
+    pub fn new(
+        store: Store,
+        snapshots: Arc<dyn SnapshotStore>,
+        data_dir: PathBuf,
+        options: WorkerOptions,
+    ) -> anyhow::Result<Arc<Worker>> {
         let engine = JobEngine::new(Some(data_dir.join("cache")))?;
         let id = format!("{}:{}", hostname(), std::process::id());
-        Ok(Arc::new(Worker { id, data_dir, engine, store, snapshots, running: Mutex::new(HashMap::new()) }))
+        let WorkerOptions { rules, dead_letters_kept } = options;
+        Ok(Arc::new(Worker {
+            id,
+            data_dir,
+            rules,
+            dead_letters_kept: dead_letters_kept.max(1),
+            engine,
+            store,
+            snapshots,
+            running: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The rules `project`'s connections are held to.
+    pub fn connection_policy(&self, project: &str) -> sluice_runtime::connections::ConnectionPolicy {
+        self.rules.policy(&self.data_dir, project)
+    }
+
+    /// `project`'s stored connections as a runtime registry, with its policy.
+    pub fn project_connections(
+        &self,
+        project: &str,
+        stored: &[crate::store::Connection],
+    ) -> Result<sluice_runtime::connections::Connections, String> {
+        plan::connections(stored, self.connection_policy(project))
     }
 
     pub fn engine(&self) -> &JobEngine {
@@ -155,7 +207,8 @@ impl Worker {
         };
         let keys: Vec<String> =
             (0..plan.groups).map(|g| plan::snapshot_key(&plan.project.name, &plan.job.name, g, plan.groups)).collect();
-        let dead_letters = DeadLetterCapture::default();
+        let dead_letters =
+            DeadLetterCapture::new(self.store.clone(), &plan.job.id, &plan.run.id, self.dead_letters_kept);
         let slots = self.start_tasks(&plan, &keys, &restore, &dead_letters).await?;
         let (done_tx, done_rx) = watch::channel(false);
         let running = Arc::new(RunningJob {
@@ -220,16 +273,17 @@ impl Worker {
             None => None,
         };
         let stored = self.store.connections(&plan.project.id).await.map_err(|e| e.to_string())?;
-        let base_dir = self.data_dir.join("files").join(&plan.project.name);
+        let base_dir = plan::project_files(&self.data_dir, &plan.project.name);
         let mut built = Vec::new();
         for (group, key) in keys.iter().enumerate() {
             let spec = plan::job_spec(&plan.deployment, key, start.as_ref(), &base_dir)?;
-            let connections = plan::connections(&stored)?;
+            let connections = self.project_connections(&plan.project.name, &stored)?;
             let snapshot = self.snapshot_to_restore(key, restore, keys.len()).await?;
             let metrics = Arc::new(TaskMetrics::default());
             let declared_dead_letter = match &spec.dead_letter {
                 Some(dead) => {
-                    let cx = sluice_runtime::connectors::registry::BuildContext::new(&spec, &connections);
+                    let mut cx = sluice_runtime::connectors::registry::BuildContext::new(&spec, &connections);
+                    cx.restore = snapshot.as_ref();
                     Some(
                         sluice_runtime::connectors::registry::build_sink(cx, "dead_letter", dead)
                             .await

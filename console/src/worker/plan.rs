@@ -2,11 +2,13 @@
 //! limits, a project's connections) into what the runtime runs: a
 //! `JobSpec` per partition group and a connection registry.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use indexmap::IndexMap;
 use sluice_runtime::connections::{
-    Connection as RuntimeConnection, Connections, DatabaseConnection, KafkaConnection, RedisConnection, Secret,
+    Connection as RuntimeConnection, ConnectionPolicy, Connections, DatabaseConnection, HostRule, HostRules,
+    KafkaConnection, RedisConnection, Secret,
 };
 use sluice_runtime::job::JobSpec;
 
@@ -133,10 +135,50 @@ fn confine_paths(table: &toml::Table) -> Result<(), String> {
     Ok(())
 }
 
-/// A project's connections as the runtime's registry; secrets are handed
-/// over in memory, never written anywhere.
-pub fn connections(stored: &[Connection]) -> Result<Connections, String> {
-    let mut registry = Connections::default();
+/// The operator's rules for every project's connections (`sluice serve
+/// --allow-hosts`, `--allow-kafka-properties`) and the platform's own
+/// endpoints that connections may use (the embedded broker, `--kafka`).
+#[derive(Debug, Default)]
+pub struct PlatformRules {
+    /// `None`: anywhere but loopback and link-local addresses.
+    pub allow_hosts: Option<Vec<HostRule>>,
+    /// Kafka settings connections may use beyond the standard list.
+    pub kafka_properties: Vec<String>,
+    platform_endpoints: Mutex<Vec<String>>,
+}
+
+impl PlatformRules {
+    pub fn new(allow_hosts: Option<Vec<HostRule>>, kafka_properties: Vec<String>) -> Self {
+        PlatformRules { allow_hosts, kafka_properties, platform_endpoints: Mutex::default() }
+    }
+
+    /// Lets connections use the platform's brokers `host:port,…` (started
+    /// or named by the operator) whatever `--allow-hosts` says.
+    pub fn allow_platform_brokers(&self, brokers: &str) {
+        let mut endpoints = self.platform_endpoints.lock().expect("endpoints lock");
+        endpoints.extend(brokers.split(',').map(str::trim).filter(|b| !b.is_empty()).map(str::to_owned));
+    }
+
+    /// The runtime policy of `project`'s connections: these hosts, SQLite
+    /// files in the project's file area `DATA/files/<project>`.
+    pub fn policy(&self, data_dir: &Path, project: &str) -> ConnectionPolicy {
+        let hosts = HostRules {
+            allow: self.allow_hosts.clone(),
+            platform_endpoints: self.platform_endpoints.lock().expect("endpoints lock").clone(),
+        };
+        ConnectionPolicy::platform(hosts, project_files(data_dir, project), self.kafka_properties.clone())
+    }
+}
+
+/// A project's file area: its file connectors' files and SQLite databases.
+pub fn project_files(data_dir: &Path, project: &str) -> PathBuf {
+    data_dir.join("files").join(project)
+}
+
+/// A project's connections as the runtime's registry, held to `policy`;
+/// secrets are handed over in memory, never written anywhere.
+pub fn connections(stored: &[Connection], policy: ConnectionPolicy) -> Result<Connections, String> {
+    let mut registry = Connections { policy, ..Connections::default() };
     for c in stored {
         let password = c.secret.clone().map(Secret::Value);
         let connection = match c.kind.as_str() {

@@ -15,7 +15,7 @@ async fn a_debug_run_returns_rows_and_dead_letters_and_writes_nothing() {
     let app = spawn_app().await;
     app.project("dbg").await;
     let a = &app.admin;
-    let warehouse = app.sqlite_url("warehouse.db");
+    let warehouse = app.sqlite_url("dbg", "warehouse.db");
     a.put("/projects/dbg/connections/warehouse", json!({ "kind": "database", "url": warehouse })).await.expect(204);
     a.post("/projects/dbg/jobs", json!({ "name": "hourly" })).await.expect(201);
     a.post_bytes(&format!("{JOB}/versions"), component("hourly_premium")).await.expect(201);
@@ -100,7 +100,7 @@ async fn a_preview_reads_the_first_records_of_a_kafka_deployment() {
     let app = spawn_app().await;
     app.project("dbg").await;
     let a = &app.admin;
-    let warehouse = app.sqlite_url("warehouse.db");
+    let warehouse = app.sqlite_url("dbg", "warehouse.db");
     a.put("/projects/dbg/connections/events", json!({ "kind": "kafka", "url": brokers })).await.expect(204);
     a.put("/projects/dbg/connections/warehouse", json!({ "kind": "database", "url": warehouse })).await.expect(204);
     a.post("/projects/dbg/jobs", json!({ "name": "hourly" })).await.expect(201);

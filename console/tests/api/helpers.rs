@@ -13,10 +13,14 @@ use serde_json::{Value, json};
 use sluice_console::api::{self, AppState};
 use sluice_console::auth;
 use sluice_console::store::{Connection, SecretKey, Store};
-use sluice_console::worker::{self, Worker};
+use sluice_console::worker::plan::PlatformRules;
+use sluice_console::worker::{self, Worker, WorkerOptions};
+use sluice_runtime::connections::HostRule;
 use sluice_runtime::snapshot::LocalSnapshotStore;
 
 pub const ADMIN_PASSWORD: &str = "admin-password";
+/// What the test consoles allow connections to reach (`--allow-hosts`).
+pub const TEST_ALLOW_HOSTS: &str = "127.0.0.0/8,::1,.example";
 /// Password of the users the tests create.
 pub const PASSWORD: &str = "user-password";
 
@@ -41,17 +45,35 @@ impl Drop for TestApp {
 
 /// A console on SQLite in a fresh temporary directory.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_options()).await
+}
+
+/// A console with the operator's settings `options`.
+pub async fn spawn_app_with(options: WorkerOptions) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("sluice.db").display());
     let store = Store::connect(&url, SecretKey::generate()).await.expect("SQLite metadata store");
-    spawn_app_on(store, dir).await
+    spawn_app_on_with(store, dir, options).await
+}
+
+/// The operator's settings of the test consoles. The test services run on
+/// this machine: loopback is allowed explicitly, as an operator would with
+/// --allow-hosts (the default refuses it); `.example` names stand for hosts
+/// that are never reached.
+pub fn test_options() -> WorkerOptions {
+    let rules = PlatformRules::new(Some(HostRule::parse_list(TEST_ALLOW_HOSTS).unwrap()), Vec::new());
+    WorkerOptions { rules, ..WorkerOptions::default() }
 }
 
 /// A console on `store` (already migrated), keeping its files in `dir`.
 pub async fn spawn_app_on(store: Store, dir: tempfile::TempDir) -> TestApp {
+    spawn_app_on_with(store, dir, test_options()).await
+}
+
+async fn spawn_app_on_with(store: Store, dir: tempfile::TempDir, options: WorkerOptions) -> TestApp {
     share_compiled_components(&dir);
     let snapshots = Arc::new(LocalSnapshotStore::new(dir.path().join("snapshots")));
-    let worker = Worker::new(store.clone(), snapshots, dir.path().to_path_buf()).expect("worker");
+    let worker = Worker::new(store.clone(), snapshots, dir.path().to_path_buf(), options).expect("worker");
     store.create_user("admin", &auth::hash_password(ADMIN_PASSWORD), true).await.expect("first admin");
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
@@ -107,9 +129,10 @@ impl TestApp {
         dir.join(name)
     }
 
-    /// `sqlite://…` URL of a database file in the data directory.
-    pub fn sqlite_url(&self, name: &str) -> String {
-        format!("sqlite://{}?mode=rwc", self.path(name).display())
+    /// `sqlite://…` URL of a database file in `project`'s file area, where
+    /// its SQLite connections must be.
+    pub fn sqlite_url(&self, project: &str, name: &str) -> String {
+        format!("sqlite://{}?mode=rwc", self.project_file(project, name).display())
     }
 }
 

@@ -10,9 +10,12 @@ async fn a_job_gets_versions_and_a_deployment() {
     let app = spawn_app().await;
     app.project("alpha").await;
     let a = &app.admin;
-    a.put("/projects/alpha/connections/warehouse", json!({ "kind": "database", "url": app.sqlite_url("w.db") }))
-        .await
-        .expect(204);
+    a.put(
+        "/projects/alpha/connections/warehouse",
+        json!({ "kind": "database", "url": app.sqlite_url("alpha", "w.db") }),
+    )
+    .await
+    .expect(204);
     let job =
         a.post("/projects/alpha/jobs", json!({ "name": "hourly", "description": "hourly premium" })).await.expect(201);
     assert_eq!((job["name"].as_str(), job["description"].as_str()), (Some("hourly"), Some("hourly premium")));

@@ -52,7 +52,7 @@ async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state()
     let app = spawn_app().await;
     let a = &app.admin;
     app.project("life").await;
-    let warehouse = app.sqlite_url("warehouse.db");
+    let warehouse = app.sqlite_url("life", "warehouse.db");
     a.put("/projects/life/connections/events", json!({ "kind": "kafka", "url": brokers })).await.expect(204);
     a.put("/projects/life/connections/warehouse", json!({ "kind": "database", "url": warehouse })).await.expect(204);
     a.post("/projects/life/jobs", json!({ "name": "hourly" })).await.expect(201);
@@ -204,6 +204,8 @@ async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state()
     assert!(app.worker.all_totals().is_empty(), "the worker runs nothing any more");
     let exceptions = a.get(&format!("{JOB}/exceptions")).await.expect(200);
     assert!(exceptions["errors"].as_array().unwrap().is_empty(), "no run failed: {exceptions}");
+    let kept = exceptions["dead_letters"].as_array().unwrap();
+    assert_eq!((kept.len(), kept[0]["offset"].as_i64()), (1, Some(600)), "kept after the run ended: {exceptions}");
 
     // Upgrading a stopped job only changes its deployment.
     let back = a.post(&format!("{JOB}/upgrade"), json!({ "version": 1 })).await.expect(200);

@@ -11,11 +11,13 @@ mod fixtures;
 mod helpers;
 
 mod accounts;
+mod dead_letters;
 mod debug;
 mod jobs;
 mod lifecycle;
 mod operations;
 mod permissions;
+mod policy;
 mod postgres;
 mod projects;
 mod schedule;

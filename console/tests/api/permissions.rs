@@ -13,7 +13,7 @@ const JOB: &str = "/projects/perm/jobs/hourly";
 async fn project(app: &TestApp) {
     app.project("perm").await;
     let a = &app.admin;
-    a.put("/projects/perm/connections/warehouse", json!({ "kind": "database", "url": app.sqlite_url("w.db") }))
+    a.put("/projects/perm/connections/warehouse", json!({ "kind": "database", "url": app.sqlite_url("perm", "w.db") }))
         .await
         .expect(204);
     a.post("/projects/perm/jobs", json!({ "name": "hourly" })).await.expect(201);

@@ -117,7 +117,7 @@ async fn the_metadata_store_runs_on_postgresql() {
     let token = a.post("/tokens", json!({ "name": "pg" })).await.expect(201)["token"].as_str().unwrap().to_owned();
     let a = a.with_token(&token);
     a.post("/projects", json!({ "name": "web" })).await.expect(201);
-    a.put("/projects/web/connections/warehouse", json!({ "kind": "database", "url": app.sqlite_url("w.db") }))
+    a.put("/projects/web/connections/warehouse", json!({ "kind": "database", "url": app.sqlite_url("web", "w.db") }))
         .await
         .expect(204);
     a.post("/projects/web/jobs", json!({ "name": "hourly" })).await.expect(201);
@@ -133,7 +133,7 @@ async fn the_metadata_store_runs_on_postgresql() {
     a.post("/projects/web/jobs/hourly/start", json!({ "restore": "none" })).await.expect(201);
     wait_for_run(&a, "web", "hourly", "finished").await;
     assert_eq!(
-        crate::fixtures::hs_order(&app.sqlite_url("w.db")).await,
+        crate::fixtures::hs_order(&app.sqlite_url("web", "w.db")).await,
         crate::fixtures::expected_hs_order(&orders(0, 50, 7))
     );
     let log = crate::helpers::events(&a, "web", "").await;

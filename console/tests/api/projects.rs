@@ -78,7 +78,7 @@ async fn connections_never_show_their_secrets() {
         .put(
             &format!("{base}/events"),
             json!({
-                "kind": "kafka", "url": "broker-1:9092,broker-2:9092",
+                "kind": "kafka", "url": "broker-1.example:9092,broker-2.example:9092",
                 "properties": { "security.protocol": "sasl_plaintext", "sasl.password": "kafka-pw" },
             }),
         )
@@ -90,7 +90,7 @@ async fn connections_never_show_their_secrets() {
         assert!(!listed.text.contains(secret), "{}", listed.text);
     }
     let stored = stored_connection_columns(&app.store).await;
-    for secret in ["hunter2", "s3cr3t", "kafka-pw", "db.example", "broker-1"] {
+    for secret in ["hunter2", "s3cr3t", "kafka-pw", "db.example", "broker-1.example"] {
         assert!(!stored.contains(secret), "the metadata database holds connections sealed: {stored}");
     }
     let listed = listed.expect(200);
@@ -98,7 +98,7 @@ async fn connections_never_show_their_secrets() {
     let events_conn = &listed[0];
     assert_eq!(events_conn["name"], "events");
     assert_eq!(events_conn["kind"], "kafka");
-    assert_eq!(events_conn["url"], "broker-1:9092,broker-2:9092");
+    assert_eq!(events_conn["url"], "broker-1.example:9092,broker-2.example:9092");
     assert_eq!(events_conn["secret_set"], false);
     assert_eq!(
         events_conn["properties"],
@@ -109,17 +109,52 @@ async fn connections_never_show_their_secrets() {
     assert_eq!(warehouse["url"], "postgres://sluice:***@db.example:5432/wh", "the URL's password is redacted");
     assert_eq!(warehouse["secret_set"], true);
 
-    // Editing the URL without a secret keeps the stored one.
+    // Editing the URL on the same host without a secret keeps the stored one.
     app.admin
-        .put(&format!("{base}/warehouse"), json!({ "kind": "database", "url": "postgres://sluice@db2.example/wh" }))
+        .put(
+            &format!("{base}/warehouse"),
+            json!({ "kind": "database", "url": "postgres://sluice@db.example:5432/wh2" }),
+        )
         .await
         .expect(204);
     let listed = app.admin.get(base).await.expect(200);
-    assert_eq!(listed[1]["url"], "postgres://sluice@db2.example/wh");
+    assert_eq!(listed[1]["url"], "postgres://sluice@db.example:5432/wh2");
     assert_eq!(listed[1]["secret_set"], true);
     let stored = app.store.project("alpha").await.unwrap().unwrap();
     let stored = app.store.connection(&stored.id, "warehouse").await.unwrap().unwrap();
     assert_eq!(stored.secret.as_deref(), Some("s3cr3t-pw"));
+
+    // Pointing it at another host needs the secret again: a stored secret
+    // never follows a connection to a new host (nor a hidden property).
+    let moved = app
+        .admin
+        .put(&format!("{base}/warehouse"), json!({ "kind": "database", "url": "postgres://sluice@db2.example/wh" }))
+        .await
+        .error(400);
+    assert!(
+        moved.contains("connection `warehouse` now points at db2.example:5432 instead of db.example:5432")
+            && moved.contains("give its secret again"),
+        "{moved}"
+    );
+    let moved = app
+        .admin
+        .put(
+            &format!("{base}/events"),
+            json!({ "kind": "kafka", "url": "attacker.example:9092", "properties": { "sasl.password": "***" } }),
+        )
+        .await
+        .error(400);
+    assert!(moved.contains("give sasl.password and its secret again"), "{moved}");
+    app.admin
+        .put(
+            &format!("{base}/warehouse"),
+            json!({ "kind": "database", "url": "postgres://sluice@db2.example/wh", "secret": "new-pw" }),
+        )
+        .await
+        .expect(204);
+    let alpha = app.store.project("alpha").await.unwrap().unwrap();
+    let stored = app.store.connection(&alpha.id, "warehouse").await.unwrap().unwrap();
+    assert_eq!((stored.url.as_str(), stored.secret.as_deref()), ("postgres://sluice@db2.example/wh", Some("new-pw")));
 
     // Sending back what the list shows keeps the hidden values.
     let shown = app.admin.get(base).await.expect(200);
@@ -133,7 +168,7 @@ async fn connections_never_show_their_secrets() {
     app.admin
         .put(
             &format!("{base}/warehouse"),
-            json!({ "kind": "database", "url": "postgres://sluice:hunter2@db.example/wh" }),
+            json!({ "kind": "database", "url": "postgres://sluice:hunter2@db.example/wh", "secret": "s3cr3t-pw" }),
         )
         .await
         .expect(204);
@@ -151,7 +186,8 @@ async fn connections_never_show_their_secrets() {
     assert!(scheme.error(400).contains("without a scheme"));
     let db = app.admin.put(&format!("{base}/wh"), json!({ "kind": "database", "url": "oracle://x" })).await;
     assert!(db.error(400).contains("postgres://"));
-    let name = app.admin.put(&format!("{base}/bad%20name"), json!({ "kind": "redis", "url": "redis://r" })).await;
+    let name =
+        app.admin.put(&format!("{base}/bad%20name"), json!({ "kind": "redis", "url": "redis://r.example" })).await;
     assert!(name.error(400).contains("letters, digits"));
 
     app.admin.delete(&format!("{base}/warehouse")).await.expect(204);
@@ -172,7 +208,10 @@ async fn topics_of_a_kafka_connection_are_listed_and_created() {
     app.project("alpha").await;
     app.admin.put("/projects/alpha/connections/events", json!({ "kind": "kafka", "url": brokers })).await.expect(204);
     app.admin
-        .put("/projects/alpha/connections/warehouse", json!({ "kind": "database", "url": app.sqlite_url("w.db") }))
+        .put(
+            "/projects/alpha/connections/warehouse",
+            json!({ "kind": "database", "url": app.sqlite_url("alpha", "w.db") }),
+        )
         .await
         .expect(204);
     let topic = unique_topic("api-topics");

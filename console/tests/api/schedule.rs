@@ -11,9 +11,12 @@ const JOB: &str = "/projects/sched/jobs/hourly";
 async fn project(app: &TestApp, spec: String, schedule: Option<&str>) {
     app.project("sched").await;
     let a = &app.admin;
-    a.put("/projects/sched/connections/warehouse", json!({ "kind": "database", "url": app.sqlite_url("w.db") }))
-        .await
-        .expect(204);
+    a.put(
+        "/projects/sched/connections/warehouse",
+        json!({ "kind": "database", "url": app.sqlite_url("sched", "w.db") }),
+    )
+    .await
+    .expect(204);
     a.post("/projects/sched/jobs", json!({ "name": "hourly" })).await.expect(201);
     a.post_bytes(&format!("{JOB}/versions"), component("hourly_premium")).await.expect(201);
     a.put(&format!("{JOB}/deployment"), json!({ "spec": spec, "schedule": schedule })).await.expect(200);
@@ -43,7 +46,7 @@ async fn a_start_at_a_later_time_is_scheduled_then_runs() {
 
     let stopped = a.post(&format!("{JOB}/stop"), json!({ "snapshot": true })).await.expect(200);
     assert_eq!(stopped["state"], "stopped", "{stopped}");
-    assert!(!hs_order(&app.sqlite_url("w.db")).await.is_empty(), "the run wrote rows");
+    assert!(!hs_order(&app.sqlite_url("sched", "w.db")).await.is_empty(), "the run wrote rows");
 
     // Stopping a run that has not started yet cancels it.
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
@@ -76,7 +79,7 @@ async fn a_cron_schedule_starts_bounded_runs() {
         assert_eq!(run["restore_from"], "none", "a scheduled batch starts fresh: {run}");
         assert!(["finished", "starting", "running"].contains(&run["state"].as_str().unwrap()), "{runs}");
     }
-    assert!(!hs_order(&app.sqlite_url("w.db")).await.is_empty(), "the runs wrote rows");
+    assert!(!hs_order(&app.sqlite_url("sched", "w.db")).await.is_empty(), "the runs wrote rows");
     let log = crate::helpers::events(a, "sched", "job=hourly&kind=run").await;
     assert!(log.iter().any(|(action, who, _)| action == "run.cron" && who.is_none()), "{log:?}");
 

@@ -10,7 +10,7 @@ const JOB: &str = "/projects/val/jobs/hourly";
 async fn project(app: &TestApp) {
     app.project("val").await;
     app.admin
-        .put("/projects/val/connections/warehouse", json!({ "kind": "database", "url": app.sqlite_url("w.db") }))
+        .put("/projects/val/connections/warehouse", json!({ "kind": "database", "url": app.sqlite_url("val", "w.db") }))
         .await
         .expect(204);
     app.admin.post("/projects/val/jobs", json!({ "name": "hourly" })).await.expect(201);

@@ -70,7 +70,9 @@ impl Console {
         let log = dir.join("serve.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--no-demo", "--no-broker", "--data-dir"])
+            // The test services run on this machine, which the default refuses.
+            .args(["serve", "--listen", "127.0.0.1:0", "--no-demo", "--no-broker", "--allow-hosts", "127.0.0.0/8,::1"])
+            .arg("--data-dir")
             .arg(&data)
             .env("SLUICE_ADMIN_PASSWORD", admin_password)
             .env("SLUICE_LOG", "warn,sluice_console=info,sluice_runtime=info")

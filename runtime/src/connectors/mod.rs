@@ -164,6 +164,15 @@ pub struct SinkRow {
     pub id: RowId,
 }
 
+/// A row a sink could not write (a value its column cannot hold), handed
+/// back to the task, which sends it to the dead letters instead of failing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRow {
+    pub row: SinkRow,
+    /// Why, naming the column and the value's problem.
+    pub reason: String,
+}
+
 /// A destination for rows.
 #[async_trait]
 pub trait Sink: Send {
@@ -175,6 +184,19 @@ pub trait Sink: Send {
     /// that buffers can write out on its flush interval when input pauses.
     async fn tick(&mut self) -> Result<(), ConnectorError> {
         Ok(())
+    }
+    /// The rows refused since the last call (by `write`, `flush` or
+    /// `tick`), for the dead letters. Sinks that never refuse a row keep
+    /// the default.
+    fn take_rejected(&mut self) -> Vec<RejectedRow> {
+        Vec::new()
+    }
+    /// Where the sink's output ends after a flush, recorded in snapshots,
+    /// so that a restore can cut off what was written after the snapshot
+    /// (the replay writes it again): the file sink's length. `None` for
+    /// sinks whose writes are idempotent by key or id.
+    fn position(&self) -> Option<u64> {
+        None
     }
 }
 

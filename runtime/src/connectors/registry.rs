@@ -87,6 +87,43 @@ impl DimensionSpec {
     }
 }
 
+impl SourceSpec {
+    /// What the spec alone can tell is wrong (names, SQL, settings a spec
+    /// may not set), checked when the spec is read.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            SourceSpec::Kafka(c) => kafka_properties(&c.properties),
+            SourceSpec::Sql(c) => c.check(),
+            SourceSpec::File(_) | SourceSpec::Datagen(_) => Ok(()),
+        }
+    }
+}
+
+impl SinkSpec {
+    /// See [`SourceSpec::check`].
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            SinkSpec::Kafka(c) => kafka_properties(&c.properties),
+            SinkSpec::Sql(c) => c.check(),
+            SinkSpec::File(_) | SinkSpec::Memory(_) => Ok(()),
+        }
+    }
+}
+
+impl DimensionSpec {
+    /// See [`SourceSpec::check`].
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            DimensionSpec::Sql(c) => c.check(),
+            DimensionSpec::Memory(_) | DimensionSpec::Redis(_) => Ok(()),
+        }
+    }
+}
+
+fn kafka_properties(properties: &indexmap::IndexMap<String, String>) -> Result<(), String> {
+    properties.keys().try_for_each(|key| crate::connections::check_spec_property(key))
+}
+
 /// Builds the source `name` (index `index` in the job's sources).
 pub async fn build_source(
     cx: BuildContext<'_>,
@@ -124,7 +161,7 @@ pub async fn build_source(
 
 pub async fn build_sink(cx: BuildContext<'_>, name: &str, sink: &SinkSpec) -> Result<Box<dyn Sink>, ConnectorError> {
     Ok(match sink {
-        SinkSpec::File(c) => Box::new(file::FileSink::create(cx.spec, name, c)?),
+        SinkSpec::File(c) => Box::new(file::FileSink::create(cx, name, c)?),
         SinkSpec::Memory(_) => Box::new(memory::MemorySink::default()),
         SinkSpec::Kafka(c) => Box::new(kafka::KafkaSink::connect(cx, name, c).await?),
         SinkSpec::Sql(c) => Box::new(sql::SqlSink::connect(cx, name, c).await?),

@@ -191,6 +191,19 @@ impl JobSpec {
         if self.limits.state_mb == 0 || self.limits.output_mb == 0 {
             return Err(SpecError::Invalid("limits.state_mb and limits.output_mb must be at least 1 (MiB)".into()));
         }
+        let invalid = |what: &str, name: &str, e: String| SpecError::Invalid(format!("{what} `{name}`: {e}"));
+        for (name, source) in &self.sources {
+            source.check().map_err(|e| invalid("source", name, e))?;
+        }
+        for (name, sink) in &self.sinks {
+            sink.check().map_err(|e| invalid("sink", name, e))?;
+        }
+        for (name, dimension) in &self.dimensions {
+            dimension.check().map_err(|e| invalid("dimension", name, e))?;
+        }
+        if let Some(dead_letter) = &self.dead_letter {
+            dead_letter.check().map_err(|e| invalid("sink", "dead_letter", e))?;
+        }
         Ok(())
     }
 

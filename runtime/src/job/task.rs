@@ -214,10 +214,46 @@ impl Task {
     /// Lets buffering sinks write out on their interval, input or not.
     async fn tick_sinks(&mut self) -> Result<(), TaskError> {
         let job = self.job();
-        for sink in self.sinks.iter_mut().chain(std::iter::once(&mut self.dead_letter)) {
-            sink.tick().await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
+        for i in 0..self.sinks.len() {
+            self.sinks[i].tick().await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
+            self.dead_letter_rejected(i).await?;
         }
-        Ok(())
+        self.dead_letter.tick().await.map_err(|source| TaskError::Connector { job, source })
+    }
+
+    /// Sends the rows sink `i` refused (values its table cannot hold) to
+    /// the dead letters, with the reason and the row's position.
+    async fn dead_letter_rejected(&mut self, i: usize) -> Result<(), TaskError> {
+        let rejected = self.sinks[i].take_rejected();
+        if rejected.is_empty() {
+            return Ok(());
+        }
+        let job = self.job();
+        let sink = self.instance.host().job.sinks.get(i).cloned().unwrap_or_default();
+        let dead: Vec<SinkRow> = rejected
+            .into_iter()
+            .map(|r| {
+                let (source, partition, offset) = match &r.row.id.origin {
+                    RowOrigin::Record { source, partition, offset } => {
+                        (self.source_names.get(*source as usize).cloned(), Some(*partition), Some(*offset))
+                    }
+                    _ => (None, None, None),
+                };
+                let row = json!({
+                    "job": job,
+                    "sink": sink,
+                    "source": source,
+                    "partition": partition,
+                    "offset": offset,
+                    "row_id": r.row.id.render(&self.source_names),
+                    "reason": r.reason,
+                    "value": String::from_utf8_lossy(&r.row.value),
+                });
+                SinkRow { op: RowOp::Upsert, key: None, value: row.to_string().into_bytes(), id: r.row.id }
+            })
+            .collect();
+        TaskMetrics::add(&self.metrics.dead_letters, dead.len() as u64);
+        self.dead_letter.write(&dead).await.map_err(|e| self.connector_error(e))
     }
 
     /// Fills the batch from the sources; true when all are finished. The
@@ -309,9 +345,10 @@ impl Task {
             per_sink[sink as usize].push(row);
         }
         let job = self.job();
-        for (sink, rows) in self.sinks.iter_mut().zip(per_sink) {
+        for (i, rows) in per_sink.into_iter().enumerate() {
             if !rows.is_empty() {
-                sink.write(&rows).await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
+                self.sinks[i].write(&rows).await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
+                self.dead_letter_rejected(i).await?;
             }
         }
         Ok(())
@@ -345,12 +382,17 @@ impl Task {
             .collect()
     }
 
+    /// Flushes every sink, then the dead letters (which take the rows the
+    /// sinks refused while flushing).
     async fn flush_sinks(&mut self) -> Result<(), TaskError> {
         let job = self.job();
-        for sink in self.sinks.iter_mut().chain(std::iter::once(&mut self.dead_letter)) {
-            sink.flush().await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
+        for i in 0..self.sinks.len() {
+            self.sinks[i].flush().await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
             fault::crash_point(fault::points::SINK_FLUSHED);
+            self.dead_letter_rejected(i).await?;
         }
+        self.dead_letter.flush().await.map_err(|source| TaskError::Connector { job, source })?;
+        fault::crash_point(fault::points::SINK_FLUSHED);
         Ok(())
     }
 
@@ -406,6 +448,7 @@ impl Task {
             event_times,
             watermark,
             dimension_writes: self.staged.iter().map(|(name, dim)| (name.clone(), dim.pending())).collect(),
+            sink_positions: self.sink_positions(),
         };
         if let Some(settings) = &self.snapshots {
             let stored = settings.store.put(&snapshot, settings.retain).await;
@@ -436,6 +479,17 @@ impl Task {
         self.metrics.last_snapshot_ms.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         TaskMetrics::add(&self.metrics.snapshots, 1);
         Ok(snapshot)
+    }
+
+    /// The positions of the sinks that report one (after a flush), by
+    /// name; the dead-letter sink's as `dead_letter`.
+    fn sink_positions(&self) -> Vec<(String, u64)> {
+        let names = &self.instance.host().job.sinks;
+        let sinks = names.iter().zip(&self.sinks).map(|(name, sink)| (name.as_str(), sink));
+        sinks
+            .chain(std::iter::once(("dead_letter", &self.dead_letter)))
+            .filter_map(|(name, sink)| Some((name.to_owned(), sink.position()?)))
+            .collect()
     }
 
     pub fn metrics(&self) -> Arc<TaskMetrics> {

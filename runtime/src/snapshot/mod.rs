@@ -7,8 +7,8 @@
 //! On disk a snapshot is `SLUICE-SNAPSHOT 3\n`, the SHA-256 of the body
 //! (32 bytes), then the body (postcard); a file whose checksum does not
 //! match is refused, so a torn or corrupt write is never restored. Formats
-//! 1 (before staged dimension writes) and 2 (before incremental images of
-//! map fields) are still read.
+//! 1 (before staged dimension writes) and 2 (before sink positions and
+//! incremental images of map fields) are still read.
 
 mod object;
 mod postgres;
@@ -79,6 +79,10 @@ pub struct Snapshot {
     /// for dimensions with `writes = "snapshot"`: applied to the stores once
     /// this snapshot is stored, and again when it is restored.
     pub dimension_writes: Vec<(String, PendingWrites)>,
+    /// Where each sink that reports one ([`crate::connectors::Sink::position`])
+    /// ended when the snapshot was taken: a restore cuts off what the sink
+    /// wrote after it, which the replay writes again.
+    pub sink_positions: Vec<(String, u64)>,
 }
 
 /// Format 1: format 2 without `dimension_writes`.
@@ -92,7 +96,8 @@ struct SnapshotV1 {
     watermark: Option<i64>,
 }
 
-/// Format 2: a [`Snapshot`] whose incremental images held changed maps whole.
+/// Format 2: a [`Snapshot`] without `sink_positions`, whose incremental
+/// images held changed maps whole.
 #[derive(Deserialize)]
 struct SnapshotV2 {
     meta: SnapshotMeta,
@@ -115,7 +120,7 @@ impl From<SnapshotV2> for Snapshot {
     fn from(v2: SnapshotV2) -> Self {
         let SnapshotV2 { meta, base, state, timers, event_times, watermark, dimension_writes } = v2;
         let state = state.into_iter().map(|image| image.upgrade(base.is_some())).collect();
-        Snapshot { meta, base, state, timers, event_times, watermark, dimension_writes }
+        Snapshot { meta, base, state, timers, event_times, watermark, dimension_writes, sink_positions: Vec::new() }
     }
 }
 
@@ -163,6 +168,7 @@ impl Snapshot {
             event_times: Vec::new(),
             watermark: None,
             dimension_writes: Vec::new(),
+            sink_positions: Vec::new(),
         }
     }
 
@@ -202,6 +208,11 @@ impl Snapshot {
         decoded.map_err(|e| corrupt(&format!("cannot decode: {e}")))
     }
 
+    /// Where sink `name` ended, when it reports a position.
+    pub fn sink_position(&self, name: &str) -> Option<u64> {
+        self.sink_positions.iter().find(|(n, _)| n == name).map(|(_, p)| *p)
+    }
+
     /// The positions of source `name`, as (partition, next offset).
     pub fn positions_of(&self, name: &str) -> Vec<(i32, i64)> {
         self.meta.positions.iter().filter(|p| p.source == name).map(|p| (p.partition, p.next_offset)).collect()
@@ -229,6 +240,7 @@ mod tests {
             event_times: vec![(0, 0, 3)],
             watermark: Some(3),
             dimension_writes: vec![("dim".into(), vec![(b"k".to_vec(), b"{}".to_vec())])],
+            sink_positions: vec![("out".into(), 1234)],
         }
     }
 
@@ -254,7 +266,18 @@ mod tests {
         body.extend(postcard::to_stdvec(&(&event_times, &watermark)).unwrap());
         let bytes = [MAGIC_V1, Sha256::digest(&body).as_slice(), &body].concat();
         let decoded = Snapshot::decode("old", &bytes).unwrap();
-        assert_eq!(decoded, Snapshot { dimension_writes: Vec::new(), ..snapshot() });
+        assert_eq!(decoded, Snapshot { dimension_writes: Vec::new(), sink_positions: Vec::new(), ..snapshot() });
+    }
+
+    /// Snapshots written before sink positions still restore.
+    #[test]
+    fn reads_format_2() {
+        let Snapshot { meta, base, state, timers, event_times, watermark, dimension_writes, .. } = snapshot();
+        let body =
+            postcard::to_stdvec(&(&meta, &base, &state, &timers, &event_times, &watermark, &dimension_writes)).unwrap();
+        let bytes = [MAGIC_V2, Sha256::digest(&body).as_slice(), &body].concat();
+        let decoded = Snapshot::decode("old", &bytes).unwrap();
+        assert_eq!(decoded, Snapshot { sink_positions: Vec::new(), ..snapshot() });
     }
 
     /// Incremental snapshots of format 2 held a changed map whole: read

@@ -38,10 +38,20 @@ pub trait SnapshotStore: Send + Sync {
         for delta in deltas.into_iter().rev() {
             state.apply_changes(delta.state);
         }
-        let Snapshot { meta, state: changes, timers, event_times, watermark, dimension_writes, .. } = newest;
+        let Snapshot { meta, state: changes, timers, event_times, watermark, dimension_writes, sink_positions, .. } =
+            newest;
         state.apply_changes(changes);
         // Only the newest snapshot's writes: its bases' were applied before it was taken.
-        Ok(Snapshot { meta, base: None, state: state.into_images(), timers, event_times, watermark, dimension_writes })
+        Ok(Snapshot {
+            meta,
+            base: None,
+            state: state.into_images(),
+            timers,
+            event_times,
+            watermark,
+            dimension_writes,
+            sink_positions,
+        })
     }
 
     /// The newest snapshot that loads intact; damaged newer ones (or ones

@@ -71,8 +71,12 @@ export async function renderExceptions(root, args) {
   if (!ctx.alive()) return;
   clear(root,
     section('Errors', eventsTable('exceptions-errors', ex.errors || [], new Map([[args.info.job.id, args.info.job.name]]))),
-    section('Dead letters', table('exceptions-dead-letters', [
+    section('Dead letters', h('p', { id: 'exceptions-dead-letter-counts', class: 'muted' },
+      `${ex.dead_letters_kept ?? 0} kept` +
+        (ex.dead_letters_dropped ? `, ${ex.dead_letters_dropped} older ones dropped (over the platform's bound)` : '')),
+    table('exceptions-dead-letters', [
       ['Reason', (d) => h('span', { class: 'reason' }, d.reason)],
+      ['Sink', (d) => d.sink ?? ''],
       ['Source', (d) => d.source ?? ''],
       ['Partition', (d) => d.partition ?? ''],
       ['Offset', (d) => d.offset ?? ''],

@@ -22,7 +22,11 @@ pub struct FileSourceConfig {
 pub struct FileSinkConfig {
     /// File to write, relative to the spec; `-` writes stdout.
     pub path: PathBuf,
-    /// Append to an existing file instead of truncating it.
+    /// Append to an existing file instead of truncating it when the job
+    /// starts fresh. Either way a restore never wipes the file: without
+    /// `append` it is cut back to its length at the snapshot (the replay
+    /// writes the rest again, once); with `append` (a file shared with
+    /// other jobs) it is only appended to.
     #[serde(default)]
     pub append: bool,
 }

@@ -27,11 +27,9 @@ pub struct KafkaSourceConfig {
     /// by default the message's Kafka timestamp.
     #[serde(default)]
     pub event_time_field: Option<String>,
-    /// Group id under which positions are committed for lag monitoring
-    /// (never used to assign partitions). Default `sluice-<job>`.
-    #[serde(default)]
-    pub group_id: Option<String>,
-    /// How often positions are committed for lag monitoring.
+    /// How often positions are committed for lag monitoring, under the
+    /// consumer group `sluice-<job>` (the platform's name for the job, not
+    /// a spec's choice, so no job can move another's committed offsets).
     #[serde(default = "default_commit_interval", with = "humantime_serde")]
     pub commit_interval: Duration,
     /// How long an unreachable cluster is retried at start before the task
@@ -45,7 +43,8 @@ pub struct KafkaSourceConfig {
     /// skip. librdkafka producers put at most 10,000 messages in a batch.
     #[serde(default = "default_resume_lookback")]
     pub resume_lookback: i64,
-    /// Extra librdkafka consumer properties, over the connection's.
+    /// librdkafka consumer settings over the connection's: only batching,
+    /// fetch sizes, timeouts and retries (`connections::SPEC_TUNABLE`).
     #[serde(default)]
     pub properties: IndexMap<String, String>,
 }
@@ -122,7 +121,8 @@ pub struct KafkaSinkConfig {
     pub flush_timeout: Duration,
     #[serde(default = "default_startup_timeout", with = "humantime_serde")]
     pub startup_timeout: Duration,
-    /// Extra librdkafka producer properties, over the connection's.
+    /// librdkafka producer settings over the connection's: only batching,
+    /// linger, compression, timeouts and retries (`connections::SPEC_TUNABLE`).
     #[serde(default)]
     pub properties: IndexMap<String, String>,
 }

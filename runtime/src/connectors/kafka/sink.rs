@@ -55,7 +55,7 @@ impl ProducerContext for DeliveryErrors {
 
 impl KafkaSink {
     pub async fn connect(cx: BuildContext<'_>, name: &str, config: &KafkaSinkConfig) -> Result<Self, ConnectorError> {
-        let client = client_config(cx, CONNECTOR, name, &config.connection, TUNED, &config.properties)?;
+        let client = client_config(cx, CONNECTOR, name, &config.connection, TUNED, &config.properties).await?;
         let producer: ThreadedProducer<DeliveryErrors> = client
             .create_with_context(DeliveryErrors::default())
             .map_err(|e| ConnectorError::config(CONNECTOR, name, format!("invalid Kafka client settings: {e}")))?;
@@ -63,7 +63,7 @@ impl KafkaSink {
         // Fails early, with retries, when the cluster or topic is missing.
         let p = producer.clone();
         let fetch = move |topic: &str| p.client().fetch_metadata(Some(topic), Duration::from_secs(5));
-        partitions(fetch, CONNECTOR, name, &config.topic, config.startup_timeout).await?;
+        partitions(fetch, &cx.connections.policy, CONNECTOR, name, &config.topic, config.startup_timeout).await?;
         Ok(KafkaSink {
             name: name.to_owned(),
             topic: config.topic.clone(),

@@ -89,9 +89,10 @@ impl KafkaSource {
         if config.format == KafkaFormat::Raw && config.event_time_field.is_some() {
             return Err(error("`event_time_field` needs `format = \"json\"`".into()));
         }
-        let mut client = client_config(cx, CONNECTOR, name, &config.connection, TUNED, &config.properties)?;
-        let group = config.group_id.clone().unwrap_or_else(|| format!("sluice-{}", cx.spec.name));
-        client.set("group.id", group);
+        let mut client = client_config(cx, CONNECTOR, name, &config.connection, TUNED, &config.properties).await?;
+        // For lag monitoring only; named by the platform (the console's job
+        // names are `<project>__<job>`), never by the spec.
+        client.set("group.id", format!("sluice-{}", cx.spec.name));
         let consumer: Arc<StreamConsumer> =
             Arc::new(client.create().map_err(|e| error(format!("invalid Kafka client settings: {e}")))?);
 
@@ -101,7 +102,7 @@ impl KafkaSource {
         for (t, topic) in topics.iter().enumerate() {
             let c = consumer.clone();
             let fetch = move |topic: &str| c.fetch_metadata(Some(topic), Duration::from_secs(5));
-            let all = partitions(fetch, CONNECTOR, name, topic, config.startup_timeout).await?;
+            let all = partitions(fetch, &cx.connections.policy, CONNECTOR, name, topic, config.startup_timeout).await?;
             if !all.iter().any(|&p| cx.group.owns(p)) {
                 tracing::warn!(
                     source = name,

@@ -51,6 +51,11 @@ impl RedisDimension {
             .connections
             .redis(&c.connection, &format!("dimension `{name}`"))
             .map_err(|e| config_error(e.to_string()))?;
+        cx.connections
+            .policy
+            .check_redis(&connection.url)
+            .await
+            .map_err(|e| config_error(format!("connection `{}`: {e}", c.connection)))?;
         let url = redact_url(&connection.url);
         let mut info = connection
             .url

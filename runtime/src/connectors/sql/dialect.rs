@@ -55,12 +55,20 @@ impl Dialect {
         }
     }
 
-    /// The SQL type `create_table` uses for a spec type: the logical types
-    /// map per dialect, anything else is taken as SQL. `key` says whether
-    /// the column is part of a key, since MySQL cannot index TEXT.
-    pub(super) fn sql_type(self, spec_type: &str, key: bool) -> String {
-        let logical = spec_type.trim().to_ascii_lowercase();
-        let mapped = match (self, logical.as_str()) {
+    /// The database's name, for messages.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "PostgreSQL",
+            Dialect::MySql => "MySQL",
+            Dialect::Sqlite => "SQLite",
+        }
+    }
+
+    /// The SQL type `create_table` uses for one of the portable types
+    /// ([`super::types::LOGICAL`]); `key` says whether the column is part
+    /// of a key, since MySQL cannot index TEXT.
+    pub(super) fn sql_type(self, logical: &str, key: bool) -> &'static str {
+        match (self, logical) {
             (Dialect::Postgres, "text") => "text",
             (Dialect::Postgres, "bigint") => "bigint",
             (Dialect::Postgres, "double") => "double precision",
@@ -88,9 +96,8 @@ impl Dialect {
             (Dialect::Sqlite, "boolean") => "BOOLEAN",
             (Dialect::Sqlite, "timestamp") => "TIMESTAMP",
             (Dialect::Sqlite, "json") => "JSON",
-            _ => return spec_type.trim().to_owned(),
-        };
-        mapped.to_owned()
+            (_, other) => unreachable!("`{other}` is not a portable type"),
+        }
     }
 
     /// A column expression read as text, whatever its type, so rows come
@@ -210,7 +217,7 @@ mod tests {
                 ("timestamp", Family::Timestamp),
                 ("json", Family::Json),
             ] {
-                assert_eq!(d.family(&d.sql_type(logical, false)), family, "{d:?} {logical}");
+                assert_eq!(d.family(d.sql_type(logical, false)), family, "{d:?} {logical}");
             }
         }
         assert!(!compatible(Family::Decimal, Family::Text));

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::SqlDimensionConfig;
 use super::dialect::Dialect;
-use super::pool::{Options, Pool};
+use super::pool::{Options, Pool, Session};
 use super::retry::{Subject, retry};
 use super::schema;
 use super::target::{Cells, Target};
@@ -34,12 +34,12 @@ impl SqlDimension {
     /// Connects and checks that the table exists and has the key columns.
     pub async fn connect(cx: BuildContext<'_>, name: &str, c: &SqlDimensionConfig) -> Result<Self, ConnectorError> {
         let subject = Subject::new("sql dimension", name, &c.table);
-        let db = cx
-            .connections
-            .database(&c.connection, &format!("sql dimension `{name}`"))
-            .map_err(|e| subject.config(e))?;
-        let options = Options::new(db, &c.connection).map_err(|m| subject.config(m))?;
-        let connect = || options.connect(db.max_connections, Duration::from_secs(5));
+        c.check().map_err(|m| subject.config(m))?;
+        let session = Session { statement_timeout: Some(c.statement_timeout), read_only: false };
+        let (options, max_connections) = Options::of(cx, &c.connection, &format!("sql dimension `{name}`"), session)
+            .await
+            .map_err(|m| subject.config(m))?;
+        let connect = || options.connect(max_connections, Duration::from_secs(5));
         let pool = retry(&subject, "connecting", RETRY_TIME, connect).await?;
         let info = retry(&subject, "reading the table's columns", RETRY_TIME, || schema::introspect(&pool, &c.table))
             .await?
@@ -97,7 +97,7 @@ impl DimensionStore for SqlDimension {
                 self.target.table
             )));
         };
-        let mut cells: Cells = self.target.cells(row).map_err(|m| self.subject.config(m))?;
+        let mut cells: Cells = self.target.cells(row).map_err(|e| self.subject.config(e.message()))?;
         for (part, &i) in self.key_cells(key)?.into_iter().zip(&self.target.key) {
             cells[i] = Some(part);
         }

@@ -14,6 +14,7 @@ mod schema;
 mod sink;
 mod source;
 mod target;
+mod types;
 mod value;
 mod write;
 

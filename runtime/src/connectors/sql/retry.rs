@@ -88,6 +88,39 @@ where
     }
 }
 
+/// A write's outcome with a refused value (see [`is_data_error`]) moved
+/// into `Ok(Err(..))`, so that [`retry`] neither retries it nor fails the
+/// task: the caller sends the row to the dead letters.
+pub(super) async fn keep_data_error(
+    write: impl Future<Output = Result<(), sqlx::Error>>,
+) -> Result<Result<(), sqlx::Error>, sqlx::Error> {
+    match write.await {
+        Err(e) if is_data_error(&e) => Ok(Err(e)),
+        other => other.map(Ok),
+    }
+}
+
+/// Whether the database refused a value rather than the statement: bad
+/// text for the type, out of range, too long, NULL in NOT NULL, a check or
+/// foreign key, or a unique key other than the conflict target.
+pub(super) fn is_data_error(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else { return false };
+    if let Some(e) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        // incorrect value, data truncated, incorrect datetime (their
+        // SQLSTATE is HY000), and the SQLSTATE classes below
+        if matches!(e.number(), 1366 | 1265 | 1292 | 1411 | 3140 | 4025) {
+            return true;
+        }
+    }
+    let code = db.code().unwrap_or_default();
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH
+        return code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 18..=20));
+    }
+    // SQLSTATE 22 (data exception) and 23 (integrity constraint violation).
+    code.starts_with("22") || code.starts_with("23")
+}
+
 /// Whether `e` may pass by itself: the connection (refused, reset, closed),
 /// the pool timing out, or the database asking to try again.
 pub(super) fn is_transient(e: &sqlx::Error) -> bool {

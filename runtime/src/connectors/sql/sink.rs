@@ -5,13 +5,14 @@ use indexmap::IndexMap;
 
 use super::config::{SqlSinkConfig, SqlSinkMode};
 use super::dialect::Dialect;
-use super::pool::{Options, Pool};
-use super::retry::{Subject, retry};
+use super::pool::{Options, Pool, Session};
+use super::retry::{Subject, keep_data_error, retry};
 use super::schema::{self, TableInfo};
-use super::target::{Cells, Target};
+use super::target::{Cells, RowError, Target};
+use super::types::ColumnType;
 use super::write::{self, OnConflict, Statements};
 use crate::connectors::registry::BuildContext;
-use crate::connectors::{ConnectorError, RowOp, Sink, SinkRow};
+use crate::connectors::{ConnectorError, RejectedRow, RowOp, Sink, SinkRow};
 
 /// Writes rows into a table, buffered and written out in batches, one
 /// transaction each, retried whole while the database is unavailable.
@@ -27,15 +28,18 @@ pub struct SqlSink {
     buffer: Buffer,
     /// When the oldest row still buffered arrived.
     oldest: Option<Instant>,
+    /// Rows the table cannot hold, for the task's dead letters.
+    rejected: Vec<RejectedRow>,
 }
 
-/// Rows waiting to be written.
+/// Rows waiting to be written, each with the row it came from (for the
+/// dead letters, should the table refuse it).
 enum Buffer {
     /// The last operation per primary key (cells, or `None` for a delete).
     /// PostgreSQL refuses to update one row twice in a statement, and the
     /// earlier operations would be overwritten anyway.
-    Upsert(IndexMap<Cells, Option<Cells>>),
-    Append(Vec<Cells>),
+    Upsert(IndexMap<Cells, (Option<Cells>, SinkRow)>),
+    Append(Vec<(Cells, SinkRow)>),
 }
 
 impl SqlSink {
@@ -43,16 +47,15 @@ impl SqlSink {
     /// it, all before the first record.
     pub async fn connect(cx: BuildContext<'_>, name: &str, config: &SqlSinkConfig) -> Result<Self, ConnectorError> {
         let subject = Subject::new("sql sink", name, &config.table);
-        check_config(config).map_err(|m| subject.config(m))?;
-        let db = cx
-            .connections
-            .database(&config.connection, &format!("sql sink `{name}`"))
-            .map_err(|e| subject.config(e))?;
-        let options = Options::new(db, &config.connection).map_err(|m| subject.config(m))?;
+        config.check().map_err(|m| subject.config(m))?;
+        let session = Session { statement_timeout: Some(config.statement_timeout), read_only: false };
+        let (options, max_connections) = Options::of(cx, &config.connection, &format!("sql sink `{name}`"), session)
+            .await
+            .map_err(|m| subject.config(m))?;
         let max_time = config.max_retry_time;
         let acquire_timeout = max_time.clamp(Duration::from_millis(250), Duration::from_secs(5));
         let pool =
-            retry(&subject, "connecting", max_time, || options.connect(db.max_connections, acquire_timeout)).await?;
+            retry(&subject, "connecting", max_time, || options.connect(max_connections, acquire_timeout)).await?;
         let info = table_info(&subject, &pool, config).await?;
         let target = Target::for_sink(config, &info, pool.dialect()).map_err(|m| subject.config(m))?;
         let (on_conflict, buffer) = match config.mode {
@@ -70,29 +73,28 @@ impl SqlSink {
             max_retry_time: max_time,
             buffer,
             oldest: None,
+            rejected: Vec::new(),
         })
     }
 
-    /// Adds one row to the buffer, converted (so a bad row fails here, with
-    /// its field named, and not later as part of a batch).
+    /// Adds one row to the buffer, converted, so that a row whose value
+    /// does not fit its column goes to the dead letters here, with its
+    /// field named, and not later as part of a batch.
     fn buffer(&mut self, row: &SinkRow) -> Result<(), ConnectorError> {
-        let config_error = |m: String| self.subject.config(m);
-        match (&mut self.buffer, row.op) {
-            (Buffer::Upsert(rows), RowOp::Upsert) => {
-                let cells = self.target.cells(&row.value).map_err(config_error)?;
-                let key = self.target.key_of(&cells).map_err(config_error)?;
-                rows.insert(key, Some(cells));
-            }
-            (Buffer::Upsert(rows), RowOp::Delete) => {
-                let key = self.target.key_cells(&row.value).map_err(config_error)?;
-                rows.insert(key, None);
-            }
-            (Buffer::Append(rows), RowOp::Upsert) => {
-                let mut cells = self.target.cells(&row.value).map_err(config_error)?;
+        let converted = match (&mut self.buffer, row.op) {
+            (Buffer::Upsert(rows), RowOp::Upsert) => self.target.cells(&row.value).and_then(|cells| {
+                let key = self.target.key_of(&cells)?;
+                rows.insert(key, (Some(cells), row.clone()));
+                Ok(())
+            }),
+            (Buffer::Upsert(rows), RowOp::Delete) => self.target.key_cells(&row.value).map(|key| {
+                rows.insert(key, (None, row.clone()));
+            }),
+            (Buffer::Append(rows), RowOp::Upsert) => self.target.cells(&row.value).map(|mut cells| {
                 let id = self.target.id_column.expect("append targets have an id column");
                 cells[id] = Some(row.id.render(&self.source_names));
-                rows.push(cells);
-            }
+                rows.push((cells, row.clone()));
+            }),
             (Buffer::Append(_), RowOp::Delete) => {
                 return Err(self.subject.config(format!(
                     "the job emitted a delete, but the sink is append-only (mode = \"append\") and table `{}` \
@@ -100,9 +102,18 @@ impl SqlSink {
                     self.target.table
                 )));
             }
+        };
+        match converted {
+            Ok(()) => {
+                self.oldest.get_or_insert_with(Instant::now);
+                Ok(())
+            }
+            Err(RowError::Data(reason)) => {
+                self.rejected.push(RejectedRow { row: row.clone(), reason });
+                Ok(())
+            }
+            Err(RowError::Schema(message)) => Err(self.subject.config(message)),
         }
-        self.oldest.get_or_insert_with(Instant::now);
-        Ok(())
     }
 
     fn buffered(&self) -> usize {
@@ -118,31 +129,63 @@ impl SqlSink {
 
     /// Writes the buffer in one transaction, retrying transient failures
     /// with the rows held; the buffer is emptied only once they are in.
+    /// When the table refuses a value (a constraint, a value out of range),
+    /// the rows are written one by one and those refused go to the dead
+    /// letters.
     async fn write_out(&mut self) -> Result<(), ConnectorError> {
-        let (deletes, rows): (Vec<&Cells>, Vec<&Cells>) = match &self.buffer {
-            Buffer::Upsert(map) => {
-                let deletes = map.iter().filter(|(_, v)| v.is_none()).map(|(k, _)| k).collect();
-                (deletes, map.values().flatten().collect())
-            }
-            Buffer::Append(rows) => (Vec::new(), rows.iter().collect()),
-        };
-        if deletes.is_empty() && rows.is_empty() {
+        let entries = self.entries();
+        if entries.is_empty() {
             return Ok(());
         }
+        let (deletes, rows): (Vec<&Cells>, Vec<&Cells>) = (
+            entries.iter().filter(|(delete, _, _)| *delete).map(|(_, cells, _)| *cells).collect(),
+            entries.iter().filter(|(delete, _, _)| !*delete).map(|(_, cells, _)| *cells).collect(),
+        );
         let what = format!("writing {} rows and {} deletes", rows.len(), deletes.len());
         let started = Instant::now();
-        retry(&self.subject, &what, self.max_retry_time, || {
-            write::write(&self.pool, &self.statements, &deletes, &rows)
+        let written = retry(&self.subject, &what, self.max_retry_time, || {
+            keep_data_error(write::write(&self.pool, &self.statements, &deletes, &rows))
         })
         .await?;
+        let mut rejected = Vec::new();
+        if let Err(refused) = written {
+            tracing::warn!(sink = %self.subject.name, error = %refused, "the table refused a row of the batch; writing its rows one by one");
+            for (delete, cells, row) in &entries {
+                let (deletes, rows) = if *delete { (vec![*cells], vec![]) } else { (vec![], vec![*cells]) };
+                let one = retry(&self.subject, "writing a row", self.max_retry_time, || {
+                    keep_data_error(write::write(&self.pool, &self.statements, &deletes, &rows))
+                })
+                .await?;
+                if let Err(e) = one {
+                    let reason = format!("table `{}` refused the row: {e}", self.target.table);
+                    rejected.push(RejectedRow { row: (*row).clone(), reason });
+                }
+            }
+        }
         let took = started.elapsed();
         tracing::debug!(sink = %self.subject.name, rows = rows.len(), deletes = deletes.len(), ?took, "wrote a batch");
+        drop(entries);
+        self.rejected.extend(rejected);
         match &mut self.buffer {
             Buffer::Upsert(map) => map.clear(),
             Buffer::Append(rows) => rows.clear(),
         }
         self.oldest = None;
         Ok(())
+    }
+
+    /// What the buffer holds: (is a delete, cells, the row it came from).
+    fn entries(&self) -> Vec<(bool, &Cells, &SinkRow)> {
+        match &self.buffer {
+            Buffer::Upsert(map) => map
+                .iter()
+                .map(|(key, (cells, row))| match cells {
+                    Some(cells) => (false, cells, row),
+                    None => (true, key, row),
+                })
+                .collect(),
+            Buffer::Append(rows) => rows.iter().map(|(cells, row)| (false, cells, row)).collect(),
+        }
     }
 }
 
@@ -165,34 +208,10 @@ impl Sink for SqlSink {
     async fn tick(&mut self) -> Result<(), ConnectorError> {
         if self.due() { self.write_out().await } else { Ok(()) }
     }
-}
 
-/// What the config must say for its mode, before any database work.
-fn check_config(config: &SqlSinkConfig) -> Result<(), String> {
-    let table = &config.table;
-    match config.mode {
-        SqlSinkMode::Upsert if config.primary_key.is_empty() => {
-            return Err(format!(
-                "upsert mode needs primary_key, the columns of table `{table}` rows are upserted and deleted by; \
-                 set primary_key = [\"...\"] or use mode = \"append\""
-            ));
-        }
-        SqlSinkMode::Append if !config.primary_key.is_empty() => {
-            return Err(format!(
-                "append mode does not use primary_key (rows of table `{table}` are keyed by their id in id_column \
-                 `{}`); remove primary_key or use mode = \"upsert\"",
-                config.id_column
-            ));
-        }
-        _ => {}
+    fn take_rejected(&mut self) -> Vec<RejectedRow> {
+        std::mem::take(&mut self.rejected)
     }
-    if config.batch_size == 0 {
-        return Err("batch_size must be at least 1".into());
-    }
-    if config.create_table && config.columns.is_empty() {
-        return Err(format!("create_table needs columns to create table `{table}` from; declare them under columns"));
-    }
-    Ok(())
 }
 
 /// The table as it is, created first from `columns` if it is missing and
@@ -222,8 +241,11 @@ fn create_table_sql(dialect: Dialect, config: &SqlSinkConfig) -> Result<String, 
     let mut columns: Vec<(String, String)> = config
         .columns
         .iter()
-        .map(|(name, spec_type)| (name.clone(), dialect.sql_type(spec_type, key.contains(name))))
-        .collect();
+        .map(|(name, spec_type)| {
+            let parsed = ColumnType::parse(dialect, spec_type).map_err(|e| format!("column `{name}`: {e}"))?;
+            Ok((name.clone(), parsed.render(dialect, key.contains(name))))
+        })
+        .collect::<Result<_, String>>()?;
     if config.mode == SqlSinkMode::Append && !config.columns.contains_key(&config.id_column) {
         columns.push((config.id_column.clone(), dialect.id_type().to_owned()));
     }

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 use super::SqlSourceConfig;
 use super::dialect::{Dialect, Family};
 use super::dimension::join_key;
-use super::pool::{Options, Pool};
+use super::pool::{Options, Pool, Session};
 use super::retry::{Subject, is_transient, retry};
 use super::value;
 use crate::connectors::registry::BuildContext;
@@ -75,19 +75,21 @@ impl SqlSource {
                  job's parallelism must be 1",
             ));
         }
-        if c.key.is_empty() {
-            return Err(subject.config("`key` must name at least one column: rows are read in key order"));
-        }
+        c.check().map_err(|m| subject.config(m))?;
         let query = c.query.trim().trim_end_matches(';').trim_end();
-        if query.is_empty() {
-            return Err(subject.config("`query` is empty"));
-        }
-        let db =
-            cx.connections.database(&c.connection, &format!("sql source `{name}`")).map_err(|e| subject.config(e))?;
-        let options = Options::new(db, &c.connection).map_err(|m| subject.config(m))?;
-        let connect = || options.connect(db.max_connections, Duration::from_secs(5));
+        // Read-only sessions: the query can read, never write.
+        let session = Session { statement_timeout: None, read_only: true };
+        let (options, max_connections) = Options::of(cx, &c.connection, &format!("sql source `{name}`"), session)
+            .await
+            .map_err(|m| subject.config(m))?;
+        let connect = || options.connect(max_connections, Duration::from_secs(5));
         let pool = retry(&subject, "connecting", c.max_retry_time, connect).await?;
         let dialect = pool.dialect();
+        // PostgreSQL and MySQL refuse a second statement in a prepared
+        // one; SQLite (through sqlx) would run every statement it is given.
+        if dialect == Dialect::Sqlite {
+            one_sqlite_statement(query).map_err(|m| subject.config(m))?;
+        }
 
         let described = format!("SELECT * FROM ({query}) AS sluice_source");
         let reported = retry(&subject, "preparing the query", c.max_retry_time, || pool.columns_of(&described)).await?;
@@ -216,6 +218,43 @@ fn abbreviate(query: &str) -> String {
     }
 }
 
+/// Refuses a query holding more than one SQLite statement: a `;` outside
+/// string literals, quoted names and comments (SQLite's tokens; it has no
+/// backslash escapes).
+fn one_sqlite_statement(query: &str) -> Result<(), String> {
+    let mut chars = query.chars().peekable();
+    while let Some(c) = chars.next() {
+        let close = match c {
+            '\'' | '"' | '`' => c,
+            '[' => ']',
+            '-' if chars.peek() == Some(&'-') => '\n',
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut last = ' ';
+                for c in chars.by_ref() {
+                    if last == '*' && c == '/' {
+                        break;
+                    }
+                    last = c;
+                }
+                continue;
+            }
+            ';' => {
+                return Err("`query` holds more than one statement (a `;` outside quotes); give one SELECT".into());
+            }
+            _ => continue,
+        };
+        // A doubled quote inside quotes is the quote itself: read as two
+        // adjacent quoted parts, which ends in the same place.
+        for c in chars.by_ref() {
+            if c == close {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `SELECT` of every column as text, from the query, in key order.
 fn select(dialect: Dialect, query: &str, columns: &[(String, Family)], key: &[String]) -> String {
     let quoted = |name: &str| format!("sluice_source.{}", dialect.quote(name));
@@ -293,4 +332,30 @@ enum ReadError {
     /// The source is gone (the task ended): stop reading.
     Closed,
     Sql(sqlx::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_statement_only_on_sqlite() {
+        for good in [
+            "SELECT id, ';' AS semi FROM t",
+            "SELECT \"a;b\", `c;d`, [e;f] FROM t -- trailing; comment",
+            "SELECT 'it''s; fine' /* ; */ FROM t",
+            "WITH x AS (SELECT 1 AS id) SELECT id FROM x",
+        ] {
+            one_sqlite_statement(good).unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for bad in [
+            "SELECT 1 AS id) AS s; ATTACH DATABASE 'sluice.db' AS m; SELECT * FROM (SELECT 1 AS id",
+            "SELECT 1; SELECT 2",
+            "SELECT 'a''' ; VACUUM INTO '/tmp/x'",
+            "SELECT /* */ 1; --",
+        ] {
+            let err = one_sqlite_statement(bad).unwrap_err();
+            assert!(err.contains("more than one statement"), "{bad}: {err}");
+        }
+    }
 }

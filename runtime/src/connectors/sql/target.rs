@@ -10,10 +10,30 @@ use serde_json::value::RawValue;
 use super::config::{SqlSinkConfig, SqlSinkMode};
 use super::dialect::{self, Dialect, Family};
 use super::schema::{Column, TableInfo};
+use super::types::ColumnType;
 use super::value;
 
 /// One row as text cells, in the order of [`Target::columns`]; `None` is NULL.
 pub(super) type Cells = Vec<Option<String>>;
+
+/// Why a row cannot become cells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum RowError {
+    /// This row's data (a value its column cannot hold, no key, not an
+    /// object): the row goes to the dead letters, the job goes on.
+    Data(String),
+    /// The job and the table disagree (a field with no column): every row
+    /// would fail, so the job does.
+    Schema(String),
+}
+
+impl RowError {
+    pub(super) fn message(self) -> String {
+        match self {
+            RowError::Data(m) | RowError::Schema(m) => m,
+        }
+    }
+}
 
 /// The table as a writer sees it.
 pub(super) struct Target {
@@ -99,27 +119,27 @@ impl Target {
     }
 
     /// The cells of a JSON object row: every field must have a column.
-    pub(super) fn cells(&self, row: &[u8]) -> Result<Cells, String> {
+    pub(super) fn cells(&self, row: &[u8]) -> Result<Cells, RowError> {
         let mut cells: Cells = vec![None; self.columns.len()];
-        for (field, raw) in parse_object(row)? {
+        for (field, raw) in parse_object(row).map_err(RowError::Data)? {
             // A scan beats hashing for the few columns a table has.
             let Some(i) = self.columns.iter().position(|c| c.name == field) else {
-                return Err(self.unknown_field(&field));
+                return Err(RowError::Schema(self.unknown_field(&field)));
             };
             if Some(i) == self.id_column {
-                return Err(format!(
+                return Err(RowError::Schema(format!(
                     "row field `{field}` has the name of the sink's id_column, which holds the row id; \
                      rename the field or choose another id_column"
-                ));
+                )));
             }
-            cells[i] = self.convert(i, raw)?;
+            cells[i] = self.convert(i, raw).map_err(RowError::Data)?;
         }
         Ok(cells)
     }
 
     /// The key cells of a JSON object row (a delete), other fields ignored.
-    pub(super) fn key_cells(&self, row: &[u8]) -> Result<Cells, String> {
-        let fields = parse_object(row)?;
+    pub(super) fn key_cells(&self, row: &[u8]) -> Result<Cells, RowError> {
+        let fields = parse_object(row).map_err(RowError::Data)?;
         let cells = self
             .key
             .iter()
@@ -127,15 +147,16 @@ impl Target {
                 Some((_, raw)) => self.convert(i, raw),
                 None => Ok(None),
             })
-            .collect::<Result<Cells, String>>()?;
-        self.check_key(&cells)?;
+            .collect::<Result<Cells, String>>()
+            .map_err(RowError::Data)?;
+        self.check_key(&cells).map_err(RowError::Data)?;
         Ok(cells)
     }
 
     /// The key cells out of a full row's cells.
-    pub(super) fn key_of(&self, cells: &[Option<String>]) -> Result<Cells, String> {
+    pub(super) fn key_of(&self, cells: &[Option<String>]) -> Result<Cells, RowError> {
         let key: Cells = self.key.iter().map(|&i| cells[i].clone()).collect();
-        self.check_key(&key)?;
+        self.check_key(&key).map_err(RowError::Data)?;
         Ok(key)
     }
 
@@ -248,9 +269,10 @@ fn check_sink_key(config: &SqlSinkConfig, info: &TableInfo, key: &[String]) -> R
 
 /// Whether the table's column can hold what the spec declares.
 fn check_type(dialect: Dialect, table: &str, column: &Column, spec_type: &str) -> Result<(), String> {
-    let spec_family = dialect.family(&dialect.sql_type(spec_type, false));
-    let fits = match spec_family {
-        Family::Other => column.family == Family::Other && dialect::same_base_type(spec_type, &column.sql_type),
+    let declared = ColumnType::parse(dialect, spec_type).map_err(|e| format!("column `{}`: {e}", column.name))?;
+    let rendered = declared.render(dialect, false);
+    let fits = match dialect.family(&rendered) {
+        Family::Other => column.family == Family::Other && dialect::same_base_type(&rendered, &column.sql_type),
         family => dialect::compatible(family, column.family),
     };
     if fits {

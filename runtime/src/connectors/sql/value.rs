@@ -20,6 +20,18 @@ pub(super) fn to_cell(dialect: Dialect, family: Family, raw: &RawValue) -> Resul
                 return Ok(Some(text.to_owned()));
             }
             let s: String = serde_json::from_str(text).map_err(|e| format!("bad JSON string: {e}"))?;
+            // Checked here rather than left to the database, as SQLite
+            // would keep the text in a number column.
+            let shown = || s.chars().take(60).collect::<String>();
+            match family {
+                Family::Integer if s.trim().parse::<i128>().is_err() => {
+                    return Err(format!("the string \"{}\" is not an integer", shown()));
+                }
+                Family::Float | Family::Decimal if s.trim().parse::<f64>().is_err() => {
+                    return Err(format!("the string \"{}\" is not a number", shown()));
+                }
+                _ => {}
+            }
             string_cell(dialect, family, s).map(Some)
         }
         Some(b't' | b'f') => Ok(Some(bool_cell(dialect, family, text == "true")?)),
@@ -36,6 +48,7 @@ pub(super) fn to_cell(dialect: Dialect, family: Family, raw: &RawValue) -> Resul
                 let millis = text.parse::<i64>().map_err(|_| format!("{text} is not epoch milliseconds"))?;
                 Ok(Some(timestamp_from_millis(dialect, millis)?))
             }
+            Family::Integer if text.parse::<i128>().is_err() => Err(format!("{text} is not an integer")),
             _ => Ok(Some(text.to_owned())),
         },
     }
@@ -181,6 +194,11 @@ mod tests {
             "2023-11-14 22:13:20.500"
         );
         assert!(cell(pg, Family::Integer, "{}").is_err());
+        assert_eq!(cell(pg, Family::Integer, "\" 42\"").unwrap().unwrap(), " 42");
+        let err = cell(Dialect::Sqlite, Family::Integer, "\"abc\"").unwrap_err();
+        assert_eq!(err, "the string \"abc\" is not an integer");
+        assert!(cell(pg, Family::Integer, "12.5").unwrap_err().contains("not an integer"));
+        assert!(cell(pg, Family::Decimal, "\"1,5\"").unwrap_err().contains("not a number"));
     }
 
     #[test]

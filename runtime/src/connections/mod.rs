@@ -6,9 +6,14 @@
 //! never written in it either: a `password` names an environment variable or
 //! a file that holds it.
 
+mod kafka_properties;
+mod policy;
+
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
+pub use kafka_properties::{CONNECTION_ONLY, SPEC_TUNABLE, check_connection_property, check_spec_property};
+pub use policy::{ConnectionPolicy, HostRule, HostRules};
 use serde::{Deserialize, Serialize};
 
 /// The connection registry.
@@ -17,6 +22,11 @@ use serde::{Deserialize, Serialize};
 pub struct Connections {
     #[serde(default)]
     pub connections: IndexMap<String, Connection>,
+    /// Where the connections may point and what they may set: the
+    /// platform's rules for a project (the console sets them); none for a
+    /// local run.
+    #[serde(skip)]
+    pub policy: ConnectionPolicy,
 }
 
 /// One named connection, chosen by `kind`.
@@ -214,15 +224,49 @@ pub fn read_secret(secret: &Option<Secret>, connection: &str) -> Result<Option<S
     secret.as_ref().map(|s| s.read(connection)).transpose()
 }
 
-/// The URL without its password, for messages and logs.
+/// The URL without its secrets, for messages, logs and the console's
+/// viewers: the password of its user info and the values of query
+/// parameters that look secret (`?password=`, `sslpassword`, `token`, …).
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (rest, query) = match rest.split_once('?') {
+        Some((rest, query)) => (rest, Some(query)),
+        None => (rest, None),
+    };
     let authority_end = rest.find('/').unwrap_or(rest.len());
-    let Some((userinfo, host)) = rest[..authority_end].rsplit_once('@') else { return url.to_owned() };
-    match userinfo.split_once(':') {
-        Some((user, _password)) => format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..]),
-        None => url.to_owned(),
+    let authority = match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => rest[..authority_end].to_owned(),
+        },
+        None => rest[..authority_end].to_owned(),
+    };
+    let mut out = format!("{scheme}://{authority}{}", &rest[authority_end..]);
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if is_secret_property(key) => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
+    out
+}
+
+/// Whether a setting's value is a secret to hide from viewers: passwords,
+/// secrets, tokens, private keys (`ssl.key.pem`) and the OAuth bearer
+/// configuration (which may hold a client secret).
+pub fn is_secret_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "token", "credential", "key.pem", "oauthbearer.config", "apikey", "api_key"]
+        .iter()
+        .any(|marker| key.contains(marker))
+        || key == "key"
+        || key == "sslkey"
+        || key == "ssl-key"
 }
 
 #[cfg(test)]
@@ -264,6 +308,28 @@ mod tests {
         assert_eq!(redact_url("postgres://app:secret@host/db"), "postgres://app:***@host/db");
         assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
         assert_eq!(redact_url("redis://app@host/0"), "redis://app@host/0");
+        assert_eq!(
+            redact_url("postgres://app@host/db?sslmode=require&password=hunter2&sslpassword=x"),
+            "postgres://app@host/db?sslmode=require&password=***&sslpassword=***"
+        );
+        assert_eq!(redact_url("mysql://u:p@h/db?auth_token=t"), "mysql://u:***@h/db?auth_token=***");
+    }
+
+    #[test]
+    fn secret_properties_are_told_apart() {
+        for key in [
+            "sasl.password",
+            "ssl.key.pem",
+            "ssl.key.password",
+            "sasl.oauthbearer.config",
+            "sasl.oauthbearer.client.secret",
+            "SASL.PASSWORD",
+        ] {
+            assert!(is_secret_property(key), "{key}");
+        }
+        for key in ["sasl.username", "security.protocol", "ssl.certificate.pem", "ssl.ca.pem", "linger.ms"] {
+            assert!(!is_secret_property(key), "{key}");
+        }
     }
 
     #[test]
