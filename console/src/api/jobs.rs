@@ -213,10 +213,12 @@ pub async fn put_deployment(
         schedule,
         updated_ms: now_ms(),
     };
-    // The spec must parse now, with the console's settings over it.
+    // The spec must parse now, with the console's settings over it, and
+    // stay within the platform's ceilings.
     let key = snapshot_key(&project.name, &job.name, 0, 1);
-    plan::job_spec(&deployment, &key, None, std::path::Path::new("."))
+    let spec = plan::job_spec(&deployment, &key, None, std::path::Path::new("."))
         .map_err(|e| ApiError::bad(format!("the spec is not valid: {e}")))?;
+    state.worker.ceilings.check(&spec).map_err(|e| ApiError::bad(e.to_string()))?;
     let connections = state.store.connections(&project.id).await?;
     let names: Vec<&str> = connections.iter().map(|c| c.name.as_str()).collect();
     for used in spec_connections(&deployment.spec) {

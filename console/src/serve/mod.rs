@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use sluice_runtime::connections::HostRule;
+use sluice_runtime::job::Ceilings;
 use sluice_runtime::snapshot::{LocalSnapshotStore, SnapshotStore};
 
 use crate::api::{self, AppState};
@@ -69,10 +70,65 @@ pub struct ServeArgs {
     /// view); beyond it the oldest are dropped, and counted.
     #[arg(long, env = "SLUICE_DEAD_LETTERS_KEPT", default_value_t = crate::worker::DEAD_LETTERS_KEPT)]
     pub dead_letters_kept: usize,
+    #[command(flatten)]
+    pub ceilings: CeilingArgs,
     /// Directory with the demo jobs' components (`<job>.wasm`); default:
     /// `$SLUICE_DEMO_COMPONENTS`, else `target/demo` when present.
     #[arg(long, env = "SLUICE_DEMO_COMPONENTS")]
     pub demo_components: Option<PathBuf>,
+}
+
+/// The most a deployment's spec may ask for (docs/SPEC.md, `[limits]`):
+/// a deployment above one is refused, naming it and its ceiling.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CeilingArgs {
+    /// Largest `limits.memory_mb` (guest memory per task).
+    #[arg(long, env = "SLUICE_MAX_MEMORY_MB", default_value_t = Ceilings::default().memory_mb)]
+    pub max_memory_mb: u64,
+    /// Largest `limits.cpu_per_batch`, e.g. "60s".
+    #[arg(long, env = "SLUICE_MAX_CPU_PER_BATCH", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub max_cpu_per_batch: std::time::Duration,
+    /// Largest `limits.state_mb` (keyed state per task).
+    #[arg(long, env = "SLUICE_MAX_STATE_MB", default_value_t = Ceilings::default().state_mb)]
+    pub max_state_mb: u64,
+    /// Largest `limits.output_mb` (row bytes per guest call).
+    #[arg(long, env = "SLUICE_MAX_OUTPUT_MB", default_value_t = Ceilings::default().output_mb)]
+    pub max_output_mb: u64,
+    /// Largest `limits.timers`.
+    #[arg(long, env = "SLUICE_MAX_TIMERS", default_value_t = Ceilings::default().timers)]
+    pub max_timers: u64,
+    /// Largest `batch.max_records`.
+    #[arg(long, env = "SLUICE_MAX_BATCH_RECORDS", default_value_t = Ceilings::default().batch_records)]
+    pub max_batch_records: usize,
+    /// Largest `batch.max_wait`, e.g. "10s".
+    #[arg(long, env = "SLUICE_MAX_BATCH_WAIT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub max_batch_wait: std::time::Duration,
+    /// Largest `rate` of a `datagen` source (records per second).
+    #[arg(long, env = "SLUICE_MAX_DATAGEN_RATE", default_value_t = Ceilings::default().datagen_rate)]
+    pub max_datagen_rate: u64,
+    /// Most `partitions` of a `datagen` source.
+    #[arg(long, env = "SLUICE_MAX_DATAGEN_PARTITIONS", default_value_t = Ceilings::default().datagen_partitions)]
+    pub max_datagen_partitions: i32,
+    /// Longest `datagen` text field, and most values of a choice field.
+    #[arg(long, env = "SLUICE_MAX_DATAGEN_FIELD_SIZE", default_value_t = Ceilings::default().datagen_field_size)]
+    pub max_datagen_field_size: usize,
+}
+
+impl CeilingArgs {
+    pub fn ceilings(&self) -> Ceilings {
+        Ceilings {
+            memory_mb: self.max_memory_mb,
+            cpu_per_batch: self.max_cpu_per_batch,
+            state_mb: self.max_state_mb,
+            output_mb: self.max_output_mb,
+            timers: self.max_timers,
+            batch_records: self.max_batch_records,
+            batch_wait: self.max_batch_wait,
+            datagen_rate: self.max_datagen_rate,
+            datagen_partitions: self.max_datagen_partitions,
+            datagen_field_size: self.max_datagen_field_size,
+        }
+    }
 }
 
 /// The parsed `--allow-hosts` list.
@@ -125,7 +181,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.allow_hosts.clone().map(|a| a.0),
         args.allow_kafka_properties.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
     );
-    let options = WorkerOptions { rules, dead_letters_kept: args.dead_letters_kept };
+    let options =
+        WorkerOptions { rules, ceilings: args.ceilings.ceilings(), dead_letters_kept: args.dead_letters_kept };
     let worker = Worker::new(store.clone(), snapshots, args.data_dir.clone(), options)?;
 
     let broker = match (&args.kafka, args.no_broker) {

@@ -63,8 +63,22 @@ pub struct DebugOutput {
 }
 
 impl Worker {
-    /// Runs `component` with `spec` over `input`, sinks disabled.
+    /// Runs `component` with `spec` over `input`, sinks disabled, on the job
+    /// threads (never the console's), within the platform's ceilings.
     pub async fn debug_run(
+        self: &Arc<Self>,
+        component: &LoadedComponent,
+        spec: &JobSpec,
+        connections: &Connections,
+        input: DebugInput,
+    ) -> Result<DebugOutput, String> {
+        self.ceilings.check(spec).map_err(|e| e.to_string())?;
+        let (worker, component, spec, connections) =
+            (self.clone(), component.clone(), spec.clone(), connections.clone());
+        self.threads.run(async move { worker.debug_run_here(&component, &spec, &connections, input).await }).await?
+    }
+
+    async fn debug_run_here(
         &self,
         component: &LoadedComponent,
         spec: &JobSpec,

@@ -11,6 +11,7 @@ mod debug;
 pub mod live;
 pub mod plan;
 pub mod scheduler;
+mod threads;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sluice_runtime::job::task::TaskCommand;
-use sluice_runtime::job::{TaskBuilder, TaskEnd};
+use sluice_runtime::job::{Ceilings, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
 use sluice_runtime::snapshot::{Snapshot, SnapshotMeta, SnapshotStore};
 use sluice_runtime::wasm::{JobEngine, LoadedComponent};
@@ -28,6 +29,7 @@ pub use debug::{DebugInput, DebugOutput, DebugRow};
 use live::History;
 pub use live::{DeadLetterCapture, Series, Totals};
 use plan::StartPosition;
+use threads::JobThreads;
 
 use crate::store::{Deployment, Job, Project, Run, RunState, Store, now_ms};
 
@@ -42,8 +44,12 @@ pub struct Worker {
     data_dir: PathBuf,
     /// Where the projects' connections may point.
     pub rules: plan::PlatformRules,
+    /// What a deployment's spec may ask for.
+    pub ceilings: Ceilings,
     /// Dead letters kept per job in the metadata store.
     pub dead_letters_kept: usize,
+    /// Where jobs run, apart from the console's threads.
+    threads: JobThreads,
     engine: JobEngine,
     store: Store,
     pub snapshots: Arc<dyn SnapshotStore>,
@@ -109,6 +115,8 @@ pub struct TaskStatus {
 pub struct WorkerOptions {
     /// Where the projects' connections may point.
     pub rules: plan::PlatformRules,
+    /// What a deployment's spec may ask for (`--max-*`).
+    pub ceilings: Ceilings,
     /// Dead letters kept per job (`--dead-letters-kept`); older ones are
     /// dropped, and counted.
     pub dead_letters_kept: usize,
@@ -119,7 +127,11 @@ pub const DEAD_LETTERS_KEPT: usize = 10_000;
 
 impl Default for WorkerOptions {
     fn default() -> Self {
-        WorkerOptions { rules: plan::PlatformRules::default(), dead_letters_kept: DEAD_LETTERS_KEPT }
+        WorkerOptions {
+            rules: plan::PlatformRules::default(),
+            ceilings: Ceilings::default(),
+            dead_letters_kept: DEAD_LETTERS_KEPT,
+        }
     }
 }
 
@@ -142,11 +154,13 @@ impl Worker {
     ) -> anyhow::Result<Arc<Worker>> {
         let engine = JobEngine::new(Some(data_dir.join("cache")))?;
         let id = format!("{}:{}", hostname(), std::process::id());
-        let WorkerOptions { rules, dead_letters_kept } = options;
+        let WorkerOptions { rules, ceilings, dead_letters_kept } = options;
         Ok(Arc::new(Worker {
             id,
             data_dir,
             rules,
+            ceilings,
+            threads: JobThreads::new()?,
             dead_letters_kept: dead_letters_kept.max(1),
             engine,
             store,
@@ -260,9 +274,9 @@ impl Worker {
         Ok(LaunchPlan { run, project, job, deployment, component, groups })
     }
 
-    /// Builds and spawns one task per partition group.
+    /// Builds and spawns one task per partition group, on the job threads.
     async fn start_tasks(
-        &self,
+        self: &Arc<Self>,
         plan: &LaunchPlan,
         keys: &[String],
         restore: &Restore,
@@ -277,33 +291,43 @@ impl Worker {
         let mut built = Vec::new();
         for (group, key) in keys.iter().enumerate() {
             let spec = plan::job_spec(&plan.deployment, key, start.as_ref(), &base_dir)?;
+            self.ceilings.check(&spec).map_err(|e| e.to_string())?;
             let connections = self.project_connections(&plan.project.name, &stored)?;
             let snapshot = self.snapshot_to_restore(key, restore, keys.len()).await?;
             let metrics = Arc::new(TaskMetrics::default());
-            let declared_dead_letter = match &spec.dead_letter {
-                Some(dead) => {
-                    let mut cx = sluice_runtime::connectors::registry::BuildContext::new(&spec, &connections);
-                    cx.restore = snapshot.as_ref();
-                    Some(
-                        sluice_runtime::connectors::registry::build_sink(cx, "dead_letter", dead)
-                            .await
-                            .map_err(|e| e.to_string())?,
-                    )
+            let (worker, component, dead_letters) = (self.clone(), plan.component.clone(), dead_letters.clone());
+            let groups = keys.len() as u32;
+            let task_metrics = metrics.clone();
+            // Connectors and the guest's `open` run on the job threads too:
+            // what they connect to belongs to those threads' runtime.
+            let build = async move {
+                let declared_dead_letter = match &spec.dead_letter {
+                    Some(dead) => {
+                        let mut cx = sluice_runtime::connectors::registry::BuildContext::new(&spec, &connections);
+                        cx.restore = snapshot.as_ref();
+                        Some(
+                            sluice_runtime::connectors::registry::build_sink(cx, "dead_letter", dead)
+                                .await
+                                .map_err(|e| e.to_string())?,
+                        )
+                    }
+                    None => None,
+                };
+                let mut builder = TaskBuilder::new(&spec)
+                    .connections(connections)
+                    .metrics(task_metrics)
+                    .snapshots(worker.snapshots.clone())
+                    .dead_letter(dead_letters.sink(declared_dead_letter))
+                    .partition_group(group as u32, groups);
+                if let Some(snapshot) = snapshot {
+                    builder = builder.restore(snapshot);
                 }
-                None => None,
+                builder.build(&worker.engine, &component).await.map_err(|e| e.to_string())
             };
-            let mut builder = TaskBuilder::new(&spec)
-                .connections(connections)
-                .metrics(metrics.clone())
-                .snapshots(self.snapshots.clone())
-                .dead_letter(dead_letters.sink(declared_dead_letter))
-                .partition_group(group as u32, keys.len() as u32);
-            if let Some(snapshot) = snapshot {
-                builder = builder.restore(snapshot);
-            }
-            let task = builder.build(&self.engine, &plan.component).await.map_err(|e| e.to_string())?;
+            let task = self.threads.run(build).await??;
             let (control, rx) = mpsc::channel(8);
-            let handle = tokio::spawn(async move { task.run_controlled(rx).await.map_err(|e| e.to_string()) });
+            let handle =
+                self.threads.handle().spawn(async move { task.run_controlled(rx).await.map_err(|e| e.to_string()) });
             built.push((TaskSlot { control, metrics }, handle));
         }
         Ok(built)

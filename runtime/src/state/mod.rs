@@ -351,7 +351,10 @@ impl StateBackend {
             Some(value) => match counter_value(value) {
                 Some(n) => n,
                 None => {
-                    return Some(Err(format!("map-add on a field that holds a {}-byte non-counter value", value.len())));
+                    return Some(Err(format!(
+                        "map-add on a field that holds a {}-byte non-counter value",
+                        value.len()
+                    )));
                 }
             },
         };
