@@ -149,7 +149,7 @@ mod tests {
             "limits.memory_mb = 100000 is above the ceiling of 4096 (the operator's --max-memory-mb)",
             "limits.cpu_per_batch = 2m is above the ceiling of 1m",
             "batch.max_records = 10000000",
-            "sources.datagen.partitions = 100000",
+            "sources.gen.partitions = 100000",
             "sources.gen.fields.blob = 100000000",
         ] {
             assert!(text.contains(expected), "`{expected}` missing from: {text}");
