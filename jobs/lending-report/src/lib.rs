@@ -76,6 +76,8 @@ pub struct LendingReport {
     disbursement: ValueState<DisbursementTotals>,
     vintage: ValueState<VintageMonth>,
     meta: ValueState<Meta>,
+    /// Report cells the current batch changed, with their rows before it.
+    touched: Touched,
 }
 
 #[sluice_sdk::job]
@@ -115,17 +117,26 @@ impl Job for LendingReport {
             disbursement: ctx.value_state("disbursement")?,
             vintage: ctx.value_state("vintage")?,
             meta: ctx.value_state("meta")?,
+            touched: Touched::new(),
         })
     }
 
     fn process(&mut self, ctx: &mut Context, record: &Record) -> Result<()> {
-        let mut touched = Touched::new();
-        match self.feeds.get(record.position().source as usize) {
-            Some(Feed::Users) => self.user(ctx, &mut touched, record.json()?)?,
-            Some(Feed::Loans) => self.loan(ctx, &mut touched, record.json()?)?,
-            Some(Feed::Repayments) => self.repayment(ctx, &mut touched, record.json()?)?,
-            None => return Err(Error::fatal("a record from a source the job was not told about")),
-        }
+        let mut touched = std::mem::take(&mut self.touched);
+        let applied = match self.feeds.get(record.position().source as usize) {
+            Some(Feed::Users) => record.json().and_then(|row| self.user(ctx, &mut touched, row)),
+            Some(Feed::Loans) => record.json().and_then(|row| self.loan(ctx, &mut touched, row)),
+            Some(Feed::Repayments) => record.json().and_then(|log| self.repayment(ctx, &mut touched, log)),
+            None => Err(Error::fatal("a record from a source the job was not told about")),
+        };
+        self.touched = touched;
+        applied
+    }
+
+    /// Mini-batch output: the rows of every report cell the batch changed,
+    /// once per batch, where the SQL's continuous queries emit per record.
+    fn finish_batch(&mut self, ctx: &mut Context) -> Result<()> {
+        let touched = std::mem::take(&mut self.touched);
         self.flush(ctx, touched)
     }
 }
