@@ -58,6 +58,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (2, "sealed secrets", include_str!("../../migrations/0002_sealed_secrets.sql")),
+    (3, "accounts", include_str!("../../migrations/0003_accounts.sql")),
 ];
 
 impl Store {
@@ -76,6 +77,7 @@ impl Store {
         store.migrate().await?;
         store.check_secret_key().await?;
         store.seal_unsealed_connections().await?;
+        store.expire_endless_tokens().await?;
         Ok(store)
     }
 

@@ -10,13 +10,18 @@
 mod fixtures;
 mod helpers;
 
+mod account_admin;
 mod accounts;
 mod debug;
 mod jobs;
+mod leaks;
 mod lifecycle;
+mod limits;
 mod operations;
 mod permissions;
 mod postgres;
 mod projects;
+mod roles;
 mod schedule;
+mod sign_in;
 mod validation;

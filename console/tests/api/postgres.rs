@@ -112,7 +112,7 @@ async fn the_metadata_store_runs_on_postgresql() {
 
     // The console on it: sign-in, projects, jobs, a run.
     let dir = tempfile::tempdir().unwrap();
-    let app = spawn_app_on(store, dir).await;
+    let app = spawn_app_on(store, dir, Default::default()).await;
     let a = &app.admin;
     let token = a.post("/tokens", json!({ "name": "pg" })).await.expect(201)["token"].as_str().unwrap().to_owned();
     let a = a.with_token(&token);
