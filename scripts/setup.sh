@@ -25,3 +25,6 @@ scripts/tansu.sh start
 
 # Chromium and chromedriver for the console's browser test.
 scripts/chromium.sh
+
+# Schemathesis for the API fuzzing test (a virtualenv under the target dir).
+scripts/schemathesis.sh >/dev/null

@@ -6,6 +6,7 @@ import { get, post, setUnauthorizedHandler } from './js/api.js';
 import { h, clear, errorBox, showError } from './js/dom.js';
 import { renderLogin } from './js/views/login.js';
 import { renderTokens } from './js/views/tokens.js';
+import { renderAccount } from './js/views/account.js';
 import { renderUsers } from './js/views/users.js';
 import { renderProjects } from './js/views/projects.js';
 import { renderProject } from './js/views/project.js';
@@ -72,6 +73,7 @@ function renderHeader() {
     h('nav', { class: 'main-nav' },
       h('a', { href: '#/projects', id: 'nav-projects' }, 'Projects'),
       h('a', { href: '#/tokens', id: 'nav-tokens' }, 'API tokens'),
+      h('a', { href: '#/account', id: 'nav-account' }, 'Account'),
       me.user.is_admin ? h('a', { href: '#/users', id: 'nav-users' }, 'Users') : null),
     h('span', { class: 'who' },
       h('span', { id: 'user-name' }, me.user.name),
@@ -116,6 +118,7 @@ async function route() {
   let result;
   try {
     if (parts[0] === 'tokens') result = await renderTokens(view, ctx);
+    else if (parts[0] === 'account') result = await renderAccount(view, ctx);
     else if (parts[0] === 'users') result = await renderUsers(view, ctx);
     else if (parts[0] === 'projects' && parts[1] && parts[2] === 'jobs' && parts[3]) {
       result = await renderJob(view, ctx, parts[1], parts[3], parts[4] || 'overview');

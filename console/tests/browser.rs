@@ -5,8 +5,8 @@
 //! deployment, start, watch the counters and charts, snapshot, stop,
 //! restore, upgrade, parameters — and the mistakes a user makes on the
 //! way (a file that is not a component, an unknown spec field, a bad cron
-//! expression, another job's snapshot, a role too low), each refused with
-//! the server's message shown on the page.
+//! expression, another job's snapshot, a role too low, a wrong old
+//! password), each refused with the server's message shown on the page.
 //!
 //! The job reads a Kafka topic the test keeps feeding: a datagen source
 //! cannot resume from a position, so a job on one cannot be snapshotted.
@@ -399,6 +399,19 @@ impl Flow<'_> {
         ui.wait_error("#start-error", "needs the operator role").await?;
         ui.goto(&format!("/projects/{PROJECT}/events")).await?;
         ui.wait_text("#events-table", "job.start", QUICK).await?;
+        // Resources and the schedule are an operator's: shown, not editable.
+        ui.goto(&format!("/projects/{PROJECT}/jobs/{JOB}/deployment")).await?;
+        ui.wait_text("#deploy-operator-note", "set by an operator", QUICK).await?;
+        // Changing one's own password, under Account.
+        ui.click("#nav-account").await?;
+        ui.type_into("#account-old-password", "not-my-password").await?;
+        ui.type_into("#account-new-password", "viewer-password-2").await?;
+        ui.type_into("#account-new-password-again", "viewer-password-2").await?;
+        ui.click("#account-change-password").await?;
+        ui.wait_error("#account-password-error", "the old password is wrong").await?;
+        ui.type_into("#account-old-password", VIEWER_PASSWORD).await?;
+        ui.click("#account-change-password").await?;
+        ui.wait_text("#account-password-changed", "Password changed", QUICK).await?;
         Ok(())
     }
 

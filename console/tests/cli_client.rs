@@ -63,13 +63,30 @@ fn serve(data_dir: &Path) -> Server {
 
 /// Runs `sluice ARGS` with the credentials file in `home`.
 fn sluice(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
+    sluice_with(home, args, &[], None)
+}
+
+/// Runs `sluice ARGS` with the credentials file in `home`, the variables
+/// `env` and `stdin` on its standard input (none when `None`).
+fn sluice_with(home: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
         .args(args)
         .env("SLUICE_CREDENTIALS", home.join("credentials.json"))
         .env_remove("SLUICE_URL")
         .env_remove("SLUICE_TOKEN")
-        .output()
-        .expect("sluice runs")
+        .env_remove("SLUICE_PASSWORD")
+        .env_remove("SLUICE_NEW_PASSWORD")
+        .envs(env.iter().copied())
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("sluice runs");
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    child.wait_with_output().expect("sluice runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -171,11 +188,15 @@ async fn the_cli_drives_a_job_on_a_console() {
     let out = sluice(home, &["job", "list", "-p", "cli"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("sluice login"), "{}", text(&out.stderr));
-    let out = sluice(home, &["login", "--url", &server.url, "--user", "admin", "--password", "wrong"]);
+    let out =
+        sluice_with(home, &["login", "--url", &server.url, "--user", "admin"], &[("SLUICE_PASSWORD", "wrong")], None);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("wrong user name or password"), "{}", text(&out.stderr));
 
-    let login = ok(home, &["login", "--url", &server.url, "--user", "admin", "--password", PASSWORD]);
+    let login =
+        sluice_with(home, &["login", "--url", &server.url, "--password-stdin"], &[], Some(&format!("{PASSWORD}\n")));
+    assert!(login.status.success(), "{}", text(&login.stderr));
+    let login = text(&login.stdout);
     assert!(login.contains("signed in") && login.contains("admin"), "{login}");
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(home.join("credentials.json")).unwrap()).unwrap();
@@ -237,4 +258,66 @@ async fn the_cli_drives_a_job_on_a_console() {
     assert!(text(&out.stderr).contains("no job named `nope`"), "{}", text(&out.stderr));
 
     drop(server);
+}
+
+/// Signing in without the password on the command line, a credentials file
+/// only its owner reads, and the account verbs: `sluice password` and
+/// `sluice user`.
+#[test]
+fn accounts_from_the_command_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = serve(&data);
+    // A credentials file in a directory the CLI makes.
+    let home = tmp.path().join("home/sluice");
+    let login = ["login", "--url", &server.url, "--user", "admin"];
+
+    let refused = sluice_with(&home, &[&login[..], &["--password", PASSWORD]].concat(), &[], None);
+    assert!(!refused.status.success());
+    let said = text(&refused.stderr);
+    assert!(said.contains("`--password` is not accepted") && said.contains("--password-stdin"), "{said}");
+    let no_password = sluice_with(&home, &login, &[], None);
+    assert!(!no_password.status.success());
+    assert!(
+        text(&no_password.stderr).contains("pipe it in with --password-stdin, set SLUICE_PASSWORD"),
+        "{}",
+        text(&no_password.stderr)
+    );
+
+    let signed_in = sluice_with(&home, &login, &[("SLUICE_PASSWORD", PASSWORD)], None);
+    assert!(signed_in.status.success(), "{}", text(&signed_in.stderr));
+    let file = std::fs::metadata(home.join("credentials.json")).unwrap();
+    assert_eq!(file.permissions().mode() & 0o777, 0o600, "the token file is its owner's only");
+    assert_eq!(std::fs::metadata(&home).unwrap().permissions().mode() & 0o777, 0o700);
+
+    // The first admin changes the password it was given.
+    let changed =
+        sluice_with(&home, &["password", "--password-stdin"], &[], Some(&format!("{PASSWORD}\nnew-admin-password\n")));
+    assert!(changed.status.success(), "{}", text(&changed.stderr));
+    assert!(text(&changed.stdout).contains("password changed"));
+    let old = sluice_with(&home, &login, &[("SLUICE_PASSWORD", PASSWORD)], None);
+    assert!(text(&old.stderr).contains("wrong user name or password"), "{}", text(&old.stderr));
+    let again = sluice_with(&home, &login, &[("SLUICE_PASSWORD", "new-admin-password")], None);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+
+    // A global admin's verbs.
+    let created = sluice_with(&home, &["user", "create", "uma", "--password-stdin"], &[], Some("uma-password\n"));
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let set = sluice_with(&home, &["user", "set-password", "uma"], &[("SLUICE_NEW_PASSWORD", "uma-password-2")], None);
+    assert!(set.status.success(), "{}", text(&set.stderr));
+    assert!(ok(&home, &["user", "disable", "uma"]).contains("uma disabled"));
+    let listed = ok(&home, &["user", "list"]);
+    assert!(listed.lines().any(|l| l.starts_with("uma") && l.contains("disabled")), "{listed}");
+    let uma_home = tmp.path().join("uma");
+    let uma = ["login", "--url", &server.url, "--user", "uma"];
+    let refused = sluice_with(&uma_home, &uma, &[("SLUICE_PASSWORD", "uma-password-2")], None);
+    assert!(text(&refused.stderr).contains("the account `uma` is disabled"), "{}", text(&refused.stderr));
+    assert!(ok(&home, &["user", "enable", "uma"]).contains("uma enabled"));
+    let uma_in = sluice_with(&uma_home, &uma, &[("SLUICE_PASSWORD", "uma-password-2")], None);
+    assert!(uma_in.status.success(), "{}", text(&uma_in.stderr));
+    assert!(ok(&home, &["user", "revoke", "uma"]).contains("2 session(s) and token(s) of uma ended"));
+    let out = sluice(&uma_home, &["job", "list"]);
+    assert!(text(&out.stderr).contains("sluice login"), "the revoked token is refused: {}", text(&out.stderr));
 }

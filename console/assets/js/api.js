@@ -66,6 +66,7 @@ export async function api(method, path, body, { contentType, query } = {}) {
 export const get = (path, query) => api('GET', path, undefined, { query });
 export const post = (path, body, opts) => api('POST', path, body, opts);
 export const put = (path, body) => api('PUT', path, body);
+export const patch = (path, body) => api('PATCH', path, body);
 export const del = (path) => api('DELETE', path);
 
 // Path segments are user-chosen names: always encode them.

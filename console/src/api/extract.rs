@@ -2,7 +2,7 @@
 //! or query string that does not parse (bad JSON, a missing or unknown
 //! field, a wrong type) is answered like every other client mistake — 400
 //! with `{"error": …}` naming the problem — instead of axum's plain-text
-//! 415/422 answers.
+//! 415/422 answers; a body over the route's limit is a 413 saying so.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
@@ -27,6 +27,12 @@ pub struct Query<T>(pub T);
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::TooLarge(format!(
+                "the request body is larger than the {} KiB this route accepts",
+                super::limits::JSON_BODY_LIMIT / 1024
+            ));
+        }
         ApiError::BadRequest(format!("the request body is not valid: {}", rejection.body_text()))
     }
 }

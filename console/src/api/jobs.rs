@@ -1,16 +1,15 @@
 //! Jobs, versions (uploads), deployments, debug runs and previews.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::limits::{Upload, compile};
 use super::{ApiError, ApiResult, AppState, Json, Query, audit, check_name, job_access, project_access};
 use crate::auth::{CurrentUser, Role};
-use crate::store::{Deployment, Job, Run, Version, now_ms};
+use crate::store::{Deployment, Job, Run, User, Version, now_ms};
 use crate::worker::plan::{self, snapshot_key};
-use crate::worker::scheduler::parse_cron;
 use crate::worker::{DebugInput, DebugOutput};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -114,24 +113,31 @@ pub struct UploadQuery {
 }
 
 #[utoipa::path(post, path = "/projects/{p}/jobs/{j}/versions", tag = "jobs", params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 201, body = Version), (status = 400, body = super::ErrorBody)))]
+    request_body(description = "The component (.wasm) bytes", content(("application/wasm"), ("application/octet-stream"))),
+    responses((status = 201, body = Version), (status = 400, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody), (status = 404, body = super::ErrorBody)))]
 pub async fn upload_version(
     State(state): State<AppState>,
     user: Result<CurrentUser, ApiError>,
     Path((p, j)): Path<(String, String)>,
-    Query(q): Query<UploadQuery>,
-    body: Bytes,
+    query: Result<Query<UploadQuery>, ApiError>,
+    upload: Upload,
 ) -> ApiResult<(StatusCode, Json<Version>)> {
-    // Checked once the upload is read: answering 401 before reading it would
-    // close the connection under a client still sending, which would see a
-    // reset instead of the answer.
-    let CurrentUser(user) = user?;
-    let (project, job, _) = job_access(&state, &user, &p, &j, Role::Developer).await?;
-    let loaded =
-        state.worker.load(&body).await.map_err(|e| ApiError::bad(format!("not a valid job component: {e}")))?;
+    // Who uploads, and may they, before a byte of the upload is kept.
+    let limit = state.guards.settings.upload_limit();
+    let checked = async {
+        let CurrentUser(user) = user?;
+        let (project, job, _) = job_access(&state, &user, &p, &j, Role::Developer).await?;
+        Ok::<_, ApiError>((user, project, job, query?.0))
+    };
+    let (user, project, job, q) = match checked.await {
+        Ok(checked) => checked,
+        Err(e) => return Err(upload.refuse(limit, e).await),
+    };
+    let bytes = upload.read(limit).await?;
+    let loaded = compile(&state, bytes.clone()).await?;
     let version =
-        state.store.add_version(&job.id, &loaded.hash, &body, q.note.as_deref().unwrap_or(""), &user.name).await?;
+        state.store.add_version(&job.id, &loaded.hash, &bytes, q.note.as_deref().unwrap_or(""), &user.name).await?;
     audit(
         &state,
         Some(&project),
@@ -150,102 +156,39 @@ pub struct ValidateAnswer {
     pub size: usize,
 }
 
-#[utoipa::path(post, path = "/validate", tag = "jobs", request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 200, body = ValidateAnswer), (status = 400, body = super::ErrorBody)))]
+#[utoipa::path(post, path = "/validate", tag = "jobs", request_body(description = "The component (.wasm) bytes", content(("application/wasm"), ("application/octet-stream"))),
+    responses((status = 200, body = ValidateAnswer), (status = 400, body = super::ErrorBody),
+        (status = 403, body = super::ErrorBody, description = "The caller is a developer in no project")))]
 pub async fn validate(
     State(state): State<AppState>,
     user: Result<CurrentUser, ApiError>,
-    body: Bytes,
+    upload: Upload,
 ) -> ApiResult<Json<ValidateAnswer>> {
-    user?; // after reading the upload, as in `upload_version`
-    let loaded =
-        state.worker.load(&body).await.map_err(|e| ApiError::bad(format!("not a valid job component: {e}")))?;
-    Ok(Json(ValidateAnswer { hash: loaded.hash, size: body.len() }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DeploymentInput {
-    /// Version number to run; default: the newest.
-    pub version: Option<i64>,
-    /// The job spec, TOML as in `job.toml` (`name` and `component` are set by the console).
-    pub spec: String,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub parameters: indexmap::IndexMap<String, String>,
-    #[serde(default = "one")]
-    pub parallelism: i64,
-    pub memory_mb: Option<i64>,
-    pub cpu_ms: Option<i64>,
-    /// Cron schedule (seconds first), e.g. `0 0 2 * * *`.
-    pub schedule: Option<String>,
-}
-
-fn one() -> i64 {
-    1
-}
-
-#[utoipa::path(put, path = "/projects/{p}/jobs/{j}/deployment", tag = "jobs", request_body = DeploymentInput,
-    responses((status = 200, body = Deployment), (status = 400, body = super::ErrorBody)))]
-pub async fn put_deployment(
-    State(state): State<AppState>,
-    CurrentUser(user): CurrentUser,
-    Path((p, j)): Path<(String, String)>,
-    Json(body): Json<DeploymentInput>,
-) -> ApiResult<Json<Deployment>> {
-    let (project, job, _) = job_access(&state, &user, &p, &j, Role::Developer).await?;
-    let version = resolve_version(&state, &job, body.version).await?;
-    if !(1..=64).contains(&body.parallelism) {
-        return Err(ApiError::bad("parallelism must be between 1 and 64"));
-    }
-    let schedule = body.schedule.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    if let Some(s) = &schedule {
-        parse_cron(s).map_err(ApiError::BadRequest)?;
-    }
-    let deployment = Deployment {
-        job_id: job.id.clone(),
-        version_id: version.id.clone(),
-        spec: body.spec,
-        parameters: body.parameters,
-        parallelism: body.parallelism,
-        memory_mb: body.memory_mb,
-        cpu_ms: body.cpu_ms,
-        schedule,
-        updated_ms: now_ms(),
+    let limit = state.guards.settings.upload_limit();
+    let checked = async {
+        let CurrentUser(user) = user?;
+        developer_somewhere(&state, &user).await
     };
-    // The spec must parse now, with the console's settings over it, and
-    // stay within the platform's ceilings.
-    let key = snapshot_key(&project.name, &job.name, 0, 1);
-    let spec = plan::job_spec(&deployment, &key, None, std::path::Path::new("."))
-        .map_err(|e| ApiError::bad(format!("the spec is not valid: {e}")))?;
-    state.worker.ceilings.check(&spec).map_err(|e| ApiError::bad(e.to_string()))?;
-    let connections = state.store.connections(&project.id).await?;
-    let names: Vec<&str> = connections.iter().map(|c| c.name.as_str()).collect();
-    for used in spec_connections(&deployment.spec) {
-        if !names.contains(&used.as_str()) {
-            return Err(ApiError::bad(format!(
-                "the spec uses connection `{used}`, which project `{}` does not have; add it under Connections",
-                project.name
-            )));
-        }
+    if let Err(e) = checked.await {
+        return Err(upload.refuse(limit, e).await);
     }
-    state.store.put_deployment(&deployment).await?;
-    audit(&state, Some(&project), Some(&job), &user, "deployment.put", &format!("version v{}", version.number)).await;
-    Ok(Json(deployment))
+    let bytes = upload.read(limit).await?;
+    let size = bytes.len();
+    let loaded = compile(&state, bytes).await?;
+    Ok(Json(ValidateAnswer { hash: loaded.hash, size }))
 }
 
-/// The connection names a spec's sources, sinks and dimensions use.
-fn spec_connections(spec: &str) -> Vec<String> {
-    let Ok(table) = spec.parse::<toml::Table>() else { return Vec::new() };
-    let mut used = Vec::new();
-    for section in ["sources", "sinks", "dimensions"] {
-        for entry in table.get(section).and_then(|s| s.as_table()).into_iter().flat_map(|t| t.values()) {
-            if let Some(c) = entry.get("connection").and_then(|c| c.as_str()) {
-                used.push(c.to_owned());
-            }
-        }
+/// Validating compiles, which costs CPU: it is for those who may upload,
+/// developers (or more) of at least one project.
+async fn developer_somewhere(state: &AppState, user: &User) -> ApiResult<()> {
+    if user.is_admin {
+        return Ok(());
     }
-    used
+    let roles = state.store.roles(&user.id).await?;
+    if roles.iter().filter_map(|r| Role::parse(r)).any(|r| r >= Role::Developer) {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden("validating a component needs the developer role in at least one project".into()))
 }
 
 pub async fn resolve_version(state: &AppState, job: &Job, number: Option<i64>) -> ApiResult<Version> {
@@ -319,7 +262,7 @@ pub async fn preview(
 #[expect(clippy::too_many_arguments, reason = "the two entry points share every input")]
 async fn run_debug(
     state: &AppState,
-    user: &crate::store::User,
+    user: &User,
     p: &str,
     j: &str,
     version: Option<i64>,
@@ -349,7 +292,7 @@ async fn run_debug(
     let stored = state.store.connections(&project.id).await?;
     let connections = state.worker.project_connections(&project.name, &stored).map_err(ApiError::BadRequest)?;
     let bytes = state.store.component(&version.hash).await?.ok_or_else(|| ApiError::bad("the component is missing"))?;
-    let component = state.worker.load(&bytes).await.map_err(ApiError::BadRequest)?;
+    let component = compile(state, bytes.into()).await?;
     let output = state.worker.debug_run(&component, &spec, &connections, input).await.map_err(ApiError::BadRequest)?;
     audit(
         state,

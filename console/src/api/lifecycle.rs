@@ -302,11 +302,28 @@ pub async fn set_parameters(
 ) -> ApiResult<Json<ChangeAnswer>> {
     let (project, job, _) = job_access(&state, &user, &p, &j, Role::Operator).await?;
     let mut deployment = deployment_of(&state, &job).await?;
-    let shown = body.parameters.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    // Names only: a parameter can be a secret, and the audit log is read
+    // by every viewer of the project.
+    let shown = parameter_names(&deployment.parameters, &body.parameters);
     deployment.parameters = body.parameters;
     let answer = change_deployment(&state, &user, &project, &job, deployment).await?;
     audit(&state, Some(&project), Some(&job), &user, "job.parameters", &shown).await;
     Ok(Json(answer))
+}
+
+/// What a parameter change did, by name (`set a, b; removed c`), never
+/// with the values.
+fn parameter_names(old: &indexmap::IndexMap<String, String>, new: &indexmap::IndexMap<String, String>) -> String {
+    let set: Vec<&str> = new.iter().filter(|(k, v)| old.get(*k) != Some(*v)).map(|(k, _)| k.as_str()).collect();
+    let removed: Vec<&str> = old.keys().filter(|k| !new.contains_key(*k)).map(String::as_str).collect();
+    let mut parts = Vec::new();
+    if !set.is_empty() {
+        parts.push(format!("set {}", set.join(", ")));
+    }
+    if !removed.is_empty() {
+        parts.push(format!("removed {}", removed.join(", ")));
+    }
+    if parts.is_empty() { "unchanged".to_owned() } else { parts.join("; ") }
 }
 
 /// Saves a changed deployment; a running job is stopped with a snapshot

@@ -4,13 +4,18 @@
 //! drive it with `tower::ServiceExt::oneshot` or on a real port.
 
 mod accounts;
+mod deployment;
 mod error;
 mod extract;
 mod jobs;
 mod lifecycle;
+pub mod limits;
 mod monitoring;
+mod openapi;
 mod projects;
+pub mod server;
 pub mod ui;
+mod users;
 
 use std::sync::Arc;
 
@@ -22,6 +27,7 @@ use utoipa_axum::routes;
 
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use extract::{Json, Query};
+pub use limits::{ApiSettings, Guards, take_turn};
 
 use crate::auth::Role;
 use crate::store::{Job, Project, Store, User};
@@ -32,6 +38,14 @@ use crate::worker::Worker;
 pub struct AppState {
     pub store: Store,
     pub worker: Arc<Worker>,
+    /// The operator's API limits and what enforces them.
+    pub guards: Arc<Guards>,
+}
+
+impl AppState {
+    pub fn new(store: Store, worker: Arc<Worker>, settings: ApiSettings) -> AppState {
+        AppState { store, worker, guards: Arc::new(Guards::new(settings)) }
+    }
 }
 
 impl std::fmt::Debug for AppState {
@@ -39,9 +53,6 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState").finish_non_exhaustive()
     }
 }
-
-/// Largest upload (a component).
-const MAX_BODY: usize = 64 * 1024 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -59,9 +70,14 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(accounts::login))
         .routes(routes!(accounts::logout))
         .routes(routes!(accounts::me))
+        .routes(routes!(accounts::change_password))
+        .routes(routes!(accounts::end_my_sessions))
         .routes(routes!(accounts::list_tokens, accounts::create_token))
         .routes(routes!(accounts::delete_token))
-        .routes(routes!(accounts::list_users, accounts::create_user))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::update_user))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(users::revoke_credentials))
         .routes(routes!(projects::list_projects, projects::create_project))
         .routes(routes!(projects::get_project))
         .routes(routes!(projects::set_member, projects::remove_member))
@@ -71,9 +87,11 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(projects::list_events))
         .routes(routes!(jobs::list_jobs, jobs::create_job))
         .routes(routes!(jobs::get_job))
+        // These two read their body themselves, once the caller is known,
+        // up to the upload limit (limits::Upload).
         .routes(routes!(jobs::list_versions, jobs::upload_version))
         .routes(routes!(jobs::validate))
-        .routes(routes!(jobs::put_deployment))
+        .routes(routes!(deployment::put_deployment))
         .routes(routes!(jobs::debug))
         .routes(routes!(jobs::preview))
         .routes(routes!(lifecycle::start))
@@ -86,18 +104,35 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(monitoring::job_metrics))
         .routes(routes!(monitoring::exceptions))
         .routes(routes!(monitoring::logs));
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
+    let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
+    openapi::document_common_answers(&mut openapi);
     let openapi = Arc::new(openapi);
-    Router::new()
+    // The API and the Prometheus exposition: small bodies, a cap on
+    // requests at once and on the time each takes.
+    let limited = Router::new()
         .merge(api)
+        .route("/metrics", axum::routing::get(monitoring::prometheus))
+        .layer(DefaultBodyLimit::max(limits::JSON_BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::limit_requests));
+    Router::new()
+        .merge(limited)
         .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json(openapi.as_ref().clone()) }))
         .route("/healthz", axum::routing::get(monitoring::healthz))
         .route("/readyz", axum::routing::get(monitoring::readyz))
-        .route("/metrics", axum::routing::get(monitoring::prometheus))
         .merge(ui::routes())
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .fallback(no_route)
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A path no route has: under `/api/` answered like every API error.
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/api/") {
+        ApiError::NotFound(format!("no API route for {method} {}; see /api/openapi.json", uri.path())).into_response()
+    } else {
+        (axum::http::StatusCode::NOT_FOUND, "not found").into_response()
+    }
 }
 
 /// Checks that `user` may act with `needed` in project `name`.

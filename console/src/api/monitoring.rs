@@ -1,17 +1,18 @@
 //! Monitoring: a job's counters and charts, its exceptions and logs,
 //! health endpoints and the Prometheus exposition.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::{ApiResult, AppState, Json, Query, job_access};
+use super::{ApiError, ApiResult, AppState, Json, Query, job_access};
 use crate::auth::{CurrentUser, Role};
 use crate::store::{Event, EventFilter};
 use crate::worker::live::HISTORY_POINTS;
@@ -118,10 +119,15 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Ready when the metadata store answers. The database's own error (which
+/// can name hosts, users and files) goes to the log, not to the caller.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match sqlx::query("select 1").execute(&state.store.pool).await {
-        Ok(_) => (StatusCode::OK, "ready".to_owned()),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("metadata store unreachable: {e}")),
+        Ok(_) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: the metadata store does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "metadata store unreachable; the server log has the details")
+        }
     }
 }
 
@@ -131,8 +137,38 @@ struct JobLabels {
     job: String,
 }
 
+/// Who may read `/metrics`, which names every project and job: Prometheus
+/// with the operator's scrape token (`--metrics-token`), or a signed-in
+/// global admin.
+async fn may_read_metrics(state: &AppState, parts: &mut axum::http::request::Parts) -> ApiResult<()> {
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let (Some(expected), Some(given)) = (state.guards.settings.metrics_token.as_deref(), bearer) {
+        // Compared as digests, so the time taken says nothing of the token.
+        if Sha256::digest(expected.as_bytes()) == Sha256::digest(given.as_bytes()) {
+            return Ok(());
+        }
+    }
+    let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+    if user.is_admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "`/metrics` is for Prometheus (with the scrape token of `--metrics-token`) and global admins".into(),
+        ))
+    }
+}
+
 /// The Prometheus text exposition of every running job's counters.
-pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn prometheus(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let (mut parts, _) = request.into_parts();
+    if let Err(e) = may_read_metrics(&state, &mut parts).await {
+        return e.into_response();
+    }
     let mut registry = Registry::with_prefix("sluice");
     let gauges = [
         ("records_in", "Records read since the run started"),
@@ -176,7 +212,8 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     }
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], format!("encoding: {e}"));
+        return ApiError::Internal(anyhow::anyhow!("encoding the metrics: {e}")).into_response();
     }
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+        .into_response()
 }

@@ -43,6 +43,7 @@ static ASSETS: &[Asset] = &[
     asset!("/js/dom.js", JS),
     asset!("/js/params.js", JS),
     asset!("/js/roles.js", JS),
+    asset!("/js/views/account.js", JS),
     asset!("/js/views/job.js", JS),
     asset!("/js/views/job_debug.js", JS),
     asset!("/js/views/job_deployment.js", JS),

@@ -1,7 +1,9 @@
-//! The signed-in user of a request: from the session cookie, or from an
-//! `Authorization: Bearer` API token.
+//! The signed-in user of a request — from the session cookie, or from an
+//! `Authorization: Bearer` API token — and the client's address.
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum_extra::extract::CookieJar;
 
@@ -12,7 +14,8 @@ use crate::store::User;
 pub const SESSION_COOKIE: &str = "sluice_session";
 
 /// The user a request acts as. Extracting it fails with 401 when the request
-/// carries no valid credential.
+/// carries no valid credential (unknown, expired, revoked, or of a disabled
+/// user).
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub User);
 
@@ -35,5 +38,24 @@ impl FromRequestParts<AppState> for CurrentUser {
         };
         let user = state.store.user_by_credential(&hash_secret(secret.trim())).await?.ok_or(ApiError::Unauthorized)?;
         Ok(CurrentUser(user))
+    }
+}
+
+/// The address a request came from: the peer's, or the one the operator's
+/// proxy wrote into `--client-address-header` (its last entry, the one the
+/// proxy itself added). `0.0.0.0` when neither is known.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let from_header = state.guards.settings.client_address_header.as_deref().and_then(|name| {
+            let value = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).next_back()?;
+            value.rsplit(',').next()?.trim().parse::<IpAddr>().ok()
+        });
+        let peer = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Ok(ClientAddress(from_header.or_else(peer).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
     }
 }

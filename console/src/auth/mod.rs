@@ -3,16 +3,21 @@
 //!
 //! Roles are ordered — viewer < developer < operator < admin — and each
 //! includes the ones below it: a viewer reads; a developer creates jobs,
-//! uploads versions, debugs and edits deployments; an operator starts,
-//! stops, snapshots, restores and edits parameters; a project admin manages
-//! members and connections. A global admin (`is_admin`) may do anything,
-//! creates projects and users.
+//! uploads versions, debugs and edits a deployment's version, spec and
+//! parameters; an operator starts, stops, snapshots, restores, schedules
+//! and sets a deployment's resources (parallelism, memory, CPU); a project
+//! admin manages members and connections. A global admin (`is_admin`) may
+//! do anything, creates projects and users.
 
 mod extract;
+mod passwords;
 mod secrets;
+mod throttle;
 
-pub use extract::{CurrentUser, SESSION_COOKIE};
+pub use extract::{ClientAddress, CurrentUser, SESSION_COOKIE};
+pub use passwords::Passwords;
 pub use secrets::{hash_password, hash_secret, new_secret, verify_password};
+pub use throttle::{LOCK_AFTER_FAILURES, LoginThrottle};
 
 use serde::{Deserialize, Serialize};
 

@@ -2,13 +2,15 @@
 //! `snapshot …`. The console URL and token come from flags, the
 //! environment (SLUICE_URL, SLUICE_TOKEN) or the file `sluice login` writes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+
+use super::secret_input::SecretInput;
 
 /// Where to reach the console.
 #[derive(Debug, Clone, Args)]
@@ -27,10 +29,22 @@ pub struct LoginArgs {
     pub url: String,
     #[arg(long, default_value = "admin")]
     pub user: String,
-    /// The password; default: $SLUICE_PASSWORD.
-    #[arg(long, env = "SLUICE_PASSWORD", hide_env_values = true)]
-    pub password: String,
+    /// Read the password from the first line of standard input; without
+    /// it: $SLUICE_PASSWORD, else a prompt.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Refused: a password on the command line is visible to every user
+    /// of the machine.
+    #[arg(long, hide = true)]
+    pub password: Option<String>,
+    /// Days the CLI's API token works (at most what the console allows).
+    #[arg(long)]
+    pub token_days: Option<u32>,
 }
+
+/// The refusal of `--password`.
+const NO_PASSWORD_FLAG: &str = "`--password` is not accepted: a password on the command line is visible \
+     to every user of the machine; use --password-stdin, the SLUICE_PASSWORD variable, or the prompt";
 
 #[derive(Debug, Args)]
 pub struct JobArgs {
@@ -70,13 +84,17 @@ pub enum JobCommand {
         version: Option<i64>,
         #[arg(long = "param", value_parser = parse_param)]
         params: Vec<(String, String)>,
-        #[arg(long, default_value_t = 1)]
-        parallelism: i64,
+        /// Tasks (an operator's setting; default: as deployed, else 1).
+        #[arg(long)]
+        parallelism: Option<i64>,
+        /// Memory per task, MiB (an operator's setting; default: as deployed).
         #[arg(long)]
         memory_mb: Option<i64>,
+        /// CPU per guest call, ms (an operator's setting; default: as deployed).
         #[arg(long)]
         cpu_ms: Option<i64>,
-        /// Cron schedule, seconds first (`0 0 2 * * *`).
+        /// Cron schedule, seconds first (`0 0 2 * * *`; an operator's
+        /// setting; default: as deployed; `none` removes it).
         #[arg(long)]
         schedule: Option<String>,
     },
@@ -154,11 +172,15 @@ fn credentials_path() -> PathBuf {
 }
 
 pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
+    if args.password.is_some() {
+        bail!(NO_PASSWORD_FLAG);
+    }
+    let password = SecretInput::new(args.password_stdin).read("password", "SLUICE_PASSWORD")?;
     let http = reqwest::Client::new();
     let url = args.url.trim_end_matches('/').to_owned();
     let answer = http
         .post(format!("{url}/api/v1/login"))
-        .json(&json!({ "name": args.user, "password": args.password }))
+        .json(&json!({ "name": args.user, "password": password }))
         .send()
         .await
         .with_context(|| format!("cannot reach the console at {url}"))?;
@@ -173,28 +195,50 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let token = http
         .post(format!("{url}/api/v1/tokens"))
         .header(reqwest::header::COOKIE, cookie.unwrap_or_default())
-        .json(&json!({ "name": format!("cli@{}", host.trim()) }))
+        .json(&json!({ "name": format!("cli@{}", host.trim()), "expires_in_days": args.token_days }))
         .send()
         .await?;
     let token = check(token).await?;
     let path = credentials_path();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&path, serde_json::to_vec_pretty(&json!({ "url": url, "token": token["token"] }))?)?;
+    save_credentials(&path, &json!({ "url": url, "token": token["token"] }))?;
     println!("signed in to {url} as {}; token saved in {}", args.user, path.display());
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes the credentials file readable by its owner only (0600, in a
+/// 0700 directory when the CLI creates it): it holds a bearer token.
+fn save_credentials(path: &Path, credentials: &Value) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // A file left by an older CLI keeps its mode on open: set it.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(&serde_json::to_vec_pretty(credentials)?)?;
+    Ok(())
+}
+
 /// A client for one console.
-struct Console {
+pub(super) struct Console {
     http: reqwest::Client,
     url: String,
     token: String,
 }
 
 impl Console {
-    fn new(target: &Target) -> anyhow::Result<Console> {
+    pub(super) fn new(target: &Target) -> anyhow::Result<Console> {
         let saved: Value =
             std::fs::read(credentials_path()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
         let url = target.url.clone().or_else(|| saved["url"].as_str().map(str::to_owned));
@@ -205,7 +249,7 @@ impl Console {
         Ok(Console { http: reqwest::Client::new(), url: url.trim_end_matches('/').to_owned(), token })
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub(super) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let mut request = self.http.request(method, format!("{}/api/v1{path}", self.url)).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(&body);
@@ -276,10 +320,22 @@ pub async fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
         }
         JobCommand::Deploy { job, spec, version, params, parallelism, memory_mb, cpu_ms, schedule } => {
             let text = std::fs::read_to_string(&spec).with_context(|| format!("cannot read {}", spec.display()))?;
+            // The operator's settings not given stay as deployed, so a
+            // developer's deploy does not touch them.
+            let deployed = console.call(Method::GET, &base(&job), None).await?["deployment"].take();
+            let keep = |given: Option<Value>, field: &str| given.unwrap_or_else(|| deployed[field].clone());
+            let schedule = match schedule.as_deref().map(str::trim) {
+                Some("none") | Some("") => Value::Null,
+                Some(s) => Value::from(s),
+                None => deployed["schedule"].clone(),
+            };
             let body = json!({
                 "version": version, "spec": text,
                 "parameters": params.into_iter().map(|(k, v)| (k, Value::from(v))).collect::<serde_json::Map<String, Value>>(),
-                "parallelism": parallelism, "memory_mb": memory_mb, "cpu_ms": cpu_ms, "schedule": schedule,
+                "parallelism": keep(parallelism.map(Value::from), "parallelism").as_i64().unwrap_or(1),
+                "memory_mb": keep(memory_mb.map(Value::from), "memory_mb"),
+                "cpu_ms": keep(cpu_ms.map(Value::from), "cpu_ms"),
+                "schedule": schedule,
             });
             console.call(Method::PUT, &format!("{}/deployment", base(&job)), Some(body)).await?;
             println!("deployment of {job} saved");

@@ -1,10 +1,12 @@
 //! The CLI verbs.
 
+mod accounts;
 mod build;
 pub mod client;
 mod generate;
 mod new;
 mod run;
+mod secret_input;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +39,10 @@ enum Command {
     Serve(crate::serve::ServeArgs),
     /// Sign in to a console and keep an API token for the other verbs.
     Login(client::LoginArgs),
+    /// Change your password on a console.
+    Password(accounts::PasswordArgs),
+    /// Users on a console (global admins): list, create, set-password, disable, enable, revoke.
+    User(accounts::UserArgs),
     /// Jobs on a console: list, create, upload, deploy, start, stop, status...
     Job(client::JobArgs),
     /// Snapshots on a console: list, take, restore.
@@ -55,6 +61,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gen(args) => generate::generate(&args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => runtime()?.block_on(crate::serve::serve(args)).map(|()| ExitCode::SUCCESS),
         Command::Login(args) => runtime()?.block_on(client::login(args)),
+        Command::Password(args) => runtime()?.block_on(accounts::password(args)),
+        Command::User(args) => runtime()?.block_on(accounts::user(args)),
         Command::Job(args) => runtime()?.block_on(client::job(args)),
         Command::Snapshot(args) => runtime()?.block_on(client::snapshot(args)),
     }

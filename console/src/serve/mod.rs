@@ -14,7 +14,7 @@ use sluice_runtime::connections::HostRule;
 use sluice_runtime::job::Ceilings;
 use sluice_runtime::snapshot::{LocalSnapshotStore, SnapshotStore};
 
-use crate::api::{self, AppState};
+use crate::api::{self, ApiSettings, AppState};
 use crate::broker::EmbeddedBroker;
 use crate::store::{SecretKey, Store};
 use crate::worker::plan::PlatformRules;
@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// `$SLUICE_DEMO_COMPONENTS`, else `target/demo` when present.
     #[arg(long, env = "SLUICE_DEMO_COMPONENTS")]
     pub demo_components: Option<PathBuf>,
+    /// Limits of the API: uploads, compiles, requests, timeouts, sign-in,
+    /// tokens, cookies, the metrics token (docs/SECURITY.md).
+    #[command(flatten)]
+    pub api: ApiSettings,
 }
 
 /// The most a deployment's spec may ask for (docs/SPEC.md, `[limits]`):
@@ -207,14 +211,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     worker::scheduler::recover(&worker, &store, broker.is_some()).await?;
     tokio::spawn(worker::scheduler::run(worker.clone(), store.clone()));
 
-    let app = api::app(AppState { store, worker: worker.clone() });
+    let header_timeout = std::time::Duration::from_secs(args.api.header_timeout_secs);
+    let app = api::app(AppState::new(store, worker.clone(), args.api.clone()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     // Tests and scripts read this line to find the port.
     println!("sluice console listening on http://{address}");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    api::server::serve(listener, app, header_timeout, shutdown_signal()).await?;
     eprintln!("sluice: stopping jobs (with snapshots)");
     worker.stop_all().await;
     if let Some(broker) = broker {
@@ -235,7 +240,10 @@ async fn first_admin(store: &Store) -> anyhow::Result<()> {
     };
     store.create_user("admin", &auth::hash_password(&password), true).await?;
     if generated {
-        println!("sluice: created the first admin: user `admin`, password `{password}` (shown once; change it)");
+        println!(
+            "sluice: created the first admin: user `admin`, password `{password}` (shown once; change it with \
+             `sluice password` or under Account in the console)"
+        );
     } else {
         println!("sluice: created the first admin `admin` with the password from SLUICE_ADMIN_PASSWORD");
     }

@@ -11,6 +11,8 @@ pub struct User {
     pub id: String,
     pub name: String,
     pub is_admin: bool,
+    /// A disabled user cannot sign in; its sessions and tokens do not work.
+    pub disabled: bool,
     pub created_ms: i64,
     #[serde(skip)]
     pub password_hash: String,
@@ -22,6 +24,7 @@ impl User {
             id: r.try_get("id")?,
             name: r.try_get("name")?,
             is_admin: r.try_get::<i64, _>("is_admin")? != 0,
+            disabled: r.try_get::<i64, _>("disabled")? != 0,
             created_ms: r.try_get("created_ms")?,
             password_hash: r.try_get("password_hash")?,
         })
@@ -52,7 +55,11 @@ pub struct Credential {
     pub expires_ms: Option<i64>,
 }
 
-const USER_COLUMNS: &str = "id, name, password_hash, is_admin, created_ms";
+const USER_COLUMNS: &str = "id, name, password_hash, is_admin, disabled, created_ms";
+
+/// How long an API token made before tokens had an expiry keeps working
+/// after the upgrade that gave them one.
+const ENDLESS_TOKEN_GRACE_MS: i64 = 90 * 24 * 3600 * 1000;
 
 impl Store {
     pub async fn create_user(&self, name: &str, password_hash: &str, is_admin: bool) -> StoreResult<User> {
@@ -60,6 +67,7 @@ impl Store {
             id: new_id(),
             name: name.to_owned(),
             is_admin,
+            disabled: false,
             created_ms: now_ms(),
             password_hash: password_hash.to_owned(),
         };
@@ -128,11 +136,11 @@ impl Store {
         Ok(credential)
     }
 
-    /// The user a live credential belongs to.
+    /// The user a live credential belongs to (never a disabled user).
     pub async fn user_by_credential(&self, secret_hash: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query(&format!(
             "select {} from users u join credentials c on c.user_id = u.id
-             where c.secret_hash = $1 and (c.expires_ms is null or c.expires_ms > $2)",
+             where c.secret_hash = $1 and (c.expires_ms is null or c.expires_ms > $2) and u.disabled = 0",
             USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect::<Vec<_>>().join(", ")
         ))
         .bind(secret_hash)
@@ -140,6 +148,49 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(User::from_row).transpose()
+    }
+
+    /// The user's roles, one per project it is a member of.
+    pub async fn roles(&self, user_id: &str) -> StoreResult<Vec<String>> {
+        let rows =
+            sqlx::query("select role from memberships where user_id = $1").bind(user_id).fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(r.try_get("role")?)).collect()
+    }
+
+    pub async fn set_disabled(&self, user_id: &str, disabled: bool) -> StoreResult<()> {
+        sqlx::query("update users set disabled = $1 where id = $2")
+            .bind(disabled as i64)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends the user's browser sessions, but the one whose secret hashes to
+    /// `keep`; returns how many ended.
+    pub async fn delete_sessions(&self, user_id: &str, keep: Option<&str>) -> StoreResult<u64> {
+        let done = sqlx::query("delete from credentials where user_id = $1 and kind = 'session' and secret_hash <> $2")
+            .bind(user_id)
+            .bind(keep.unwrap_or(""))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Ends every session and API token of the user; returns how many.
+    pub async fn delete_credentials(&self, user_id: &str) -> StoreResult<u64> {
+        let done = sqlx::query("delete from credentials where user_id = $1").bind(user_id).execute(&self.pool).await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Gives API tokens made before tokens expired an expiry
+    /// (`ENDLESS_TOKEN_GRACE_MS` from now), so no token works for ever.
+    pub(super) async fn expire_endless_tokens(&self) -> StoreResult<()> {
+        sqlx::query("update credentials set expires_ms = $1 where expires_ms is null")
+            .bind(now_ms() + ENDLESS_TOKEN_GRACE_MS)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn delete_credential_by_hash(&self, secret_hash: &str) -> StoreResult<()> {

@@ -60,6 +60,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (2, "sealed secrets", include_str!("../../migrations/0002_sealed_secrets.sql")),
     (3, "dead letters", include_str!("../../migrations/0003_dead_letters.sql")),
+    (4, "accounts", include_str!("../../migrations/0004_accounts.sql")),
 ];
 
 impl Store {
@@ -78,6 +79,7 @@ impl Store {
         store.migrate().await?;
         store.check_secret_key().await?;
         store.seal_unsealed_connections().await?;
+        store.expire_endless_tokens().await?;
         Ok(store)
     }
 

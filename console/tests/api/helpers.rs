@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sluice_console::api::{self, AppState};
+use sluice_console::api::{self, ApiSettings, AppState, Guards};
 use sluice_console::auth;
 use sluice_console::store::{Connection, SecretKey, Store};
 use sluice_console::worker::plan::PlatformRules;
@@ -29,6 +29,8 @@ pub struct TestApp {
     pub address: String,
     pub store: Store,
     pub worker: Arc<Worker>,
+    /// The API's limits and the counters that enforce them.
+    pub guards: Arc<Guards>,
     pub dir: tempfile::TempDir,
     /// Signed in as the first admin (session cookie).
     pub admin: Client,
@@ -50,10 +52,19 @@ pub async fn spawn_app() -> TestApp {
 
 /// A console with the operator's settings `options`.
 pub async fn spawn_app_with(options: WorkerOptions) -> TestApp {
+    spawn_app_with_settings(options, ApiSettings::default()).await
+}
+
+/// A console with the operator's API `settings`.
+pub async fn spawn_app_with_api(settings: ApiSettings) -> TestApp {
+    spawn_app_with_settings(test_options(), settings).await
+}
+
+async fn spawn_app_with_settings(options: WorkerOptions, settings: ApiSettings) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("sluice.db").display());
     let store = Store::connect(&url, SecretKey::generate()).await.expect("SQLite metadata store");
-    spawn_app_on_with(store, dir, options).await
+    spawn_app_on_with(store, dir, options, settings).await
 }
 
 /// The operator's settings of the test consoles. The test services run on
@@ -67,10 +78,15 @@ pub fn test_options() -> WorkerOptions {
 
 /// A console on `store` (already migrated), keeping its files in `dir`.
 pub async fn spawn_app_on(store: Store, dir: tempfile::TempDir) -> TestApp {
-    spawn_app_on_with(store, dir, test_options()).await
+    spawn_app_on_with(store, dir, test_options(), ApiSettings::default()).await
 }
 
-async fn spawn_app_on_with(store: Store, dir: tempfile::TempDir, options: WorkerOptions) -> TestApp {
+async fn spawn_app_on_with(
+    store: Store,
+    dir: tempfile::TempDir,
+    options: WorkerOptions,
+    settings: ApiSettings,
+) -> TestApp {
     share_compiled_components(&dir);
     let snapshots = Arc::new(LocalSnapshotStore::new(dir.path().join("snapshots")));
     let worker = Worker::new(store.clone(), snapshots, dir.path().to_path_buf(), options).expect("worker");
@@ -78,14 +94,17 @@ async fn spawn_app_on_with(store: Store, dir: tempfile::TempDir, options: Worker
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let address = format!("http://{}", listener.local_addr().unwrap());
-    let router = api::app(AppState { store: store.clone(), worker: worker.clone() });
+    let header_timeout = Duration::from_secs(settings.header_timeout_secs);
+    let state = AppState::new(store.clone(), worker.clone(), settings);
+    let guards = state.guards.clone();
+    let router = api::app(state);
     let server = tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("the console serves");
+        api::server::serve(listener, router, header_timeout, std::future::pending()).await.expect("the console serves");
     });
     let scheduler = tokio::spawn(worker::scheduler::run(worker.clone(), store.clone()));
 
     let admin = Client::anonymous(&address).login("admin", ADMIN_PASSWORD).await;
-    TestApp { address, store, worker, dir, admin, tasks: vec![server, scheduler] }
+    TestApp { address, store, worker, guards, dir, admin, tasks: vec![server, scheduler] }
 }
 
 /// Points the worker's compiled-component cache at the one the fixture
@@ -114,6 +133,19 @@ impl TestApp {
             self.admin.put(&format!("/projects/{p}/members/{name}"), json!({ "role": role })).await.expect(204);
         }
         self.anonymous().login(name, PASSWORD).await
+    }
+
+    /// Creates project `project` (as the admin) with a SQLite `warehouse`
+    /// connection and job `job` holding v1 of the hourly-premium component.
+    pub async fn project_with_job(&self, project: &str, job: &str) {
+        self.project(project).await;
+        let a = &self.admin;
+        let warehouse = json!({ "kind": "database", "url": self.sqlite_url(project, &format!("{project}-w.db")) });
+        a.put(&format!("/projects/{project}/connections/warehouse"), warehouse).await.expect(204);
+        a.post(&format!("/projects/{project}/jobs"), json!({ "name": job })).await.expect(201);
+        a.post_bytes(&format!("/projects/{project}/jobs/{job}/versions"), component("hourly_premium"))
+            .await
+            .expect(201);
     }
 
     /// A path inside the test's data directory.
@@ -356,4 +388,61 @@ pub fn warehouse_connection() -> Connection {
         properties: "{}".into(),
         updated_ms: 0,
     }
+}
+
+/// What a raw HTTP exchange gave: whether the server asked for the body
+/// (`100 Continue`) and its final status and body.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub continued: bool,
+    pub status: u16,
+    pub body: String,
+}
+
+/// POSTs `body_len` bytes of zeros to `path` over a plain TCP connection,
+/// announcing them with `Expect: 100-continue`: the body is sent only if
+/// the server asks for it, so a server that answers first is seen to
+/// answer without having read it. `headers` are extra header lines.
+pub async fn raw_post(address: &str, path: &str, headers: &[&str], body_len: usize) -> RawAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {body_len}\r\nExpect: 100-continue\r\nConnection: close\r\n"
+    );
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.expect("send the head");
+    let (mut reader, writer) = stream.into_split();
+    let mut writer = Some(writer);
+    let mut received = Vec::new();
+    let mut continued = false;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(60), reader.read(&mut buf))
+            .await
+            .expect("the server answers within 60 s")
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&received).into_owned();
+        if !continued && text.starts_with("HTTP/1.1 100") && text.contains("\r\n\r\n") {
+            continued = true;
+            received.drain(..text.find("\r\n\r\n").unwrap() + 4);
+            // Asked for the body: send it, aside (the server may stop reading).
+            let mut writer = writer.take().expect("asked once");
+            tokio::spawn(async move {
+                let _ = writer.write_all(&vec![0u8; body_len]).await;
+            });
+        }
+    }
+    let text = String::from_utf8_lossy(&received).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    RawAnswer { continued, status, body }
 }

@@ -10,15 +10,20 @@
 mod fixtures;
 mod helpers;
 
+mod account_admin;
 mod accounts;
 mod dead_letters;
 mod debug;
 mod jobs;
+mod leaks;
 mod lifecycle;
+mod limits;
 mod operations;
 mod permissions;
 mod policy;
 mod postgres;
 mod projects;
+mod roles;
 mod schedule;
+mod sign_in;
 mod validation;

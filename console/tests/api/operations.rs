@@ -10,9 +10,14 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/login", &["post"]),
     ("/logout", &["post"]),
     ("/me", &["get"]),
+    ("/me/password", &["post"]),
+    ("/me/sessions", &["delete"]),
     ("/tokens", &["get", "post"]),
     ("/tokens/{id}", &["delete"]),
     ("/users", &["get", "post"]),
+    ("/users/{name}", &["patch"]),
+    ("/users/{name}/password", &["put"]),
+    ("/users/{name}/credentials", &["delete"]),
     ("/projects", &["get", "post"]),
     ("/projects/{p}", &["get"]),
     ("/projects/{p}/members/{user}", &["put", "delete"]),
@@ -40,14 +45,16 @@ const ROUTES: &[(&str, &[&str])] = &[
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_readiness_and_prometheus_answer_without_signing_in() {
+async fn health_and_readiness_answer_without_signing_in() {
     let app = spawn_app().await;
     let anonymous = app.anonymous();
     let health = anonymous.get_raw("/healthz").await;
     assert_eq!((health.status.as_u16(), health.text.as_str()), (200, "ok"));
     let ready = anonymous.get_raw("/readyz").await;
     assert_eq!((ready.status.as_u16(), ready.text.as_str()), (200, "ready"));
-    let metrics = anonymous.get_raw("/metrics").await;
+    // Prometheus's exposition names every project and job: not for anyone.
+    assert_eq!(anonymous.get_raw("/metrics").await.status, 401);
+    let metrics = app.admin.get_raw("/metrics").await;
     assert_eq!(metrics.status, 200);
     assert!(metrics.text.trim_end().ends_with("# EOF"), "OpenMetrics text: {}", metrics.text);
 

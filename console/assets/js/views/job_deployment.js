@@ -1,11 +1,14 @@
 // Deployment: what runs when the job starts — the version, the spec (TOML
 // as in job.toml: sources, sinks, dimensions, batch, limits), parameters,
 // resources (parallelism, memory, CPU per batch) and an optional cron
-// schedule. The server checks it all and names the bad field.
+// schedule. The server checks it all and names the bad field. Resources
+// and the schedule are an operator's: below that role they are shown, not
+// editable (the server refuses a change, and says so).
 
 import { put, jobPath } from '../api.js';
 import { h, clear, errorBox, act, field, section, fmtTime, versionLabel } from '../dom.js';
 import { paramsEditor } from '../params.js';
+import { can } from '../roles.js';
 
 export const SPEC_TEMPLATE = `# The job spec (docs/SPEC.md): sources, sinks, dimensions, batch, limits.
 # Connections are referred to by name (Connections tab of the project).
@@ -49,6 +52,8 @@ export async function renderDeployment(root, args) {
   const memory = h('input', { id: 'deploy-memory', type: 'number', min: 2, placeholder: 'from the spec (256)', value: d && d.memory_mb ? String(d.memory_mb) : '', 'data-label': 'Memory' });
   const cpu = h('input', { id: 'deploy-cpu', type: 'number', min: 1, placeholder: 'from the spec (10000)', value: d && d.cpu_ms ? String(d.cpu_ms) : '', 'data-label': 'CPU' });
   const schedule = h('input', { id: 'deploy-schedule', placeholder: 'none (e.g. 0 0 2 * * * — daily at 02:00)', value: d && d.schedule ? d.schedule : '', class: 'code' });
+  const operator = can(args.role, 'operator');
+  for (const input of [parallelism, memory, cpu, schedule]) input.disabled = !operator;
   const save = h('button', { id: 'deploy-save', type: 'submit', class: 'primary' }, 'Save deployment');
   const error = errorBox('deploy-error');
   const saved = h('p', { id: 'deploy-saved', class: 'ok' }, d ? `Saved ${fmtTime(d.updated_ms)} (${versionLabel(findVersion(info, d.version_id))}).` : '');
@@ -62,6 +67,8 @@ export async function renderDeployment(root, args) {
       field('Memory per task (MiB)', memory),
       field('CPU per batch (ms)', cpu)),
     field('Schedule (cron, seconds first)', schedule, 'Starts the job at these times; empty for none.'),
+    operator ? null : h('p', { id: 'deploy-operator-note', class: 'muted' },
+      'Resources and the schedule are set by an operator of the project.'),
     h('div', { class: 'form-actions' }, save, error, saved));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
