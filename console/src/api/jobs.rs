@@ -221,7 +221,8 @@ pub struct DebugRequest {
 }
 
 #[utoipa::path(post, path = "/projects/{p}/jobs/{j}/debug", tag = "jobs", request_body = DebugRequest,
-    responses((status = 200, body = DebugOutput), (status = 400, body = super::ErrorBody)))]
+    responses((status = 200, body = DebugOutput), (status = 400, body = super::ErrorBody),
+        (status = 409, body = super::ErrorBody)))]
 pub async fn debug(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -248,7 +249,8 @@ fn preview_default() -> usize {
 }
 
 #[utoipa::path(post, path = "/projects/{p}/jobs/{j}/preview", tag = "jobs", request_body = PreviewRequest,
-    responses((status = 200, body = DebugOutput), (status = 400, body = super::ErrorBody)))]
+    responses((status = 200, body = DebugOutput), (status = 400, body = super::ErrorBody),
+        (status = 409, body = super::ErrorBody)))]
 pub async fn preview(
     State(state): State<AppState>,
     CurrentUser(user): CurrentUser,
@@ -272,6 +274,8 @@ async fn run_debug(
     action: &str,
 ) -> ApiResult<Json<DebugOutput>> {
     let (project, job, _) = job_access(state, user, p, j, Role::Developer).await?;
+    // Held until the run ends; over the quota the caller is told to wait.
+    let _slot = state.worker.debug_slot(&project).await.map_err(ApiError::Conflict)?;
     let deployed = state.store.deployment(&job.id).await?;
     let version = match (version, &deployed) {
         (None, Some(d)) => {

@@ -13,6 +13,7 @@ pub mod limits;
 mod monitoring;
 mod openapi;
 mod projects;
+mod quotas;
 pub mod server;
 pub mod ui;
 mod users;
@@ -85,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(projects::put_connection, projects::delete_connection))
         .routes(routes!(projects::list_topics, projects::create_topic))
         .routes(routes!(projects::list_events))
+        .routes(routes!(quotas::get_quota, quotas::put_quota))
         .routes(routes!(jobs::list_jobs, jobs::create_job))
         .routes(routes!(jobs::get_job))
         // These two read their body themselves, once the caller is known,

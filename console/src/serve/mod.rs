@@ -18,7 +18,7 @@ use crate::api::{self, ApiSettings, AppState};
 use crate::broker::EmbeddedBroker;
 use crate::store::{SecretKey, Store};
 use crate::worker::plan::PlatformRules;
-use crate::worker::{self, Worker, WorkerOptions};
+use crate::worker::{self, Quota, Worker, WorkerOptions};
 use crate::{auth, demo};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -72,6 +72,8 @@ pub struct ServeArgs {
     pub dead_letters_kept: usize,
     #[command(flatten)]
     pub ceilings: CeilingArgs,
+    #[command(flatten)]
+    pub quotas: QuotaArgs,
     /// Directory with the demo jobs' components (`<job>.wasm`); default:
     /// `$SLUICE_DEMO_COMPONENTS`, else `target/demo` when present.
     #[arg(long, env = "SLUICE_DEMO_COMPONENTS")]
@@ -135,6 +137,32 @@ impl CeilingArgs {
     }
 }
 
+/// The quota of a project that has none of its own: what all its jobs may
+/// hold at once (a global admin sets a project's own with `PUT
+/// /api/v1/projects/{p}/quota`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct QuotaArgs {
+    /// Most tasks (partition groups of running jobs) per project.
+    #[arg(long, env = "SLUICE_PROJECT_MAX_TASKS", default_value_t = Quota::default().max_tasks)]
+    pub project_max_tasks: u64,
+    /// Most guest memory of a project's running tasks together, MiB.
+    #[arg(long, env = "SLUICE_PROJECT_MAX_MEMORY_MB", default_value_t = Quota::default().max_memory_mb)]
+    pub project_max_memory_mb: u64,
+    /// Most debug runs and previews of a project at once.
+    #[arg(long, env = "SLUICE_PROJECT_MAX_DEBUG_RUNS", default_value_t = Quota::default().max_debug_runs)]
+    pub project_max_debug_runs: u64,
+}
+
+impl QuotaArgs {
+    pub fn quota(&self) -> Quota {
+        Quota {
+            max_tasks: self.project_max_tasks,
+            max_memory_mb: self.project_max_memory_mb,
+            max_debug_runs: self.project_max_debug_runs,
+        }
+    }
+}
+
 /// The parsed `--allow-hosts` list.
 #[derive(Debug, Clone)]
 pub struct AllowHosts(pub Vec<HostRule>);
@@ -185,8 +213,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.allow_hosts.clone().map(|a| a.0),
         args.allow_kafka_properties.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
     );
-    let options =
-        WorkerOptions { rules, ceilings: args.ceilings.ceilings(), dead_letters_kept: args.dead_letters_kept };
+    let options = WorkerOptions {
+        rules,
+        ceilings: args.ceilings.ceilings(),
+        dead_letters_kept: args.dead_letters_kept,
+        quotas: args.quotas.quota(),
+    };
     let worker = Worker::new(store.clone(), snapshots, args.data_dir.clone(), options)?;
 
     let broker = match (&args.kafka, args.no_broker) {

@@ -8,6 +8,7 @@ mod dead_letters;
 mod events;
 mod jobs;
 mod projects;
+mod quotas;
 mod runs;
 mod sealing;
 
@@ -21,6 +22,7 @@ pub use accounts::{Credential, CredentialKind, User};
 pub use events::{Event, EventFilter};
 pub use jobs::{Deployment, Job, Version};
 pub use projects::{Connection, Membership, Project};
+pub use quotas::ProjectQuota;
 pub use runs::{NewRun, Run, RunState};
 pub use sealing::SecretKey;
 
@@ -61,6 +63,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "sealed secrets", include_str!("../../migrations/0002_sealed_secrets.sql")),
     (3, "dead letters", include_str!("../../migrations/0003_dead_letters.sql")),
     (4, "accounts", include_str!("../../migrations/0004_accounts.sql")),
+    (5, "project quotas", include_str!("../../migrations/0005_project_quotas.sql")),
 ];
 
 impl Store {

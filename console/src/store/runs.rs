@@ -73,11 +73,11 @@ pub struct Run {
     pub created_ms: i64,
 }
 
-const RUN_COLUMNS: &str = "id, job_id, version_id, state, restore_from, start_position, scheduled_ms, started_ms, \
+pub(super) const RUN_COLUMNS: &str = "id, job_id, version_id, state, restore_from, start_position, scheduled_ms, started_ms, \
                            ended_ms, error, worker, created_by, created_ms";
 
 impl Run {
-    fn from_row(r: &AnyRow) -> StoreResult<Run> {
+    pub(super) fn from_row(r: &AnyRow) -> StoreResult<Run> {
         Ok(Run {
             id: r.try_get("id")?,
             job_id: r.try_get("job_id")?,

@@ -10,6 +10,7 @@
 mod debug;
 pub mod live;
 pub mod plan;
+mod quota;
 pub mod scheduler;
 mod threads;
 
@@ -29,6 +30,7 @@ pub use debug::{DebugInput, DebugOutput, DebugRow};
 use live::History;
 pub use live::{DeadLetterCapture, Series, Totals};
 use plan::StartPosition;
+pub use quota::{DebugSlot, Quota, Usage};
 use threads::JobThreads;
 
 use crate::store::{Deployment, Job, Project, Run, RunState, Store, now_ms};
@@ -48,6 +50,9 @@ pub struct Worker {
     pub ceilings: Ceilings,
     /// Dead letters kept per job in the metadata store.
     pub dead_letters_kept: usize,
+    /// The quota of a project without its own.
+    pub quotas: Quota,
+    debug_runs: quota::DebugRuns,
     /// Where jobs run, apart from the console's threads.
     threads: JobThreads,
     engine: JobEngine,
@@ -120,6 +125,8 @@ pub struct WorkerOptions {
     /// Dead letters kept per job (`--dead-letters-kept`); older ones are
     /// dropped, and counted.
     pub dead_letters_kept: usize,
+    /// The quota of a project without its own (`--project-max-*`).
+    pub quotas: Quota,
 }
 
 /// Dead letters kept per job unless the operator says otherwise.
@@ -131,6 +138,7 @@ impl Default for WorkerOptions {
             rules: plan::PlatformRules::default(),
             ceilings: Ceilings::default(),
             dead_letters_kept: DEAD_LETTERS_KEPT,
+            quotas: Quota::default(),
         }
     }
 }
@@ -154,7 +162,7 @@ impl Worker {
     ) -> anyhow::Result<Arc<Worker>> {
         let engine = JobEngine::new(Some(data_dir.join("cache")))?;
         let id = format!("{}:{}", hostname(), std::process::id());
-        let WorkerOptions { rules, ceilings, dead_letters_kept } = options;
+        let WorkerOptions { rules, ceilings, dead_letters_kept, quotas } = options;
         Ok(Arc::new(Worker {
             id,
             data_dir,
@@ -162,6 +170,8 @@ impl Worker {
             ceilings,
             threads: JobThreads::new()?,
             dead_letters_kept: dead_letters_kept.max(1),
+            quotas,
+            debug_runs: Default::default(),
             engine,
             store,
             snapshots,
@@ -213,6 +223,7 @@ impl Worker {
         if self.running(&plan.job.id).is_some() {
             return Err(format!("job `{}` is already running", plan.job.name));
         }
+        self.check_quota(&plan.project, &plan.run.id, &plan.deployment).await?;
         let restore = plan.run.restore_from.clone().unwrap_or_else(|| "none".into());
         let restore = match restore.as_str() {
             "none" => Restore::None,

@@ -23,6 +23,7 @@ mod permissions;
 mod policy;
 mod postgres;
 mod projects;
+mod quotas;
 mod roles;
 mod schedule;
 mod sign_in;
