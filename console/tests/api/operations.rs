@@ -21,6 +21,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/projects", &["get", "post"]),
     ("/projects/{p}", &["get"]),
     ("/projects/{p}/members/{user}", &["put", "delete"]),
+    ("/projects/{p}/quota", &["get", "put"]),
     ("/projects/{p}/connections", &["get"]),
     ("/projects/{p}/connections/{name}", &["put", "delete"]),
     ("/projects/{p}/connections/{name}/topics", &["get", "post"]),
