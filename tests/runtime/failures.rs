@@ -49,7 +49,7 @@ async fn an_endless_loop_hits_the_cpu_deadline() {
     let elapsed = started.elapsed();
     assert!(run.out.is_empty(), "the failed batch wrote nothing");
     let error = run.instance_error(job);
-    assert_cpu_limit(&error, job);
+    assert_cpu_limit(error, job);
     // Informational only: how long the deadline took to fire.
     eprintln!("{job}: stopped after {elapsed:?} (limit 200 ms)");
 }
@@ -62,7 +62,7 @@ async fn a_memory_bomb_hits_the_memory_limit() {
     let run = run_bounded(job, limits, batches(&[&["alloc"]])).await;
     assert!(run.out.is_empty());
     let error = run.instance_error(job);
-    assert_memory_limit(&error, job);
+    assert_memory_limit(error, job);
 }
 
 #[tokio::test]
@@ -79,12 +79,12 @@ async fn rows_of_batches_before_a_failure_are_delivered() {
     // The same for the limits: earlier batches stay delivered.
     let run = run_bounded("hostile-late-loop", TIGHT, batches(&[&["ok", "ok"], &["ok"], &["loop"]])).await;
     assert_eq!(run.delivered_offsets(), vec![0, 1, 2]);
-    assert_cpu_limit(&run.instance_error("hostile-late-loop"), "hostile-late-loop");
+    assert_cpu_limit(run.instance_error("hostile-late-loop"), "hostile-late-loop");
 
     let limits = Limits { cpu_per_batch_ms: 10_000, ..TIGHT };
     let run = run_bounded("hostile-late-alloc", limits, batches(&[&["ok"], &["ok", "ok"], &["alloc", "ok"]])).await;
     assert_eq!(run.delivered_offsets(), vec![0, 1, 2]);
-    assert_memory_limit(&run.instance_error("hostile-late-alloc"), "hostile-late-alloc");
+    assert_memory_limit(run.instance_error("hostile-late-alloc"), "hostile-late-alloc");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
@@ -105,9 +105,9 @@ async fn a_hostile_task_does_not_harm_a_healthy_one_beside_it() {
         (spinner.expect("loop task"), bomb.expect("alloc task"), healthy.expect("healthy task"));
 
     assert_eq!(spinner.delivered_offsets(), vec![0]);
-    assert_cpu_limit(&spinner.instance_error("beside-loop"), "beside-loop");
+    assert_cpu_limit(spinner.instance_error("beside-loop"), "beside-loop");
     assert_eq!(bomb.delivered_offsets(), vec![0]);
-    assert_memory_limit(&bomb.instance_error("beside-alloc"), "beside-alloc");
+    assert_memory_limit(bomb.instance_error("beside-alloc"), "beside-alloc");
     assert_healthy(healthy, "healthy", RECORDS as i64);
 
     // The process is unharmed: a fresh instance of the same component works.
