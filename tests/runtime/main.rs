@@ -2,6 +2,8 @@
 //! components in the real runtime.
 
 mod failures;
+mod guest_bounds;
+mod hostile;
 mod load;
 mod parity;
 mod s3_server;

@@ -29,6 +29,11 @@ impl TimerService {
         self.timers.insert((t.time, t.domain, t.key, t.tag));
     }
 
+    /// Whether a timer identical to `t` is registered.
+    pub fn contains(&self, t: &Timer) -> bool {
+        self.timers.contains(&(t.time, t.domain, t.key.clone(), t.tag.clone()))
+    }
+
     pub fn cancel(&mut self, t: &Timer) {
         self.timers.remove(&(t.time, t.domain, t.key.clone(), t.tag.clone()));
     }

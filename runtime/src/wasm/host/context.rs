@@ -40,9 +40,15 @@ impl Host for HostState {
     }
 
     fn metric(&mut self, name: String, kind: MetricKind) -> wasmtime::Result<u32> {
+        // The name is checked before it is declared: the task's metrics
+        // outlive it (the console shows a failed job's), so a refused name
+        // must not be kept among them.
+        if name.len() > MAX_METRIC_NAME {
+            return Err(self.hit(LimitHit::Metrics));
+        }
         match self.metrics.declare(&name, kind, MAX_METRICS) {
-            Some(handle) if name.len() <= MAX_METRIC_NAME => Ok(handle),
-            _ => Err(self.hit(LimitHit::Metrics)),
+            Some(handle) => Ok(handle),
+            None => Err(self.hit(LimitHit::Metrics)),
         }
     }
 

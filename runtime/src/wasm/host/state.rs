@@ -27,6 +27,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
         let value = store.data().state.get(state, key.as_le_slice(&store)).ok_or_else(|| bad_handle("state", state))?;
         Ok((value.map(stored),))
     })?;
+    // Every import that adds to the state checks its size after: value
+    // writes (`write`, where the SDK's `ValueState::set` lands), map fields
+    // (`map-set`) and counters (`map-add`).
     i.func_wrap("write", |mut store: Store, (writes,): (GuestWrites,)| {
         with_state(&mut store, |state, memory| {
             apply(
@@ -35,7 +38,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
                 writes.states.as_le_slice(&memory),
                 writes.spans.as_le_slice(&memory),
             )
-        })
+        })?;
+        store.data_mut().check_state_size()
     })?;
     i.func_wrap("remove", |mut store: Store, (state, key): (u32, WasmList<u8>)| {
         with_state(&mut store, |s, memory| s.remove(state, key.as_le_slice(&memory)))

@@ -10,7 +10,10 @@ impl Host for HostState {
         if timer.key.len() > MAX_TIMER_KEY || timer.tag.len() > MAX_TIMER_TAG {
             return Err(self.hit(LimitHit::TimerSize { key: timer.key.len(), tag: timer.tag.len() }));
         }
-        if self.timers.len() >= self.limits.timers {
+        // Registering a timer that is already registered adds none (a
+        // window helper registers its window's end for every record), so
+        // it is no reason to fail a job that is at its limit.
+        if self.timers.len() >= self.limits.timers && !self.timers.contains(&timer) {
             return Err(self.hit(LimitHit::Timers { limit: self.limits.timers }));
         }
         self.timers.register(timer);

@@ -1,37 +1,137 @@
 //! A hostile guest for the runtime's failure tests: an SDK job whose
-//! behaviour depends on each record's value.
+//! behaviour depends on each record's value, a command followed by optional
+//! numbers (`COMMAND [COUNT [SIZE]]`; anything after them, e.g. padding
+//! that makes the record large, is ignored). A missing COUNT means "without
+//! end": only a limit of the host stops the command.
 //!
 //! - `ok`: emits `{"ok":true}` to the sink `out`;
 //! - `panic`: panics with "hostile guest asked to panic";
 //! - `loop`: spins forever (only the CPU deadline stops it);
 //! - `alloc`: allocates and touches 1 MiB blocks forever (only the memory
-//!   limit stops it).
+//!   limit stops it);
+//! - `emit-bomb COUNT SIZE`: emits one row of SIZE bytes (default 1 MiB)
+//!   COUNT times;
+//! - `forward-bomb COUNT`: forwards the record itself COUNT times (the
+//!   test pads it to the size it wants);
+//! - `state-bomb COUNT SIZE`: writes COUNT value-state entries of SIZE
+//!   bytes (default 64 KiB), each under a 1 KiB key of its own;
+//! - `map-bomb COUNT SIZE`: the same through a map state (`map-set`);
+//! - `distinct-bomb COUNT SIZE`: adds COUNT distinct items of SIZE bytes to
+//!   a count-distinct (`map-add`);
+//! - `timer-bomb COUNT SIZE`: registers COUNT event-time timers in the far
+//!   future (they never fire), each with a key of SIZE bytes (default 8);
+//! - `metric-bomb COUNT SIZE`: bumps COUNT custom counters of distinct
+//!   names, each about SIZE bytes long (default 16);
+//! - `log-bomb COUNT SIZE`: writes COUNT log lines of SIZE bytes (default
+//!   1 MiB);
+//! - `reject-bomb COUNT SIZE`: calls `output.reject` directly (the SDK
+//!   rejects a record once) with COUNT rejections of the batch's first
+//!   record, each with a reason of SIZE bytes (default 1 MiB).
 //!
 //! Any other value is rejected (dead letter).
+//!
+//! The job parameter `open = "loop"` makes `open` spin forever instead.
 
 use std::hint::black_box;
 
+use sluice_sdk::__bindings::sluice::job::output;
+use sluice_sdk::__bindings::sluice::job::types::Rejected;
+use sluice_sdk::helpers::CountDistinct;
 use sluice_sdk::prelude::*;
 
 pub const SINK: &str = "out";
 
-pub struct Hostile;
+const MIB: u64 = 1 << 20;
+/// Event time of the timers `timer-bomb` registers: no watermark reaches it.
+const FAR_FUTURE: i64 = 1 << 60;
+
+pub struct Hostile {
+    values: ValueState<String>,
+    maps: MapState<str, String>,
+    distinct: CountDistinct,
+}
 
 #[sluice_sdk::job]
 impl Job for Hostile {
-    fn open(_ctx: &mut Context) -> Result<Self> {
-        Ok(Hostile)
+    fn open(ctx: &mut Context) -> Result<Self> {
+        if ctx.param("open").as_deref() == Some("loop") {
+            spin();
+        }
+        Ok(Hostile {
+            values: ctx.value_state("values")?,
+            maps: ctx.map_state("maps")?,
+            distinct: CountDistinct::open(ctx, "distinct")?,
+        })
     }
 
     fn process(&mut self, ctx: &mut Context, record: &Record) -> Result<()> {
-        match record.value().trim_ascii() {
+        let mut words = record.value().split(u8::is_ascii_whitespace).filter(|w| !w.is_empty());
+        let command = words.next().unwrap_or_default();
+        let mut number = || words.next().and_then(|w| std::str::from_utf8(w).ok()?.parse::<u64>().ok());
+        let (count, size) = (number().unwrap_or(u64::MAX), number());
+        match command {
             b"ok" => ctx.emit(SINK, &serde_json::json!({ "ok": true })),
             b"panic" => panic!("hostile guest asked to panic"),
             b"loop" => spin(),
             b"alloc" => hog(),
+            b"emit-bomb" => {
+                let row = text('r', size.unwrap_or(MIB));
+                (0..count).try_for_each(|_| ctx.emit(SINK, &row))
+            }
+            b"forward-bomb" => (0..count).try_for_each(|_| ctx.forward(SINK, record)),
+            b"state-bomb" => {
+                let value = text('v', size.unwrap_or(64 << 10));
+                (0..count).try_for_each(|i| self.values.set(ctx, &big_key(i), &value))
+            }
+            b"map-bomb" => {
+                let value = text('v', size.unwrap_or(64 << 10));
+                (0..count).try_for_each(|i| self.maps.set(ctx, "bomb", &big_key(i), &value))
+            }
+            b"distinct-bomb" => {
+                let item = text('i', size.unwrap_or(64 << 10));
+                (0..count).try_for_each(|i| self.distinct.add(ctx, "bomb", &format!("{i}{item}")).map(drop))
+            }
+            b"timer-bomb" => {
+                let key = text('k', size.unwrap_or(8));
+                for i in 0..count {
+                    ctx.register_timer(TimeDomain::EventTime, FAR_FUTURE + i as i64, key.as_str(), "bomb");
+                }
+                Ok(())
+            }
+            b"metric-bomb" => {
+                let padding = text('m', size.unwrap_or(16).saturating_sub(20));
+                for i in 0..count {
+                    ctx.count(&format!("bomb_{i}_{padding}"), 1);
+                }
+                Ok(())
+            }
+            b"log-bomb" => {
+                let line = text('l', size.unwrap_or(MIB));
+                for _ in 0..count {
+                    ctx.info(&line);
+                }
+                Ok(())
+            }
+            b"reject-bomb" => {
+                let reason = text('x', size.unwrap_or(MIB));
+                let rejected: Vec<Rejected> =
+                    (0..count).map(|_| Rejected { index: 0, reason: reason.clone() }).collect();
+                output::reject(&rejected);
+                Ok(())
+            }
             other => Err(Error::Record(format!("unknown command {:?}", String::from_utf8_lossy(other)))),
         }
     }
+}
+
+/// `len` copies of `c`.
+fn text(c: char, len: u64) -> String {
+    std::iter::repeat_n(c, len as usize).collect()
+}
+
+/// A distinct state key of about 1 KiB.
+fn big_key(i: u64) -> String {
+    format!("{i:01024}")
 }
 
 /// Never returns; `black_box` keeps the optimiser from proving the loop
