@@ -132,6 +132,17 @@ async fn count_distinct_items_are_bounded_by_state_mb() {
     assert_state_bounded("bomb-distinct", "distinct-bomb 256 65536").await;
 }
 
+/// Rows written to an in-memory dimension (or staged until a snapshot)
+/// stay in the process, so they are held to `limits.state_mb` too.
+#[tokio::test]
+async fn rows_kept_for_a_dimension_are_bounded_by_state_mb() {
+    let job = "bomb-dimension";
+    let run = run_bounded(job, BOUNDED, batches(&[&["ok"], &["dimension-bomb 256 65536"]])).await;
+    let limit = limit_hit(&run, job, "dimension `bomb` kept in the process grew past limits.state_mb = 4 MiB");
+    assert_eq!(limit, &LimitHit::DimensionRows { name: "bomb".into(), mb: 4 });
+    assert_eq!(run.delivered_offsets(), vec![0], "job {job}: the batch before the bomb is delivered");
+}
+
 // ---- timers ----
 
 #[tokio::test]
@@ -272,12 +283,13 @@ async fn a_loop_in_open_does_not_hold_the_thread() {
 #[tokio::test(flavor = "current_thread")]
 async fn bombs_do_not_harm_a_healthy_task_beside_them() {
     const RECORDS: usize = 1000;
-    let bombs: [(&'static str, Vec<u8>, &'static str); 8] = [
+    let bombs: [(&'static str, Vec<u8>, &'static str); 9] = [
         ("beside-emit", b"emit-bomb".to_vec(), "limits.output_mb = 4 MiB"),
         ("beside-forward", padded("forward-bomb", MIB), "limits.output_mb = 4 MiB"),
         ("beside-value-state", b"state-bomb".to_vec(), "limits.state_mb = 4 MiB"),
         ("beside-map-state", b"map-bomb".to_vec(), "limits.state_mb = 4 MiB"),
         ("beside-distinct", b"distinct-bomb".to_vec(), "limits.state_mb = 4 MiB"),
+        ("beside-dimension", b"dimension-bomb".to_vec(), "limits.state_mb = 4 MiB"),
         ("beside-timers", b"timer-bomb".to_vec(), "limits.timers = 1000"),
         ("beside-metrics", b"metric-bomb".to_vec(), "more than 256 custom metrics"),
         ("beside-rejections", b"reject-bomb 10000 1024".to_vec(), "more than the 1 it was given"),

@@ -90,6 +90,8 @@ fn spec(job: &str, limits: Limits, parameters: &[(&str, &str)]) -> JobSpec {
         path = "unused"
         [sinks.out]
         kind = "memory"
+        [dimensions.bomb]
+        kind = "memory"
         [limits]
         memory_mb = {memory_mb}
         cpu_per_batch = "{cpu_per_batch_ms}ms"

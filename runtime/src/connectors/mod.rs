@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod datagen;
 pub mod file;
+pub mod held_rows;
 mod json_fields;
 pub mod kafka;
 pub mod memory;
@@ -207,4 +208,9 @@ pub trait DimensionStore: Send + Sync {
     async fn upsert(&self, key: &[u8], row: &[u8]) -> Result<(), ConnectorError>;
     /// All rows, sorted by key, for tests and the console (small stores).
     async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError>;
+    /// Bytes this store keeps in the process (an in-memory table, staged
+    /// writes): the host holds a job's writes to it to `limits.state_mb`.
+    fn held_bytes(&self) -> usize {
+        0
+    }
 }

@@ -14,6 +14,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use super::held_rows::HeldRows;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +39,7 @@ pub type PendingWrites = Vec<(Vec<u8>, Vec<u8>)>;
 /// A dimension store whose upserts wait in memory until [`commit`](Self::commit).
 pub struct StagedDimension {
     store: Arc<dyn DimensionStore>,
-    pending: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    pending: Mutex<HeldRows>,
 }
 
 impl StagedDimension {
@@ -65,7 +67,7 @@ impl StagedDimension {
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Vec<u8>, Vec<u8>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HeldRows> {
         self.pending.lock().expect("staged writes lock")
     }
 }
@@ -89,6 +91,10 @@ impl DimensionStore for StagedDimension {
         let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = self.store.rows().await?.into_iter().collect();
         rows.extend(self.pending());
         Ok(rows.into_iter().collect())
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.lock().bytes()
     }
 }
 
@@ -114,6 +120,7 @@ mod tests {
         staged.commit(&writes).await.unwrap();
         assert_eq!(store.rows().await.unwrap(), vec![(b"a".to_vec(), b"2".to_vec()), (b"b".to_vec(), b"3".to_vec())]);
         assert_eq!(staged.pending(), vec![(b"b".to_vec(), b"4".to_vec())], "a newer write stays pending");
+        assert_eq!(staged.held_bytes(), 2, "only what is pending is held (and counted against the state limit)");
         assert_eq!(staged.lookup(b"b").await.unwrap(), Some(b"4".to_vec()));
     }
 }

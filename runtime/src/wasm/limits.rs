@@ -49,6 +49,8 @@ pub const MAX_LOGS_PER_CALL: usize = 1000;
 pub enum LimitHit {
     #[error("its state grew past limits.state_mb = {mb} MiB ({keys} keys)")]
     State { mb: usize, keys: usize },
+    #[error("the rows it wrote to dimension `{name}` kept in the process grew past limits.state_mb = {mb} MiB")]
+    DimensionRows { name: String, mb: usize },
     #[error("one call emitted more than limits.output_mb = {mb} MiB of rows")]
     Output { mb: usize },
     #[error("it registered more than limits.timers = {limit} timers")]

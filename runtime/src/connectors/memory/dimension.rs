@@ -1,16 +1,16 @@
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use super::MemoryDimensionConfig;
+use crate::connectors::held_rows::HeldRows;
 use crate::connectors::{ConnectorError, DimensionStore};
 use crate::job::spec::JobSpec;
 
 /// A dimension table held in memory.
 #[derive(Debug, Default)]
 pub struct MemoryDimension {
-    rows: Mutex<BTreeMap<Vec<u8>, Vec<u8>>>,
+    rows: Mutex<HeldRows>,
 }
 
 impl MemoryDimension {
@@ -40,7 +40,11 @@ impl MemoryDimension {
 
     /// A table holding `rows` (key, JSON row).
     pub fn with_rows(rows: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) -> Self {
-        MemoryDimension { rows: Mutex::new(rows.into_iter().collect()) }
+        let mut held = HeldRows::default();
+        for (key, row) in rows {
+            held.insert(key, row);
+        }
+        MemoryDimension { rows: Mutex::new(held) }
     }
 }
 
@@ -57,5 +61,9 @@ impl DimensionStore for MemoryDimension {
 
     async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError> {
         Ok(self.rows.lock().expect("dimension lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.rows.lock().expect("dimension lock").bytes()
     }
 }

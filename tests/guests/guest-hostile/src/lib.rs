@@ -26,7 +26,9 @@
 //!   1 MiB);
 //! - `reject-bomb COUNT SIZE`: calls `output.reject` directly (the SDK
 //!   rejects a record once) with COUNT rejections of the batch's first
-//!   record, each with a reason of SIZE bytes (default 1 MiB).
+//!   record, each with a reason of SIZE bytes (default 1 MiB);
+//! - `dimension-bomb COUNT SIZE`: upserts COUNT rows of SIZE bytes (default
+//!   64 KiB) under keys of their own into the dimension `bomb`.
 //!
 //! Any other value is rejected (dead letter).
 //!
@@ -90,6 +92,10 @@ impl Job for Hostile {
             b"distinct-bomb" => {
                 let item = text('i', size.unwrap_or(64 << 10));
                 (0..count).try_for_each(|i| self.distinct.add(ctx, "bomb", &format!("{i}{item}")).map(drop))
+            }
+            b"dimension-bomb" => {
+                let row = text('d', size.unwrap_or(64 << 10));
+                (0..count).try_for_each(|i| ctx.upsert("bomb", &big_key(i), &row))
             }
             b"timer-bomb" => {
                 let key = text('k', size.unwrap_or(8));
