@@ -226,7 +226,8 @@ fn headers_of_a_batchs_first_record_reach_the_guest() {
 
 /// The same field named as both event time and key: before the fix the
 /// decoder filled only the first slot, so the key came back empty (not a
-/// panic, a wrong record key that the property above found).
+/// panic, a wrong record key; seen while writing the property's full-parse
+/// comparison, which now covers it).
 #[test]
 fn one_field_can_be_both_event_time_and_key() {
     let line = br#"{"id":1700000000000}"#;
