@@ -8,6 +8,8 @@ pub mod clock;
 pub mod connections;
 pub mod connectors;
 pub mod fault;
+#[cfg(test)]
+mod fuzz_inputs;
 pub mod job;
 pub mod metrics;
 pub mod snapshot;

@@ -30,7 +30,7 @@ fn process_records<J: Job>(job: &mut J, ctx: &mut Context, batch: &Batch) -> Res
         return Err("corrupt batch: its columns have different lengths".into());
     }
     let data = batch.data.as_slice();
-    let mut first_header = 0;
+    let mut first_header: usize = 0;
     for (index, (meta, position)) in batch.meta.chunks_exact(6).zip(batch.positions.chunks_exact(2)).enumerate() {
         let spans = [meta[0], meta[1], meta[2], meta[3]];
         let key = match spans[1] {
@@ -41,8 +41,11 @@ fn process_records<J: Job>(job: &mut J, ctx: &mut Context, batch: &Batch) -> Res
             None => Headers::default(),
             Some(&end) => {
                 let end = end as usize;
-                let spans =
-                    batch.headers.get(first_header * 4..end * 4).ok_or("corrupt batch: header range out of bounds")?;
+                // Checked: on wasm32 a corrupt `end` times 4 overflows usize.
+                let range = first_header.checked_mul(4).zip(end.checked_mul(4));
+                let spans = range
+                    .and_then(|(start, end)| batch.headers.get(start..end))
+                    .ok_or("corrupt batch: header range out of bounds")?;
                 first_header = end;
                 if !spans.chunks_exact(4).all(|h| bytes(data, h[0], h[1]).and(bytes(data, h[2], h[3])).is_some()) {
                     return Err("corrupt batch: header bytes out of bounds".into());

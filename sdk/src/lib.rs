@@ -35,6 +35,8 @@ mod context;
 mod error;
 #[doc(hidden)]
 pub mod export;
+#[cfg(test)]
+mod fuzz_batch;
 pub mod helpers;
 mod host;
 mod key;

@@ -419,6 +419,13 @@ impl<J: Job> JobTester<J> {
         self.fire_due_timers()
     }
 
+    /// Runs a batch exactly as given, however it is laid out, through the
+    /// decoder a component runs: for that decoder's fuzz tests.
+    #[cfg(test)]
+    pub(crate) fn process_as_given(&mut self, batch: &Batch) -> Result<(), String> {
+        crate::export::process_batch(&mut self.job, &mut self.ctx, batch)
+    }
+
     /// Moves processing time forward by `ms` and fires due timers.
     pub fn advance_processing_time(&mut self, ms: i64) -> Result<(), String> {
         self.shared.borrow_mut().now += ms;

@@ -8,6 +8,8 @@
 //! fixed-delay restart strategy does.
 
 mod debug;
+#[cfg(test)]
+mod fuzz_plan;
 pub mod live;
 pub mod plan;
 mod quota;

@@ -22,6 +22,21 @@ pub(crate) fn raw_fields<'a, const N: usize>(
     Some(found)
 }
 
+/// The event time (milliseconds) and key of a JSON record from the fields
+/// named, as the file source reads them: neither when the record is not a
+/// JSON object, or when no field is named (the record is not parsed then).
+pub(crate) fn event_time_and_key(
+    json: &[u8],
+    event_time_field: Option<&str>,
+    key_field: Option<&str>,
+) -> (Option<i64>, Option<String>) {
+    if event_time_field.is_none() && key_field.is_none() {
+        return (None, None);
+    }
+    let Some([time, key]) = raw_fields(json, [event_time_field, key_field]) else { return (None, None) };
+    (time.and_then(raw_millis), key.map(raw_text))
+}
+
 /// A field's value as milliseconds: a JSON integer, or a string of one.
 pub(crate) fn raw_millis(raw: &RawValue) -> Option<i64> {
     let text = raw.get();
@@ -56,11 +71,18 @@ impl<'de, const N: usize> Visitor<'de> for FieldsVisitor<'_, N> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = [None; N];
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match self.names.iter().position(|n| *n == Some(key.as_ref())) {
-                Some(i) => found[i] = Some(map.next_value_seed(Raw)?),
-                None => {
-                    map.next_value::<IgnoredAny>()?;
+            let wanted = |n: &Option<&str>| *n == Some(key.as_ref());
+            if self.names.iter().any(wanted) {
+                // The same field may be asked for twice (one field as both
+                // event time and key): every slot naming it gets it.
+                let raw = map.next_value_seed(Raw)?;
+                for (slot, name) in found.iter_mut().zip(&self.names) {
+                    if wanted(name) {
+                        *slot = Some(raw);
+                    }
                 }
+            } else {
+                map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(found)

@@ -4,6 +4,8 @@
 pub mod cache;
 pub mod datagen;
 pub mod file;
+#[cfg(test)]
+mod fuzz_records;
 pub mod held_rows;
 mod json_fields;
 pub mod kafka;

@@ -76,7 +76,10 @@ impl RecordBatch {
         b.positions.extend_from_slice(&[r.offset, r.event_time.unwrap_or(NO_EVENT_TIME)]);
 
         let first_header = (b.headers.len() / 4) as u32;
-        if !r.headers.is_empty() && b.header_ends.is_empty() {
+        // `header_ends` is sent only once some record has headers. Whether
+        // one has is `headers` being non-empty: `header_ends` itself is
+        // still empty when the batch's first record is that one.
+        if !r.headers.is_empty() && b.headers.is_empty() {
             // The first record with headers: the ones before it have none.
             b.header_ends.resize(self.records.len(), 0);
         }
@@ -86,7 +89,7 @@ impl RecordBatch {
             b.headers.extend_from_slice(&[name.start, name.len, value.start, value.len]);
         }
         let header_end = (b.headers.len() / 4) as u32;
-        if !b.header_ends.is_empty() {
+        if !b.headers.is_empty() {
             b.header_ends.push(header_end);
         }
 

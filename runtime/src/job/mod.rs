@@ -2,6 +2,8 @@
 
 pub mod batch;
 pub mod ceilings;
+#[cfg(test)]
+mod fuzz_spec;
 pub mod run;
 pub mod spec;
 pub mod task;

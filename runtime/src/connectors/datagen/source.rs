@@ -44,6 +44,13 @@ impl DatagenSource {
                 FieldGen::Float { min, max, .. } if min > max => {
                     return Err(invalid(&format!("field `{field}`: min > max")));
                 }
+                // NaN, infinities and a range wider than the largest float
+                // (`max - min` overflowing) would panic the sampler.
+                FieldGen::Float { min, max, .. } if !(max - min).is_finite() => {
+                    return Err(invalid(&format!(
+                        "field `{field}`: min and max must be finite numbers less than the largest float apart"
+                    )));
+                }
                 FieldGen::Choice { values } if values.is_empty() => {
                     return Err(invalid(&format!("field `{field}`: `values` is empty")));
                 }
@@ -115,7 +122,9 @@ impl DatagenSource {
     fn generate(&mut self, i: u64) -> (u64, i64) {
         let key = i.wrapping_mul(7919) % self.config.keys;
         let spacing = 1000u64.checked_div(self.config.rate).unwrap_or(1).max(1);
-        let event_time = self.start_time + (i * spacing) as i64;
+        // Saturating: `start_time` and `rate` are the spec's, so a start
+        // near the end of time must not overflow.
+        let event_time = self.start_time.saturating_add(i64::try_from(i.saturating_mul(spacing)).unwrap_or(i64::MAX));
         let mut rng = SmallRng::seed_from_u64(self.config.seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let buf = &mut self.buf;
         buf.clear();

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 
 use super::FileSourceConfig;
-use crate::connectors::json_fields::{raw_fields, raw_millis, raw_text};
+use crate::connectors::json_fields::event_time_and_key;
 use crate::connectors::{ConnectorError, Source, SourceStatus};
 use crate::job::batch::{NewRecord, RecordBatch};
 use crate::job::spec::JobSpec;
@@ -67,12 +67,7 @@ impl FileSource {
     /// Event time and key from JSON fields, when configured. A line that is
     /// not JSON gets neither; the job decides what to do with it.
     fn fields(&self, line: &[u8]) -> (Option<i64>, Option<String>) {
-        if self.event_time_field.is_none() && self.key_field.is_none() {
-            return (None, None);
-        }
-        let names = [self.event_time_field.as_deref(), self.key_field.as_deref()];
-        let Some([time, key]) = raw_fields(line, names) else { return (None, None) };
-        (time.and_then(raw_millis), key.map(raw_text))
+        event_time_and_key(line, self.event_time_field.as_deref(), self.key_field.as_deref())
     }
 }
 

@@ -22,3 +22,6 @@ pub use config::{SqlDimensionConfig, SqlSinkConfig, SqlSinkMode, SqlSourceConfig
 pub use dimension::SqlDimension;
 pub use sink::SqlSink;
 pub use source::SqlSource;
+
+#[cfg(test)]
+mod fuzz_rows;

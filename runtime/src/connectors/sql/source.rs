@@ -40,10 +40,7 @@ type Cells = Vec<Option<String>>;
 /// The rows of a query as records.
 pub struct SqlSource {
     index: u32,
-    /// Column names and families, in query order.
-    columns: Vec<(String, Family)>,
-    key: Vec<usize>,
-    event_time: Option<usize>,
+    shape: RowShape,
     rows: mpsc::Receiver<Result<Cells, ConnectorError>>,
     reader: JoinHandle<()>,
     next_offset: i64,
@@ -113,9 +110,7 @@ impl SqlSource {
         let reader = tokio::spawn(reader.run(skip));
         Ok(SqlSource {
             index,
-            columns,
-            key,
-            event_time,
+            shape: RowShape { columns, key, event_time },
             rows,
             reader,
             next_offset: skip as i64,
@@ -125,21 +120,7 @@ impl SqlSource {
     }
 
     fn push(&mut self, batch: &mut RecordBatch, cells: &[Option<String>]) {
-        let out = &mut self.value;
-        out.clear();
-        out.push('{');
-        for (i, ((column, family), cell)) in self.columns.iter().zip(cells).enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            value::push_string(out, column);
-            out.push(':');
-            value::push_json(out, *family, cell.as_deref());
-        }
-        out.push('}');
-        let parts: Vec<&str> = self.key.iter().map(|&i| cells[i].as_deref().unwrap_or("")).collect();
-        let key = join_key(&parts);
-        let event_time = self.event_time.and_then(|i| cells[i].as_deref()).and_then(value::cell_millis);
+        let (key, event_time) = self.shape.record(cells, &mut self.value);
         batch.push(NewRecord {
             key: Some(&key),
             value: self.value.as_bytes(),
@@ -150,6 +131,41 @@ impl SqlSource {
             offset: self.next_offset,
         });
         self.next_offset += 1;
+    }
+}
+
+/// What a row of the query becomes as a record: its columns (names and
+/// families, in query order) and which of them are the key and the event
+/// time. A pure conversion, so hostile cells can be tested without a
+/// database (`fuzz_rows.rs`).
+#[derive(Debug, Clone)]
+pub(super) struct RowShape {
+    pub(super) columns: Vec<(String, Family)>,
+    pub(super) key: Vec<usize>,
+    pub(super) event_time: Option<usize>,
+}
+
+impl RowShape {
+    /// Writes the row's JSON object into `out` (cleared first) and returns
+    /// the record's key and event time. A cell missing from `cells` (a row
+    /// shorter than the columns described) reads as NULL rather than
+    /// indexing out of bounds.
+    pub(super) fn record(&self, cells: &[Option<String>], out: &mut String) -> (Vec<u8>, Option<i64>) {
+        let cell = |i: usize| cells.get(i).and_then(|c| c.as_deref());
+        out.clear();
+        out.push('{');
+        for (i, (column, family)) in self.columns.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            value::push_string(out, column);
+            out.push(':');
+            value::push_json(out, *family, cell(i));
+        }
+        out.push('}');
+        let parts: Vec<&str> = self.key.iter().map(|&i| cell(i).unwrap_or("")).collect();
+        let event_time = self.event_time.and_then(cell).and_then(value::cell_millis);
+        (join_key(&parts), event_time)
     }
 }
 

@@ -204,7 +204,7 @@ impl Target {
 
 /// The fields of a JSON object, values unparsed and names borrowed from
 /// the row when they have no escapes: this runs for every row.
-fn parse_object(row: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, String> {
+pub(super) fn parse_object(row: &[u8]) -> Result<Vec<(Cow<'_, str>, &RawValue)>, String> {
     serde_json::from_slice::<Fields<'_>>(row).map(|f| f.0).map_err(|e| {
         let text = String::from_utf8_lossy(&row[..row.len().min(200)]).into_owned();
         format!("a row is not a JSON object ({e}): {text}")
