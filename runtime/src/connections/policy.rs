@@ -3,10 +3,11 @@
 //! settings they may use. `sluice serve` gives each project's registry a
 //! policy; `sluice run` (one developer, their own registry) has none.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Component, Path, PathBuf};
 
 use ipnet::IpNet;
+use percent_encoding::{AsciiSet, CONTROLS, percent_decode_str, utf8_percent_encode};
 
 use super::kafka_properties;
 
@@ -113,18 +114,13 @@ impl HostRules {
         }
         for ip in addresses {
             let ip = canonical(ip);
-            let allowed = match &self.allow {
-                Some(rules) => rules.iter().any(|r| matches!(r, HostRule::Net(net) if net.contains(&ip))),
-                None => !internal(ip),
+            let refused = match &self.allow {
+                Some(rules) => (!rules.iter().any(|r| matches!(r, HostRule::Net(net) if net.contains(&ip))))
+                    .then(|| "which is not in the operator's --allow-hosts list".to_owned()),
+                None => internal(ip)
+                    .map(|kind| format!("a {kind} address, refused unless the operator allows it with --allow-hosts")),
             };
-            if !allowed {
-                let why = match &self.allow {
-                    Some(_) => "which is not in the operator's --allow-hosts list".to_owned(),
-                    None => format!(
-                        "a {} address, refused unless the operator allows it with --allow-hosts",
-                        if ip.is_loopback() { "loopback" } else { "link-local or unspecified" }
-                    ),
-                };
+            if let Some(why) = refused {
                 return Err(format!("host `{host}` ({ip}) is not allowed: {why}"));
             }
         }
@@ -146,14 +142,27 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Loopback, link-local (cloud metadata at 169.254.169.254), unspecified,
-/// multicast and broadcast: the machine itself and its local link.
-fn internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()
-        }
-        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || v6.is_unicast_link_local(),
+/// Cloud metadata endpoints outside the link-local range (where most
+/// clouds' 169.254.169.254 is): AWS's over IPv6 and Alibaba Cloud's.
+const CLOUD_METADATA: [IpAddr; 2] =
+    [IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)), IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200))];
+
+/// What kind of address of the machine itself or its local link `ip` is,
+/// if it is one: loopback, link-local (cloud metadata at 169.254.169.254),
+/// cloud metadata elsewhere, unspecified, multicast and broadcast.
+fn internal(ip: IpAddr) -> Option<&'static str> {
+    let link = match ip {
+        IpAddr::V4(v4) => v4.is_link_local() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast(),
+        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast() || v6.is_unicast_link_local(),
+    };
+    if ip.is_loopback() {
+        Some("loopback")
+    } else if CLOUD_METADATA.contains(&ip) {
+        Some("cloud metadata")
+    } else if link {
+        Some("link-local, unspecified, multicast or broadcast")
+    } else {
+        None
     }
 }
 
@@ -276,6 +285,10 @@ fn split_host_port(text: &str, default_port: u16) -> Result<(String, u16), Strin
 /// absolute URL of a file inside `dir`: relative names resolve in `dir`;
 /// `..`, symbolic links out of it, absolute paths elsewhere, in-memory
 /// databases and parameters other than `mode=ro|rw|rwc` are refused.
+///
+/// The path is checked as the driver will open it: sqlx decodes `%XX` in
+/// a SQLite path, so `%2e%2e/` is `../` to it and is checked as such; the
+/// URL returned encodes the checked file so that decoding gives it back.
 fn confine_sqlite(url: &str, dir: &Path) -> Result<String, String> {
     let rest = url.split_once(':').map(|(_, r)| r).unwrap_or_default();
     let rest = rest.strip_prefix("//").unwrap_or(rest);
@@ -287,6 +300,10 @@ fn confine_sqlite(url: &str, dir: &Path) -> Result<String, String> {
             dir.display()
         ))
     };
+    let Ok(path) = percent_decode_str(path).decode_utf8() else {
+        return refuse("its name, with `%XX` decoded, is not UTF-8");
+    };
+    let path = path.as_ref();
     if path.is_empty() || path == ":memory:" || path.starts_with("file:") {
         return refuse("in-memory and `file:` URLs are not allowed");
     }
@@ -332,8 +349,13 @@ fn confine_sqlite(url: &str, dir: &Path) -> Result<String, String> {
         std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     let mode = mode.map(|m| format!("?mode={m}")).unwrap_or_default();
-    Ok(format!("sqlite://{}{mode}", file.display()))
+    let file = file.to_str().ok_or_else(|| format!("the project's folder {} is not UTF-8", dir.display()))?;
+    Ok(format!("sqlite://{}{mode}", utf8_percent_encode(file, SQLITE_PATH_ESCAPES)))
 }
+
+/// What a file name must not hold as itself in a SQLite URL: `%` (sqlx
+/// decodes `%XX`), `?` (starts the parameters), `#` and control characters.
+const SQLITE_PATH_ESCAPES: &AsciiSet = &CONTROLS.add(b'%').add(b'?').add(b'#');
 
 #[cfg(test)]
 mod tests {
@@ -358,6 +380,8 @@ mod tests {
             "postgres://u@169.254.169.254/db",
             "postgres://u@0.0.0.0/db",
             "postgres://u@[::ffff:127.0.0.1]/db",
+            "postgres://u@[fd00:ec2::254]/db",
+            "postgres://u@100.100.100.200/db",
         ] {
             let err = default.database_url(url).await.unwrap_err();
             assert!(err.contains("is not allowed") && err.contains("--allow-hosts"), "{url}: {err}");
@@ -417,9 +441,37 @@ mod tests {
             "sqlite:w.db?mode=memory",
             "sqlite:w.db?vfs=unix-none",
             "sqlite:w.db?immutable=1",
+            // sqlx decodes `%XX` in the path: these are `..` to it.
+            "sqlite:%2e%2e/%2e%2e/sluice.db?mode=rw",
+            "sqlite:%2E%2E%2F%2E%2E%2Fsluice.db",
+            "sqlite:sub%2f..%2f..%2f..%2fsluice.db",
+            "sqlite:%3Amemory%3A",
         ] {
             let err = policy.database_url(url).await.unwrap_err();
             assert!(err.contains("a SQLite connection is a file in the project's folder"), "{url}: {err}");
+        }
+    }
+
+    /// The URL handed to the driver opens the very file that was checked,
+    /// even when its name holds `%`, `?` or `#`.
+    #[tokio::test]
+    async fn the_checked_sqlite_file_is_the_one_the_driver_opens() {
+        use std::str::FromStr;
+        let data = tempfile::tempdir().unwrap();
+        let project = data.path().join("files").join("alpha");
+        let policy = platform(&project, None);
+        std::fs::create_dir_all(&project).unwrap();
+        let root = project.canonicalize().unwrap();
+        for (url, name) in [
+            ("sqlite:w.db?mode=rwc", "w.db"),
+            ("sqlite:100%25.db", "100%.db"),
+            ("sqlite:what%3F.db?mode=ro", "what?.db"),
+            ("sqlite:a%2Fb.db", "a/b.db"),
+            ("sqlite:%2e%2e.db", "...db"),
+        ] {
+            let checked = policy.database_url(url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(&checked).unwrap();
+            assert_eq!(options.get_filename(), root.join(name), "{url} as {checked}");
         }
     }
 }
