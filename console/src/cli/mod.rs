@@ -36,7 +36,7 @@ enum Command {
     /// Generate a scenario's events into Kafka topics or files.
     Gen(generate::GenArgs),
     /// Run the console, REST API and a worker (embedded defaults without configuration).
-    Serve(crate::serve::ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
     /// Sign in to a console and keep an API token for the other verbs.
     Login(client::LoginArgs),
     /// Change your password on a console.
@@ -59,7 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { component } => runtime()?.block_on(validate(&component)).map(|()| ExitCode::SUCCESS),
         Command::Run(args) => runtime()?.block_on(run::run(args)),
         Command::Gen(args) => generate::generate(&args).map(|()| ExitCode::SUCCESS),
-        Command::Serve(args) => runtime()?.block_on(crate::serve::serve(args)).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => runtime()?.block_on(crate::serve::serve(*args)).map(|()| ExitCode::SUCCESS),
         Command::Login(args) => runtime()?.block_on(client::login(args)),
         Command::Password(args) => runtime()?.block_on(accounts::password(args)),
         Command::User(args) => runtime()?.block_on(accounts::user(args)),
