@@ -64,6 +64,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "dead letters", include_str!("../../migrations/0003_dead_letters.sql")),
     (4, "accounts", include_str!("../../migrations/0004_accounts.sql")),
     (5, "project quotas", include_str!("../../migrations/0005_project_quotas.sql")),
+    (6, "one active run per job", include_str!("../../migrations/0006_one_active_run.sql")),
 ];
 
 impl Store {

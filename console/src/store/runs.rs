@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreResult, new_id, now_ms};
+use super::{Store, StoreResult, conflict, new_id, now_ms};
 
 /// Where a run is in its life. Transitions: scheduled → starting → running
 /// → stopping → stopped | finished | failed; scheduled → cancelled.
@@ -125,7 +125,13 @@ impl Store {
         .bind(new.created_by)
         .bind(now_ms())
         .execute(&self.pool)
-        .await?;
+        .await
+        // The store keeps one active run per job (a partial unique index).
+        .map_err(|e| {
+            conflict(e, || {
+                "the job already has an active run (scheduled, starting, running or stopping); stop it first".into()
+            })
+        })?;
         Ok(self.run(&id).await?.expect("just inserted"))
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Worker;
-use crate::store::{NewRun, RunState, Store, now_ms};
+use crate::store::{NewRun, RunState, Store, StoreError, now_ms};
 
 /// Parses a cron expression the way schedules use it, with a message that
 /// says what a valid one looks like.
@@ -67,7 +67,7 @@ async fn cron_starts(
         if !fired || store.active_run(&deployment.job_id).await?.is_some() {
             continue;
         }
-        let run = store
+        let created = store
             .create_run(NewRun {
                 job_id: &deployment.job_id,
                 version_id: &deployment.version_id,
@@ -77,7 +77,14 @@ async fn cron_starts(
                 scheduled_ms: Some(now.timestamp_millis()),
                 created_by: "schedule",
             })
-            .await?;
+            .await;
+        let run = match created {
+            Ok(run) => run,
+            // Started meanwhile (by an operator, or another console's
+            // scheduler): the store keeps one active run.
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
         store
             .record_event(
                 None,

@@ -18,6 +18,7 @@ mod jobs;
 mod leaks;
 mod lifecycle;
 mod limits;
+mod one_active_run;
 mod operations;
 mod permissions;
 mod policy;

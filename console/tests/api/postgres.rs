@@ -98,6 +98,21 @@ async fn the_metadata_store_runs_on_postgresql() {
         .await
         .unwrap();
     assert_eq!(store.active_run(&job.id).await.unwrap().map(|r| r.id), Some(run.id.clone()));
+    let second = store
+        .create_run(NewRun {
+            job_id: &job.id,
+            version_id: &version.id,
+            state: RunState::Starting,
+            restore_from: Some("none"),
+            start_position: None,
+            scheduled_ms: None,
+            created_by: "pat",
+        })
+        .await;
+    assert!(
+        matches!(second, Err(sluice_console::store::StoreError::Conflict(_))),
+        "one active run per job on PostgreSQL too: {second:?}"
+    );
     store.set_run_state(&run.id, RunState::Cancelled, None).await.unwrap();
     let ended = store.run(&run.id).await.unwrap().unwrap();
     assert_eq!(ended.state, RunState::Cancelled);
