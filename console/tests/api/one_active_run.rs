@@ -57,10 +57,10 @@ async fn the_migration_ends_all_but_the_newest_active_run_of_a_job() {
     // As before the constraint: no index, and migration 6 not yet run.
     sqlx::query("drop index runs_one_active_per_job").execute(&store.pool).await.unwrap();
     sqlx::query("delete from _sqlx_migrations where version = 6").execute(&store.pool).await.unwrap();
-    let older = new_run(&store, &job, &version, RunState::Running).await.unwrap();
-    // Ids are time-ordered: the second is the newer.
-    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    let newer = new_run(&store, &job, &version, RunState::Running).await.unwrap();
+    let one = new_run(&store, &job, &version, RunState::Running).await.unwrap();
+    let other = new_run(&store, &job, &version, RunState::Running).await.unwrap();
+    // Ids are time-ordered (milliseconds, then randomness): the larger is newer.
+    let (older, newer) = if one.id < other.id { (one, other) } else { (other, one) };
     store.pool.close().await;
 
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
