@@ -157,9 +157,11 @@ async fn stop_job(state: &AppState, job: &Job, snapshot: bool) -> ApiResult<Run>
         .active_run(&job.id)
         .await?
         .ok_or_else(|| ApiError::Conflict(format!("job `{}` is not running", job.name)))?;
-    if run.state == RunState::Scheduled {
-        state.store.set_run_state(&run.id, RunState::Cancelled, None).await?;
-    } else {
+    // A scheduled run is cancelled unless it started meanwhile; then it is
+    // stopped like any running one.
+    let cancelled = run.state == RunState::Scheduled
+        && state.store.move_run(&run.id, RunState::Scheduled, RunState::Cancelled).await?;
+    if !cancelled {
         state.worker.stop(&job.id, snapshot).await.map_err(ApiError::Conflict)?;
     }
     Ok(run)

@@ -170,24 +170,43 @@ impl Store {
     }
 
     pub async fn set_run_state(&self, id: &str, state: RunState, error: Option<&str>) -> StoreResult<()> {
+        self.change_run_state(id, None, state, error).await.map(drop)
+    }
+
+    /// Moves the run from `from` to `to` only if it is still in `from`, and
+    /// says whether it did: of two consoles (or a stop and the scheduler)
+    /// acting on one scheduled run, exactly one wins.
+    pub async fn move_run(&self, id: &str, from: RunState, to: RunState) -> StoreResult<bool> {
+        self.change_run_state(id, Some(from), to, None).await
+    }
+
+    async fn change_run_state(
+        &self,
+        id: &str,
+        from: Option<RunState>,
+        state: RunState,
+        error: Option<&str>,
+    ) -> StoreResult<bool> {
         let now = now_ms();
         let (started, ended) = match state {
             RunState::Running => (Some(now), None),
             s if !s.is_active() => (None, Some(now)),
             _ => (None, None),
         };
-        sqlx::query(
+        let done = sqlx::query(
             "update runs set state = $1, error = coalesce($2, error),
-             started_ms = coalesce($3, started_ms), ended_ms = coalesce($4, ended_ms) where id = $5",
+             started_ms = coalesce($3, started_ms), ended_ms = coalesce($4, ended_ms)
+             where id = $5 and ($6 is null or state = $6)",
         )
         .bind(state.as_str())
         .bind(error)
         .bind(started)
         .bind(ended)
         .bind(id)
+        .bind(from.map(RunState::as_str))
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn set_run_worker(&self, id: &str, worker: &str) -> StoreResult<()> {

@@ -43,7 +43,10 @@ async fn due_runs(worker: &Arc<Worker>, store: &Store) -> anyhow::Result<()> {
         if run.scheduled_ms.unwrap_or(0) > now_ms() {
             continue;
         }
-        store.set_run_state(&run.id, RunState::Starting, None).await?;
+        // Another console's scheduler, or a stop, may have taken it.
+        if !store.move_run(&run.id, RunState::Scheduled, RunState::Starting).await? {
+            continue;
+        }
         let id = run.id.clone();
         if let Err(e) = worker.launch(run).await {
             tracing::warn!(run = %id, error = %e, "scheduled start failed");

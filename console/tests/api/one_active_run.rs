@@ -1,6 +1,7 @@
 //! The metadata store keeps at most one active run per job itself (a
 //! partial unique index), so no race of two starts — two consoles, a start
-//! and a cron start — can run a job twice.
+//! and a cron start — can run a job twice; and a scheduled run is taken
+//! (started or cancelled) by exactly one of those acting on it.
 
 use sluice_console::store::{NewRun, Run, RunState, SecretKey, Store, StoreError};
 
@@ -70,4 +71,18 @@ async fn the_migration_ends_all_but_the_newest_active_run_of_a_job() {
     assert!(ended.error.as_deref().unwrap_or("").contains("a newer run of the job was active"), "{ended:?}");
     assert_eq!(store.active_run(&job).await.unwrap().map(|r| r.id), Some(newer.id));
     assert!(matches!(new_run(&store, &job, &version, RunState::Starting).await, Err(StoreError::Conflict(_))));
+}
+
+/// Two schedulers (or a scheduler and a stop) acting on one scheduled run:
+/// the first move wins, the others see it gone.
+#[tokio::test]
+async fn a_scheduled_run_is_started_or_cancelled_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, job, version, _) = store_with_job(&dir).await;
+    let run = new_run(&store, &job, &version, RunState::Scheduled).await.unwrap();
+    assert!(store.move_run(&run.id, RunState::Scheduled, RunState::Starting).await.unwrap());
+    assert!(!store.move_run(&run.id, RunState::Scheduled, RunState::Starting).await.unwrap(), "started once");
+    assert!(!store.move_run(&run.id, RunState::Scheduled, RunState::Cancelled).await.unwrap(), "too late to cancel");
+    let started = store.run(&run.id).await.unwrap().unwrap();
+    assert_eq!((started.state, started.ended_ms), (RunState::Starting, None));
 }

@@ -113,6 +113,7 @@ async fn the_metadata_store_runs_on_postgresql() {
         matches!(second, Err(sluice_console::store::StoreError::Conflict(_))),
         "one active run per job on PostgreSQL too: {second:?}"
     );
+    assert!(!store.move_run(&run.id, RunState::Starting, RunState::Cancelled).await.unwrap(), "not in that state");
     store.set_run_state(&run.id, RunState::Cancelled, None).await.unwrap();
     let ended = store.run(&run.id).await.unwrap().unwrap();
     assert_eq!(ended.state, RunState::Cancelled);
