@@ -275,7 +275,7 @@ async fn run_debug(
 ) -> ApiResult<Json<DebugOutput>> {
     let (project, job, _) = job_access(state, user, p, j, Role::Developer).await?;
     // Held until the run ends; over the quota the caller is told to wait.
-    let _slot = state.worker.debug_slot(&project).await.map_err(ApiError::Conflict)?;
+    let slot = state.worker.debug_slot(&project).await.map_err(ApiError::Conflict)?;
     let deployed = state.store.deployment(&job.id).await?;
     let version = match (version, &deployed) {
         (None, Some(d)) => {
@@ -297,7 +297,8 @@ async fn run_debug(
     let connections = state.worker.project_connections(&project.name, &stored).map_err(ApiError::BadRequest)?;
     let bytes = state.store.component(&version.hash).await?.ok_or_else(|| ApiError::bad("the component is missing"))?;
     let component = compile(state, bytes.into()).await?;
-    let output = state.worker.debug_run(&component, &spec, &connections, input).await.map_err(ApiError::BadRequest)?;
+    let output =
+        state.worker.debug_run(slot, &component, &spec, &connections, input).await.map_err(ApiError::BadRequest)?;
     audit(
         state,
         Some(&project),

@@ -19,7 +19,7 @@ use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
 use sluice_runtime::wasm::LoadedComponent;
 
-use super::Worker;
+use super::{DebugSlot, Worker};
 
 /// Most records a debug run takes.
 pub const MAX_DEBUG_RECORDS: usize = 10_000;
@@ -67,6 +67,7 @@ impl Worker {
     /// threads (never the console's), within the platform's ceilings.
     pub async fn debug_run(
         self: &Arc<Self>,
+        slot: DebugSlot,
         component: &LoadedComponent,
         spec: &JobSpec,
         connections: &Connections,
@@ -75,7 +76,15 @@ impl Worker {
         self.ceilings.check(spec).map_err(|e| e.to_string())?;
         let (worker, component, spec, connections) =
             (self.clone(), component.clone(), spec.clone(), connections.clone());
-        self.threads.run(async move { worker.debug_run_here(&component, &spec, &connections, input).await }).await?
+        // The slot goes with the run: a caller that hangs up does not free
+        // its place while the run goes on.
+        self.threads
+            .run(async move {
+                let output = worker.debug_run_here(&component, &spec, &connections, input).await;
+                drop(slot);
+                output
+            })
+            .await?
     }
 
     async fn debug_run_here(

@@ -2,10 +2,12 @@
 //! them; a start that would take a project past one is refused, naming it;
 //! other projects are not affected.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::fixtures::datagen_spec;
-use crate::helpers::{TestApp, assert_audited, component, events, spawn_app};
+use crate::helpers::{TestApp, assert_audited, component, events, spawn_app, wait_for};
 
 /// Job `job` of project `project` on generated orders, deployed with
 /// `memory_mb` per task.
@@ -96,4 +98,39 @@ async fn debug_runs_past_the_project_quota_are_refused() {
         let answer = debug().await.expect(200);
         assert_eq!(answer["records_in"], 1, "{answer}");
     }
+}
+
+/// A caller that hangs up does not free its debug run's place while the
+/// run goes on (else a client could start runs without end by hanging up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debug_run_keeps_its_place_when_its_caller_hangs_up() {
+    let app = spawn_app().await;
+    project_with_warehouse(&app, "hq").await;
+    let a = &app.admin;
+    a.post("/projects/hq/jobs", json!({ "name": "job" })).await.expect(201);
+    a.post_bytes("/projects/hq/jobs/job/versions", component("guest_hostile")).await.expect(201);
+    let spec = "[sources.in]\nkind = \"file\"\npath = \"in.jsonl\"\n\n[sinks.out]\nkind = \"memory\"\n\n\
+                [limits]\ncpu_per_batch = \"3s\"\n";
+    a.put("/projects/hq/jobs/job/deployment", json!({ "spec": spec })).await.expect(200);
+    a.put("/projects/hq/quota", json!({ "max_debug_runs": 1 })).await.expect(200);
+    let developer = app.member("dev", Some("hq"), "developer").await;
+
+    // A loop, whose caller gives up after half a second.
+    let hasty = reqwest::Client::builder().timeout(Duration::from_millis(500)).build().unwrap();
+    let gone = hasty
+        .post(format!("{}/api/v1/projects/hq/jobs/job/debug", app.address))
+        .header("Cookie", developer.cookie().expect("signed in"))
+        .json(&json!({ "records": "loop" }))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the caller hung up: {gone:?}");
+    let refused = developer.post("/projects/hq/jobs/job/debug", json!({ "records": "ok" })).await.error(409);
+    assert!(refused.contains("already has 1 debug run(s) in progress"), "the loop still holds its place: {refused}");
+
+    // Its CPU limit ends it, and the place comes back.
+    wait_for("the loop's place to come back", Duration::from_secs(30), || async {
+        let answer = developer.post("/projects/hq/jobs/job/debug", json!({ "records": "ok" })).await;
+        if answer.status == 200 { Ok(()) } else { Err(format!("{}: {}", answer.status, answer.text)) }
+    })
+    .await;
 }
