@@ -235,20 +235,7 @@ impl StateBackend {
         if let Some(changes) = &mut t.changes {
             changes.value(key);
         }
-        let before = match t.values.entry_ref(key) {
-            EntryRef::Occupied(mut e) => {
-                let entry = e.get_mut();
-                self.bytes = self.bytes - entry.value.len() + value.len();
-                entry.value.clear();
-                entry.value.extend_from_slice(value);
-                Some(std::mem::replace(&mut entry.written_ms, now))
-            }
-            EntryRef::Vacant(e) => {
-                self.bytes += key.len() + value.len() + ENTRY_OVERHEAD;
-                e.insert(Entry { value: value.to_vec(), written_ms: now });
-                None
-            }
-        };
+        let before = write_entry(&mut t.values, key, value, now, &mut self.bytes, 0);
         if let Some(index) = &mut t.expiry {
             index.written(key, b"", before, now);
         }
@@ -304,20 +291,7 @@ impl StateBackend {
             EntryRef::Occupied(e) => e.into_mut(),
             EntryRef::Vacant(e) => e.insert(HashMap::new()),
         };
-        let before = match fields.entry_ref(field) {
-            EntryRef::Occupied(mut e) => {
-                let entry = e.get_mut();
-                self.bytes = self.bytes - entry.value.len() + value.len();
-                entry.value.clear();
-                entry.value.extend_from_slice(value);
-                Some(std::mem::replace(&mut entry.written_ms, now))
-            }
-            EntryRef::Vacant(e) => {
-                self.bytes += key.len() + field.len() + value.len() + ENTRY_OVERHEAD;
-                e.insert(Entry { value: value.to_vec(), written_ms: now });
-                None
-            }
-        };
+        let before = write_entry(fields, field, value, now, &mut self.bytes, key.len());
         if let Some(index) = &mut t.expiry {
             index.written(key, field, before, now);
         }
@@ -452,6 +426,34 @@ fn counter_value(value: &[u8]) -> Option<i64> {
     match value.split_first() {
         Some((&COUNTER, rest)) => Some(i64::from_le_bytes(rest.try_into().ok()?)),
         _ => std::str::from_utf8(value).ok()?.trim().parse().ok(),
+    }
+}
+
+/// Writes `value` under `key` of `entries` at `now`, keeping `bytes` (a
+/// new entry also counts `owner_bytes`: a map field its map's key). An entry
+/// already held is overwritten in place, keeping its allocation. Returns
+/// when the entry was written before, if it was.
+fn write_entry(
+    entries: &mut HashMap<Vec<u8>, Entry>,
+    key: &[u8],
+    value: &[u8],
+    now: i64,
+    bytes: &mut usize,
+    owner_bytes: usize,
+) -> Option<i64> {
+    match entries.entry_ref(key) {
+        EntryRef::Occupied(mut e) => {
+            let entry = e.get_mut();
+            *bytes = *bytes - entry.value.len() + value.len();
+            entry.value.clear();
+            entry.value.extend_from_slice(value);
+            Some(std::mem::replace(&mut entry.written_ms, now))
+        }
+        EntryRef::Vacant(e) => {
+            *bytes += owner_bytes + key.len() + value.len() + ENTRY_OVERHEAD;
+            e.insert(Entry { value: value.to_vec(), written_ms: now });
+            None
+        }
     }
 }
 
