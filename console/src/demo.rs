@@ -314,6 +314,7 @@ async fn start_job(
             start_position: None,
             scheduled_ms: None,
             created_by: "sluice",
+            worker: Some(&worker.id),
         })
         .await?;
     match worker.launch(run).await {

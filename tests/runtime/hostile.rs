@@ -79,7 +79,7 @@ impl Run {
 }
 
 /// A spec of the hostile guest with `limits` and job `parameters`.
-fn spec(job: &str, limits: Limits, parameters: &[(&str, &str)]) -> JobSpec {
+pub fn spec(job: &str, limits: Limits, parameters: &[(&str, &str)]) -> JobSpec {
     let Limits { memory_mb, cpu_per_batch_ms, state_mb, output_mb, timers } = limits;
     let mut toml = format!(
         r#"

@@ -4,6 +4,7 @@
 mod failures;
 mod guest_bounds;
 mod hostile;
+mod lease;
 mod load;
 mod parity;
 mod s3_server;

@@ -11,6 +11,7 @@ use super::{ApiError, ApiResult, AppState, Json, audit, job_access};
 use crate::auth::{CurrentUser, Role};
 use crate::store::{Deployment, Job, NewRun, Project, Run, RunState, User, now_ms};
 use crate::worker::plan::{StartPosition, snapshot_key};
+use sluice_runtime::snapshot::Snapshot;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -98,6 +99,9 @@ async fn start_run(
             start_position,
             scheduled_ms: scheduled,
             created_by: &user.name,
+            // This console's own worker launches it now; without one it
+            // goes to the worker with the most free slots.
+            worker: (scheduled.is_none() && state.worker.takes_runs).then_some(state.worker.id.as_str()),
         })
         .await?;
     let what = match scheduled {
@@ -105,7 +109,7 @@ async fn start_run(
         None => format!("run {} (restore {restore})", run.id),
     };
     audit(state, Some(project), Some(job), user, "job.start", &what).await;
-    if scheduled.is_none() {
+    if scheduled.is_none() && state.worker.takes_runs {
         state.worker.launch(run.clone()).await.map_err(|e| ApiError::bad(format!("the job could not start: {e}")))?;
     }
     Ok(state.store.run(&run.id).await?.unwrap_or(run))
@@ -161,10 +165,72 @@ async fn stop_job(state: &AppState, job: &Job, snapshot: bool) -> ApiResult<Run>
     // stopped like any running one.
     let cancelled = run.state == RunState::Scheduled
         && state.store.move_run(&run.id, RunState::Scheduled, RunState::Cancelled).await?;
-    if !cancelled {
-        state.worker.stop(&job.id, snapshot).await.map_err(ApiError::Conflict)?;
+    if cancelled {
+        return Ok(run);
     }
-    Ok(run)
+    if state.worker.running(&job.id).is_some_and(|r| r.run_id == run.id) {
+        state.worker.stop(&job.id, snapshot).await.map_err(ApiError::Conflict)?;
+        return Ok(run);
+    }
+    // Held by another process (or by nobody yet): its worker stops it at
+    // its next heartbeat; a run no worker holds stops at once.
+    if run.worker.is_none() && state.store.move_run(&run.id, RunState::Starting, RunState::Stopped).await? {
+        return Ok(run);
+    }
+    state.store.request_stop(&run.id, snapshot).await?;
+    let deadline = std::time::Instant::now() + STOP_WAIT;
+    loop {
+        let now = state.store.run(&run.id).await?.ok_or_else(|| ApiError::Conflict("the run was deleted".into()))?;
+        if !now.state.is_active() {
+            return Ok(now);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(ApiError::Conflict(format!(
+                "run {} did not stop within {STOP_WAIT:?}; its worker {} stops it when it next heartbeats, or it \
+                 is ended when that worker's lease expires",
+                run.id,
+                now.worker.as_deref().unwrap_or("(none)")
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// How long a stop or snapshot request to a run on another process is
+/// waited for.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Asks the worker holding the job's run (another process) for a snapshot
+/// of every partition group, and returns what it stored.
+async fn remote_snapshot(state: &AppState, project: &Project, job: &Job) -> ApiResult<Vec<Snapshot>> {
+    let run = state
+        .store
+        .active_run(&job.id)
+        .await?
+        .filter(|r| r.state == RunState::Running)
+        .ok_or_else(|| ApiError::Conflict("the job is not running; start it first".into()))?;
+    let groups = state.store.deployment(&job.id).await?.map_or(1, |d| d.parallelism.clamp(1, 64) as u32);
+    let asked = state.store.request_snapshot(&run.id).await?;
+    let deadline = std::time::Instant::now() + STOP_WAIT;
+    while state.store.snapshot_answer(&run.id).await?.unwrap_or(0) < asked {
+        if std::time::Instant::now() > deadline {
+            return Err(ApiError::Conflict(format!(
+                "the worker holding run {} took no snapshot within {STOP_WAIT:?}; see the job's events",
+                run.id
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let snapshots = &state.worker.snapshots;
+    let mut taken = Vec::new();
+    for group in 0..groups {
+        let key = snapshot_key(&project.name, &job.name, group, groups);
+        let ids = snapshots.list(&key).await.map_err(|e| ApiError::Internal(e.into()))?;
+        // The worker answered after storing them: the newest are its.
+        let id = ids.last().ok_or_else(|| ApiError::Conflict(format!("the worker stored no snapshot of `{key}`")))?;
+        taken.push(snapshots.get(&key, id).await.map_err(|e| ApiError::Internal(e.into()))?);
+    }
+    Ok(taken)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -225,7 +291,11 @@ pub async fn take_snapshot(
     Path((p, j)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Vec<SnapshotInfo>>)> {
     let (project, job, _) = job_access(&state, &user, &p, &j, Role::Operator).await?;
-    let taken = state.worker.snapshot_now(&job.id).await.map_err(ApiError::Conflict)?;
+    let taken = if state.worker.running(&job.id).is_some() {
+        state.worker.snapshot_now(&job.id).await.map_err(ApiError::Conflict)?
+    } else {
+        remote_snapshot(&state, &project, &job).await?
+    };
     let infos: Vec<SnapshotInfo> = taken.iter().map(SnapshotInfo::of).collect();
     let ids: Vec<&str> = infos.iter().map(|i| i.id.as_str()).collect();
     audit(&state, Some(&project), Some(&job), &user, "snapshot.take", &ids.join(", ")).await;

@@ -17,6 +17,7 @@ mod quotas;
 pub mod server;
 pub mod ui;
 mod users;
+mod workers;
 
 use std::sync::Arc;
 
@@ -105,7 +106,8 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(lifecycle::list_runs))
         .routes(routes!(monitoring::job_metrics))
         .routes(routes!(monitoring::exceptions))
-        .routes(routes!(monitoring::logs));
+        .routes(routes!(monitoring::logs))
+        .routes(routes!(workers::list_workers));
     let (api, mut openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1).split_for_parts();
     openapi::document_common_answers(&mut openapi);
     let openapi = Arc::new(openapi);

@@ -45,15 +45,24 @@ pub async fn job_metrics(
     let (_, job, _) = job_access(&state, &user, &p, &j, Role::Viewer).await?;
     let latest = state.store.runs(&job.id, 1).await?.into_iter().next();
     let live = state.worker.status(&job.id, q.seconds.unwrap_or(300).min(HISTORY_POINTS));
-    let answer = match live {
-        Some(LiveStatus { run_id, totals, series, tasks }) => MetricsAnswer {
+    let remote = if live.is_none() { remote_report(&state, latest.as_ref()).await } else { None };
+    let answer = match (live, remote) {
+        (Some(LiveStatus { run_id, totals, series, tasks }), _) => MetricsAnswer {
             state: latest.map_or("running".into(), |r| r.state.as_str().to_owned()),
             run_id: Some(run_id),
             totals,
             series,
             tasks,
         },
-        None => MetricsAnswer {
+        // Held by a worker in another process: what it last reported.
+        (None, Some((run, report))) => MetricsAnswer {
+            state: run.state.as_str().to_owned(),
+            run_id: Some(run.id.clone()),
+            totals: report.totals,
+            series: Series::default(),
+            tasks: report.tasks,
+        },
+        (None, None) => MetricsAnswer {
             state: latest.as_ref().map_or("new".into(), |r| r.state.as_str().to_owned()),
             run_id: latest.map(|r| r.id),
             totals: Totals::default(),
@@ -62,6 +71,17 @@ pub async fn job_metrics(
         },
     };
     Ok(Json(answer))
+}
+
+/// The active run `latest` with its worker's last report, when another
+/// process holds it.
+async fn remote_report(
+    state: &AppState,
+    latest: Option<&crate::store::Run>,
+) -> Option<(crate::store::Run, crate::worker::lease::RunReport)> {
+    let run = latest.filter(|r| r.state.is_active())?;
+    let report = super::workers::reported(state, &run.id, run.worker.as_deref()?).await?;
+    Some((run.clone(), report))
 }
 
 /// Dead letters the exceptions view shows (the newest).
@@ -210,10 +230,53 @@ pub async fn prometheus(State(state): State<AppState>, request: axum::extract::R
             family.get_or_create(&labels).set(value);
         }
     }
+    if let Err(e) = worker_metrics(&state, &mut registry).await {
+        return ApiError::from(e).into_response();
+    }
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
         return ApiError::Internal(anyhow::anyhow!("encoding the metrics: {e}")).into_response();
     }
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
         .into_response()
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: String,
+    state: String,
+}
+
+/// Per-worker series from the workers' heartbeats: every console shows all
+/// workers, so any console can be scraped.
+async fn worker_metrics(state: &AppState, registry: &mut Registry) -> Result<(), crate::store::StoreError> {
+    let families = [
+        ("worker_heartbeat_age_seconds", "Seconds since the worker's last heartbeat"),
+        ("worker_slots", "Runs the worker may hold"),
+        ("worker_runs", "Runs the worker holds"),
+        ("worker_records_in", "Records read by the runs the worker holds"),
+        ("worker_records_out", "Rows emitted by the runs the worker holds"),
+    ]
+    .map(|(name, help)| {
+        let family = Family::<WorkerLabels, Gauge>::default();
+        registry.register(name, help, family.clone());
+        family
+    });
+    let now = state.store.clock_ms().await?;
+    for worker in state.store.workers().await? {
+        let reports: Vec<crate::worker::lease::RunReport> =
+            serde_json::from_value(worker.status.clone()).unwrap_or_default();
+        let labels = WorkerLabels { worker: worker.id.clone(), state: worker.state.as_str().to_owned() };
+        let values = [
+            (now - worker.heartbeat_ms).max(0) / 1000,
+            worker.slots,
+            worker.runs,
+            reports.iter().map(|r| r.totals.records_in as i64).sum(),
+            reports.iter().map(|r| r.totals.records_out as i64).sum(),
+        ];
+        for (family, value) in families.iter().zip(values) {
+            family.get_or_create(&labels).set(value);
+        }
+    }
+    Ok(())
 }

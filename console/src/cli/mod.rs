@@ -37,6 +37,8 @@ enum Command {
     Gen(generate::GenArgs),
     /// Run the console, REST API and a worker (embedded defaults without configuration).
     Serve(Box<crate::serve::ServeArgs>),
+    /// Run jobs for the consoles sharing a PostgreSQL metadata store.
+    Worker(Box<crate::serve::WorkerArgs>),
     /// Sign in to a console and keep an API token for the other verbs.
     Login(client::LoginArgs),
     /// Change your password on a console.
@@ -60,6 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => runtime()?.block_on(run::run(args)),
         Command::Gen(args) => generate::generate(&args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => runtime()?.block_on(crate::serve::serve(*args)).map(|()| ExitCode::SUCCESS),
+        Command::Worker(args) => runtime()?.block_on(crate::serve::run_worker(*args)).map(|()| ExitCode::SUCCESS),
         Command::Login(args) => runtime()?.block_on(client::login(args)),
         Command::Password(args) => runtime()?.block_on(accounts::password(args)),
         Command::User(args) => runtime()?.block_on(accounts::user(args)),

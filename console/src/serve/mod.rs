@@ -1,4 +1,5 @@
-//! `sluice serve`: the console, the REST API and a worker in one process.
+//! `sluice serve`: the console, the REST API and a worker in one process
+//! (`--workers 0`: no worker; `sluice worker` processes run the jobs).
 //! With no configuration it keeps everything under a data directory —
 //! SQLite metadata, local snapshots — runs the embedded development broker
 //! and seeds a demo project whose example jobs run on generated data.
@@ -20,6 +21,9 @@ use crate::store::{SecretKey, Store};
 use crate::worker::plan::PlatformRules;
 use crate::worker::{self, Quota, Worker, WorkerOptions};
 use crate::{auth, demo};
+
+mod worker_process;
+pub use worker_process::{WorkerArgs, run_worker};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -53,6 +57,29 @@ pub struct ServeArgs {
     /// Do not create the demo project.
     #[arg(long)]
     pub no_demo: bool,
+    /// Workers in this process: 1 (default) runs jobs here too; 0 makes a
+    /// console only (API, web console, scheduling), with `sluice worker`
+    /// processes sharing its PostgreSQL store running the jobs.
+    #[arg(long, env = "SLUICE_WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub workers: u8,
+    /// Runs this console's worker holds at once.
+    #[arg(long, env = "SLUICE_WORKER_SLOTS", default_value_t = 16)]
+    pub slots: u32,
+    #[command(flatten)]
+    pub worker: WorkerSettings,
+    /// Directory with the demo jobs' components (`<job>.wasm`); default:
+    /// `$SLUICE_DEMO_COMPONENTS`, else `target/demo` when present.
+    #[arg(long, env = "SLUICE_DEMO_COMPONENTS")]
+    pub demo_components: Option<PathBuf>,
+    /// Limits of the API: uploads, compiles, requests, timeouts, sign-in,
+    /// tokens, cookies, the metrics token (docs/SECURITY.md).
+    #[command(flatten)]
+    pub api: ApiSettings,
+}
+
+/// What a worker is held to, the same in `sluice serve` and `sluice worker`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerSettings {
     /// Where the projects' connections (Kafka brokers, database and Redis
     /// hosts) may point: comma-separated CIDRs (`10.0.0.0/8`), addresses
     /// and host names (`kafka.internal`, or `.internal` for a domain).
@@ -74,14 +101,30 @@ pub struct ServeArgs {
     pub ceilings: CeilingArgs,
     #[command(flatten)]
     pub quotas: QuotaArgs,
-    /// Directory with the demo jobs' components (`<job>.wasm`); default:
-    /// `$SLUICE_DEMO_COMPONENTS`, else `target/demo` when present.
-    #[arg(long, env = "SLUICE_DEMO_COMPONENTS")]
-    pub demo_components: Option<PathBuf>,
-    /// Limits of the API: uploads, compiles, requests, timeouts, sign-in,
-    /// tokens, cookies, the metrics token (docs/SECURITY.md).
-    #[command(flatten)]
-    pub api: ApiSettings,
+    /// Lease time of a worker's runs, and of the control plane's leader
+    /// lease: a worker (or console) silent this long is replaced. Workers
+    /// heartbeat every third of it; set the same on every process.
+    #[arg(long, env = "SLUICE_LEASE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub lease: std::time::Duration,
+}
+
+impl WorkerSettings {
+    /// The worker's options; `name` `None` names it `HOST:PID`.
+    pub fn options(&self, name: Option<String>, takes_runs: bool, slots: u32) -> WorkerOptions {
+        WorkerOptions {
+            rules: PlatformRules::new(
+                self.allow_hosts.clone().map(|a| a.0),
+                self.allow_kafka_properties.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
+            ),
+            ceilings: self.ceilings.ceilings(),
+            dead_letters_kept: self.dead_letters_kept,
+            quotas: self.quotas.quota(),
+            name,
+            takes_runs,
+            slots,
+            lease: self.lease,
+        }
+    }
 }
 
 /// The most a deployment's spec may ask for (docs/SPEC.md, `[limits]`):
@@ -179,46 +222,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => format!("sqlite://{}?mode=rwc", args.data_dir.join("sluice.db").display()),
     };
     let key_file = args.secret_key_file.clone().unwrap_or_else(|| args.data_dir.join("secret.key"));
-    let (key, created) = SecretKey::load_or_create(&key_file)?;
-    let store = match Store::connect(&database, key).await {
-        Ok(store) => store,
-        Err(e) => {
-            if created {
-                // A key made for a store that turned out to have one already
-                // is of no use; leave no file that looks like the right one.
-                let _ = std::fs::remove_file(&key_file);
-            }
-            return Err(e).with_context(|| {
-                format!(
-                    "cannot open the metadata store {} with the secret key file {}",
-                    sluice_runtime::connections::redact_url(&database),
-                    key_file.display()
-                )
-            });
-        }
-    };
-    if created {
-        eprintln!(
-            "sluice: created the secret key file {} that seals the connections in the metadata store; \
-             back it up: they cannot be read without it",
-            key_file.display()
-        );
-    }
+    let store = open_store(&database, &key_file).await?;
     first_admin(&store).await?;
     let snapshots: Arc<dyn SnapshotStore> = match &args.snapshots {
         Some(location) => sluice_runtime::snapshot::open_store(location).await?,
         None => Arc::new(LocalSnapshotStore::new(args.data_dir.join("snapshots"))),
     };
-    let rules = PlatformRules::new(
-        args.allow_hosts.clone().map(|a| a.0),
-        args.allow_kafka_properties.iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect(),
-    );
-    let options = WorkerOptions {
-        rules,
-        ceilings: args.ceilings.ceilings(),
-        dead_letters_kept: args.dead_letters_kept,
-        quotas: args.quotas.quota(),
-    };
+    let options = args.worker.options(None, args.workers > 0, args.slots);
     let worker = Worker::new(store.clone(), snapshots, args.data_dir.clone(), options)?;
 
     let broker = match (&args.kafka, args.no_broker) {
@@ -231,6 +241,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(brokers) = &brokers {
         worker.rules.allow_platform_brokers(brokers);
     }
+    if worker.takes_runs {
+        tokio::spawn(worker.clone().keep_leases());
+    }
 
     // The demo first: on a new embedded broker its connection must point
     // there before anything of it resumes.
@@ -238,13 +251,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let components = args.demo_components.clone().unwrap_or_else(|| PathBuf::from("target/demo"));
         demo::seed(&store, &worker, &components, brokers.as_deref(), broker.is_some(), &args.data_dir).await?;
     }
-    // Runs left active by a process that died resume; with the embedded
-    // broker (topics in memory, so gone) they start fresh.
-    worker::scheduler::recover(&worker, &store, broker.is_some()).await?;
-    tokio::spawn(worker::scheduler::run(worker.clone(), store.clone()));
+    // SQLite is one process's store: runs left active by a process that
+    // died resume at once; with the embedded broker (topics in memory, so
+    // gone) they start fresh. On PostgreSQL their leases expire and the
+    // leading console hands them to live workers.
+    if store.dialect == crate::store::Dialect::Sqlite {
+        worker::scheduler::recover(&worker, &store, broker.is_some()).await?;
+    }
+    let console = worker.id.clone();
+    tokio::spawn(worker::scheduler::run(worker.clone(), store.clone(), console.clone()));
 
     let header_timeout = std::time::Duration::from_secs(args.api.header_timeout_secs);
-    let app = api::app(AppState::new(store, worker.clone(), args.api.clone()));
+    let app = api::app(AppState::new(store.clone(), worker.clone(), args.api.clone()));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -252,12 +270,43 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Tests and scripts read this line to find the port.
     println!("sluice console listening on http://{address}");
     api::server::serve(listener, app, header_timeout, shutdown_signal()).await?;
+    worker::scheduler::resign(&store, &console).await;
     eprintln!("sluice: stopping jobs (with snapshots)");
     worker.stop_all().await;
     if let Some(broker) = broker {
         broker.stop().await;
     }
     Ok(())
+}
+
+/// Opens the metadata store with the key file (made when missing).
+async fn open_store(database: &str, key_file: &std::path::Path) -> anyhow::Result<Store> {
+    let (key, created) = SecretKey::load_or_create(key_file)?;
+    let store = match Store::connect(database, key).await {
+        Ok(store) => store,
+        Err(e) => {
+            if created {
+                // A key made for a store that turned out to have one already
+                // is of no use; leave no file that looks like the right one.
+                let _ = std::fs::remove_file(key_file);
+            }
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot open the metadata store {} with the secret key file {}",
+                    sluice_runtime::connections::redact_url(database),
+                    key_file.display()
+                )
+            });
+        }
+    };
+    if created {
+        eprintln!(
+            "sluice: created the secret key file {} that seals the connections in the metadata store; \
+             back it up: they cannot be read without it",
+            key_file.display()
+        );
+    }
+    Ok(store)
 }
 
 /// Creates the first admin on a fresh store: `admin`, with the password

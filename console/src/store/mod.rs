@@ -11,6 +11,7 @@ mod projects;
 mod quotas;
 mod runs;
 mod sealing;
+mod workers;
 
 use std::borrow::Cow;
 
@@ -25,6 +26,7 @@ pub use projects::{Connection, Membership, Project};
 pub use quotas::ProjectQuota;
 pub use runs::{NewRun, Run, RunState};
 pub use sealing::SecretKey;
+pub use workers::{OwnedRun, WorkerInfo, WorkerState};
 
 /// Which database the metadata lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "accounts", include_str!("../../migrations/0004_accounts.sql")),
     (5, "project quotas", include_str!("../../migrations/0005_project_quotas.sql")),
     (6, "one active run per job", include_str!("../../migrations/0006_one_active_run.sql")),
+    (7, "workers and leases", include_str!("../../migrations/0007_workers_and_leases.sql")),
 ];
 
 impl Store {

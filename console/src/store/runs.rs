@@ -106,14 +106,18 @@ pub struct NewRun<'a> {
     pub start_position: Option<&'a str>,
     pub scheduled_ms: Option<i64>,
     pub created_by: &'a str,
+    /// The worker that will launch it at once (this console's own, for a
+    /// start from the API); `None` leaves it to the assignment.
+    pub worker: Option<&'a str>,
 }
 
 impl Store {
     pub async fn create_run(&self, new: NewRun<'_>) -> StoreResult<Run> {
         let id = new_id();
         sqlx::query(
-            "insert into runs (id, job_id, version_id, state, restore_from, start_position, scheduled_ms, created_by, created_ms)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "insert into runs (id, job_id, version_id, state, restore_from, start_position, scheduled_ms, created_by,
+             created_ms, worker, lease_expires_ms)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&id)
         .bind(new.job_id)
@@ -124,6 +128,10 @@ impl Store {
         .bind(new.scheduled_ms)
         .bind(new.created_by)
         .bind(now_ms())
+        .bind(new.worker)
+        // Until the worker claims it; if it never does, the run is taken
+        // over like any whose worker stopped renewing.
+        .bind(new.worker.map(|_| now_ms() + 60_000))
         .execute(&self.pool)
         .await
         // The store keeps one active run per job (a partial unique index).
@@ -187,6 +195,29 @@ impl Store {
         state: RunState,
         error: Option<&str>,
     ) -> StoreResult<bool> {
+        self.update_run_state(id, from, None, state, error).await
+    }
+
+    /// A state change by the owner of lease `epoch` (ignored once the run
+    /// was taken over).
+    pub(super) async fn change_run_state_fenced(
+        &self,
+        id: &str,
+        epoch: Option<i64>,
+        state: RunState,
+        error: Option<&str>,
+    ) -> StoreResult<bool> {
+        self.update_run_state(id, None, epoch, state, error).await
+    }
+
+    async fn update_run_state(
+        &self,
+        id: &str,
+        from: Option<RunState>,
+        epoch: Option<i64>,
+        state: RunState,
+        error: Option<&str>,
+    ) -> StoreResult<bool> {
         let now = now_ms();
         let (started, ended) = match state {
             RunState::Running => (Some(now), None),
@@ -195,8 +226,8 @@ impl Store {
         };
         let done = sqlx::query(
             "update runs set state = $1, error = coalesce($2, error),
-             started_ms = coalesce($3, started_ms), ended_ms = coalesce($4, ended_ms)
-             where id = $5 and ($6 is null or state = $6)",
+             started_ms = coalesce(started_ms, $3), ended_ms = coalesce($4, ended_ms)
+             where id = $5 and ($6 is null or state = $6) and ($7 is null or lease_epoch = $7)",
         )
         .bind(state.as_str())
         .bind(error)
@@ -204,13 +235,9 @@ impl Store {
         .bind(ended)
         .bind(id)
         .bind(from.map(RunState::as_str))
+        .bind(epoch)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    pub async fn set_run_worker(&self, id: &str, worker: &str) -> StoreResult<()> {
-        sqlx::query("update runs set worker = $1 where id = $2").bind(worker).bind(id).execute(&self.pool).await?;
-        Ok(())
     }
 }

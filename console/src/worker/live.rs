@@ -16,7 +16,7 @@ use crate::store::Store;
 pub const HISTORY_POINTS: usize = 600;
 
 /// Totals over a job's tasks.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Totals {
     pub records_in: u64,
     pub records_out: u64,

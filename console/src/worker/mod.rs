@@ -10,21 +10,24 @@
 mod debug;
 #[cfg(test)]
 mod fuzz_plan;
+pub mod lease;
 pub mod live;
 pub mod plan;
 mod quota;
+pub mod restore;
 pub mod scheduler;
 mod threads;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluice_runtime::job::task::TaskCommand;
-use sluice_runtime::job::{Ceilings, TaskBuilder, TaskEnd};
+use sluice_runtime::job::{Ceilings, LeaseGate, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
-use sluice_runtime::snapshot::{Snapshot, SnapshotMeta, SnapshotStore};
+use sluice_runtime::snapshot::{FencedSnapshots, Snapshot, SnapshotMeta, SnapshotStore};
 use sluice_runtime::wasm::{JobEngine, LoadedComponent};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -33,6 +36,7 @@ use live::History;
 pub use live::{DeadLetterCapture, Series, Totals};
 use plan::StartPosition;
 pub use quota::{DebugSlot, Quota, Usage};
+use restore::RestoreFrom;
 use threads::JobThreads;
 
 use crate::store::{Deployment, Job, Project, Run, RunState, Store, now_ms};
@@ -61,6 +65,19 @@ pub struct Worker {
     store: Store,
     pub snapshots: Arc<dyn SnapshotStore>,
     running: Mutex<HashMap<String, Arc<RunningJob>>>,
+    /// Whether this worker takes runs (`sluice serve --workers 0` keeps
+    /// one only for uploads, debug runs and previews).
+    pub takes_runs: bool,
+    /// Runs it holds at once.
+    pub slots: u32,
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+    /// Runs being launched now (by the API or by the lease loop).
+    launching: Mutex<HashSet<String>>,
+    /// Wakes the lease loop early (a run was assigned to this worker).
+    pub nudge: tokio::sync::Notify,
+    /// Set on SIGTERM: runs stop with a snapshot and are handed over.
+    draining: AtomicBool,
 }
 
 impl std::fmt::Debug for Worker {
@@ -80,7 +97,17 @@ pub struct RunningJob {
     pub dead_letters: DeadLetterCapture,
     /// Turns true when the run has ended.
     done: watch::Receiver<bool>,
-    stopping: std::sync::atomic::AtomicBool,
+    stopping: AtomicBool,
+    /// The run's lease epoch this worker holds it at.
+    pub epoch: i64,
+    /// Closed when the lease is lost: the tasks write nothing more.
+    gate: Arc<LeaseGate>,
+    /// Stopped to be handed to another worker (a drain), not ended.
+    handing_over: AtomicBool,
+    /// What the run first restored (kept when it moves on).
+    restore: RestoreFrom,
+    /// A console's snapshot request being answered.
+    snapshot_busy: AtomicBool,
 }
 
 struct TaskSlot {
@@ -107,7 +134,7 @@ pub struct LiveStatus {
     pub tasks: Vec<TaskStatus>,
 }
 
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskStatus {
     /// Partition group index.
     pub task: usize,
@@ -129,7 +156,18 @@ pub struct WorkerOptions {
     pub dead_letters_kept: usize,
     /// The quota of a project without its own (`--project-max-*`).
     pub quotas: Quota,
+    /// The name it registers under (default `HOST:PID`).
+    pub name: Option<String>,
+    /// Whether it takes runs at all.
+    pub takes_runs: bool,
+    /// Runs it holds at once.
+    pub slots: u32,
+    /// Lease time (heartbeats every third of it).
+    pub lease: Duration,
 }
+
+/// Lease time unless the operator says otherwise.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 
 /// Dead letters kept per job unless the operator says otherwise.
 pub const DEAD_LETTERS_KEPT: usize = 10_000;
@@ -141,6 +179,10 @@ impl Default for WorkerOptions {
             ceilings: Ceilings::default(),
             dead_letters_kept: DEAD_LETTERS_KEPT,
             quotas: Quota::default(),
+            name: None,
+            takes_runs: true,
+            slots: 16,
+            lease: DEFAULT_LEASE,
         }
     }
 }
@@ -163,8 +205,8 @@ impl Worker {
         options: WorkerOptions,
     ) -> anyhow::Result<Arc<Worker>> {
         let engine = JobEngine::new(Some(data_dir.join("cache")))?;
-        let id = format!("{}:{}", hostname(), std::process::id());
-        let WorkerOptions { rules, ceilings, dead_letters_kept, quotas } = options;
+        let WorkerOptions { rules, ceilings, dead_letters_kept, quotas, name, takes_runs, slots, lease } = options;
+        let id = name.unwrap_or_else(|| format!("{}:{}", hostname(), std::process::id()));
         Ok(Arc::new(Worker {
             id,
             data_dir,
@@ -178,7 +220,28 @@ impl Worker {
             store,
             snapshots,
             running: Mutex::new(HashMap::new()),
+            takes_runs,
+            slots: slots.max(1),
+            lease: lease.max(Duration::from_millis(300)),
+            launching: Mutex::new(HashSet::new()),
+            nudge: tokio::sync::Notify::new(),
+            draining: AtomicBool::new(false),
         }))
+    }
+
+    /// The lease time in milliseconds (as the store measures it).
+    pub fn lease_ms(&self) -> i64 {
+        self.lease.as_millis() as i64
+    }
+
+    /// How long after a renewal was sent the tasks may still write: short
+    /// of the lease, so they stop before anyone else can take over.
+    fn write_window(&self) -> Duration {
+        self.lease * 3 / 4
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The rules `project`'s connections are held to.
@@ -211,32 +274,55 @@ impl Worker {
     /// Starts `run` (in state starting): builds its tasks — so a bad spec,
     /// connection or snapshot is reported to the caller — then runs them in
     /// the background. On error the run is marked failed.
+    /// The run must be held by this worker (created for it, assigned to it
+    /// or left by its previous process): the launch claims the lease with a
+    /// new epoch first.
     pub async fn launch(self: &Arc<Self>, run: Run) -> Result<(), String> {
         let run_id = run.id.clone();
-        let result = self.try_launch(run).await;
-        if let Err(message) = &result {
-            let _ = self.store.set_run_state(&run_id, RunState::Failed, Some(message)).await;
+        if !self.launching.lock().expect("launching lock").insert(run_id.clone()) {
+            return Err(format!("run {run_id} is being launched already"));
         }
+        let renewed_at = Instant::now();
+        let result = match self.store.claim_run(&run.id, &self.id, Some(&self.id), None, self.lease_ms()).await {
+            Ok(Some(epoch)) => {
+                let gate = Arc::new(LeaseGate::until(renewed_at, self.write_window()));
+                let result = self.try_launch(run, epoch, gate).await;
+                if let Err(message) = &result {
+                    let _ = self.store.set_run_state_as(&run_id, epoch, RunState::Failed, Some(message)).await;
+                }
+                result
+            }
+            Ok(None) => Err(format!("run {run_id} is held by another worker now")),
+            Err(e) => Err(e.to_string()),
+        };
+        self.launching.lock().expect("launching lock").remove(&run_id);
         result
     }
 
-    async fn try_launch(self: &Arc<Self>, run: Run) -> Result<(), String> {
+    /// Whether run `run_id` is running or being launched here.
+    pub fn holds(&self, run_id: &str) -> bool {
+        self.launching.lock().expect("launching lock").contains(run_id)
+            || self.running.lock().expect("running lock").values().any(|r| r.run_id == run_id)
+    }
+
+    async fn try_launch(self: &Arc<Self>, run: Run, epoch: i64, gate: Arc<LeaseGate>) -> Result<(), String> {
         let plan = self.plan(run).await?;
         if self.running(&plan.job.id).is_some() {
             return Err(format!("job `{}` is already running", plan.job.name));
         }
         self.check_quota(&plan.project, &plan.run.id, &plan.deployment).await?;
-        let restore = plan.run.restore_from.clone().unwrap_or_else(|| "none".into());
-        let restore = match restore.as_str() {
-            "none" => Restore::None,
-            "latest" => Restore::Latest,
-            id => Restore::Id(id.to_owned()),
-        };
+        let restore = RestoreFrom::parse(plan.run.restore_from.as_deref());
         let keys: Vec<String> =
             (0..plan.groups).map(|g| plan::snapshot_key(&plan.project.name, &plan.job.name, g, plan.groups)).collect();
+        // Before anything is restored: from here on an older owner's
+        // snapshot writes are refused (or were stored before, and restored).
+        for key in &keys {
+            self.snapshots.raise_fence(key, epoch as u64).await.map_err(|e| e.to_string())?;
+        }
         let dead_letters =
             DeadLetterCapture::new(self.store.clone(), &plan.job.id, &plan.run.id, self.dead_letters_kept);
-        let slots = self.start_tasks(&plan, &keys, &restore, &dead_letters).await?;
+        let lease = TaskLease { epoch, gate: gate.clone() };
+        let slots = self.start_tasks(&plan, &keys, &restore, &dead_letters, &lease).await?;
         let (done_tx, done_rx) = watch::channel(false);
         let running = Arc::new(RunningJob {
             run_id: plan.run.id.clone(),
@@ -252,15 +338,29 @@ impl Worker {
             dead_letters,
             done: done_rx,
             stopping: false.into(),
+            epoch,
+            gate,
+            handing_over: false.into(),
+            restore,
+            snapshot_busy: false.into(),
         });
         self.running.lock().expect("running lock").insert(plan.job.id.clone(), running.clone());
-        self.store.set_run_worker(&plan.run.id, &self.id).await.map_err(|e| e.to_string())?;
-        self.store.set_run_state(&plan.run.id, RunState::Running, None).await.map_err(|e| e.to_string())?;
+        if !self
+            .store
+            .set_run_state_as(&plan.run.id, epoch, RunState::Running, None)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            running.gate.revoke();
+            for control in running.controls() {
+                let _ = control.try_send(TaskCommand::Stop { snapshot: false });
+            }
+        }
         self.event(
             &plan,
             "run",
             "run.started",
-            &format!("run {} on {} ({} task(s))", plan.run.id, self.id, plan.groups),
+            &format!("run {} on {} ({} task(s), lease epoch {epoch})", plan.run.id, self.id, plan.groups),
         )
         .await;
         let handles = slots.into_iter().map(|(_, h)| h).collect();
@@ -292,8 +392,9 @@ impl Worker {
         self: &Arc<Self>,
         plan: &LaunchPlan,
         keys: &[String],
-        restore: &Restore,
+        restore: &RestoreFrom,
         dead_letters: &DeadLetterCapture,
+        lease: &TaskLease,
     ) -> Result<Vec<(TaskSlot, tokio::task::JoinHandle<Result<TaskEnd, String>>)>, String> {
         let start = match &plan.run.start_position {
             Some(text) => Some(StartPosition::parse(text)?),
@@ -306,7 +407,11 @@ impl Worker {
             let spec = plan::job_spec(&plan.deployment, key, start.as_ref(), &base_dir)?;
             self.ceilings.check(&spec).map_err(|e| e.to_string())?;
             let connections = self.project_connections(&plan.project.name, &stored)?;
-            let snapshot = self.snapshot_to_restore(key, restore, keys.len()).await?;
+            let first_started = plan.run.started_ms.unwrap_or(plan.run.created_ms);
+            let snapshot = self.snapshot_to_restore(key, restore, keys.len(), first_started).await?;
+            let snapshots: Arc<dyn SnapshotStore> =
+                Arc::new(FencedSnapshots::new(self.snapshots.clone(), lease.epoch as u64));
+            let gate = lease.gate.clone();
             let metrics = Arc::new(TaskMetrics::default());
             let (worker, component, dead_letters) = (self.clone(), plan.component.clone(), dead_letters.clone());
             let groups = keys.len() as u32;
@@ -329,7 +434,8 @@ impl Worker {
                 let mut builder = TaskBuilder::new(&spec)
                     .connections(connections)
                     .metrics(task_metrics)
-                    .snapshots(worker.snapshots.clone())
+                    .snapshots(snapshots)
+                    .lease(gate)
                     .dead_letter(dead_letters.sink(declared_dead_letter))
                     .partition_group(group as u32, groups);
                 if let Some(snapshot) = snapshot {
@@ -346,20 +452,37 @@ impl Worker {
         Ok(built)
     }
 
+    /// What group `key` restores; `first_started` is when the run first
+    /// started (a resumed run takes its own snapshots from then on).
     async fn snapshot_to_restore(
         &self,
         key: &str,
-        restore: &Restore,
+        restore: &RestoreFrom,
         groups: usize,
+        first_started: i64,
     ) -> Result<Option<Snapshot>, String> {
         match restore {
-            Restore::None => Ok(None),
-            Restore::Latest => self.snapshots.latest(key).await.map_err(|e| e.to_string()),
-            Restore::Id(_) if groups > 1 => {
+            RestoreFrom::None => Ok(None),
+            RestoreFrom::Latest => self.snapshots.latest(key).await.map_err(|e| e.to_string()),
+            RestoreFrom::Resume(first) => {
+                // Snapshot ids begin with their time (ms, 13 digits).
+                let since = format!("{:013}", first_started.max(0));
+                let ids = self.snapshots.list(key).await.map_err(|e| e.to_string())?;
+                for id in ids.iter().rev().filter(|id| id.as_str() >= since.as_str()) {
+                    match self.snapshots.load(key, id).await {
+                        Ok(snapshot) => return Ok(Some(snapshot)),
+                        Err(e) => {
+                            tracing::warn!(key, snapshot = %id, "skipping a snapshot that cannot be restored: {e}")
+                        }
+                    }
+                }
+                Box::pin(self.snapshot_to_restore(key, first, groups, first_started)).await
+            }
+            RestoreFrom::Snapshot(_) if groups > 1 => {
                 Err("restoring a chosen snapshot needs parallelism 1; with several partition groups restore `latest`"
                     .into())
             }
-            Restore::Id(id) => {
+            RestoreFrom::Snapshot(id) => {
                 let ids = self.snapshots.list(key).await.map_err(|e| e.to_string())?;
                 if !ids.contains(id) {
                     return Err(format!(
@@ -404,18 +527,25 @@ impl Worker {
                     }
                 }
             }
-            let stopping = running.stopping.load(std::sync::atomic::Ordering::SeqCst);
+            let stopping = running.stopping.load(Ordering::SeqCst);
+            if !running.gate.is_open() {
+                // The lease is gone: whatever ended the tasks, this worker
+                // writes nothing more about the run (the new owner does).
+                break (RunState::Running, Some(LEASE_LOST.to_owned()));
+            }
             match error {
                 Some(e) if !stopping && restarts < MAX_RESTARTS => {
                     restarts += 1;
                     let delay = Duration::from_secs(1 << (restarts - 1));
                     self.event(&plan, "error", "run.task_failed", &format!("{e}; restarting from the latest snapshot in {delay:?} (restart {restarts} of {MAX_RESTARTS})")).await;
                     tokio::time::sleep(delay).await;
-                    if running.stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                    if running.stopping.load(Ordering::SeqCst) {
                         // Stopped while waiting to restart.
                         break (RunState::Stopped, None);
                     }
-                    match self.start_tasks(&plan, &keys, &Restore::Latest, &running.dead_letters).await {
+                    let lease = TaskLease { epoch: running.epoch, gate: running.gate.clone() };
+                    let resume = running.restore.clone().resumed();
+                    match self.start_tasks(&plan, &keys, &resume, &running.dead_letters, &lease).await {
                         Ok(slots) => {
                             let mut tasks = running.tasks.lock().expect("tasks lock");
                             *tasks = slots
@@ -436,8 +566,20 @@ impl Worker {
         };
         sampler.abort();
         let (state, error) = outcome;
-        if let Err(e) = self.store.set_run_state(&plan.run.id, state, error.as_deref()).await {
-            tracing::error!(error = %e, run = %plan.run.id, "cannot record the end of a run");
+        if error.as_deref() == Some(LEASE_LOST) {
+            tracing::warn!(run = %plan.run.id, worker = %self.id, "lost the lease: the run's tasks stopped writing");
+            self.running.lock().expect("running lock").remove(&plan.job.id);
+            return;
+        }
+        if running.handing_over.load(Ordering::SeqCst) && state == RunState::Stopped {
+            self.hand_over(&plan, &running).await;
+            self.running.lock().expect("running lock").remove(&plan.job.id);
+            return;
+        }
+        match self.store.set_run_state_as(&plan.run.id, running.epoch, state, error.as_deref()).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(run = %plan.run.id, "the run was taken over; its end here is not recorded"),
+            Err(e) => tracing::error!(error = %e, run = %plan.run.id, "cannot record the end of a run"),
         }
         let detail = match &error {
             Some(e) => format!("run {} failed: {e}", plan.run.id),
@@ -460,8 +602,11 @@ impl Worker {
     /// its tasks to end.
     pub async fn stop(&self, job_id: &str, snapshot: bool) -> Result<(), String> {
         let running = self.running(job_id).ok_or("the job is not running")?;
-        running.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.store.set_run_state(&running.run_id, RunState::Stopping, None).await.map_err(|e| e.to_string())?;
+        running.stopping.store(true, Ordering::SeqCst);
+        self.store
+            .set_run_state_as(&running.run_id, running.epoch, RunState::Stopping, None)
+            .await
+            .map_err(|e| e.to_string())?;
         for control in running.controls() {
             let _ = control.send(TaskCommand::Stop { snapshot }).await;
         }
@@ -544,11 +689,14 @@ impl Worker {
     }
 }
 
-enum Restore {
-    None,
-    Latest,
-    Id(String),
+/// The lease a run's tasks are built under.
+struct TaskLease {
+    epoch: i64,
+    gate: Arc<LeaseGate>,
 }
+
+/// How `supervise` tells that the run's lease was lost.
+const LEASE_LOST: &str = "lease lost";
 
 /// Samples the run's counters every second, for the charts.
 async fn sample(running: Arc<RunningJob>) {

@@ -1,13 +1,20 @@
-//! Starts that happen later: runs scheduled at a time, deployments on a
-//! cron schedule, and runs a previous process left running (resumed from
-//! their latest snapshot when the console starts again).
+//! The control plane's singletons, run by the one console that holds the
+//! `control` leader lease (any number of consoles may share a store): runs
+//! scheduled at a time, deployments on a cron schedule, assignment of
+//! starting runs to the worker with the most free slots, and takeover of
+//! runs whose worker stopped renewing its lease. Also the embedded
+//! console's recovery of the runs its previous process left running.
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Worker;
-use crate::store::{NewRun, RunState, Store, StoreError, now_ms};
+use super::restore::RestoreFrom;
+use crate::store::{NewRun, RunState, Store, StoreError, WorkerState, now_ms};
+
+/// The leader lease of the control plane's singletons.
+const CONTROL: &str = "control";
 
 /// Parses a cron expression the way schedules use it, with a message that
 /// says what a valid one looks like.
@@ -20,37 +27,125 @@ pub fn parse_cron(text: &str) -> Result<cron::Schedule, String> {
     })
 }
 
-/// Runs the scheduler until the process ends.
-pub async fn run(worker: Arc<Worker>, store: Store) {
+/// Runs the control plane while this console leads, until the process
+/// ends; `console` names this console in the leader lease.
+pub async fn run(worker: Arc<Worker>, store: Store, console: String) {
     let mut last = chrono::Utc::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut leading = false;
     loop {
         tick.tick().await;
         let now = chrono::Utc::now();
-        if let Err(e) = due_runs(&worker, &store).await {
-            tracing::error!(error = %e, "scheduler: scheduled runs");
+        match store.lead(CONTROL, &console, worker.lease_ms()).await {
+            Ok(lead) => {
+                if lead != leading {
+                    tracing::info!(console = %console, leading = lead, "control plane leadership changed");
+                    leading = lead;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control plane: cannot renew the leader lease");
+                leading = false;
+            }
         }
-        if let Err(e) = cron_starts(&worker, &store, last, now).await {
-            tracing::error!(error = %e, "scheduler: cron schedules");
+        if leading {
+            if let Err(e) = due_runs(&store).await {
+                tracing::error!(error = %e, "scheduler: scheduled runs");
+            }
+            if let Err(e) = cron_starts(&store, last, now).await {
+                tracing::error!(error = %e, "scheduler: cron schedules");
+            }
+            if let Err(e) = take_over_expired(&worker, &store).await {
+                tracing::error!(error = %e, "control plane: takeovers");
+            }
+            if let Err(e) = assign(&worker, &store).await {
+                tracing::error!(error = %e, "control plane: assignment");
+            }
         }
         last = now;
     }
 }
 
-/// Launches runs whose start time has come.
-async fn due_runs(worker: &Arc<Worker>, store: &Store) -> anyhow::Result<()> {
+/// Gives the leader lease up on shutdown, so another console takes it at
+/// once instead of after it expires.
+pub async fn resign(store: &Store, console: &str) {
+    let _ = store.resign(CONTROL, console).await;
+}
+
+/// The live worker (other than `except`) with the most free slots.
+async fn pick_worker(worker: &Worker, store: &Store, except: Option<&str>) -> anyhow::Result<Option<String>> {
+    let now = store.clock_ms().await?;
+    let best = store
+        .workers()
+        .await?
+        .into_iter()
+        .filter(|w| w.state == WorkerState::Up && w.heartbeat_ms >= now - worker.lease_ms())
+        .filter(|w| Some(w.id.as_str()) != except)
+        .map(|w| (w.slots - w.runs, w.id))
+        .filter(|(free, _)| *free > 0)
+        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    Ok(best.map(|(_, id)| id))
+}
+
+/// Hands starting runs that no worker holds to the live worker with the
+/// most free slots.
+async fn assign(worker: &Worker, store: &Store) -> anyhow::Result<()> {
+    for run in store.unassigned_runs().await? {
+        let Some(target) = pick_worker(worker, store, None).await? else {
+            return Ok(()); // No free slot anywhere: the runs wait.
+        };
+        if store.claim_run(&run.id, &target, None, None, worker.lease_ms()).await?.is_some() && target == worker.id {
+            worker.nudge.notify_one();
+        }
+    }
+    Ok(())
+}
+
+/// Runs whose worker stopped renewing the lease: a stopping one ends, the
+/// others move to another worker with a new epoch, to resume from their
+/// own latest snapshot.
+async fn take_over_expired(worker: &Worker, store: &Store) -> anyhow::Result<()> {
+    for lost in store.mark_lost_workers(worker.lease_ms()).await? {
+        tracing::warn!(worker = %lost, "a worker stopped heartbeating");
+    }
+    for (run, epoch) in store.expired_runs().await? {
+        let from = run.worker.clone().unwrap_or_default();
+        if run.state == RunState::Stopping {
+            let why = format!("worker {from} stopped renewing its lease while stopping the run");
+            store.set_run_state_as(&run.id, epoch, RunState::Stopped, Some(&why)).await?;
+            continue;
+        }
+        let target = pick_worker(worker, store, Some(&from)).await?;
+        let restore = RestoreFrom::parse(run.restore_from.as_deref()).resumed();
+        if !store.take_over_run(&run.id, epoch, target.as_deref(), &restore.as_text(), worker.lease_ms()).await? {
+            continue;
+        }
+        let to = match &target {
+            Some(t) => format!("resumes on worker {t} from its latest snapshot"),
+            None => "waits for a worker with a free slot".to_owned(),
+        };
+        run_event(
+            store,
+            &run.job_id,
+            "run.takeover",
+            &format!("worker {from} stopped renewing its lease on run {} (epoch {epoch}); the run {to}", run.id),
+        )
+        .await?;
+        if target.as_deref() == Some(worker.id.as_str()) {
+            worker.nudge.notify_one();
+        }
+    }
+    Ok(())
+}
+
+/// Moves runs whose start time has come to starting, for assignment.
+async fn due_runs(store: &Store) -> anyhow::Result<()> {
     for run in store.runs_in_state(RunState::Scheduled).await? {
         if run.scheduled_ms.unwrap_or(0) > now_ms() {
             continue;
         }
-        // Another console's scheduler, or a stop, may have taken it.
-        if !store.move_run(&run.id, RunState::Scheduled, RunState::Starting).await? {
-            continue;
-        }
-        let id = run.id.clone();
-        if let Err(e) = worker.launch(run).await {
-            tracing::warn!(run = %id, error = %e, "scheduled start failed");
-        }
+        // A stop may have cancelled it meanwhile.
+        store.move_run(&run.id, RunState::Scheduled, RunState::Starting).await?;
     }
     Ok(())
 }
@@ -59,7 +154,6 @@ async fn due_runs(worker: &Arc<Worker>, store: &Store) -> anyhow::Result<()> {
 /// (fresh state: a scheduled job is a bounded batch, as the compensation
 /// jobs are), unless the job is still active.
 async fn cron_starts(
-    worker: &Arc<Worker>,
     store: &Store,
     last: chrono::DateTime<chrono::Utc>,
     now: chrono::DateTime<chrono::Utc>,
@@ -79,6 +173,7 @@ async fn cron_starts(
                 start_position: None,
                 scheduled_ms: Some(now.timestamp_millis()),
                 created_by: "schedule",
+                worker: None,
             })
             .await;
         let run = match created {
@@ -88,19 +183,7 @@ async fn cron_starts(
             Err(StoreError::Conflict(_)) => continue,
             Err(e) => return Err(e.into()),
         };
-        store
-            .record_event(
-                None,
-                Some(&deployment.job_id),
-                "run",
-                None,
-                "run.cron",
-                &format!("cron start, run {}", run.id),
-            )
-            .await?;
-        if let Err(e) = worker.launch(run).await {
-            tracing::warn!(job = %deployment.job_id, error = %e, "cron start failed");
-        }
+        run_event(store, &deployment.job_id, "run.cron", &format!("cron start, run {}", run.id)).await?;
     }
     Ok(())
 }
@@ -129,22 +212,21 @@ pub async fn recover(worker: &Arc<Worker>, store: &Store, fresh: bool) -> anyhow
                     start_position: None,
                     scheduled_ms: None,
                     created_by: "recovery",
+                    worker: worker.takes_runs.then_some(worker.id.as_str()),
                 })
                 .await?;
-            store
-                .record_event(
-                    None,
-                    Some(&run.job_id),
-                    "run",
-                    None,
-                    "run.resumed",
-                    &format!("run {} resumes run {}", resumed.id, run.id),
-                )
-                .await?;
-            if let Err(e) = worker.launch(resumed).await {
+            run_event(store, &run.job_id, "run.resumed", &format!("run {} resumes run {}", resumed.id, run.id)).await?;
+            if worker.takes_runs
+                && let Err(e) = worker.launch(resumed).await
+            {
                 tracing::warn!(job = %run.job_id, error = %e, "resuming a run failed");
             }
         }
     }
     Ok(())
+}
+
+/// Records a run event of job `job_id` (its project found by the store).
+async fn run_event(store: &Store, job_id: &str, action: &str, detail: &str) -> Result<(), StoreError> {
+    store.record_event(None, Some(job_id), "run", None, action, detail).await
 }

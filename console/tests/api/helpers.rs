@@ -3,10 +3,9 @@
 //! the router on a free port — and a small HTTP client that signs in with
 //! the session cookie or an API token.
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -101,10 +100,11 @@ async fn spawn_app_on_with(
     let server = tokio::spawn(async move {
         api::server::serve(listener, router, header_timeout, std::future::pending()).await.expect("the console serves");
     });
-    let scheduler = tokio::spawn(worker::scheduler::run(worker.clone(), store.clone()));
+    let scheduler = tokio::spawn(worker::scheduler::run(worker.clone(), store.clone(), worker.id.clone()));
+    let leases = tokio::spawn(worker.clone().keep_leases());
 
     let admin = Client::anonymous(&address).login("admin", ADMIN_PASSWORD).await;
-    TestApp { address, store, worker, guards, dir, admin, tasks: vec![server, scheduler] }
+    TestApp { address, store, worker, guards, dir, admin, tasks: vec![server, scheduler, leases] }
 }
 
 /// Points the worker's compiled-component cache at the one the fixture
@@ -313,22 +313,7 @@ pub fn component(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Polls `check` every 100 ms until it gives a value; fails after
-/// `timeout` with `what` and the last thing `check` saw.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let started = Instant::now();
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(last) if started.elapsed() > timeout => panic!("waited {timeout:?} for {what}; last: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-}
+pub use crate::wait::wait_for;
 
 /// Generous: the machine is shared, and a first start compiles the component.
 pub const PATIENCE: Duration = Duration::from_secs(120);

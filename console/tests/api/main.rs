@@ -9,6 +9,8 @@
 
 mod fixtures;
 mod helpers;
+#[path = "../support/wait.rs"]
+mod wait;
 
 mod account_admin;
 mod accounts;

@@ -28,6 +28,7 @@ async fn new_run(store: &Store, job_id: &str, version_id: &str, state: RunState)
             start_position: None,
             scheduled_ms: None,
             created_by: "test",
+            worker: None,
         })
         .await
 }

@@ -22,6 +22,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/projects/{p}", &["get"]),
     ("/projects/{p}/members/{user}", &["put", "delete"]),
     ("/projects/{p}/quota", &["get", "put"]),
+    ("/workers", &["get"]),
     ("/projects/{p}/connections", &["get"]),
     ("/projects/{p}/connections/{name}", &["put", "delete"]),
     ("/projects/{p}/connections/{name}/topics", &["get", "post"]),

@@ -94,6 +94,7 @@ async fn the_metadata_store_runs_on_postgresql() {
             start_position: None,
             scheduled_ms: Some(now_ms() + 60_000),
             created_by: "pat",
+            worker: None,
         })
         .await
         .unwrap();
@@ -107,6 +108,7 @@ async fn the_metadata_store_runs_on_postgresql() {
             start_position: None,
             scheduled_ms: None,
             created_by: "pat",
+            worker: None,
         })
         .await;
     assert!(

@@ -10,8 +10,11 @@
 //! Each test starts its own console (`platform::Platform::start`), so one
 //! attack's outcome never hides another's. Nothing external is needed.
 
+#[path = "../support/client.rs"]
 mod client;
 mod platform;
+#[path = "../support/wait.rs"]
+mod wait;
 
 mod bombs;
 mod connections;

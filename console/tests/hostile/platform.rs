@@ -4,16 +4,16 @@
 //! attacker), a project admin, a warehouse of its own and a job to deploy.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::client::Client;
+pub use crate::wait::wait_for;
 
 const ADMIN_PASSWORD: &str = "hostile-admin-password";
 /// Password of the users the suite creates.
@@ -262,23 +262,6 @@ fn serve(data: &Path) -> (Server, String) {
 pub fn component(name: &str) -> Vec<u8> {
     let path = sluice_tests::wasm(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Polls `check` every 200 ms until it gives a value; fails after
-/// `timeout` with `what` and the last thing `check` saw.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let started = Instant::now();
-    loop {
-        match check().await {
-            Ok(value) => return value,
-            Err(last) if started.elapsed() > timeout => panic!("waited {timeout:?} for {what}; last: {last}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
-    }
 }
 
 /// A spec of project a's job `j` (the forward component) reading a JSON

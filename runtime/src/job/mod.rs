@@ -4,12 +4,14 @@ pub mod batch;
 pub mod ceilings;
 #[cfg(test)]
 mod fuzz_spec;
+pub mod lease;
 pub mod run;
 pub mod spec;
 pub mod task;
 pub mod timers;
 
 pub use ceilings::{Ceilings, OverCeiling};
+pub use lease::{LeaseGate, LeaseLost};
 pub use run::{BuildError, TaskBuilder};
 pub use spec::JobSpec;
 pub use task::{Task, TaskCommand, TaskEnd, TaskError};

@@ -63,6 +63,7 @@ pub struct TaskBuilder<'a> {
     restore: Option<Snapshot>,
     allow_non_restored_state: bool,
     group: PartitionGroup,
+    lease: Arc<super::LeaseGate>,
 }
 
 impl<'a> TaskBuilder<'a> {
@@ -80,6 +81,7 @@ impl<'a> TaskBuilder<'a> {
             restore: None,
             allow_non_restored_state: false,
             group: PartitionGroup::default(),
+            lease: Arc::new(super::LeaseGate::unbounded()),
         }
     }
 
@@ -119,6 +121,13 @@ impl<'a> TaskBuilder<'a> {
     /// Where snapshots go (periodic per the spec, on stop, and on demand).
     pub fn snapshots(mut self, store: Arc<dyn SnapshotStore>) -> Self {
         self.snapshots = Some(store);
+        self
+    }
+
+    /// Runs under a worker's lease: the task writes nothing (sink rows,
+    /// snapshots, dimension commits) once `gate` has closed.
+    pub fn lease(mut self, gate: Arc<super::LeaseGate>) -> Self {
+        self.lease = gate;
         self
     }
 
@@ -275,6 +284,7 @@ impl<'a> TaskBuilder<'a> {
             last_snapshot: std::time::Instant::now(),
             snapshot_seq: 0,
             staged,
+            lease: self.lease,
         })
     }
 

@@ -34,6 +34,9 @@ pub enum TaskError {
     Connector { job: String, source: ConnectorError },
     #[error("job `{job}`: snapshot: {message}")]
     Snapshot { job: String, message: String },
+    /// The task's worker no longer holds the run: it wrote nothing more.
+    #[error("job `{job}`: {reason}; this worker stopped writing")]
+    LeaseLost { job: String, reason: super::LeaseLost },
 }
 
 /// How a task ended without error.
@@ -107,6 +110,8 @@ pub struct Task {
     pub(crate) since_full: usize,
     /// Dimensions whose writes are committed with snapshots, by name.
     pub(crate) staged: Vec<(String, Arc<StagedDimension>)>,
+    /// Checked before every write; closed when the worker's lease is gone.
+    pub(crate) lease: Arc<super::LeaseGate>,
 }
 
 impl Task {
@@ -116,6 +121,11 @@ impl Task {
 
     fn connector_error(&self, source: ConnectorError) -> TaskError {
         TaskError::Connector { job: self.job(), source }
+    }
+
+    /// Fails unless the task may still write (its worker holds the lease).
+    fn check_lease(&self) -> Result<(), TaskError> {
+        self.lease.check().map_err(|reason| TaskError::LeaseLost { job: self.job(), reason })
     }
 
     /// Runs until the sources are exhausted, `stop` turns true, or an error.
@@ -213,6 +223,7 @@ impl Task {
 
     /// Lets buffering sinks write out on their interval, input or not.
     async fn tick_sinks(&mut self) -> Result<(), TaskError> {
+        self.check_lease()?;
         let job = self.job();
         for i in 0..self.sinks.len() {
             self.sinks[i].tick().await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
@@ -338,6 +349,7 @@ impl Task {
         if rows.is_empty() {
             return Ok(());
         }
+        self.check_lease()?;
         TaskMetrics::add(&self.metrics.records_out, rows.len() as u64);
         // Rows of one sink keep their emit order; the host checked sink handles.
         let mut per_sink: Vec<Vec<SinkRow>> = self.sinks.iter().map(|_| Vec::new()).collect();
@@ -385,6 +397,7 @@ impl Task {
     /// Flushes every sink, then the dead letters (which take the rows the
     /// sinks refused while flushing).
     async fn flush_sinks(&mut self) -> Result<(), TaskError> {
+        self.check_lease()?;
         let job = self.job();
         for i in 0..self.sinks.len() {
             self.sinks[i].flush().await.map_err(|source| TaskError::Connector { job: job.clone(), source })?;
@@ -451,6 +464,7 @@ impl Task {
             sink_positions: self.sink_positions(),
         };
         if let Some(settings) = &self.snapshots {
+            self.check_lease()?;
             let stored = settings.store.put(&snapshot, settings.retain).await;
             let bytes = match stored {
                 Ok(bytes) => bytes,
@@ -468,6 +482,7 @@ impl Task {
             // Stored, so the writes are safe to apply: a failure from here on
             // restores this snapshot and applies them again.
             fault::crash_point(fault::points::SNAPSHOT_STORED);
+            self.check_lease()?;
             for ((_, dim), (_, writes)) in self.staged.iter().zip(&snapshot.dimension_writes) {
                 dim.commit(writes).await.map_err(|e| self.connector_error(e))?;
             }

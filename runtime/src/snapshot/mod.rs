@@ -10,10 +10,12 @@
 //! 1 (before staged dimension writes) and 2 (before sink positions and
 //! incremental images of map fields) are still read.
 
+mod fence;
 mod object;
 mod postgres;
 mod store;
 
+pub use fence::FencedSnapshots;
 pub use object::ObjectSnapshotStore;
 pub use postgres::PgSnapshotStore;
 pub use store::{LocalSnapshotStore, SnapshotStore};
@@ -133,6 +135,11 @@ pub enum SnapshotError {
     Storage { location: String, message: String },
     #[error("job `{job}` has no snapshot `{id}`")]
     NotFound { job: String, id: String },
+    /// A write by a worker whose lease was taken over.
+    #[error(
+        "snapshot of `{job}` refused: written under lease epoch {epoch}, but the job was taken over at epoch {fence}"
+    )]
+    Fenced { job: String, epoch: u64, fence: u64 },
 }
 
 /// The store a snapshot location names (`--snapshots`): `s3://BUCKET/PREFIX`

@@ -32,6 +32,11 @@ impl PgSnapshotStore {
         .execute(&pool)
         .await
         .map_err(error)?;
+        // The newest lease epoch of each job: fenced puts of older ones are refused.
+        sqlx::query("create table if not exists sluice_snapshot_fences (job text primary key, epoch bigint not null)")
+            .execute(&pool)
+            .await
+            .map_err(error)?;
         Ok(PgSnapshotStore { pool, location })
     }
 
@@ -46,15 +51,43 @@ impl PgSnapshotStore {
             .await
             .map_err(|e| self.error(e))
     }
-}
 
-#[async_trait]
-impl SnapshotStore for PgSnapshotStore {
-    async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<u64, SnapshotError> {
+    /// Raises `job`'s fence to at least `epoch` in `tx` (locking its row
+    /// until `tx` ends) and returns the fence as it now stands.
+    async fn fence_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        job: &str,
+        epoch: u64,
+    ) -> Result<u64, SnapshotError> {
+        let epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
+        let (fence,): (i64,) = sqlx::query_as(
+            "insert into sluice_snapshot_fences (job, epoch) values ($1, $2)
+             on conflict (job) do update set epoch = greatest(sluice_snapshot_fences.epoch, excluded.epoch)
+             returning epoch",
+        )
+        .bind(job)
+        .bind(epoch)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(|e| self.error(e))?;
+        Ok(fence as u64)
+    }
+
+    async fn insert(&self, snapshot: &Snapshot, retain: usize, epoch: Option<u64>) -> Result<u64, SnapshotError> {
         let meta = &snapshot.meta;
         let body = snapshot.encode();
         let size = body.len() as u64;
         let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        if let Some(epoch) = epoch {
+            // The fence row stays locked until the snapshot commits, so a
+            // takeover's raise waits for it (and its restore sees it) or
+            // comes first (and this is refused).
+            let fence = self.fence_in(&mut tx, &meta.job, epoch).await?;
+            if fence > epoch {
+                return Err(SnapshotError::Fenced { job: meta.job.clone(), epoch, fence });
+            }
+        }
         sqlx::query("insert into sluice_snapshots (job, id, incremental, body) values ($1, $2, $3, $4)")
             .bind(&meta.job)
             .bind(&meta.id)
@@ -76,6 +109,27 @@ impl SnapshotStore for PgSnapshotStore {
                 .map_err(|e| self.error(e))?;
         }
         Ok(size)
+    }
+}
+
+#[async_trait]
+impl SnapshotStore for PgSnapshotStore {
+    async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<u64, SnapshotError> {
+        self.insert(snapshot, retain, None).await
+    }
+
+    fn fences(&self) -> bool {
+        true
+    }
+
+    async fn raise_fence(&self, job: &str, epoch: u64) -> Result<(), SnapshotError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.error(e))?;
+        self.fence_in(&mut tx, job, epoch).await?;
+        tx.commit().await.map_err(|e| self.error(e))
+    }
+
+    async fn put_fenced(&self, snapshot: &Snapshot, retain: usize, epoch: u64) -> Result<u64, SnapshotError> {
+        self.insert(snapshot, retain, Some(epoch)).await
     }
 
     async fn list(&self, job: &str) -> Result<Vec<String>, SnapshotError> {

@@ -13,6 +13,29 @@ pub trait SnapshotStore: Send + Sync {
     /// Stores a snapshot durably (all or nothing), then drops the oldest
     /// beyond `retain` (never the one just written). Returns the bytes stored.
     async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<u64, SnapshotError>;
+
+    /// Whether [`put_fenced`](Self::put_fenced) really refuses writes of
+    /// older epochs (PostgreSQL does; a directory or S3 does not).
+    fn fences(&self) -> bool {
+        false
+    }
+
+    /// Raises `job`'s fence to `epoch` (a worker taking the job over does
+    /// this before it restores): from then on a fenced put of an older
+    /// epoch is refused, and a put of an older epoch already under way
+    /// either lands before the raise (and is seen by the restore) or is
+    /// refused.
+    async fn raise_fence(&self, job: &str, epoch: u64) -> Result<(), SnapshotError> {
+        let _ = (job, epoch);
+        Ok(())
+    }
+
+    /// [`put`](Self::put) by the owner of lease `epoch`, refused with
+    /// [`SnapshotError::Fenced`] when a newer owner raised the fence.
+    async fn put_fenced(&self, snapshot: &Snapshot, retain: usize, epoch: u64) -> Result<u64, SnapshotError> {
+        let _ = epoch;
+        self.put(snapshot, retain).await
+    }
     /// Ids of a job's snapshots, oldest first.
     async fn list(&self, job: &str) -> Result<Vec<String>, SnapshotError>;
     /// One stored snapshot as written (possibly incremental).

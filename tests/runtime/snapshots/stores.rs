@@ -77,6 +77,36 @@ async fn postgres_store_chains_increments_keeps_bases_and_skips_damage() {
     sqlx::query("delete from sluice_snapshots where job = $1").bind(&job).execute(&pool).await.unwrap();
 }
 
+/// Fencing (scale-out): once a worker taking a job over raised the fence
+/// to its epoch, a put by the previous owner (an older epoch) is refused
+/// and stores nothing; the new owner's put lands. A put of an equal or
+/// newer epoch raises the fence itself.
+#[tokio::test]
+async fn postgres_store_refuses_a_snapshot_from_an_older_lease_epoch() {
+    use sluice_runtime::snapshot::FencedSnapshots;
+    use std::sync::Arc;
+    let url = sluice_tests::services::postgres_url();
+    let store: Arc<dyn SnapshotStore> = Arc::new(PgSnapshotStore::connect(&url).await.unwrap());
+    assert!(store.fences());
+    let job = format!("pg_fence_test_{}", std::process::id());
+    let (old_owner, new_owner) = (FencedSnapshots::new(store.clone(), 3), FencedSnapshots::new(store.clone(), 4));
+    old_owner.put(&Snapshot::empty(&job, "1-1"), 5).await.unwrap();
+    store.raise_fence(&job, 4).await.unwrap();
+    let refused = old_owner.put(&Snapshot::empty(&job, "1-2"), 5).await;
+    assert!(
+        matches!(refused, Err(SnapshotError::Fenced { epoch: 3, fence: 4, .. })),
+        "the zombie's write is refused: {refused:?}"
+    );
+    new_owner.put(&Snapshot::empty(&job, "1-3"), 5).await.unwrap();
+    assert_eq!(store.list(&job).await.unwrap(), ["1-1", "1-3"], "nothing of the refused put was stored");
+    // A later owner's first put fences out the one before it, too.
+    FencedSnapshots::new(store.clone(), 7).put(&Snapshot::empty(&job, "1-4"), 5).await.unwrap();
+    assert!(matches!(new_owner.put(&Snapshot::empty(&job, "1-5"), 5).await, Err(SnapshotError::Fenced { .. })));
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query("delete from sluice_snapshots where job = $1").bind(&job).execute(&pool).await.unwrap();
+    sqlx::query("delete from sluice_snapshot_fences where job = $1").bind(&job).execute(&pool).await.unwrap();
+}
+
 /// Against a real S3-protocol server: objects `PREFIX/<job>/<id>[.delta].snapshot`.
 #[tokio::test]
 async fn object_store_chains_increments_keeps_bases_and_skips_damage() {

@@ -1,0 +1,71 @@
+//! Where a run's state comes from when it starts: the typed form of
+//! `runs.restore_from` (stored as text).
+
+/// What a starting run restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreFrom {
+    /// Fresh state.
+    None,
+    /// The job's newest snapshot.
+    Latest,
+    /// One chosen snapshot (parallelism 1).
+    Snapshot(String),
+    /// A run that was already running and moves to another worker (a
+    /// takeover, a drain, a restart): its own newest snapshot, taken since
+    /// the run first started, else what it first restored.
+    Resume(Box<RestoreFrom>),
+}
+
+const RESUME: &str = "resume:";
+
+impl RestoreFrom {
+    /// The stored text: `none`, `latest`, a snapshot id or `resume:…`; no
+    /// text means `none`.
+    pub fn parse(text: Option<&str>) -> RestoreFrom {
+        match text.unwrap_or("none") {
+            "none" => RestoreFrom::None,
+            "latest" => RestoreFrom::Latest,
+            resumed if resumed.starts_with(RESUME) => {
+                RestoreFrom::Resume(Box::new(RestoreFrom::parse(Some(&resumed[RESUME.len()..])).first_start()))
+            }
+            id => RestoreFrom::Snapshot(id.to_owned()),
+        }
+    }
+
+    pub fn as_text(&self) -> String {
+        match self {
+            RestoreFrom::None => "none".into(),
+            RestoreFrom::Latest => "latest".into(),
+            RestoreFrom::Snapshot(id) => id.clone(),
+            RestoreFrom::Resume(first) => format!("{RESUME}{}", first.as_text()),
+        }
+    }
+
+    /// How the run resumes after it moved.
+    pub fn resumed(self) -> RestoreFrom {
+        RestoreFrom::Resume(Box::new(self.first_start()))
+    }
+
+    /// What the run restored when it first started.
+    fn first_start(self) -> RestoreFrom {
+        match self {
+            RestoreFrom::Resume(first) => first.first_start(),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trips_and_resuming_twice_keeps_the_first_start() {
+        for text in ["none", "latest", "0001710000000000-000001", "resume:none", "resume:latest"] {
+            assert_eq!(RestoreFrom::parse(Some(text)).as_text(), text);
+        }
+        assert_eq!(RestoreFrom::parse(None), RestoreFrom::None);
+        let twice = RestoreFrom::parse(Some("resume:resume:x")).resumed();
+        assert_eq!(twice, RestoreFrom::Resume(Box::new(RestoreFrom::Snapshot("x".into()))));
+    }
+}
