@@ -314,9 +314,12 @@ async fn start_job(
             start_position: None,
             scheduled_ms: None,
             created_by: "sluice",
-            worker: Some(&worker.id),
+            worker: worker.takes_runs.then_some(worker.id.as_str()),
         })
         .await?;
+    if !worker.takes_runs {
+        return Ok(true); // The leader assigns it to a worker.
+    }
     match worker.launch(run).await {
         Ok(()) => Ok(true),
         Err(e) => {

@@ -174,7 +174,7 @@ async fn stop_job(state: &AppState, job: &Job, snapshot: bool) -> ApiResult<Run>
     }
     // Held by another process (or by nobody yet): its worker stops it at
     // its next heartbeat; a run no worker holds stops at once.
-    if run.worker.is_none() && state.store.move_run(&run.id, RunState::Starting, RunState::Stopped).await? {
+    if state.store.cancel_unassigned(&run.id).await? {
         return Ok(run);
     }
     state.store.request_stop(&run.id, snapshot).await?;
@@ -192,9 +192,12 @@ async fn stop_job(state: &AppState, job: &Job, snapshot: bool) -> ApiResult<Run>
                 now.worker.as_deref().unwrap_or("(none)")
             )));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(REQUEST_POLL).await;
     }
 }
+
+/// How often a stop or snapshot request to another process is checked on.
+const REQUEST_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How long a stop or snapshot request to a run on another process is
 /// waited for.
@@ -219,7 +222,7 @@ async fn remote_snapshot(state: &AppState, project: &Project, job: &Job) -> ApiR
                 run.id
             )));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(REQUEST_POLL).await;
     }
     let snapshots = &state.worker.snapshots;
     let mut taken = Vec::new();

@@ -23,8 +23,7 @@ pub async fn list_workers(
 /// What the worker holding `run_id` reported of it at its last heartbeat
 /// (a run on another process).
 pub async fn reported(state: &AppState, run_id: &str, worker: &str) -> Option<RunReport> {
-    let workers = state.store.workers().await.ok()?;
-    let status = &workers.into_iter().find(|w| w.id == worker)?.status;
-    let reports: Vec<RunReport> = serde_json::from_value(status.clone()).ok()?;
+    let status = state.store.worker(worker).await.ok()??.status;
+    let reports: Vec<RunReport> = serde_json::from_value(status).ok()?;
     reports.into_iter().find(|r| r.run_id == run_id)
 }

@@ -222,6 +222,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         None => format!("sqlite://{}?mode=rwc", args.data_dir.join("sluice.db").display()),
     };
     let key_file = args.secret_key_file.clone().unwrap_or_else(|| args.data_dir.join("secret.key"));
+    if args.workers == 0 && database.starts_with("sqlite:") {
+        anyhow::bail!(
+            "`--workers 0` needs a metadata store that `sluice worker` processes share: give \
+             `--database postgres://…` (SQLite is one process's store)"
+        );
+    }
     let store = open_store(&database, &key_file).await?;
     first_admin(&store).await?;
     let snapshots: Arc<dyn SnapshotStore> = match &args.snapshots {

@@ -227,7 +227,8 @@ impl Store {
         let done = sqlx::query(
             "update runs set state = $1, error = coalesce($2, error),
              started_ms = coalesce(started_ms, $3), ended_ms = coalesce($4, ended_ms)
-             where id = $5 and ($6 is null or state = $6) and ($7 is null or lease_epoch = $7)",
+             where id = $5 and ($6 is null or state = $6)
+               and ($7 is null or (lease_epoch = $7 and state in ('starting', 'running', 'stopping')))",
         )
         .bind(state.as_str())
         .bind(error)

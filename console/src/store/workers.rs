@@ -137,11 +137,21 @@ impl Store {
 
     /// Every registered worker, with the runs it holds.
     pub async fn workers(&self) -> StoreResult<Vec<WorkerInfo>> {
+        self.workers_named(None).await
+    }
+
+    /// Worker `id` as the Workers view shows it.
+    pub async fn worker(&self, id: &str) -> StoreResult<Option<WorkerInfo>> {
+        Ok(self.workers_named(Some(id)).await?.pop())
+    }
+
+    async fn workers_named(&self, id: Option<&str>) -> StoreResult<Vec<WorkerInfo>> {
         let rows = sqlx::query(&format!(
             "select w.id, w.host, w.slots, w.state, w.started_ms, w.heartbeat_ms, w.status,
              (select count(*) from runs r where r.worker = w.id and r.state in {ACTIVE_HELD}) as runs
-             from workers w order by w.id"
+             from workers w where ($1 is null or w.id = $1) order by w.id"
         ))
+        .bind(id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -255,13 +265,16 @@ impl Store {
         let done = sqlx::query(&format!(
             "update runs set worker = $1, lease_epoch = {NEXT_EPOCH}, lease_expires_ms = $2, state = 'starting',
              restore_from = $3, stop_request = null
-             where id = $4 and lease_epoch = $5 and state in ('starting', 'running')"
+             where id = $4 and lease_epoch = $5 and state in ('starting', 'running')
+               and coalesce(lease_expires_ms, 0) < $6"
         ))
         .bind(owner)
         .bind(owner.map(|_| now + lease_ms))
         .bind(restore_from)
         .bind(id)
         .bind(epoch)
+        // Still expired: the owner may have renewed since the leader looked.
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -294,13 +307,48 @@ impl Store {
     }
 
     /// Asks the worker holding run `id` to stop it (picked up at its next
-    /// heartbeat).
+    /// heartbeat); a run no worker holds (just taken over, or handed back
+    /// by a drain) stops at once.
     pub async fn request_stop(&self, id: &str, snapshot: bool) -> StoreResult<bool> {
         let done = sqlx::query(&format!(
-            "update runs set stop_request = $1, state = 'stopping' where id = $2 and state in {ACTIVE_HELD}"
+            "update runs set stop_request = $1,
+             state = case when worker is null then 'stopped' else 'stopping' end,
+             ended_ms = case when worker is null then $2 else ended_ms end
+             where id = $3 and state in {ACTIVE_HELD}"
         ))
         .bind(if snapshot { "snapshot" } else { "no-snapshot" })
+        .bind(now_ms())
         .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stops run `id` if it is starting and no worker holds it yet.
+    pub async fn cancel_unassigned(&self, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "update runs set state = 'stopped', ended_ms = $1 where id = $2 and state = 'starting' and worker is null",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends run `id`, stopping at `epoch` when its worker stopped renewing,
+    /// if its lease is still expired.
+    pub async fn end_expired_stop(&self, id: &str, epoch: i64, why: &str) -> StoreResult<bool> {
+        let now = self.clock_ms().await?;
+        let done = sqlx::query(
+            "update runs set state = 'stopped', ended_ms = $1, error = $2
+             where id = $3 and lease_epoch = $4 and state = 'stopping' and coalesce(lease_expires_ms, 0) < $5",
+        )
+        .bind(now_ms())
+        .bind(why)
+        .bind(id)
+        .bind(epoch)
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

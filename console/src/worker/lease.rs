@@ -55,13 +55,17 @@ impl Worker {
     /// One heartbeat: report, renew, and act on what the store says.
     async fn beat(self: &Arc<Self>) -> anyhow::Result<()> {
         let renewed_at = Instant::now();
+        // Taken before the renewal: a run launched meanwhile is judged at
+        // the next beat, not by a read older than its claim.
+        let local: Vec<Arc<RunningJob>> = self.running.lock().expect("running lock").values().cloned().collect();
         let state = if self.draining.load(Ordering::SeqCst) { WorkerState::Draining } else { WorkerState::Up };
         self.store.heartbeat(&self.id, state, &serde_json::to_value(self.reports())?).await?;
         let owned = self.store.renew_leases(&self.id, self.lease_ms()).await?;
-        let local: Vec<Arc<RunningJob>> = self.running.lock().expect("running lock").values().cloned().collect();
         for running in &local {
             match owned.iter().find(|o| o.run.id == running.run_id) {
-                Some(o) if o.epoch == running.epoch => {
+                // A gate that lapsed stays shut: the lease may have been
+                // taken over meanwhile, so the run restarts under a new epoch.
+                Some(o) if o.epoch == running.epoch && running.gate.is_open() => {
                     running.gate.extend(renewed_at, self.write_window());
                     self.answer_requests(running, o);
                 }
@@ -69,7 +73,9 @@ impl Worker {
             }
         }
         for o in owned {
-            if self.holds(&o.run.id) {
+            // Epoch 0: created for this worker by a start on this process,
+            // which launches it itself.
+            if o.epoch == 0 || self.holds(&o.run.id) {
                 continue;
             }
             match o.run.state {

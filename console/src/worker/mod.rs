@@ -285,7 +285,13 @@ impl Worker {
         let renewed_at = Instant::now();
         let result = match self.store.claim_run(&run.id, &self.id, Some(&self.id), None, self.lease_ms()).await {
             Ok(Some(epoch)) => {
-                let gate = Arc::new(LeaseGate::until(renewed_at, self.write_window()));
+                // SQLite is one process's store: no other worker can take
+                // the run over, so nothing needs fencing off.
+                let gate = Arc::new(if self.store.dialect == crate::store::Dialect::Sqlite {
+                    LeaseGate::unbounded()
+                } else {
+                    LeaseGate::until(renewed_at, self.write_window())
+                });
                 let result = self.try_launch(run, epoch, gate).await;
                 if let Err(message) = &result {
                     let _ = self.store.set_run_state_as(&run_id, epoch, RunState::Failed, Some(message)).await;
@@ -531,6 +537,7 @@ impl Worker {
             if !running.gate.is_open() {
                 // The lease is gone: whatever ended the tasks, this worker
                 // writes nothing more about the run (the new owner does).
+                tracing::info!(run = %plan.run.id, ended = ?error, "the run's tasks ended after its lease was lost");
                 break (RunState::Running, Some(LEASE_LOST.to_owned()));
             }
             match error {

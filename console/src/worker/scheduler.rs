@@ -105,6 +105,12 @@ async fn assign(worker: &Worker, store: &Store) -> anyhow::Result<()> {
 /// others move to another worker with a new epoch, to resume from their
 /// own latest snapshot.
 async fn take_over_expired(worker: &Worker, store: &Store) -> anyhow::Result<()> {
+    if store.dialect == crate::store::Dialect::Sqlite {
+        // One process's store: its worker is this process (a previous
+        // one's runs were recovered at start), and a wall-clock jump (a
+        // suspended laptop) must not make it take its own runs over.
+        return Ok(());
+    }
     for lost in store.mark_lost_workers(worker.lease_ms()).await? {
         tracing::warn!(worker = %lost, "a worker stopped heartbeating");
     }
@@ -112,7 +118,7 @@ async fn take_over_expired(worker: &Worker, store: &Store) -> anyhow::Result<()>
         let from = run.worker.clone().unwrap_or_default();
         if run.state == RunState::Stopping {
             let why = format!("worker {from} stopped renewing its lease while stopping the run");
-            store.set_run_state_as(&run.id, epoch, RunState::Stopped, Some(&why)).await?;
+            store.end_expired_stop(&run.id, epoch, &why).await?;
             continue;
         }
         let target = pick_worker(worker, store, Some(&from)).await?;

@@ -18,6 +18,7 @@ mod dead_letters;
 mod debug;
 mod jobs;
 mod leaks;
+mod leases;
 mod lifecycle;
 mod limits;
 mod one_active_run;

@@ -8,7 +8,7 @@ use sluice_console::store::{NewRun, Run, RunState, SecretKey, Store, StoreError}
 use crate::helpers::component;
 
 /// A job with a version on a fresh SQLite store in `dir`.
-async fn store_with_job(dir: &tempfile::TempDir) -> (Store, String, String, SecretKey) {
+pub async fn store_with_job(dir: &tempfile::TempDir) -> (Store, String, String, SecretKey) {
     let key = SecretKey::generate();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("meta.db").display());
     let store = Store::connect(&url, key.clone()).await.expect("a fresh store");
@@ -18,7 +18,7 @@ async fn store_with_job(dir: &tempfile::TempDir) -> (Store, String, String, Secr
     (store, job.id, version.id, key)
 }
 
-async fn new_run(store: &Store, job_id: &str, version_id: &str, state: RunState) -> Result<Run, StoreError> {
+pub async fn new_run(store: &Store, job_id: &str, version_id: &str, state: RunState) -> Result<Run, StoreError> {
     store
         .create_run(NewRun {
             job_id,

@@ -9,14 +9,14 @@ use crate::fixtures::{file_spec, orders};
 use crate::helpers::{component, spawn_app_on, wait_for_run, warehouse_connection};
 
 /// A database of this test's own on the local server; dropped at the end.
-struct FreshDatabase {
+pub struct FreshDatabase {
     admin_url: String,
     name: String,
-    url: String,
+    pub url: String,
 }
 
 impl FreshDatabase {
-    async fn create() -> FreshDatabase {
+    pub async fn create() -> FreshDatabase {
         let test_url = postgres_url();
         let server = test_url.rsplit_once('/').expect("a database URL").0.to_owned();
         let admin_url = format!("{server}/postgres");
@@ -28,7 +28,7 @@ impl FreshDatabase {
         FreshDatabase { url: format!("{server}/{name}"), admin_url, name }
     }
 
-    async fn remove(self) {
+    pub async fn remove(self) {
         let admin = sqlx::PgPool::connect(&self.admin_url).await.expect("the postgres database");
         sqlx::query(&format!("drop database if exists {} with (force)", self.name))
             .execute(&admin)

@@ -70,6 +70,8 @@ pub struct Shared {
     database_name: String,
     /// `--lease` of every process.
     pub lease: &'static str,
+    /// `--allow-hosts` of every process: the test's services are local.
+    pub allow_hosts: String,
 }
 
 impl Shared {
@@ -89,7 +91,15 @@ impl Shared {
         let dir = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("secret.key");
         std::fs::write(&key_file, hex::encode(rand::random::<[u8; 32]>())).unwrap();
-        Shared { database: format!("{base}/{database_name}"), key_file, dir, admin_url, database_name, lease }
+        Shared {
+            database: format!("{base}/{database_name}"),
+            key_file,
+            dir,
+            admin_url,
+            database_name,
+            lease,
+            allow_hosts: "127.0.0.1".into(),
+        }
     }
 
     fn data_dir(&self, name: &str) -> PathBuf {
@@ -128,6 +138,24 @@ impl Shared {
         spawn(name, command, "sluice worker ").0
     }
 
+    /// A worker in network namespace `namespace`, reaching the metadata
+    /// store at `database` and the snapshots at `snapshots`.
+    pub fn worker_in(&self, name: &str, namespace: &str, database: &str, snapshots: &str) -> Process {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", namespace]).arg(env!("CARGO_BIN_EXE_sluice"));
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("SLUICE_")) {
+            command.env_remove(key);
+        }
+        command.env("SLUICE_DATA_DIR", self.data_dir(name)).env("SLUICE_LOG", "warn,sluice_console=info");
+        let mut args = self.common();
+        for (flag, value) in [("--database", database), ("--snapshots", snapshots)] {
+            let at = args.iter().position(|a| a == flag).expect("a common flag");
+            args[at + 1] = value.to_owned();
+        }
+        command.arg("worker").args(["--name", name, "--slots", "2"]).args(args);
+        spawn(name, command, "sluice worker ").0
+    }
+
     fn common(&self) -> Vec<String> {
         vec![
             "--database".into(),
@@ -138,9 +166,8 @@ impl Shared {
             self.key_file.display().to_string(),
             "--lease".into(),
             self.lease.into(),
-            // The test's Kafka and warehouse are on this machine.
             "--allow-hosts".into(),
-            "127.0.0.1".into(),
+            self.allow_hosts.clone(),
         ]
     }
 

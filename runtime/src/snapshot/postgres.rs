@@ -19,7 +19,21 @@ impl PgSnapshotStore {
     pub async fn connect(url: &str) -> Result<Self, SnapshotError> {
         let location = redact_url(url);
         let error = |e: sqlx::Error| SnapshotError::Storage { location: location.clone(), message: e.to_string() };
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect(url).await.map_err(error)?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(2)
+            // A worker frozen inside a put (SIGSTOP, a VM pause) holds its
+            // job's fence row: the server ends that transaction, so the
+            // takeover's raise of the fence does not wait for the zombie.
+            .after_connect(|connection, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(&mut *connection, "set idle_in_transaction_session_timeout = '10s'")
+                        .await
+                        .map(drop)
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(error)?;
         sqlx::query(
             "create table if not exists sluice_snapshots (
                 job text not null,
