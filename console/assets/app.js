@@ -8,6 +8,7 @@ import { renderLogin } from './js/views/login.js';
 import { renderTokens } from './js/views/tokens.js';
 import { renderAccount } from './js/views/account.js';
 import { renderUsers } from './js/views/users.js';
+import { renderWorkers } from './js/views/workers.js';
 import { renderProjects } from './js/views/projects.js';
 import { renderProject } from './js/views/project.js';
 import { renderJob } from './js/views/job.js';
@@ -74,7 +75,8 @@ function renderHeader() {
       h('a', { href: '#/projects', id: 'nav-projects' }, 'Projects'),
       h('a', { href: '#/tokens', id: 'nav-tokens' }, 'API tokens'),
       h('a', { href: '#/account', id: 'nav-account' }, 'Account'),
-      me.user.is_admin ? h('a', { href: '#/users', id: 'nav-users' }, 'Users') : null),
+      me.user.is_admin ? h('a', { href: '#/users', id: 'nav-users' }, 'Users') : null,
+      me.user.is_admin ? h('a', { href: '#/workers', id: 'nav-workers' }, 'Workers') : null),
     h('span', { class: 'who' },
       h('span', { id: 'user-name' }, me.user.name),
       me.user.is_admin ? h('span', { class: 'tag' }, 'admin') : null,
@@ -120,6 +122,7 @@ async function route() {
     if (parts[0] === 'tokens') result = await renderTokens(view, ctx);
     else if (parts[0] === 'account') result = await renderAccount(view, ctx);
     else if (parts[0] === 'users') result = await renderUsers(view, ctx);
+    else if (parts[0] === 'workers') result = await renderWorkers(view, ctx);
     else if (parts[0] === 'projects' && parts[1] && parts[2] === 'jobs' && parts[3]) {
       result = await renderJob(view, ctx, parts[1], parts[3], parts[4] || 'overview');
     } else if (parts[0] === 'projects' && parts[1]) {

@@ -141,6 +141,11 @@ impl Flow<'_> {
         ui.click("#user-create").await?;
         ui.wait_text("#users-table", VIEWER, QUICK).await?;
 
+        // The console's own worker, registered and heartbeating.
+        ui.click("#nav-workers").await?;
+        ui.wait_text("#workers-table", "up", QUICK).await?;
+        ui.wait_text("#workers-table", "s ago", QUICK).await?;
+
         ui.click("#nav-projects").await?;
         ui.type_into("#project-name", "Not A Name").await?;
         ui.click("#project-create").await?;

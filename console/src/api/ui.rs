@@ -56,6 +56,7 @@ static ASSETS: &[Asset] = &[
     asset!("/js/views/projects.js", JS),
     asset!("/js/views/tokens.js", JS),
     asset!("/js/views/users.js", JS),
+    asset!("/js/views/workers.js", JS),
     asset!("/vendor/uPlot.iife.min.js", JS),
     asset!("/vendor/uPlot.min.css", CSS),
 ];
