@@ -41,6 +41,8 @@ pub struct Store {
     pub dialect: Dialect,
     /// Seals what connections store (their URLs, properties and secrets).
     key: SecretKey,
+    /// The URL it was opened with (a worker listens for wake-ups there).
+    url: String,
 }
 
 /// Errors of the store: a conflict (a name taken) is told apart, since the
@@ -82,7 +84,7 @@ impl Store {
             .max_connections(if dialect == Dialect::Sqlite { 1 } else { 10 })
             .connect(url)
             .await?;
-        let store = Store { pool, dialect, key };
+        let store = Store { pool, dialect, key, url: url.to_owned() };
         store.migrate().await?;
         store.check_secret_key().await?;
         store.seal_unsealed_connections().await?;

@@ -70,6 +70,9 @@ pub struct OwnedRun {
 
 const ACTIVE_HELD: &str = "('starting', 'running', 'stopping')";
 
+/// The `NOTIFY` channel that wakes a worker (the payload is its name).
+const WAKE_CHANNEL: &str = "sluice_worker_wake";
+
 /// The next epoch of `runs`' job: above every epoch the job had.
 const NEXT_EPOCH: &str = "(select coalesce(max(r.lease_epoch), 0) + 1 from runs r where r.job_id = runs.job_id)";
 
@@ -384,6 +387,37 @@ impl Store {
             Some(r) => r.try_get("snapshot_done_ms")?,
             None => None,
         })
+    }
+
+    /// Wakes worker `id` so it reads the runs just given to it now, not at
+    /// its next heartbeat (PostgreSQL `NOTIFY`; on SQLite the only worker
+    /// is in the leader's own process).
+    pub async fn wake_worker(&self, id: &str) -> StoreResult<()> {
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("select pg_notify($1, $2)").bind(WAKE_CHANNEL).bind(id).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for wake-ups of worker `id` and calls `wake` for each; ends
+    /// only when it cannot listen at all (the heartbeat then does the work).
+    pub async fn listen_for_wakeups(&self, id: &str, wake: impl Fn()) -> StoreResult<()> {
+        if self.dialect != Dialect::Postgres {
+            return Ok(());
+        }
+        let mut listener = sqlx::postgres::PgListener::connect(&self.url).await?;
+        listener.listen(WAKE_CHANNEL).await?;
+        loop {
+            // `recv` reconnects by itself after a lost connection.
+            match listener.recv().await {
+                Ok(note) if note.payload() == id => wake(),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(worker = id, error = %e, "listening for wake-ups; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
     }
 
     /// Takes or renews leader lease `name` for `holder` until `lease_ms`

@@ -41,6 +41,13 @@ impl Worker {
                 }
             }
         }
+        let listener = self.clone();
+        tokio::spawn(async move {
+            let nudge = || listener.nudge.notify_one();
+            if let Err(e) = listener.store.listen_for_wakeups(&listener.id, nudge).await {
+                tracing::warn!(worker = %listener.id, error = %e, "no wake-ups: new runs start at the next heartbeat");
+            }
+        });
         loop {
             if let Err(e) = self.beat().await {
                 tracing::warn!(worker = %self.id, error = %e, "heartbeat failed; the runs' tasks stop writing if it keeps failing");

@@ -94,11 +94,21 @@ async fn assign(worker: &Worker, store: &Store) -> anyhow::Result<()> {
         let Some(target) = pick_worker(worker, store, None).await? else {
             return Ok(()); // No free slot anywhere: the runs wait.
         };
-        if store.claim_run(&run.id, &target, None, None, worker.lease_ms()).await?.is_some() && target == worker.id {
-            worker.nudge.notify_one();
+        if store.claim_run(&run.id, &target, None, None, worker.lease_ms()).await?.is_some() {
+            wake(worker, store, &target).await?;
         }
     }
     Ok(())
+}
+
+/// Has worker `target` read its runs now.
+async fn wake(worker: &Worker, store: &Store, target: &str) -> Result<(), StoreError> {
+    if target == worker.id {
+        worker.nudge.notify_one();
+        Ok(())
+    } else {
+        store.wake_worker(target).await
+    }
 }
 
 /// Runs whose worker stopped renewing the lease: a stopping one ends, the
@@ -137,8 +147,8 @@ async fn take_over_expired(worker: &Worker, store: &Store) -> anyhow::Result<()>
             &format!("worker {from} stopped renewing its lease on run {} (epoch {epoch}); the run {to}", run.id),
         )
         .await?;
-        if target.as_deref() == Some(worker.id.as_str()) {
-            worker.nudge.notify_one();
+        if let Some(target) = &target {
+            wake(worker, store, target).await?;
         }
     }
     Ok(())
