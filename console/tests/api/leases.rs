@@ -2,7 +2,8 @@
 //! SQLite and PostgreSQL: epochs grow across a job's runs, a takeover only
 //! happens to a lease that is still expired, a stop of a run no worker
 //! holds ends it at once, and a state change of an old epoch — or of a run
-//! that already ended — is refused.
+//! that already ended — is refused. On PostgreSQL a worker hears the
+//! wake-up the leader sends it.
 
 use sluice_console::store::{RunState, SecretKey, Store};
 
@@ -76,6 +77,27 @@ async fn leases_on_postgresql() {
     let bytes = crate::helpers::component("hourly_premium");
     let version = store.add_version(&job.id, "hash-1", &bytes, "", "pat").await.unwrap();
     keeps_the_lease_rules(&store, &job.id, &version.id).await;
+
+    // The leader wakes the worker it gave runs to (NOTIFY); that worker,
+    // and only it, hears it.
+    let (woken, mut wakes) = tokio::sync::mpsc::unbounded_channel();
+    let listening = store.clone();
+    let listener = tokio::spawn(async move {
+        let woken = woken.clone();
+        listening.listen_for_wakeups("w9", move || woken.send("w9").unwrap()).await
+    });
+    let heard = async {
+        loop {
+            store.wake_worker("w8").await.unwrap();
+            store.wake_worker("w9").await.unwrap();
+            if let Ok(Some(who)) = tokio::time::timeout(std::time::Duration::from_millis(200), wakes.recv()).await {
+                return who;
+            }
+        }
+    };
+    let who = tokio::time::timeout(std::time::Duration::from_secs(30), heard).await.expect("a wake-up heard");
+    assert_eq!(who, "w9");
+    listener.abort();
     store.pool.close().await;
     db.remove().await;
 }
