@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use sluice_runtime::job::task::TaskCommand;
@@ -216,10 +216,5 @@ impl Worker {
             Ok(false) => tracing::warn!(run = %plan.run.id, "the run moved before it could be handed over"),
             Err(e) => tracing::error!(run = %plan.run.id, error = %e, "cannot hand the run over"),
         }
-    }
-
-    /// Heartbeat period.
-    pub fn beat_every(&self) -> Duration {
-        self.lease / 3
     }
 }

@@ -240,10 +240,6 @@ impl Worker {
         self.lease * 3 / 4
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     /// The rules `project`'s connections are held to.
     pub fn connection_policy(&self, project: &str) -> sluice_runtime::connections::ConnectionPolicy {
         self.rules.policy(&self.data_dir, project)
