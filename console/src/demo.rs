@@ -194,7 +194,7 @@ pub async fn seed(
     put_connection(store, &project.id, "warehouse", "database", WAREHOUSE).await?;
     for (job, bytes) in jobs.iter().zip(loaded) {
         let created = store.create_job(&project.id, job.name, job.description).await?;
-        let component = worker.load(&bytes).await.map_err(anyhow::Error::msg)?;
+        let component = worker.load(&bytes).await?;
         let version = store.add_version(&created.id, &component.hash, &bytes, "demo", "sluice").await?;
         store
             .put_deployment(&Deployment {

@@ -243,6 +243,36 @@ async fn the_cli_drives_a_job_on_a_console() {
     let runs = ok(home, &["job", "runs", "hourly", "-p", "cli"]);
     assert!(runs.contains("\"state\": \"stopped\""), "{runs}");
 
+    // Back to the manual snapshot, then stopped again.
+    let restored = ok(home, &["snapshot", "restore", "hourly", &snapshot_id, "-p", "cli"]);
+    assert!(
+        restored.starts_with("hourly: run ") && restored.contains(&format!("from snapshot {snapshot_id}")),
+        "{restored}"
+    );
+    wait_for_status(home, "hourly", |s| s.starts_with("hourly: running"));
+    let stopped = ok(home, &["job", "stop", "hourly", "-p", "cli", "--no-snapshot"]);
+    assert!(stopped.contains("stopped"), "{stopped}");
+
+    // A debug run over JSON lines prints what the job made of them.
+    let records = tmp.path().join("orders.jsonl");
+    std::fs::write(&records, format!("{}\n{}\n", orders[0], orders[1])).unwrap();
+    let debugged = ok(home, &["job", "debug", "hourly", "--records", records.to_str().unwrap(), "-p", "cli"]);
+    assert!(debugged.contains("\"records_in\": 2"), "{debugged}");
+
+    // The operator's settings given once stay as deployed when a later
+    // deploy does not give them; `none` removes the schedule.
+    let spec_arg = spec_path.to_str().unwrap();
+    let deploy = ["job", "deploy", "hourly", "--spec", spec_arg, "-p", "cli"];
+    ok(home, &[&deploy[..], &["--parallelism", "2", "--memory-mb", "256", "--schedule", "0 0 2 * * *"]].concat());
+    ok(home, &[&deploy[..], &["--param", "since_ms=1"]].concat());
+    let upgraded = ok(home, &["job", "upgrade", "hourly", "1", "-p", "cli"]);
+    for kept in ["\"parallelism\": 2", "\"memory_mb\": 256", "\"schedule\": \"0 0 2 * * *\"", "\"since_ms\": \"1\""] {
+        assert!(upgraded.contains(kept), "{kept} in {upgraded}");
+    }
+    ok(home, &[&deploy[..], &["--schedule", "none"]].concat());
+    let upgraded = ok(home, &["job", "upgrade", "hourly", "1", "-p", "cli"]);
+    assert!(upgraded.contains("\"schedule\": null") && upgraded.contains("\"parallelism\": 2"), "{upgraded}");
+
     // The server's message, and a failing exit.
     let not_wasm = tmp.path().join("notes.txt");
     std::fs::write(&not_wasm, "not a component").unwrap();

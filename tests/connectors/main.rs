@@ -1,6 +1,7 @@
 //! Connectors against real services: Kafka (Tansu), PostgreSQL, MariaDB,
 //! SQLite and Redis. See `sluice_tests::services` for addresses.
 
+mod dimension_fences;
 mod kafka;
 mod redis;
 mod sql;

@@ -11,7 +11,7 @@ use super::{ApiError, ApiResult, AppState, Json, audit};
 use crate::auth::{self, ClientAddress, CurrentUser, SESSION_COOKIE, SESSION_TTL_MS};
 use crate::store::{Credential, CredentialKind, User, now_ms};
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LoginRequest {
     pub name: String,
     pub password: String,
@@ -184,7 +184,7 @@ pub async fn list_tokens(
     Ok(Json(state.store.tokens(&user.id).await?))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     pub name: String,
@@ -194,7 +194,7 @@ pub struct TokenRequest {
     pub expires_in_days: Option<u32>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TokenAnswer {
     /// The secret: shown this once, never again.
     pub token: String,

@@ -4,7 +4,7 @@
 //! are an operator's, as starting and stopping are.
 
 use axum::extract::{Path, State};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::jobs::resolve_version;
@@ -14,7 +14,7 @@ use crate::store::{Deployment, Project, now_ms};
 use crate::worker::plan::{self, snapshot_key};
 use crate::worker::scheduler::parse_cron;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentInput {
     /// Version number to run; default: the newest.

@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::store::StoreError;
+use crate::worker::WorkerError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -63,8 +64,32 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<WorkerError> for ApiError {
+    /// The tenant's mistakes are answered with what to fix; the platform's
+    /// own failures (its stores) are logged and answered generically.
+    fn from(e: WorkerError) -> Self {
+        match e {
+            WorkerError::Invalid(message) | WorkerError::Task(message) => ApiError::BadRequest(message),
+            WorkerError::Conflict(message) => ApiError::Conflict(message),
+            WorkerError::Gone(message) => ApiError::NotFound(message),
+            WorkerError::Store(e) => e.into(),
+            WorkerError::Snapshots(e) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+impl ApiError {
+    /// A worker's refusal to start a job, saying so first.
+    pub fn could_not_start(e: WorkerError) -> ApiError {
+        match ApiError::from(e) {
+            ApiError::BadRequest(message) => ApiError::bad(format!("the job could not start: {message}")),
+            other => other,
+        }
+    }
+}
+
 /// The body of every error answer.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: String,
 }
@@ -94,3 +119,32 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use sluice_runtime::snapshot::SnapshotError;
+
+    use super::*;
+
+    /// What the worker reports reaches the tenant only when it is the
+    /// tenant's to fix; the platform's store failures stay in the log.
+    #[test]
+    fn worker_errors_answer_by_whose_they_are() {
+        let spec = ApiError::could_not_start(WorkerError::Invalid("spec: `bogus` is unknown".into()));
+        assert_eq!(
+            (spec.status(), spec.to_string().as_str()),
+            (StatusCode::BAD_REQUEST, "the job could not start: spec: `bogus` is unknown")
+        );
+        assert_eq!(ApiError::from(WorkerError::Conflict("not running".into())).status(), StatusCode::CONFLICT);
+        assert_eq!(ApiError::from(WorkerError::Gone("the job was deleted".into())).status(), StatusCode::NOT_FOUND);
+
+        let storage =
+            SnapshotError::Storage { location: "postgres://sluice:hunter2@db/meta".into(), message: "x".into() };
+        let platform = ApiError::could_not_start(WorkerError::Snapshots(storage));
+        assert_eq!(platform.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let response = platform.into_response();
+        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 1 << 16)).unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(!body.contains("hunter2") && body.contains("internal error"), "{body}");
+    }
+}

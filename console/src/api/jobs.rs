@@ -12,7 +12,7 @@ use crate::store::{Deployment, Job, Run, User, Version, now_ms};
 use crate::worker::plan::{self, snapshot_key};
 use crate::worker::{DebugInput, DebugOutput};
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobSummary {
     pub job: Job,
     /// State of the latest run; `new` when never run.
@@ -29,24 +29,20 @@ pub async fn list_jobs(
     Path(p): Path<String>,
 ) -> ApiResult<Json<Vec<JobSummary>>> {
     let (project, _) = project_access(&state, &user, &p, Role::Viewer).await?;
-    let mut out = Vec::new();
-    for job in state.store.jobs(&project.id).await? {
-        let latest = state.store.runs(&job.id, 1).await?.into_iter().next();
-        let version = match state.store.deployment(&job.id).await? {
-            Some(d) => state.store.version(&d.version_id).await?.map(|v| v.number),
-            None => None,
-        };
-        out.push(JobSummary {
-            state: latest.as_ref().map_or("new".into(), |r| r.state.as_str().to_owned()),
-            run_id: latest.map(|r| r.id),
-            version,
-            job,
-        });
-    }
+    let jobs = state.store.job_overviews(&project.id).await?;
+    let out = jobs
+        .into_iter()
+        .map(|o| JobSummary {
+            state: o.latest_run.as_ref().map_or("new".into(), |(_, state)| state.as_str().to_owned()),
+            run_id: o.latest_run.map(|(id, _)| id),
+            version: o.version,
+            job: o.job,
+        })
+        .collect();
     Ok(Json(out))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct NewJob {
     pub name: String,
     #[serde(default)]
@@ -68,7 +64,7 @@ pub async fn create_job(
     Ok((StatusCode::CREATED, Json(job)))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct JobAnswer {
     pub job: Job,
     pub deployment: Option<Deployment>,
@@ -202,7 +198,7 @@ pub async fn resolve_version(state: &AppState, job: &Job, number: Option<i64>) -
     })
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DebugRequest {
     /// Version number; default: the deployed one, else the newest.
@@ -275,7 +271,7 @@ async fn run_debug(
 ) -> ApiResult<Json<DebugOutput>> {
     let (project, job, _) = job_access(state, user, p, j, Role::Developer).await?;
     // Held until the run ends; over the quota the caller is told to wait.
-    let slot = state.worker.debug_slot(&project).await.map_err(ApiError::Conflict)?;
+    let slot = state.worker.debug_slot(&project).await?;
     let deployed = state.store.deployment(&job.id).await?;
     let version = match (version, &deployed) {
         (None, Some(d)) => {
@@ -294,11 +290,10 @@ async fn run_debug(
     let spec = plan::job_spec(&deployment, &key, None, &base_dir)
         .map_err(|e| ApiError::bad(format!("the spec is not valid: {e}")))?;
     let stored = state.store.connections(&project.id).await?;
-    let connections = state.worker.project_connections(&project.name, &stored).map_err(ApiError::BadRequest)?;
+    let connections = state.worker.project_connections(&project.name, &stored)?;
     let bytes = state.store.component(&version.hash).await?.ok_or_else(|| ApiError::bad("the component is missing"))?;
     let component = compile(state, bytes.into()).await?;
-    let output =
-        state.worker.debug_run(slot, &component, &spec, &connections, input).await.map_err(ApiError::BadRequest)?;
+    let output = state.worker.debug_run(slot, &component, &spec, &connections, input).await?;
     audit(
         state,
         Some(&project),

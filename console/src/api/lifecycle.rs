@@ -13,7 +13,7 @@ use crate::store::{Deployment, Job, NewRun, Project, Run, RunState, User, now_ms
 use crate::worker::plan::{StartPosition, snapshot_key};
 use sluice_runtime::snapshot::Snapshot;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartRequest {
     /// `none` (fresh state), `latest` (the newest snapshot, or fresh when
@@ -110,7 +110,7 @@ async fn start_run(
     };
     audit(state, Some(project), Some(job), user, "job.start", &what).await;
     if scheduled.is_none() && state.worker.takes_runs {
-        state.worker.launch(run.clone()).await.map_err(|e| ApiError::bad(format!("the job could not start: {e}")))?;
+        state.worker.launch(run.clone()).await.map_err(ApiError::could_not_start)?;
     }
     Ok(state.store.run(&run.id).await?.unwrap_or(run))
 }
@@ -121,7 +121,7 @@ async fn deployment_of(state: &AppState, job: &Job) -> ApiResult<Deployment> {
     })
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StopRequest {
     /// Take a final snapshot (default true).
@@ -169,7 +169,7 @@ async fn stop_job(state: &AppState, job: &Job, snapshot: bool) -> ApiResult<Run>
         return Ok(run);
     }
     if state.worker.running(&job.id).is_some_and(|r| r.run_id == run.id) {
-        state.worker.stop(&job.id, snapshot).await.map_err(ApiError::Conflict)?;
+        state.worker.stop(&job.id, snapshot).await?;
         return Ok(run);
     }
     // Held by another process (or by nobody yet): its worker stops it at
@@ -236,7 +236,7 @@ async fn remote_snapshot(state: &AppState, project: &Project, job: &Job) -> ApiR
     Ok(taken)
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SnapshotInfo {
     pub id: String,
     pub created_ms: i64,
@@ -295,7 +295,7 @@ pub async fn take_snapshot(
 ) -> ApiResult<(StatusCode, Json<Vec<SnapshotInfo>>)> {
     let (project, job, _) = job_access(&state, &user, &p, &j, Role::Operator).await?;
     let taken = if state.worker.running(&job.id).is_some() {
-        state.worker.snapshot_now(&job.id).await.map_err(ApiError::Conflict)?
+        state.worker.snapshot_now(&job.id).await?
     } else {
         remote_snapshot(&state, &project, &job).await?
     };
@@ -305,7 +305,7 @@ pub async fn take_snapshot(
     Ok((StatusCode::CREATED, Json(infos)))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
     pub snapshot: String,
@@ -329,7 +329,7 @@ pub async fn restore(
     Ok((StatusCode::CREATED, Json(run)))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeRequest {
     /// The version number to run.

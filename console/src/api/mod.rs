@@ -30,6 +30,13 @@ use utoipa_axum::routes;
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use extract::{Json, Query};
 pub use limits::{ApiSettings, Guards, take_turn};
+// The request and answer types the CLI client (`cli/client.rs`) sends and
+// reads, so that a field renamed here breaks it at compile time.
+pub use accounts::{LoginRequest, TokenAnswer, TokenRequest};
+pub use deployment::DeploymentInput;
+pub use jobs::{DebugRequest, JobAnswer, JobSummary, NewJob};
+pub use lifecycle::{RestoreRequest, SnapshotInfo, StartRequest, StopRequest, UpgradeRequest};
+pub use monitoring::MetricsAnswer;
 
 use crate::auth::Role;
 use crate::store::{Job, Project, Store, User};

@@ -24,7 +24,7 @@ pub struct MetricsQuery {
     pub seconds: Option<usize>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct MetricsAnswer {
     /// State of the latest run.
     pub state: String,

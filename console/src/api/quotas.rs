@@ -26,7 +26,7 @@ pub struct QuotaAnswer {
 
 async fn answer(state: &AppState, project: &Project) -> ApiResult<QuotaAnswer> {
     let own = state.store.project_quota(&project.id).await?;
-    let (quota, usage) = state.worker.quota(project, None).await.map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    let (quota, usage) = state.worker.quota(project, None).await?;
     Ok(QuotaAnswer { own, quota, usage })
 }
 

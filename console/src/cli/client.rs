@@ -1,6 +1,11 @@
 //! The CLI verbs that talk to a console's REST API: `login`, `job …` and
 //! `snapshot …`. The console URL and token come from flags, the
 //! environment (SLUICE_URL, SLUICE_TOKEN) or the file `sluice login` writes.
+//!
+//! Request bodies are the API's own request types, and answers are read
+//! as its answer types where those can be read back, so a field renamed in
+//! the API breaks the CLI at compile time. An answer stays a JSON `Value`
+//! only where it is printed as it comes.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,9 +13,16 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::secret_input::SecretInput;
+use crate::api::{
+    DebugRequest, DeploymentInput, ErrorBody, JobAnswer, JobSummary, LoginRequest, MetricsAnswer, NewJob,
+    RestoreRequest, SnapshotInfo, StartRequest, StopRequest, TokenAnswer, TokenRequest, UpgradeRequest,
+};
+use crate::store::{Run, Version};
 
 /// Where to reach the console.
 #[derive(Debug, Clone, Args)]
@@ -164,6 +176,13 @@ fn parse_param(text: &str) -> Result<(String, String), String> {
     text.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("`{text}` is not name=value"))
 }
 
+/// What `sluice login` saves: the console and an API token for it.
+#[derive(Default, Serialize, Deserialize)]
+struct Credentials {
+    url: Option<String>,
+    token: Option<String>,
+}
+
 /// The file `sluice login` keeps the console URL and token in.
 fn credentials_path() -> PathBuf {
     std::env::var_os("SLUICE_CREDENTIALS").map(PathBuf::from).unwrap_or_else(|| {
@@ -180,7 +199,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let url = args.url.trim_end_matches('/').to_owned();
     let answer = http
         .post(format!("{url}/api/v1/login"))
-        .json(&json!({ "name": args.user, "password": password }))
+        .json(&LoginRequest { name: args.user.clone(), password })
         .send()
         .await
         .with_context(|| format!("cannot reach the console at {url}"))?;
@@ -195,19 +214,20 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let token = http
         .post(format!("{url}/api/v1/tokens"))
         .header(reqwest::header::COOKIE, cookie.unwrap_or_default())
-        .json(&json!({ "name": format!("cli@{}", host.trim()), "expires_in_days": args.token_days }))
+        .json(&TokenRequest { name: format!("cli@{}", host.trim()), expires_in_days: args.token_days })
         .send()
         .await?;
-    let token = check(token).await?;
+    let token: TokenAnswer = decode(&check(token).await?, "/tokens")?;
     let path = credentials_path();
-    save_credentials(&path, &json!({ "url": url, "token": token["token"] }))?;
+    let credentials = Credentials { url: Some(url.clone()), token: Some(token.token) };
+    save_credentials(&path, &credentials)?;
     println!("signed in to {url} as {}; token saved in {}", args.user, path.display());
     Ok(ExitCode::SUCCESS)
 }
 
 /// Writes the credentials file readable by its owner only (0600, in a
 /// 0700 directory when the CLI creates it): it holds a bearer token.
-fn save_credentials(path: &Path, credentials: &Value) -> anyhow::Result<()> {
+fn save_credentials(path: &Path, credentials: &Credentials) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
@@ -239,44 +259,67 @@ pub(super) struct Console {
 
 impl Console {
     pub(super) fn new(target: &Target) -> anyhow::Result<Console> {
-        let saved: Value =
-            std::fs::read(credentials_path()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
-        let url = target.url.clone().or_else(|| saved["url"].as_str().map(str::to_owned));
-        let token = target.token.clone().or_else(|| saved["token"].as_str().map(str::to_owned));
+        let saved: Credentials =
+            std::fs::read(credentials_path()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let url = target.url.clone().or(saved.url);
+        let token = target.token.clone().or(saved.token);
         let (Some(url), Some(token)) = (url, token) else {
             bail!("no console to talk to: run `sluice login --url URL` first, or set SLUICE_URL and SLUICE_TOKEN");
         };
         Ok(Console { http: reqwest::Client::new(), url: url.trim_end_matches('/').to_owned(), token })
     }
 
-    pub(super) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let mut request = self.http.request(method, format!("{}/api/v1{path}", self.url)).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}/api/v1{path}", self.url)).bearer_auth(&self.token)
+    }
+
+    /// Sends the request; the answer's body, or its error message as the error.
+    async fn answer(&self, request: reqwest::RequestBuilder) -> anyhow::Result<String> {
         check(request.send().await.with_context(|| format!("cannot reach the console at {}", self.url))?).await
     }
 
-    async fn upload(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<Value> {
-        let request = self
-            .http
-            .post(format!("{}/api/v1{path}", self.url))
-            .bearer_auth(&self.token)
-            .header(reqwest::header::CONTENT_TYPE, "application/wasm")
-            .body(bytes);
-        check(request.send().await?).await
+    /// A request with an untyped body, and its answer's JSON (`Null` when
+    /// it has none), for the verbs of `cli/accounts.rs`.
+    pub(super) async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut request = self.request(method, path);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Ok(serde_json::from_str(&self.answer(request).await?).unwrap_or(Value::Null))
+    }
+
+    /// A request without a body, its answer read as `A`.
+    async fn read<A: DeserializeOwned>(&self, method: Method, path: &str) -> anyhow::Result<A> {
+        decode(&self.answer(self.request(method, path)).await?, path)
+    }
+
+    /// Sends `body`, one of the API's request types, and reads the answer
+    /// as `A`: the API's answer type, or `Value` where it is printed as is.
+    async fn send<A: DeserializeOwned>(&self, method: Method, path: &str, body: &impl Serialize) -> anyhow::Result<A> {
+        decode(&self.answer(self.request(method, path).json(body)).await?, path)
+    }
+
+    /// Uploads a component as the job's next version.
+    async fn upload(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<Version> {
+        let request =
+            self.request(Method::POST, path).header(reqwest::header::CONTENT_TYPE, "application/wasm").body(bytes);
+        decode(&check(request.send().await?).await?, path)
     }
 }
 
-/// The answer's JSON, or its error message as the error.
-async fn check(answer: reqwest::Response) -> anyhow::Result<Value> {
+/// Reads an answer as `A`.
+fn decode<A: DeserializeOwned>(text: &str, path: &str) -> anyhow::Result<A> {
+    serde_json::from_str(text).with_context(|| format!("the console's answer to {path} is not what this CLI reads"))
+}
+
+/// The answer's body, or its error message as the error.
+async fn check(answer: reqwest::Response) -> anyhow::Result<String> {
     let status = answer.status();
     let text = answer.text().await.unwrap_or_default();
-    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     if status.is_success() {
-        return Ok(body);
+        return Ok(text);
     }
-    let message = body["error"].as_str().map(str::to_owned).unwrap_or(text);
+    let message = serde_json::from_str::<ErrorBody>(&text).map_or(text, |body| body.error);
     if status == StatusCode::UNAUTHORIZED {
         bail!("{message} (run `sluice login`)");
     }
@@ -293,100 +336,96 @@ pub async fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
     let base = |job: &str| format!("/projects/{p}/jobs/{job}");
     match args.command {
         JobCommand::List => {
-            let jobs = console.call(Method::GET, &format!("/projects/{p}/jobs"), None).await?;
-            for j in jobs.as_array().into_iter().flatten() {
-                let version = j["version"].as_i64().map(|v| format!("v{v}")).unwrap_or_else(|| "-".into());
-                println!(
-                    "{:<24} {:<10} {version}",
-                    j["job"]["name"].as_str().unwrap_or(""),
-                    j["state"].as_str().unwrap_or("")
-                );
+            let jobs: Vec<JobSummary> = console.read(Method::GET, &format!("/projects/{p}/jobs")).await?;
+            for j in jobs {
+                let version = j.version.map(|v| format!("v{v}")).unwrap_or_else(|| "-".into());
+                println!("{:<24} {:<10} {version}", j.job.name, j.state);
             }
         }
         JobCommand::Create { name, description } => print(
-            &console
-                .call(
-                    Method::POST,
-                    &format!("/projects/{p}/jobs"),
-                    Some(json!({ "name": name, "description": description })),
-                )
-                .await?,
+            &console.send::<Value>(Method::POST, &format!("/projects/{p}/jobs"), &NewJob { name, description }).await?,
         ),
         JobCommand::Upload { job, component, note } => {
             let bytes = std::fs::read(&component).with_context(|| format!("cannot read {}", component.display()))?;
             let note = note.map(|n| format!("?note={}", n.replace(' ', "%20"))).unwrap_or_default();
-            let v = console.upload(&format!("{}/versions{note}", base(&job)), bytes).await?;
-            println!("uploaded {job} v{} (sha256 {})", v["number"], v["hash"].as_str().unwrap_or(""));
+            let v: Version = console.upload(&format!("{}/versions{note}", base(&job)), bytes).await?;
+            println!("uploaded {job} v{} (sha256 {})", v.number, v.hash);
         }
         JobCommand::Deploy { job, spec, version, params, parallelism, memory_mb, cpu_ms, schedule } => {
             let text = std::fs::read_to_string(&spec).with_context(|| format!("cannot read {}", spec.display()))?;
             // The operator's settings not given stay as deployed, so a
             // developer's deploy does not touch them.
-            let deployed = console.call(Method::GET, &base(&job), None).await?["deployment"].take();
-            let keep = |given: Option<Value>, field: &str| given.unwrap_or_else(|| deployed[field].clone());
+            let answer: JobAnswer = console.read(Method::GET, &base(&job)).await?;
+            let deployed = answer.deployment.as_ref();
             let schedule = match schedule.as_deref().map(str::trim) {
-                Some("none") | Some("") => Value::Null,
-                Some(s) => Value::from(s),
-                None => deployed["schedule"].clone(),
+                Some("none" | "") => None,
+                Some(s) => Some(s.to_owned()),
+                None => deployed.and_then(|d| d.schedule.clone()),
             };
-            let body = json!({
-                "version": version, "spec": text,
-                "parameters": params.into_iter().map(|(k, v)| (k, Value::from(v))).collect::<serde_json::Map<String, Value>>(),
-                "parallelism": keep(parallelism.map(Value::from), "parallelism").as_i64().unwrap_or(1),
-                "memory_mb": keep(memory_mb.map(Value::from), "memory_mb"),
-                "cpu_ms": keep(cpu_ms.map(Value::from), "cpu_ms"),
-                "schedule": schedule,
-            });
-            console.call(Method::PUT, &format!("{}/deployment", base(&job)), Some(body)).await?;
+            let body = DeploymentInput {
+                version,
+                spec: text,
+                parameters: params.into_iter().collect(),
+                parallelism: parallelism.or(deployed.map(|d| d.parallelism)).unwrap_or(1),
+                memory_mb: memory_mb.or(deployed.and_then(|d| d.memory_mb)),
+                cpu_ms: cpu_ms.or(deployed.and_then(|d| d.cpu_ms)),
+                schedule,
+            };
+            let _: Value = console.send(Method::PUT, &format!("{}/deployment", base(&job)), &body).await?;
             println!("deployment of {job} saved");
         }
         JobCommand::Debug { job, records, from_topic } => {
-            let body = match (records, from_topic) {
-                (Some(path), _) => {
-                    json!({ "records": std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))? })
-                }
-                (None, Some(n)) => json!({ "from_topic": n }),
+            let (records, from_topic) = match (records, from_topic) {
+                (Some(path), _) => (
+                    Some(std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?),
+                    None,
+                ),
+                (None, Some(n)) => (None, Some(n)),
                 (None, None) => bail!("give --records FILE or --from-topic N"),
             };
-            print(&console.call(Method::POST, &format!("{}/debug", base(&job)), Some(body)).await?);
+            // Unset: the deployed version, spec and parameters.
+            let body = DebugRequest {
+                version: None,
+                spec: None,
+                records,
+                source: None,
+                from_topic,
+                parameters: Default::default(),
+            };
+            print(&console.send::<Value>(Method::POST, &format!("{}/debug", base(&job)), &body).await?);
         }
         JobCommand::Start { job, restore, start_position, at } => {
-            let body = json!({ "restore": restore, "start_position": start_position, "at": at });
-            let run = console.call(Method::POST, &format!("{}/start", base(&job)), Some(body)).await?;
-            println!("{job}: run {} {}", run["id"].as_str().unwrap_or(""), run["state"].as_str().unwrap_or(""));
+            let body = StartRequest { restore: Some(restore), start_position, at };
+            let run: Run = console.send(Method::POST, &format!("{}/start", base(&job)), &body).await?;
+            println!("{job}: run {} {}", run.id, run.state.as_str());
         }
         JobCommand::Stop { job, no_snapshot } => {
-            let run = console
-                .call(Method::POST, &format!("{}/stop", base(&job)), Some(json!({ "snapshot": !no_snapshot })))
-                .await?;
-            println!("{job}: run {} {}", run["id"].as_str().unwrap_or(""), run["state"].as_str().unwrap_or(""));
+            let body = StopRequest { snapshot: !no_snapshot };
+            let run: Run = console.send(Method::POST, &format!("{}/stop", base(&job)), &body).await?;
+            println!("{job}: run {} {}", run.id, run.state.as_str());
         }
         JobCommand::Status { job } => {
-            let m = console.call(Method::GET, &format!("{}/metrics?seconds=10", base(&job)), None).await?;
-            let t = &m["totals"];
+            let m: MetricsAnswer = console.read(Method::GET, &format!("{}/metrics?seconds=10", base(&job))).await?;
+            let t = m.totals;
             println!(
                 "{job}: {} — in {}, out {}, dead letters {}, snapshots {}, lag {}",
-                m["state"].as_str().unwrap_or(""),
-                t["records_in"],
-                t["records_out"],
-                t["dead_letters"],
-                t["snapshots"],
-                t["lag"].as_i64().map(|l| l.to_string()).unwrap_or_else(|| "-".into())
+                m.state,
+                t.records_in,
+                t.records_out,
+                t.dead_letters,
+                t.snapshots,
+                t.lag.map_or_else(|| "-".into(), |l| l.to_string())
             );
-            for task in m["tasks"].as_array().into_iter().flatten() {
-                println!(
-                    "  task {} on {}: in {}, out {}",
-                    task["task"],
-                    task["worker"].as_str().unwrap_or(""),
-                    task["records_in"],
-                    task["records_out"]
-                );
+            for task in m.tasks {
+                println!("  task {} on {}: in {}, out {}", task.task, task.worker, task.records_in, task.records_out);
             }
         }
-        JobCommand::Runs { job } => print(&console.call(Method::GET, &format!("{}/runs", base(&job)), None).await?),
+        JobCommand::Runs { job } => {
+            print(&console.read::<Value>(Method::GET, &format!("{}/runs", base(&job))).await?);
+        }
         JobCommand::Upgrade { job, version } => print(
             &console
-                .call(Method::POST, &format!("{}/upgrade", base(&job)), Some(json!({ "version": version })))
+                .send::<Value>(Method::POST, &format!("{}/upgrade", base(&job)), &UpgradeRequest { version })
                 .await?,
         ),
     }
@@ -398,27 +437,21 @@ pub async fn snapshot(args: SnapshotArgs) -> anyhow::Result<ExitCode> {
     let base = |job: &str| format!("/projects/{}/jobs/{job}", args.project);
     match args.command {
         SnapshotCommand::List { job } => {
-            let list = console.call(Method::GET, &format!("{}/snapshots", base(&job)), None).await?;
-            for s in list.as_array().into_iter().flatten() {
-                println!(
-                    "{}  {:<8} {}",
-                    s["id"].as_str().unwrap_or(""),
-                    s["trigger"].as_str().unwrap_or(""),
-                    if s["incremental"].as_bool() == Some(true) { "incremental" } else { "full" }
-                );
+            let list: Vec<SnapshotInfo> = console.read(Method::GET, &format!("{}/snapshots", base(&job))).await?;
+            for s in list {
+                println!("{}  {:<8} {}", s.id, s.trigger, if s.incremental { "incremental" } else { "full" });
             }
         }
         SnapshotCommand::Take { job } => {
-            let taken = console.call(Method::POST, &format!("{}/snapshots", base(&job)), None).await?;
-            for s in taken.as_array().into_iter().flatten() {
-                println!("{}", s["id"].as_str().unwrap_or(""));
+            let taken: Vec<SnapshotInfo> = console.read(Method::POST, &format!("{}/snapshots", base(&job))).await?;
+            for s in taken {
+                println!("{}", s.id);
             }
         }
         SnapshotCommand::Restore { job, snapshot } => {
-            let run = console
-                .call(Method::POST, &format!("{}/restore", base(&job)), Some(json!({ "snapshot": snapshot })))
-                .await?;
-            println!("{job}: run {} from snapshot {snapshot}", run["id"].as_str().unwrap_or(""));
+            let body = RestoreRequest { snapshot: snapshot.clone() };
+            let run: Run = console.send(Method::POST, &format!("{}/restore", base(&job)), &body).await?;
+            println!("{job}: run {} from snapshot {snapshot}", run.id);
         }
     }
     Ok(ExitCode::SUCCESS)

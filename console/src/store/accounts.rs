@@ -47,7 +47,7 @@ impl CredentialKind {
 }
 
 /// An API token as listed (never with its secret).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Credential {
     pub id: String,
     pub name: String,

@@ -4,9 +4,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, StoreResult, conflict, new_id, now_ms};
+use super::{RunState, Store, StoreError, StoreResult, conflict, new_id, now_ms};
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: String,
     pub project_id: String,
@@ -27,8 +27,18 @@ impl Job {
     }
 }
 
+/// A job as its project's listing shows it.
+#[derive(Debug, Clone)]
+pub struct JobOverview {
+    pub job: Job,
+    /// Its newest run: id and state.
+    pub latest_run: Option<(String, RunState)>,
+    /// The deployed version's number.
+    pub version: Option<i64>,
+}
+
 /// An uploaded, validated component of a job.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Version {
     pub id: String,
     pub job_id: String,
@@ -130,6 +140,35 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(Job::from_row).collect()
+    }
+
+    /// The project's jobs with their latest run and deployed version, in
+    /// one query (a listing of hundreds of jobs must not cost a query each).
+    pub async fn job_overviews(&self, project_id: &str) -> StoreResult<Vec<JobOverview>> {
+        let rows = sqlx::query(
+            "select j.id, j.project_id, j.name, j.description, j.created_ms, \
+                    r.id as run_id, r.state as run_state, v.number as version \
+             from jobs j \
+             left join runs r on r.id = (select l.id from runs l where l.job_id = j.id \
+                                         order by l.created_ms desc, l.id desc limit 1) \
+             left join deployments d on d.job_id = j.id \
+             left join versions v on v.id = d.version_id \
+             where j.project_id = $1 order by j.name",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let run_id: Option<String> = r.try_get("run_id")?;
+                let run_state: Option<String> = r.try_get("run_state")?;
+                Ok(JobOverview {
+                    job: Job::from_row(r)?,
+                    latest_run: run_id.zip(run_state).map(|(id, state)| (id, RunState::parse(&state))),
+                    version: r.try_get("version")?,
+                })
+            })
+            .collect()
     }
 
     /// Stores a component (once per content) and a new version of the job.

@@ -21,7 +21,7 @@ use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 
 pub use accounts::{Credential, CredentialKind, User};
 pub use events::{Event, EventFilter};
-pub use jobs::{Deployment, Job, Version};
+pub use jobs::{Deployment, Job, JobOverview, Version};
 pub use projects::{Connection, Membership, Project};
 pub use quotas::ProjectQuota;
 pub use runs::{NewRun, Run, RunState};

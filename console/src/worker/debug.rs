@@ -19,7 +19,7 @@ use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
 use sluice_runtime::wasm::LoadedComponent;
 
-use super::{DebugSlot, Worker};
+use super::{DebugSlot, Worker, WorkerError, WorkerResult};
 
 /// Most records a debug run takes.
 pub const MAX_DEBUG_RECORDS: usize = 10_000;
@@ -72,8 +72,8 @@ impl Worker {
         spec: &JobSpec,
         connections: &Connections,
         input: DebugInput,
-    ) -> Result<DebugOutput, String> {
-        self.ceilings.check(spec).map_err(|e| e.to_string())?;
+    ) -> WorkerResult<DebugOutput> {
+        self.ceilings.check(spec).map_err(|e| WorkerError::Invalid(e.to_string()))?;
         let (worker, component, spec, connections) =
             (self.clone(), component.clone(), spec.clone(), connections.clone());
         // The slot goes with the run: a caller that hangs up does not free
@@ -93,7 +93,7 @@ impl Worker {
         spec: &JobSpec,
         connections: &Connections,
         input: DebugInput,
-    ) -> Result<DebugOutput, String> {
+    ) -> WorkerResult<DebugOutput> {
         let metrics = Arc::new(TaskMetrics::default());
         let mut builder = TaskBuilder::new(spec).connections(connections.clone()).metrics(metrics.clone());
         let cx = BuildContext::new(spec, connections);
@@ -101,10 +101,12 @@ impl Worker {
             DebugInput::Lines { source, text } => {
                 let names = spec.source_names();
                 let chosen = match &source {
-                    Some(s) => names
-                        .iter()
-                        .position(|n| n == s)
-                        .ok_or_else(|| format!("the spec has no source `{s}`; its sources are {}", names.join(", ")))?,
+                    Some(s) => names.iter().position(|n| n == s).ok_or_else(|| {
+                        WorkerError::Invalid(format!(
+                            "the spec has no source `{s}`; its sources are {}",
+                            names.join(", ")
+                        ))
+                    })?,
                     None => 0,
                 };
                 let records: Vec<MemoryRecord> = text
@@ -127,7 +129,7 @@ impl Worker {
             DebugInput::Live { limit } => {
                 for (i, (name, source_spec)) in spec.sources.iter().enumerate() {
                     let inner =
-                        registry::build_source(cx, name, i as u32, source_spec).await.map_err(|e| e.to_string())?;
+                        registry::build_source(cx, name, i as u32, source_spec).await.map_err(WorkerError::task)?;
                     let take =
                         TakeSource { inner, left: limit.min(MAX_DEBUG_RECORDS), deadline: Instant::now() + LIVE_WAIT };
                     builder = builder.source(name, Box::new(take));
@@ -141,19 +143,19 @@ impl Worker {
             sinks.push((name, sink));
         }
         for (name, dim_spec) in &spec.dimensions {
-            let real = registry::build_dimension(cx, name, dim_spec).await.map_err(|e| e.to_string())?;
+            let real = registry::build_dimension(cx, name, dim_spec).await.map_err(WorkerError::task)?;
             // Staged writes that are never committed: the run reads its own
             // writes, and the store is left as it was.
             builder = builder.dimension(name, Arc::new(StagedDimension::new(real)));
         }
         let dead = MemorySink::default();
         builder = builder.dead_letter(Box::new(dead.clone()));
-        let task = builder.build(self.engine(), component).await.map_err(|e| e.to_string())?;
+        let task = builder.build(self.engine(), component).await.map_err(WorkerError::task)?;
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
         let end = tokio::time::timeout(DEBUG_TIMEOUT, task.run(stop_rx))
             .await
-            .map_err(|_| format!("the debug run did not finish within {DEBUG_TIMEOUT:?}"))?
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| WorkerError::Task(format!("the debug run did not finish within {DEBUG_TIMEOUT:?}")))?
+            .map_err(WorkerError::task)?;
         debug_assert_eq!(end, TaskEnd::Finished);
         let rows = sinks
             .iter()

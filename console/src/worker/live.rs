@@ -47,7 +47,7 @@ impl Totals {
 }
 
 /// The charts' data: parallel arrays, oldest first.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Series {
     pub t_ms: Vec<i64>,
     pub in_rate: Vec<f64>,

@@ -8,6 +8,7 @@
 //! fixed-delay restart strategy does.
 
 mod debug;
+mod error;
 #[cfg(test)]
 mod fuzz_plan;
 pub mod lease;
@@ -27,11 +28,12 @@ use std::time::{Duration, Instant};
 use sluice_runtime::job::task::TaskCommand;
 use sluice_runtime::job::{Ceilings, LeaseGate, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
-use sluice_runtime::snapshot::{FencedSnapshots, Snapshot, SnapshotMeta, SnapshotStore};
+use sluice_runtime::snapshot::{FencedSnapshots, Snapshot, SnapshotError, SnapshotMeta, SnapshotStore};
 use sluice_runtime::wasm::{JobEngine, LoadedComponent};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use debug::{DebugInput, DebugOutput, DebugRow};
+pub use error::{WorkerError, WorkerResult};
 use live::History;
 pub use live::{DeadLetterCapture, Series, Totals};
 use plan::StartPosition;
@@ -250,8 +252,8 @@ impl Worker {
         &self,
         project: &str,
         stored: &[crate::store::Connection],
-    ) -> Result<sluice_runtime::connections::Connections, String> {
-        plan::connections(stored, self.connection_policy(project))
+    ) -> WorkerResult<sluice_runtime::connections::Connections> {
+        plan::connections(stored, self.connection_policy(project)).map_err(WorkerError::Invalid)
     }
 
     pub fn engine(&self) -> &JobEngine {
@@ -259,8 +261,8 @@ impl Worker {
     }
 
     /// Loads and validates a component (cached by content hash).
-    pub async fn load(&self, bytes: &[u8]) -> Result<LoadedComponent, String> {
-        self.engine.load(bytes).await.map_err(|e| e.to_string())
+    pub async fn load(&self, bytes: &[u8]) -> WorkerResult<LoadedComponent> {
+        self.engine.load(bytes).await.map_err(|e| WorkerError::Invalid(e.to_string()))
     }
 
     pub fn running(&self, job_id: &str) -> Option<Arc<RunningJob>> {
@@ -273,10 +275,10 @@ impl Worker {
     /// The run must be held by this worker (created for it, assigned to it
     /// or left by its previous process): the launch claims the lease with a
     /// new epoch first.
-    pub async fn launch(self: &Arc<Self>, run: Run) -> Result<(), String> {
+    pub async fn launch(self: &Arc<Self>, run: Run) -> WorkerResult<()> {
         let run_id = run.id.clone();
         if !self.launching.lock().expect("launching lock").insert(run_id.clone()) {
-            return Err(format!("run {run_id} is being launched already"));
+            return Err(WorkerError::Conflict(format!("run {run_id} is being launched already")));
         }
         let renewed_at = Instant::now();
         let result = match self.store.claim_run(&run.id, &self.id, Some(&self.id), None, self.lease_ms()).await {
@@ -289,13 +291,14 @@ impl Worker {
                     LeaseGate::until(renewed_at, self.write_window())
                 });
                 let result = self.try_launch(run, epoch, gate).await;
-                if let Err(message) = &result {
-                    let _ = self.store.set_run_state_as(&run_id, epoch, RunState::Failed, Some(message)).await;
+                if let Err(e) = &result {
+                    let message = e.to_string();
+                    let _ = self.store.set_run_state_as(&run_id, epoch, RunState::Failed, Some(&message)).await;
                 }
                 result
             }
-            Ok(None) => Err(format!("run {run_id} is held by another worker now")),
-            Err(e) => Err(e.to_string()),
+            Ok(None) => Err(WorkerError::Conflict(format!("run {run_id} is held by another worker now"))),
+            Err(e) => Err(e.into()),
         };
         self.launching.lock().expect("launching lock").remove(&run_id);
         result
@@ -307,10 +310,10 @@ impl Worker {
             || self.running.lock().expect("running lock").values().any(|r| r.run_id == run_id)
     }
 
-    async fn try_launch(self: &Arc<Self>, run: Run, epoch: i64, gate: Arc<LeaseGate>) -> Result<(), String> {
+    async fn try_launch(self: &Arc<Self>, run: Run, epoch: i64, gate: Arc<LeaseGate>) -> WorkerResult<()> {
         let plan = self.plan(run).await?;
         if self.running(&plan.job.id).is_some() {
-            return Err(format!("job `{}` is already running", plan.job.name));
+            return Err(WorkerError::Conflict(format!("job `{}` is already running", plan.job.name)));
         }
         self.check_quota(&plan.project, &plan.run.id, &plan.deployment).await?;
         let restore = RestoreFrom::parse(plan.run.restore_from.as_deref());
@@ -319,7 +322,7 @@ impl Worker {
         // Before anything is restored: from here on an older owner's
         // snapshot writes are refused (or were stored before, and restored).
         for key in &keys {
-            self.snapshots.raise_fence(key, epoch as u64).await.map_err(|e| e.to_string())?;
+            self.snapshots.raise_fence(key, epoch as u64).await?;
         }
         let dead_letters =
             DeadLetterCapture::new(self.store.clone(), &plan.job.id, &plan.run.id, self.dead_letters_kept);
@@ -347,12 +350,7 @@ impl Worker {
             snapshot_busy: false.into(),
         });
         self.running.lock().expect("running lock").insert(plan.job.id.clone(), running.clone());
-        if !self
-            .store
-            .set_run_state_as(&plan.run.id, epoch, RunState::Running, None)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        if !self.store.set_run_state_as(&plan.run.id, epoch, RunState::Running, None).await? {
             running.gate.revoke();
             for control in running.controls() {
                 let _ = control.try_send(TaskCommand::Stop { snapshot: false });
@@ -374,16 +372,15 @@ impl Worker {
         Ok(())
     }
 
-    async fn plan(&self, run: Run) -> Result<LaunchPlan, String> {
-        let db = |e: crate::store::StoreError| e.to_string();
-        let job = self.store.job_by_id(&run.job_id).await.map_err(db)?.ok_or("the job was deleted")?;
-        let project = self.store.project_by_id(&job.project_id).await.map_err(db)?.ok_or("the project was deleted")?;
-        let deployment =
-            self.store.deployment(&job.id).await.map_err(db)?.ok_or_else(|| {
-                format!("job `{}` has no deployment yet: save one (version and spec) first", job.name)
-            })?;
-        let version = self.store.version(&run.version_id).await.map_err(db)?.ok_or("the version was deleted")?;
-        let bytes = self.store.component(&version.hash).await.map_err(db)?.ok_or("the component is missing")?;
+    async fn plan(&self, run: Run) -> WorkerResult<LaunchPlan> {
+        let gone = |what: &str| WorkerError::Gone(format!("the {what} was deleted"));
+        let job = self.store.job_by_id(&run.job_id).await?.ok_or_else(|| gone("job"))?;
+        let project = self.store.project_by_id(&job.project_id).await?.ok_or_else(|| gone("project"))?;
+        let deployment = self.store.deployment(&job.id).await?.ok_or_else(|| {
+            WorkerError::Invalid(format!("job `{}` has no deployment yet: save one (version and spec) first", job.name))
+        })?;
+        let version = self.store.version(&run.version_id).await?.ok_or_else(|| gone("version"))?;
+        let bytes = self.store.component(&version.hash).await?.ok_or_else(|| gone("component"))?;
         let component = self.load(&bytes).await?;
         let groups = deployment.parallelism.clamp(1, 64) as u32;
         Ok(LaunchPlan { run, project, job, deployment, component, groups })
@@ -397,23 +394,24 @@ impl Worker {
         restore: &RestoreFrom,
         dead_letters: &DeadLetterCapture,
         lease: &TaskLease,
-    ) -> Result<Vec<(TaskSlot, tokio::task::JoinHandle<Result<TaskEnd, String>>)>, String> {
+    ) -> WorkerResult<Vec<(TaskSlot, TaskHandle)>> {
         let start = match &plan.run.start_position {
-            Some(text) => Some(StartPosition::parse(text)?),
+            Some(text) => Some(StartPosition::parse(text).map_err(WorkerError::Invalid)?),
             None => None,
         };
-        let stored = self.store.connections(&plan.project.id).await.map_err(|e| e.to_string())?;
+        let stored = self.store.connections(&plan.project.id).await?;
         let base_dir = plan::project_files(&self.data_dir, &plan.project.name);
         let mut built = Vec::new();
         for (group, key) in keys.iter().enumerate() {
-            let spec = plan::job_spec(&plan.deployment, key, start.as_ref(), &base_dir)?;
-            self.ceilings.check(&spec).map_err(|e| e.to_string())?;
+            let spec =
+                plan::job_spec(&plan.deployment, key, start.as_ref(), &base_dir).map_err(WorkerError::Invalid)?;
+            self.ceilings.check(&spec).map_err(|e| WorkerError::Invalid(e.to_string()))?;
             let connections = self.project_connections(&plan.project.name, &stored)?;
             let first_started = plan.run.started_ms.unwrap_or(plan.run.created_ms);
             let snapshot = self.snapshot_to_restore(key, restore, keys.len(), first_started).await?;
             let snapshots: Arc<dyn SnapshotStore> =
                 Arc::new(FencedSnapshots::new(self.snapshots.clone(), lease.epoch as u64));
-            let gate = lease.gate.clone();
+            let (gate, epoch) = (lease.gate.clone(), lease.epoch as u64);
             let metrics = Arc::new(TaskMetrics::default());
             let (worker, component, dead_letters) = (self.clone(), plan.component.clone(), dead_letters.clone());
             let groups = keys.len() as u32;
@@ -438,6 +436,7 @@ impl Worker {
                     .metrics(task_metrics)
                     .snapshots(snapshots)
                     .lease(gate)
+                    .lease_epoch(epoch)
                     .dead_letter(dead_letters.sink(declared_dead_letter))
                     .partition_group(group as u32, groups);
                 if let Some(snapshot) = snapshot {
@@ -445,10 +444,10 @@ impl Worker {
                 }
                 builder.build(&worker.engine, &component).await.map_err(|e| e.to_string())
             };
-            let task = self.threads.run(build).await??;
+            let task = self.threads.run(build).await?.map_err(WorkerError::Task)?;
             let (control, rx) = mpsc::channel(8);
             let handle =
-                self.threads.handle().spawn(async move { task.run_controlled(rx).await.map_err(|e| e.to_string()) });
+                self.threads.handle().spawn(async move { task.run_controlled(rx).await.map_err(WorkerError::task) });
             built.push((TaskSlot { control, metrics }, handle));
         }
         Ok(built)
@@ -462,14 +461,14 @@ impl Worker {
         restore: &RestoreFrom,
         groups: usize,
         first_started: i64,
-    ) -> Result<Option<Snapshot>, String> {
+    ) -> WorkerResult<Option<Snapshot>> {
         match restore {
             RestoreFrom::None => Ok(None),
-            RestoreFrom::Latest => self.snapshots.latest(key).await.map_err(|e| e.to_string()),
+            RestoreFrom::Latest => Ok(self.snapshots.latest(key).await?),
             RestoreFrom::Resume(first) => {
                 // Snapshot ids begin with their time (ms, 13 digits).
                 let since = format!("{:013}", first_started.max(0));
-                let ids = self.snapshots.list(key).await.map_err(|e| e.to_string())?;
+                let ids = self.snapshots.list(key).await?;
                 for id in ids.iter().rev().filter(|id| id.as_str() >= since.as_str()) {
                     match self.snapshots.load(key, id).await {
                         Ok(snapshot) => return Ok(Some(snapshot)),
@@ -480,18 +479,23 @@ impl Worker {
                 }
                 Box::pin(self.snapshot_to_restore(key, first, groups, first_started)).await
             }
-            RestoreFrom::Snapshot(_) if groups > 1 => {
-                Err("restoring a chosen snapshot needs parallelism 1; with several partition groups restore `latest`"
-                    .into())
-            }
+            RestoreFrom::Snapshot(_) if groups > 1 => Err(WorkerError::Invalid(
+                "restoring a chosen snapshot needs parallelism 1; with several partition groups restore `latest`"
+                    .into(),
+            )),
             RestoreFrom::Snapshot(id) => {
-                let ids = self.snapshots.list(key).await.map_err(|e| e.to_string())?;
+                let ids = self.snapshots.list(key).await?;
                 if !ids.contains(id) {
-                    return Err(format!(
+                    return Err(WorkerError::Invalid(format!(
                         "snapshot `{id}` is not a snapshot of this job; pick one from its snapshot list"
-                    ));
+                    )));
                 }
-                self.snapshots.load(key, id).await.map(Some).map_err(|e| e.to_string())
+                match self.snapshots.load(key, id).await {
+                    Ok(snapshot) => Ok(Some(snapshot)),
+                    // A damaged snapshot is the tenant's to know about (pick another).
+                    Err(e @ SnapshotError::Corrupt { .. }) => Err(WorkerError::Invalid(e.to_string())),
+                    Err(e) => Err(e.into()),
+                }
             }
         }
     }
@@ -503,7 +507,7 @@ impl Worker {
         plan: LaunchPlan,
         keys: Vec<String>,
         running: Arc<RunningJob>,
-        mut handles: Vec<tokio::task::JoinHandle<Result<TaskEnd, String>>>,
+        mut handles: Vec<TaskHandle>,
     ) {
         let sampler = tokio::spawn(sample(running.clone()));
         let mut restarts = 0;
@@ -514,7 +518,7 @@ impl Worker {
             while !pending.is_empty() {
                 let (result, _, rest) = futures::future::select_all(pending).await;
                 pending = rest;
-                match result.map_err(|e| format!("task panicked: {e}")).and_then(|r| r) {
+                match result.map_err(|e| WorkerError::Task(format!("task panicked: {e}"))).and_then(|r| r) {
                     Ok(TaskEnd::Finished) => {}
                     Ok(TaskEnd::Stopped) => all_finished = false,
                     Err(e) => {
@@ -562,7 +566,7 @@ impl Worker {
                         Err(e2) => break (RunState::Failed, Some(format!("{e}; the restart failed too: {e2}"))),
                     }
                 }
-                Some(e) => break (RunState::Failed, Some(e)),
+                Some(e) => break (RunState::Failed, Some(e.to_string())),
                 None if all_finished => break (RunState::Finished, None),
                 None => break (RunState::Stopped, None),
             }
@@ -603,34 +607,32 @@ impl Worker {
 
     /// Stops the job's run, with or without a final snapshot, and waits for
     /// its tasks to end.
-    pub async fn stop(&self, job_id: &str, snapshot: bool) -> Result<(), String> {
-        let running = self.running(job_id).ok_or("the job is not running")?;
+    pub async fn stop(&self, job_id: &str, snapshot: bool) -> WorkerResult<()> {
+        let running = self.running(job_id).ok_or_else(|| conflict("the job is not running"))?;
         running.stopping.store(true, Ordering::SeqCst);
-        self.store
-            .set_run_state_as(&running.run_id, running.epoch, RunState::Stopping, None)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.store.set_run_state_as(&running.run_id, running.epoch, RunState::Stopping, None).await?;
         for control in running.controls() {
             let _ = control.send(TaskCommand::Stop { snapshot }).await;
         }
         let mut done = running.done.clone();
         tokio::time::timeout(STOP_TIMEOUT, done.wait_for(|d| *d))
             .await
-            .map_err(|_| format!("the job did not stop within {STOP_TIMEOUT:?}"))?
-            .map_err(|_| "the job's supervisor ended".to_owned())?;
+            .map_err(|_| conflict(&format!("the job did not stop within {STOP_TIMEOUT:?}")))?
+            .map_err(|_| conflict("the job's supervisor ended"))?;
         Ok(())
     }
 
     /// Takes a snapshot of every task of the running job now; returns them
     /// as stored (by partition group).
-    pub async fn snapshot_now(&self, job_id: &str) -> Result<Vec<Snapshot>, String> {
-        let running = self.running(job_id).ok_or("the job is not running; start it first")?;
+    pub async fn snapshot_now(&self, job_id: &str) -> WorkerResult<Vec<Snapshot>> {
+        let running = self.running(job_id).ok_or_else(|| conflict("the job is not running; start it first"))?;
         let mut taken = Vec::new();
         for (control, key) in running.controls().into_iter().zip(&running.keys) {
             let (reply, answer) = oneshot::channel();
-            control.send(TaskCommand::Snapshot { reply }).await.map_err(|_| "the task has ended")?;
-            let meta: SnapshotMeta = answer.await.map_err(|_| "the task ended before the snapshot")??;
-            taken.push(self.snapshots.get(key, &meta.id).await.map_err(|e| e.to_string())?);
+            control.send(TaskCommand::Snapshot { reply }).await.map_err(|_| conflict("the task has ended"))?;
+            let meta: SnapshotMeta =
+                answer.await.map_err(|_| conflict("the task ended before the snapshot"))?.map_err(WorkerError::Task)?;
+            taken.push(self.snapshots.get(key, &meta.id).await?);
         }
         Ok(taken)
     }
@@ -696,6 +698,13 @@ impl Worker {
 struct TaskLease {
     epoch: i64,
     gate: Arc<LeaseGate>,
+}
+
+/// A running task: how it ended.
+type TaskHandle = tokio::task::JoinHandle<WorkerResult<TaskEnd>>;
+
+fn conflict(message: &str) -> WorkerError {
+    WorkerError::Conflict(message.to_owned())
 }
 
 /// How `supervise` tells that the run's lease was lost.

@@ -4,13 +4,16 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use indexmap::IndexMap;
 use sluice_runtime::connections::{
     Connection as RuntimeConnection, ConnectionPolicy, Connections, DatabaseConnection, HostRule, HostRules,
     KafkaConnection, RedisConnection, Secret,
 };
-use sluice_runtime::job::JobSpec;
+use sluice_runtime::connectors::kafka::{StartPosition as KafkaStart, Timestamp};
+use sluice_runtime::job::spec::SpecError;
+use sluice_runtime::job::{JobSpec, SpecOverrides};
 
 use crate::store::{Connection, Deployment};
 
@@ -47,92 +50,40 @@ impl StartPosition {
         }
     }
 
-    fn to_toml(&self) -> toml::Value {
+    /// Where a Kafka source starts, in the runtime's terms.
+    fn for_sources(&self) -> KafkaStart {
         match self {
-            StartPosition::Earliest => "earliest".into(),
-            StartPosition::Latest => "latest".into(),
-            StartPosition::Timestamp(ms) => {
-                let mut t = toml::Table::new();
-                t.insert("timestamp".into(), (*ms).into());
-                t.into()
-            }
+            StartPosition::Earliest => KafkaStart::Earliest,
+            StartPosition::Latest => KafkaStart::Latest,
+            StartPosition::Timestamp(ms) => KafkaStart::Timestamp(Timestamp::Millis(*ms)),
         }
     }
 }
 
 /// The spec a deployment runs as: its text with the console's settings
-/// laid over it. `base_dir` is where relative paths (file connectors) go.
+/// laid over it by the runtime's typed overrides. `base_dir` is the
+/// project's file area, which file connectors may not leave.
 pub fn job_spec(
     deployment: &Deployment,
     key: &str,
     start: Option<&StartPosition>,
     base_dir: &Path,
 ) -> Result<JobSpec, String> {
-    let mut table: toml::Table = deployment.spec.parse().map_err(|e: toml::de::Error| format!("spec: {e}"))?;
-    table.insert("name".into(), key.into());
-    // The component is the deployed version, not a path in the spec.
-    table.insert("component".into(), "component.wasm".into());
-    if !deployment.parameters.is_empty() {
-        let params = table.entry("parameters").or_insert_with(|| toml::Table::new().into());
-        let params = params.as_table_mut().ok_or("spec: `parameters` must be a table")?;
-        for (k, v) in &deployment.parameters {
-            params.insert(k.clone(), v.clone().into());
-        }
-    }
-    if deployment.memory_mb.is_some() || deployment.cpu_ms.is_some() {
-        let limits = table.entry("limits").or_insert_with(|| toml::Table::new().into());
-        let limits = limits.as_table_mut().ok_or("spec: `limits` must be a table")?;
-        if let Some(mb) = deployment.memory_mb {
-            limits.insert("memory_mb".into(), mb.into());
-        }
-        if let Some(ms) = deployment.cpu_ms {
-            limits.insert("cpu_per_batch".into(), format!("{ms}ms").into());
-        }
-    }
-    if let Some(start) = start
-        && let Some(sources) = table.get_mut("sources").and_then(|s| s.as_table_mut())
-    {
-        for (_, source) in sources.iter_mut() {
-            let Some(source) = source.as_table_mut() else { continue };
-            if source.get("kind").and_then(|k| k.as_str()) == Some("kafka") {
-                source.insert("start".into(), start.to_toml());
-            }
-        }
-    }
-    confine_paths(&table)?;
-    let text = toml::to_string(&table).map_err(|e| format!("spec: {e}"))?;
-    JobSpec::parse(&text, base_dir).map_err(|e| e.to_string())
-}
-
-/// File connectors of a console job may only use the project's file area
-/// (`DATA/files/<project>`): a path must be relative and stay inside it,
-/// so no job can read the metadata store or another project's files.
-fn confine_paths(table: &toml::Table) -> Result<(), String> {
-    let mut connectors: Vec<(String, &toml::Table)> = Vec::new();
-    for section in ["sources", "sinks", "dimensions"] {
-        for (name, entry) in table.get(section).and_then(|s| s.as_table()).into_iter().flatten() {
-            if let Some(t) = entry.as_table() {
-                connectors.push((format!("{section}.{name}"), t));
-            }
-        }
-    }
-    if let Some(t) = table.get("dead_letter").and_then(|d| d.as_table()) {
-        connectors.push(("dead_letter".into(), t));
-    }
-    for (name, connector) in connectors {
-        let Some(path) = connector.get("path").and_then(|p| p.as_str()) else { continue };
-        let inside = path != "-"
-            && Path::new(path)
-                .components()
-                .all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
-        if !inside {
-            return Err(format!(
-                "spec: `{name}.path` = `{path}`: a console job's files must be relative paths inside the \
-                 project's file area (no `/` at the start, no `..`, no `-`)"
-            ));
-        }
-    }
-    Ok(())
+    let overrides = SpecOverrides {
+        name: key.to_owned(),
+        // The component is the deployed version, not a path in the spec.
+        component: "component.wasm".into(),
+        parameters: deployment.parameters.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        // A negative figure becomes 0, which the spec check refuses.
+        memory_mb: deployment.memory_mb.map(|mb| u64::try_from(mb).unwrap_or(0)),
+        cpu_per_batch: deployment.cpu_ms.map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        kafka_start: start.map(StartPosition::for_sources),
+        confine_files: true,
+    };
+    JobSpec::parse_with(&deployment.spec, base_dir, &overrides).map_err(|e| match e {
+        SpecError::Parse { message, .. } => format!("spec: {message}"),
+        other => other.to_string(),
+    })
 }
 
 /// The operator's rules for every project's connections (`sluice serve

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use sluice_runtime::job::spec::LimitsSpec;
 
-use super::Worker;
+use super::{Worker, WorkerError, WorkerResult};
 use crate::store::{Deployment, Project, ProjectQuota};
 
 /// The quota of a project that has none of its own (`sluice serve
@@ -92,18 +92,17 @@ impl Drop for DebugSlot {
 impl Worker {
     /// `project`'s quota and what its jobs hold now; `except` leaves out a
     /// run (the one being launched).
-    pub async fn quota(&self, project: &Project, except: Option<&str>) -> Result<(Quota, Usage), String> {
-        let db = |e: crate::store::StoreError| e.to_string();
-        let own = self.store.project_quota(&project.id).await.map_err(db)?;
+    pub async fn quota(&self, project: &Project, except: Option<&str>) -> WorkerResult<(Quota, Usage)> {
+        let own = self.store.project_quota(&project.id).await?;
         let mut usage = Usage {
             debug_runs: self.debug_runs.0.lock().expect("debug runs lock").get(&project.name).copied().unwrap_or(0),
             ..Usage::default()
         };
-        for run in self.store.runs_holding_tasks(&project.id).await.map_err(db)? {
+        for run in self.store.runs_holding_tasks(&project.id).await? {
             if Some(run.id.as_str()) == except {
                 continue;
             }
-            if let Some(deployment) = self.store.deployment(&run.job_id).await.map_err(db)? {
+            if let Some(deployment) = self.store.deployment(&run.job_id).await? {
                 usage.tasks += tasks_of(&deployment);
                 usage.memory_mb += tasks_of(&deployment) * task_memory_mb(&deployment);
             }
@@ -117,7 +116,7 @@ impl Worker {
         project: &Project,
         run_id: &str,
         deployment: &Deployment,
-    ) -> Result<(), String> {
+    ) -> WorkerResult<()> {
         let (quota, usage) = self.quota(project, Some(run_id)).await?;
         let tasks = tasks_of(deployment);
         let memory = tasks * task_memory_mb(deployment);
@@ -137,26 +136,26 @@ impl Worker {
         if over.is_empty() {
             return Ok(());
         }
-        Err(format!(
+        Err(WorkerError::Invalid(format!(
             "project `{}` is over its quota: {}; stop another of its jobs, lower this job's parallelism or \
              memory, or ask a global admin to raise the quota (PUT /api/v1/projects/{}/quota)",
             project.name,
             over.join("; "),
             project.name
-        ))
+        )))
     }
 
     /// A place for one more debug run of `project`, or why there is none.
-    pub async fn debug_slot(self: &Arc<Self>, project: &Project) -> Result<DebugSlot, String> {
-        let own = self.store.project_quota(&project.id).await.map_err(|e| e.to_string())?;
+    pub async fn debug_slot(self: &Arc<Self>, project: &Project) -> WorkerResult<DebugSlot> {
+        let own = self.store.project_quota(&project.id).await?;
         let most = self.quotas.with(&own).max_debug_runs;
         let mut runs = self.debug_runs.0.lock().expect("debug runs lock");
         let held = runs.entry(project.name.clone()).or_default();
         if *held >= most {
-            return Err(format!(
+            return Err(WorkerError::Conflict(format!(
                 "project `{}` already has {held} debug run(s) in progress, its max_debug_runs; wait for one to end",
                 project.name
-            ));
+            )));
         }
         *held += 1;
         Ok(DebugSlot { worker: self.clone(), project: project.name.clone() })

@@ -9,6 +9,8 @@ use std::future::Future;
 
 use tokio::runtime::{Builder, Handle, Runtime};
 
+use super::{WorkerError, WorkerResult};
+
 pub struct JobThreads {
     /// Always `Some` until dropped.
     runtime: Option<Runtime>,
@@ -36,12 +38,12 @@ impl JobThreads {
     /// Runs `future` on the job threads and waits for its result there (the
     /// caller's thread is free meanwhile); `Err` when it panicked or the
     /// threads are shutting down.
-    pub async fn run<F>(&self, future: F) -> Result<F::Output, String>
+    pub async fn run<F>(&self, future: F) -> WorkerResult<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.handle().spawn(future).await.map_err(|e| format!("the job's thread failed: {e}"))
+        self.handle().spawn(future).await.map_err(|e| WorkerError::Task(format!("the job's thread failed: {e}")))
     }
 }
 

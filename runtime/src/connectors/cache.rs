@@ -72,6 +72,23 @@ impl DimensionStore for CachedDimension {
     async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError> {
         self.store.rows().await
     }
+
+    /// The store's own fenced commit (the default's upserts would bypass
+    /// its fence), then the cache, as for [`upsert`](Self::upsert).
+    async fn commit_fenced(
+        &self,
+        fence: &str,
+        epoch: u64,
+        writes: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), ConnectorError> {
+        self.store.commit_fenced(fence, epoch, writes).await?;
+        if let Some(cache) = &self.cache {
+            for (key, row) in writes {
+                cache.insert(key.clone(), Some(Arc::from(row.as_slice()))).await;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

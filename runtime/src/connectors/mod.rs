@@ -30,6 +30,15 @@ pub enum ConnectorError {
     /// An I/O failure; `retryable` says whether a retry may succeed.
     #[error("{connector} `{name}`: {message}")]
     Io { connector: &'static str, name: String, message: String, retryable: bool },
+    /// The store refused a fenced commit: its fence `fence` stands at
+    /// lease epoch `fenced_at`, above the committing task's `epoch`, so
+    /// another worker took the job over (and committed or restored since).
+    /// Not retried: the task must stop, as on a lost lease.
+    #[error(
+        "{connector} `{name}`: refused a commit under lease epoch {epoch}: the store's fence `{fence}` stands at \
+         epoch {fenced_at}, so another worker has taken the job over"
+    )]
+    Fenced { connector: &'static str, name: String, fence: String, epoch: u64, fenced_at: u64 },
 }
 
 impl ConnectorError {
@@ -210,6 +219,29 @@ pub trait DimensionStore: Send + Sync {
     async fn upsert(&self, key: &[u8], row: &[u8]) -> Result<(), ConnectorError>;
     /// All rows, sorted by key, for tests and the console (small stores).
     async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError>;
+    /// Applies `writes` (a snapshot's staged upserts, possibly none) as the
+    /// task holding lease `epoch` of the job, all or nothing: refused with
+    /// [`ConnectorError::Fenced`] when the store's fence `fence` (the job's
+    /// snapshot key and the dimension's name) stands above `epoch`, else
+    /// the fence is raised to `epoch` together with the writes. A worker
+    /// frozen mid-commit thus cannot overwrite what the job's new owner
+    /// committed after raising the fence on restore.
+    ///
+    /// The default applies plain upserts: right for stores inside the
+    /// task's process (memory), which no other worker can reach. A store
+    /// that other processes share must override it.
+    async fn commit_fenced(
+        &self,
+        fence: &str,
+        epoch: u64,
+        writes: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), ConnectorError> {
+        let _ = (fence, epoch);
+        for (key, row) in writes {
+            self.upsert(key, row).await?;
+        }
+        Ok(())
+    }
     /// Bytes this store keeps in the process (an in-memory table, staged
     /// writes): the host holds a job's writes to it to `limits.state_mb`.
     fn held_bytes(&self) -> usize {

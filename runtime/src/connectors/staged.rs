@@ -12,6 +12,7 @@
 //! of the store see the job's writes at each snapshot.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::held_rows::HeldRows;
@@ -36,15 +37,52 @@ pub enum WriteMode {
 /// Upserts since the last snapshot, by key: the last write of a key wins.
 pub type PendingWrites = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// The fence a task commits under when it runs under a worker's lease:
+/// the store refuses commits of an older epoch than the newest it saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimensionFence {
+    /// [`fence_name`] of the job's snapshot key and the dimension.
+    pub name: String,
+    /// The lease epoch the task holds the job at.
+    pub epoch: u64,
+}
+
+impl DimensionFence {
+    /// The fence of dimension `dimension` of the task whose snapshot key
+    /// (its spec name) is `job`, under lease `epoch`.
+    pub fn new(job: &str, dimension: &str, epoch: u64) -> Self {
+        DimensionFence { name: fence_name(job, dimension), epoch }
+    }
+}
+
+/// The name of a dimension's fence in its store: the job's snapshot key
+/// (one per partition group, like the snapshot fence) and the dimension's
+/// name (a checked identifier, so the last `:` splits them).
+pub fn fence_name(job: &str, dimension: &str) -> String {
+    format!("{job}:{dimension}")
+}
+
 /// A dimension store whose upserts wait in memory until [`commit`](Self::commit).
 pub struct StagedDimension {
     store: Arc<dyn DimensionStore>,
     pending: Mutex<HeldRows>,
+    /// Set under a lease: commits go through the store's fence.
+    fence: Option<DimensionFence>,
+    /// Whether a fenced commit went through (and so raised the fence): a
+    /// commit with nothing to write can then skip the store.
+    fence_raised: AtomicBool,
 }
 
 impl StagedDimension {
     pub fn new(store: Arc<dyn DimensionStore>) -> Self {
-        StagedDimension { store, pending: Mutex::default() }
+        StagedDimension::fenced(store, None)
+    }
+
+    /// A staged dimension whose commits, with `fence`, are fenced
+    /// ([`DimensionStore::commit_fenced`]); without, plain upserts as
+    /// [`new`](Self::new) (a task without a lease).
+    pub fn fenced(store: Arc<dyn DimensionStore>, fence: Option<DimensionFence>) -> Self {
+        StagedDimension { store, pending: Mutex::default(), fence, fence_raised: AtomicBool::new(false) }
     }
 
     /// The writes not yet applied to the store, in key order.
@@ -53,10 +91,24 @@ impl StagedDimension {
     }
 
     /// Applies `writes` to the store and forgets them as pending (a pending
-    /// write of the same key made since is kept).
-    pub async fn commit(&self, writes: &PendingWrites) -> Result<(), ConnectorError> {
-        for (key, row) in writes {
-            self.store.upsert(key, row).await?;
+    /// write of the same key made since is kept). Under a fence the store
+    /// applies them all or, when the job has a newer owner, none
+    /// ([`ConnectorError::Fenced`]); the first fenced commit goes to the
+    /// store even with nothing to write, to raise the fence.
+    pub async fn commit(&self, writes: &[(Vec<u8>, Vec<u8>)]) -> Result<(), ConnectorError> {
+        match &self.fence {
+            Some(fence) => {
+                if writes.is_empty() && self.fence_raised.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                self.store.commit_fenced(&fence.name, fence.epoch, writes).await?;
+                self.fence_raised.store(true, Ordering::SeqCst);
+            }
+            None => {
+                for (key, row) in writes {
+                    self.store.upsert(key, row).await?;
+                }
+            }
         }
         let mut pending = self.lock();
         for (key, row) in writes {
@@ -122,5 +174,61 @@ mod tests {
         assert_eq!(staged.pending(), vec![(b"b".to_vec(), b"4".to_vec())], "a newer write stays pending");
         assert_eq!(staged.held_bytes(), 2, "only what is pending is held (and counted against the state limit)");
         assert_eq!(staged.lookup(b"b").await.unwrap(), Some(b"4".to_vec()));
+    }
+
+    /// Records the fenced commits that reach it.
+    #[derive(Default)]
+    struct Fenced {
+        inner: MemoryDimension,
+        commits: Mutex<Vec<(String, u64, usize)>>,
+    }
+
+    #[async_trait]
+    impl DimensionStore for Fenced {
+        async fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ConnectorError> {
+            self.inner.lookup(key).await
+        }
+        async fn upsert(&self, key: &[u8], row: &[u8]) -> Result<(), ConnectorError> {
+            self.inner.upsert(key, row).await
+        }
+        async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError> {
+            self.inner.rows().await
+        }
+        async fn commit_fenced(
+            &self,
+            fence: &str,
+            epoch: u64,
+            writes: &[(Vec<u8>, Vec<u8>)],
+        ) -> Result<(), ConnectorError> {
+            self.commits.lock().unwrap().push((fence.to_owned(), epoch, writes.len()));
+            for (key, row) in writes {
+                self.inner.upsert(key, row).await?;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn under_a_fence_commits_go_through_the_stores_fence_and_the_first_raises_it() {
+        let store = Arc::new(Fenced::default());
+        let fence = DimensionFence::new("demo__premium-drop__p0-of-2", "users", 7);
+        assert_eq!(fence.name, "demo__premium-drop__p0-of-2:users");
+        let staged = StagedDimension::fenced(store.clone(), Some(fence));
+
+        staged.commit(&[]).await.unwrap();
+        staged.commit(&[]).await.unwrap();
+        staged.upsert(b"a", b"1").await.unwrap();
+        staged.commit(&staged.pending()).await.unwrap();
+        let commits = store.commits.lock().unwrap().clone();
+        let name = "demo__premium-drop__p0-of-2:users".to_owned();
+        assert_eq!(commits, vec![(name.clone(), 7, 0), (name, 7, 1)], "an empty commit once raised is skipped");
+        assert_eq!(store.inner.lookup(b"a").await.unwrap(), Some(b"1".to_vec()));
+        assert!(staged.pending().is_empty());
+
+        let unfenced = StagedDimension::new(store.clone());
+        unfenced.upsert(b"b", b"2").await.unwrap();
+        unfenced.commit(&unfenced.pending()).await.unwrap();
+        assert_eq!(store.commits.lock().unwrap().len(), 2, "without a fence: plain upserts");
+        assert_eq!(store.inner.lookup(b"b").await.unwrap(), Some(b"2".to_vec()));
     }
 }

@@ -6,6 +6,12 @@
 //! worker keeps a deadline here — a little before the lease can expire
 //! for anyone else, measured on the monotonic clock, which keeps running
 //! while a process is paused — and the task checks it before every write.
+//!
+//! The gate cannot stop a write already under way when the process froze.
+//! The stores that can refuse one do, by the lease's fencing epoch: the
+//! snapshot store (`FencedSnapshots`) and the dimension stores with
+//! `writes = "snapshot"` (`TaskBuilder::lease_epoch`); their refusal is a
+//! [`LeaseLost`] too.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,12 +91,25 @@ impl LeaseGate {
 }
 
 /// Why a task may no longer write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LeaseLost {
     #[error("the worker's lease on the run went to another worker")]
     Revoked,
     #[error("the worker could not renew its lease on the run in time")]
     Expired,
+    /// A store's fence refused a commit: another worker holds the job under
+    /// a newer lease epoch, though this worker's gate was still open (a
+    /// commit under way when the process froze, or a takeover the worker
+    /// has not heard of yet).
+    #[error(
+        "{store} refused a commit under lease epoch {epoch}: another worker took the job over under epoch {fenced_at}"
+    )]
+    Fenced {
+        /// The store, e.g. "redis dimension `users`".
+        store: String,
+        epoch: u64,
+        fenced_at: u64,
+    },
 }
 
 #[cfg(test)]

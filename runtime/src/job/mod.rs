@@ -5,6 +5,7 @@ pub mod ceilings;
 #[cfg(test)]
 mod fuzz_spec;
 pub mod lease;
+mod overrides;
 pub mod run;
 pub mod spec;
 pub mod task;
@@ -12,6 +13,7 @@ pub mod timers;
 
 pub use ceilings::{Ceilings, OverCeiling};
 pub use lease::{LeaseGate, LeaseLost};
+pub use overrides::SpecOverrides;
 pub use run::{BuildError, TaskBuilder};
 pub use spec::JobSpec;
 pub use task::{Task, TaskCommand, TaskEnd, TaskError};

@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::connections::Connections;
 use crate::connectors::file::FileSinkConfig;
 use crate::connectors::registry::{self, BuildContext, SinkSpec};
-use crate::connectors::staged::{StagedDimension, WriteMode};
+use crate::connectors::staged::{DimensionFence, StagedDimension, WriteMode};
 use crate::connectors::{ConnectorError, DimensionStore, PartitionGroup, Sink, Source, SourceStatus};
 use crate::metrics::TaskMetrics;
 use crate::snapshot::{Snapshot, SnapshotStore};
@@ -64,6 +64,7 @@ pub struct TaskBuilder<'a> {
     allow_non_restored_state: bool,
     group: PartitionGroup,
     lease: Arc<super::LeaseGate>,
+    lease_epoch: Option<u64>,
 }
 
 impl<'a> TaskBuilder<'a> {
@@ -82,6 +83,7 @@ impl<'a> TaskBuilder<'a> {
             allow_non_restored_state: false,
             group: PartitionGroup::default(),
             lease: Arc::new(super::LeaseGate::unbounded()),
+            lease_epoch: None,
         }
     }
 
@@ -128,6 +130,20 @@ impl<'a> TaskBuilder<'a> {
     /// snapshots, dimension commits) once `gate` has closed.
     pub fn lease(mut self, gate: Arc<super::LeaseGate>) -> Self {
         self.lease = gate;
+        self
+    }
+
+    /// The fencing epoch of the lease the task runs under. Dimension
+    /// stores with `writes = "snapshot"` then commit through a fence of
+    /// their own (named after the spec's name, the job's snapshot key, and
+    /// the dimension), raised to `epoch` when the task is built: a commit
+    /// from an older epoch, a worker that lost the job while frozen, is
+    /// refused by the store itself, and the task ends as on a lost lease.
+    /// The worker's gate ([`lease`](Self::lease)) only stops writes this
+    /// process knows to be late; the fence also stops one already under
+    /// way. Without an epoch (`sluice run`) commits are plain upserts.
+    pub fn lease_epoch(mut self, epoch: u64) -> Self {
+        self.lease_epoch = Some(epoch);
         self
     }
 
@@ -193,22 +209,36 @@ impl<'a> TaskBuilder<'a> {
                 Some(d) => d,
                 None => registry::build_dimension(cx, name, dim_spec).await.map_err(connector)?,
             };
-            if let Some(writes) = restore.as_ref().and_then(|s| s.dimension_writes.iter().find(|(n, _)| n == name)) {
-                // Upserts are idempotent: applying them again is harmless.
-                StagedDimension::new(dimension.clone()).commit(&writes.1).await.map_err(connector)?;
+            let snapshot_writes = dim_spec.writes() == WriteMode::Snapshot;
+            if snapshot_writes && self.snapshots.is_none() {
+                return Err(connector(ConnectorError::config(
+                    "dimension",
+                    name,
+                    "`writes = \"snapshot\"` commits writes with snapshots, so the job needs a snapshot \
+                     store (`sluice run --snapshots DIR`); or use `writes = \"immediate\"`",
+                )));
             }
-            if dim_spec.writes() == WriteMode::Snapshot {
-                if self.snapshots.is_none() {
-                    return Err(connector(ConnectorError::config(
-                        "dimension",
-                        name,
-                        "`writes = \"snapshot\"` commits writes with snapshots, so the job needs a snapshot \
-                         store (`sluice run --snapshots DIR`); or use `writes = \"immediate\"`",
-                    )));
+            let fence = self.lease_epoch.map(|epoch| DimensionFence::new(&spec.name, name, epoch));
+            let stage = Arc::new(StagedDimension::fenced(dimension.clone(), fence.clone()));
+            let restored = restore.as_ref().and_then(|s| s.dimension_writes.iter().find(|(n, _)| n == name));
+            // Upserts are idempotent: applying the snapshot's again is
+            // harmless. Under a lease this commit also raises the store's
+            // fence before the job processes anything, writes or not, so a
+            // late commit of the previous owner is refused from now on.
+            let writes = restored.map_or(&[][..], |(_, w)| w.as_slice());
+            if (!writes.is_empty() || (snapshot_writes && fence.is_some()))
+                && let Err(e) = stage.commit(writes).await
+            {
+                if matches!(e, ConnectorError::Fenced { .. }) {
+                    // A newer owner holds the job: this worker's other
+                    // tasks of the run stop writing too.
+                    self.lease.revoke();
                 }
-                let dim = Arc::new(StagedDimension::new(dimension));
-                staged.push((name.clone(), dim.clone()));
-                dimensions.push(dim as Arc<dyn DimensionStore>);
+                return Err(connector(e));
+            }
+            if snapshot_writes {
+                staged.push((name.clone(), stage.clone()));
+                dimensions.push(stage as Arc<dyn DimensionStore>);
             } else {
                 dimensions.push(dimension);
             }

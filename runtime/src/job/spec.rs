@@ -14,9 +14,12 @@ use crate::connectors::registry::{DimensionSpec, SinkSpec, SourceSpec};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
-    /// Job name: letters, digits, `-` and `_`.
+    /// Job name: letters, digits, `-` and `_`. (Defaulted only so a
+    /// platform can lay its own over a spec without one; `validate` wants it.)
+    #[serde(default)]
     pub name: String,
     /// Path of the compiled component (`.wasm`), relative to the spec file.
+    #[serde(default)]
     pub component: PathBuf,
     /// Parameters handed to the job (`ctx.param(..)`).
     #[serde(default)]
@@ -155,16 +158,25 @@ impl JobSpec {
 
     /// Parses and checks spec text; relative paths resolve against `base_dir`.
     pub fn parse(text: &str, base_dir: &Path) -> Result<Self, SpecError> {
-        let mut spec: JobSpec =
-            toml::from_str(text).map_err(|e| SpecError::Parse { path: PathBuf::new(), message: e.to_string() })?;
+        let mut spec = Self::unchecked(text)?;
         spec.base_dir = base_dir.to_path_buf();
         spec.validate()?;
         Ok(spec)
     }
 
-    fn validate(&self) -> Result<(), SpecError> {
-        let valid_name =
-            |n: &str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    /// The spec as written, not yet checked.
+    pub(super) fn unchecked(text: &str) -> Result<Self, SpecError> {
+        toml::from_str(text).map_err(|e| SpecError::Parse { path: PathBuf::new(), message: e.to_string() })
+    }
+
+    pub(super) fn validate(&self) -> Result<(), SpecError> {
+        if self.name.is_empty() {
+            return Err(SpecError::Invalid("`name` is missing: the job's name, letters, digits, `-` or `_`".into()));
+        }
+        if self.component.as_os_str().is_empty() {
+            return Err(SpecError::Invalid("`component` is missing: the path of the job's compiled `.wasm`".into()));
+        }
+        let valid_name = |n: &str| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !valid_name(&self.name) {
             return Err(SpecError::Invalid(format!("job name `{}` must be letters, digits, `-` or `_`", self.name)));
         }

@@ -128,6 +128,22 @@ impl Task {
         self.lease.check().map_err(|reason| TaskError::LeaseLost { job: self.job(), reason })
     }
 
+    /// A failed dimension commit. A store that refused it by its fence
+    /// means another worker holds the job: the task ends as on a lost
+    /// lease, and the gate closes so the run's other tasks here stop too.
+    fn commit_error(&self, source: ConnectorError) -> TaskError {
+        let ConnectorError::Fenced { connector, name, epoch, fenced_at, .. } = &source else {
+            return self.connector_error(source);
+        };
+        tracing::warn!(job = %self.job(), error = %source, "a dimension store refused a commit: the job has a newer owner");
+        self.lease.revoke();
+        let store = format!("{connector} `{name}`");
+        TaskError::LeaseLost {
+            job: self.job(),
+            reason: super::LeaseLost::Fenced { store, epoch: *epoch, fenced_at: *fenced_at },
+        }
+    }
+
     /// Runs until the sources are exhausted, `stop` turns true, or an error.
     /// `stop` works as [`TaskCommand::Stop`] with a snapshot.
     #[tracing::instrument(skip_all, fields(job = %self.job()))]
@@ -484,7 +500,7 @@ impl Task {
             fault::crash_point(fault::points::SNAPSHOT_STORED);
             self.check_lease()?;
             for ((_, dim), (_, writes)) in self.staged.iter().zip(&snapshot.dimension_writes) {
-                dim.commit(writes).await.map_err(|e| self.connector_error(e))?;
+                dim.commit(writes).await.map_err(|e| self.commit_error(e))?;
             }
         } else {
             // Not stored: the next stored snapshot must not build on it.

@@ -1,8 +1,29 @@
 //! Snapshots in an S3-compatible object store, for shared deployments: any
 //! worker that can reach the bucket can restore any job. The layout mirrors
-//! the local directory, `PREFIX/<job>/<id>[.delta].snapshot`, and each object
-//! holds the same checksummed encoding as a file. An S3 PUT is atomic, so an
-//! object is either the whole snapshot or absent.
+//! the local directory, `PREFIX/<job>/<id>[.e<epoch>][.delta].snapshot`, and
+//! each object holds the same checksummed encoding as a file. An S3 PUT is
+//! atomic, so an object is either the whole snapshot or absent.
+//!
+//! Fencing. S3 has no transactions, so a put cannot check the fence and
+//! write in one step as PostgreSQL does: a zombie (a worker whose lease was
+//! taken over) can pass the check, stall, and land its object after the new
+//! owner raised the fence. Such a late object is not prevented but made
+//! invisible:
+//!
+//! - each snapshot object is named with the lease epoch that wrote it
+//!   (`.e<epoch>`). Objects without one count as epoch 0: written before
+//!   fencing, or by an unfenced put while no fence was raised. The epoch is
+//!   in the name, not in object metadata, because a listing returns no
+//!   metadata;
+//! - `PREFIX/<job>/_fence.json` holds the newest raised epoch and the
+//!   snapshots of older epochs that were visible when it was raised;
+//! - a snapshot of an epoch older than the fence that is not in that list
+//!   was written after the raise: `list` and `get` (so `latest` and `load`)
+//!   never show it, and the next put's retention deletes it.
+//!
+//! So a zombie's write either landed before the new owner listed the job
+//! (and the new owner's restore sees it, as with PostgreSQL), or nobody ever
+//! sees it.
 
 use std::time::Duration;
 
@@ -10,7 +31,8 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload, RetryConfig, UpdateVersion};
+use serde::{Deserialize, Serialize};
 
 use super::store::{retention_cut, snapshot_file_name, snapshot_id_of};
 use super::{Snapshot, SnapshotError, SnapshotStore};
@@ -18,6 +40,14 @@ use super::{Snapshot, SnapshotError, SnapshotStore};
 /// How long the check at start may take before the store is declared
 /// unreachable (each request also has object_store's own timeouts).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A job's fence object, beside its snapshots. Not a snapshot name, so
+/// snapshot listings skip it.
+const FENCE_OBJECT: &str = "_fence.json";
+
+/// How often a raise of the fence reads it again after another raiser
+/// changed it between the read and the write.
+const RAISE_ATTEMPTS: usize = 8;
 
 /// `s3://BUCKET/PREFIX`, with endpoint, region and credentials from the
 /// standard AWS environment variables (`AWS_ENDPOINT_URL`, `AWS_REGION`,
@@ -28,6 +58,68 @@ pub struct ObjectSnapshotStore {
     prefix: Path,
     /// The URL as given, for errors.
     location: String,
+}
+
+/// One snapshot object: its id, the lease epoch that wrote it (0: none)
+/// and whether it is incremental. Ordered by id, then epoch.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct SnapshotObject {
+    id: String,
+    epoch: u64,
+    delta: bool,
+}
+
+impl SnapshotObject {
+    /// `<id>[.e<epoch>][.delta].snapshot`; epoch 0 keeps the name snapshots
+    /// had before fencing (and have in a directory).
+    fn name(&self) -> String {
+        if self.epoch == 0 {
+            snapshot_file_name(&self.id, self.delta)
+        } else {
+            snapshot_file_name(&format!("{}.e{}", self.id, self.epoch), self.delta)
+        }
+    }
+
+    /// The snapshot an object name holds; `None` for the fence and foreign
+    /// objects. Snapshot ids (`<ms>-<seq>`) have no dot, so a `.e<digits>`
+    /// tail is the epoch.
+    fn parse(name: &str) -> Option<SnapshotObject> {
+        let (stem, delta) = snapshot_id_of(name)?;
+        let tagged = stem.rsplit_once(".e").filter(|(_, e)| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()));
+        Some(match tagged.and_then(|(id, e)| Some((id, e.parse().ok()?))) {
+            Some((id, epoch)) => SnapshotObject { id: id.to_owned(), epoch, delta },
+            None => SnapshotObject { id: stem, epoch: 0, delta },
+        })
+    }
+}
+
+/// A job's fence, stored as JSON in `PREFIX/<job>/_fence.json`. None
+/// stored reads as the default: epoch 0, hiding nothing.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Fence {
+    /// The newest lease epoch raised: fenced puts of older epochs are refused.
+    epoch: u64,
+    /// The snapshots of older epochs that were visible when `epoch` was
+    /// raised: the only older ones shown from then on.
+    valid: Vec<FencedIn>,
+}
+
+/// A snapshot of an older epoch that a fence keeps visible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct FencedIn {
+    id: String,
+    epoch: u64,
+}
+
+impl Fence {
+    /// Whether `object` is shown: written under this fence's epoch or a
+    /// newer one, or under an older one but visible when the fence was
+    /// raised. Any other object landed after the raise (a zombie's late
+    /// write), and stays hidden under every later fence too, since a raise
+    /// keeps only what the fence before it showed.
+    fn shows(&self, object: &SnapshotObject) -> bool {
+        object.epoch >= self.epoch || self.valid.iter().any(|v| v.id == object.id && v.epoch == object.epoch)
+    }
 }
 
 impl ObjectSnapshotStore {
@@ -77,59 +169,211 @@ impl ObjectSnapshotStore {
         Ok(ObjectSnapshotStore { store, bucket: bucket.to_owned(), prefix, location })
     }
 
+    /// The part of a fenced put after its check of the fence passed: writes
+    /// the snapshot under `epoch`, then reads the fence again, since a raise
+    /// may have come between the check and the write. If that raise listed
+    /// the snapshot, the put stands and the new owner's restore sees it;
+    /// otherwise it is hidden for good, so it is deleted and the put is
+    /// refused. Retention runs only while `epoch` is still the fence's, so
+    /// a stalled owner never expires its successor's snapshots.
+    ///
+    /// Public so that tests can play a zombie that stalled between the
+    /// check and the write; tasks go through [`SnapshotStore::put_fenced`].
+    #[doc(hidden)]
+    pub async fn put_after_check(&self, snapshot: &Snapshot, retain: usize, epoch: u64) -> Result<u64, SnapshotError> {
+        let job = &snapshot.meta.job;
+        let (object, size) = self.write(snapshot, epoch).await?;
+        let (fence, _) = self.fence(job).await?;
+        if !fence.shows(&object) {
+            if let Err(e) = self.store.delete(&self.path(job, &object)).await {
+                // Hidden anyway; the next put's retention deletes it.
+                tracing::warn!(job = %job, snapshot = %object.id, "cannot delete a fenced-out snapshot: {e}");
+            }
+            return Err(SnapshotError::Fenced { job: job.clone(), epoch, fence: fence.epoch });
+        }
+        if fence.epoch <= epoch {
+            self.expire(job, &fence, epoch, retain).await?;
+        }
+        Ok(size)
+    }
+
     fn error(&self, e: object_store::Error) -> SnapshotError {
         SnapshotError::Storage { location: self.location.clone(), message: with_causes(&e) }
     }
 
-    fn path(&self, job: &str, id: &str, delta: bool) -> Path {
-        self.prefix.clone().join(job).join(snapshot_file_name(id, delta))
+    fn path(&self, job: &str, object: &SnapshotObject) -> Path {
+        self.prefix.clone().join(job).join(object.name())
     }
 
-    /// (id, is incremental) of a job's snapshot objects, oldest first.
-    async fn objects(&self, job: &str) -> Result<Vec<(String, bool)>, SnapshotError> {
+    fn fence_path(&self, job: &str) -> Path {
+        self.prefix.clone().join(job).join(FENCE_OBJECT)
+    }
+
+    /// A job's fence, with the version of its object for a conditional
+    /// update (`None`: no fence was raised yet).
+    async fn fence(&self, job: &str) -> Result<(Fence, Option<UpdateVersion>), SnapshotError> {
+        let path = self.fence_path(job);
+        let found = match self.store.get(&path).await {
+            Ok(found) => found,
+            Err(object_store::Error::NotFound { .. }) => return Ok((Fence::default(), None)),
+            Err(e) => return Err(self.error(e)),
+        };
+        let version = UpdateVersion { e_tag: found.meta.e_tag.clone(), version: found.meta.version.clone() };
+        let bytes = found.bytes().await.map_err(|e| self.error(e))?;
+        let fence = serde_json::from_slice(&bytes).map_err(|e| SnapshotError::Storage {
+            location: self.location.clone(),
+            message: format!("unreadable fence s3://{}/{path}: {e}", self.bucket),
+        })?;
+        Ok((fence, Some(version)))
+    }
+
+    /// Raises `job`'s fence to `epoch`, keeping visible what the old fence
+    /// showed. The fence is replaced by a conditional write (create if
+    /// absent, else only if its e-tag is the one read), so of two raisers
+    /// the second reads the first's fence again instead of overwriting it
+    /// with a `valid` list computed under the older one. (The test server,
+    /// s3s-fs, checks the condition before writing rather than atomically;
+    /// S3, MinIO and R2 check it atomically.)
+    async fn raise(&self, job: &str, epoch: u64) -> Result<(), SnapshotError> {
+        let path = self.fence_path(job);
+        for _ in 0..RAISE_ATTEMPTS {
+            let (fence, version) = self.fence(job).await?;
+            if fence.epoch >= epoch {
+                return Ok(());
+            }
+            // Listed after the fence was read: whatever of an older epoch
+            // lands from here on is not in `valid`, so it stays hidden.
+            let valid = self.objects(job).await?.into_iter().filter(|o| o.epoch < epoch && fence.shows(o));
+            let raised = Fence { epoch, valid: valid.map(|o| FencedIn { id: o.id, epoch: o.epoch }).collect() };
+            let body = serde_json::to_vec(&raised).expect("a fence always serializes");
+            let mode = match version {
+                Some(version) => PutMode::Update(version),
+                None => PutMode::Create,
+            };
+            match self.store.put_opts(&path, PutPayload::from(body.clone()), mode.into()).await {
+                Ok(_) => return Ok(()),
+                // Another raiser wrote the fence since it was read: read it again.
+                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {}
+                // A store configured without conditional writes
+                // (`AWS_CONDITIONAL_PUT=disabled`, for servers without
+                // them): a plain write. Raises stay one at a time, because
+                // only the leader takes a run over and it gives the run to
+                // one worker.
+                Err(object_store::Error::NotImplemented { .. }) => {
+                    self.store.put(&path, PutPayload::from(body)).await.map_err(|e| self.error(e))?;
+                    return Ok(());
+                }
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+        Err(SnapshotError::Storage {
+            location: self.location.clone(),
+            message: format!("the fence of `{job}` kept changing while it was raised to epoch {epoch}"),
+        })
+    }
+
+    /// Stores `snapshot` as written under lease `epoch`; returns its object
+    /// and size.
+    async fn write(&self, snapshot: &Snapshot, epoch: u64) -> Result<(SnapshotObject, u64), SnapshotError> {
+        let object = SnapshotObject { id: snapshot.meta.id.clone(), epoch, delta: snapshot.base.is_some() };
+        let bytes = snapshot.encode();
+        let size = bytes.len() as u64;
+        let path = self.path(&snapshot.meta.job, &object);
+        self.store.put(&path, PutPayload::from(bytes)).await.map_err(|e| self.error(e))?;
+        Ok((object, size))
+    }
+
+    /// Retention after a put under lease `epoch`, with `fence` read after
+    /// the write: drops the oldest shown snapshots beyond `retain` (keeping
+    /// the bases of the kept ones) but none of a newer epoch than `epoch`,
+    /// and every hidden one (an older epoch than the fence, so than `epoch`
+    /// too). As on disk, a leftover is dropped by the next put's retention.
+    async fn expire(&self, job: &str, fence: &Fence, epoch: u64, retain: usize) -> Result<(), SnapshotError> {
+        let (shown, hidden): (Vec<_>, Vec<_>) = self.objects(job).await?.into_iter().partition(|o| fence.shows(o));
+        let ids: Vec<(String, bool)> = shown.iter().map(|o| (o.id.clone(), o.delta)).collect();
+        let expired = shown[..retention_cut(&ids, retain)].iter().filter(|o| o.epoch <= epoch);
+        for object in expired.chain(&hidden) {
+            if let Err(e) = self.store.delete(&self.path(job, object)).await {
+                tracing::warn!(job = %job, snapshot = %object.id, "cannot delete an expired snapshot: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// All of a job's snapshot objects, hidden ones too, oldest first.
+    async fn objects(&self, job: &str) -> Result<Vec<SnapshotObject>, SnapshotError> {
         let listed =
             self.store.list_with_delimiter(Some(&self.prefix.clone().join(job))).await.map_err(|e| self.error(e))?;
         let mut objects: Vec<_> =
-            listed.objects.iter().filter_map(|o| o.location.filename().and_then(snapshot_id_of)).collect();
+            listed.objects.iter().filter_map(|o| o.location.filename().and_then(SnapshotObject::parse)).collect();
         objects.sort();
+        Ok(objects)
+    }
+
+    /// The snapshot objects a job's fence shows, oldest first. The fence is
+    /// read first: an owner that raised it lists after its own raise.
+    async fn shown(&self, job: &str) -> Result<Vec<SnapshotObject>, SnapshotError> {
+        let (fence, _) = self.fence(job).await?;
+        let mut objects = self.objects(job).await?;
+        objects.retain(|o| fence.shows(o));
         Ok(objects)
     }
 }
 
 #[async_trait]
 impl SnapshotStore for ObjectSnapshotStore {
+    /// An unfenced put (`sluice run`, no lease) is written under the
+    /// fence's current epoch, so it is neither refused nor hidden, as an
+    /// unfenced put to PostgreSQL is stored whatever the fence says.
     async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<u64, SnapshotError> {
-        let meta = &snapshot.meta;
-        let bytes = snapshot.encode();
-        let size = bytes.len() as u64;
-        let path = self.path(&meta.job, &meta.id, snapshot.base.is_some());
-        self.store.put(&path, PutPayload::from(bytes)).await.map_err(|e| self.error(e))?;
-        let objects = self.objects(&meta.job).await?;
-        for (id, delta) in &objects[..retention_cut(&objects, retain)] {
-            // As on disk: a leftover is dropped by the next put's retention.
-            if let Err(e) = self.store.delete(&self.path(&meta.job, id, *delta)).await {
-                tracing::warn!(job = %meta.job, snapshot = %id, "cannot delete an expired snapshot: {e}");
-            }
-        }
+        let job = &snapshot.meta.job;
+        let (fence, _) = self.fence(job).await?;
+        let (_, size) = self.write(snapshot, fence.epoch).await?;
+        self.expire(job, &fence, fence.epoch, retain).await?;
         Ok(size)
     }
 
+    fn fences(&self) -> bool {
+        true
+    }
+
+    async fn raise_fence(&self, job: &str, epoch: u64) -> Result<(), SnapshotError> {
+        self.raise(job, epoch).await
+    }
+
+    async fn put_fenced(&self, snapshot: &Snapshot, retain: usize, epoch: u64) -> Result<u64, SnapshotError> {
+        let job = &snapshot.meta.job;
+        let (fence, _) = self.fence(job).await?;
+        if fence.epoch > epoch {
+            return Err(SnapshotError::Fenced { job: job.clone(), epoch, fence: fence.epoch });
+        }
+        if fence.epoch < epoch {
+            // A newer owner that has not raised the fence yet: its first put
+            // does, as with PostgreSQL.
+            self.raise(job, epoch).await?;
+        }
+        self.put_after_check(snapshot, retain, epoch).await
+    }
+
     async fn list(&self, job: &str) -> Result<Vec<String>, SnapshotError> {
-        Ok(self.objects(job).await?.into_iter().map(|(id, _)| id).collect())
+        let mut ids: Vec<String> = self.shown(job).await?.into_iter().map(|o| o.id).collect();
+        ids.dedup();
+        Ok(ids)
     }
 
     async fn get(&self, job: &str, id: &str) -> Result<Snapshot, SnapshotError> {
-        // A full snapshot first, then an increment: one request when full.
-        for delta in [false, true] {
-            let path = self.path(job, id, delta);
-            let bytes = match self.store.get(&path).await {
-                Ok(found) => found.bytes().await.map_err(|e| self.error(e))?,
-                Err(object_store::Error::NotFound { .. }) => continue,
-                Err(e) => return Err(self.error(e)),
-            };
-            return Snapshot::decode(&format!("s3://{}/{path}", self.bucket), &bytes);
-        }
-        Err(SnapshotError::NotFound { job: job.to_owned(), id: id.to_owned() })
+        let not_found = || SnapshotError::NotFound { job: job.to_owned(), id: id.to_owned() };
+        // Should two owners have written one id, the newer epoch's.
+        let shown = self.shown(job).await?;
+        let object = shown.iter().rev().find(|o| o.id == id).ok_or_else(not_found)?;
+        let path = self.path(job, object);
+        let bytes = match self.store.get(&path).await {
+            Ok(found) => found.bytes().await.map_err(|e| self.error(e))?,
+            // Expired since the listing.
+            Err(object_store::Error::NotFound { .. }) => return Err(not_found()),
+            Err(e) => return Err(self.error(e)),
+        };
+        Snapshot::decode(&format!("s3://{}/{path}", self.bucket), &bytes)
     }
 }
 
@@ -169,6 +413,34 @@ mod tests {
         assert_eq!(parse_url("s3://b").unwrap(), ("b", ""));
         assert!(parse_url("s3:///x").is_err());
         assert!(parse_url("gs://b/x").is_err());
+    }
+
+    #[test]
+    fn object_names_carry_the_writing_epoch() {
+        let cases = [
+            ("1-2.snapshot", "1-2", 0, false),
+            ("1-2.delta.snapshot", "1-2", 0, true),
+            ("1-2.e7.snapshot", "1-2", 7, false),
+            ("1-2.e7.delta.snapshot", "1-2", 7, true),
+        ];
+        for (name, id, epoch, delta) in cases {
+            let object = SnapshotObject::parse(name).unwrap();
+            assert_eq!(object, SnapshotObject { id: id.into(), epoch, delta });
+            assert_eq!(object.name(), name);
+        }
+        assert_eq!(SnapshotObject::parse("x.e.snapshot").unwrap().id, "x.e", "no digits, no epoch");
+        assert!(SnapshotObject::parse(FENCE_OBJECT).is_none());
+    }
+
+    #[test]
+    fn a_fence_hides_older_writes_it_did_not_list() {
+        let object = |id: &str, epoch| SnapshotObject { id: id.into(), epoch, delta: false };
+        let fence = Fence { epoch: 3, valid: vec![FencedIn { id: "1-1".into(), epoch: 0 }] };
+        assert!(fence.shows(&object("1-1", 0)), "listed when raised");
+        assert!(fence.shows(&object("1-5", 3)) && fence.shows(&object("1-6", 4)), "the fence's epoch or newer");
+        assert!(!fence.shows(&object("1-2", 2)), "an older epoch, landed after the raise");
+        assert!(!fence.shows(&object("1-1", 2)), "the id alone is not enough");
+        assert!(Fence::default().shows(&object("1-1", 0)), "no fence hides nothing");
     }
 
     /// Nothing listens on the port: the start fails quickly, naming the URL.

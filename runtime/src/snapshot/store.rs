@@ -15,7 +15,7 @@ pub trait SnapshotStore: Send + Sync {
     async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<u64, SnapshotError>;
 
     /// Whether [`put_fenced`](Self::put_fenced) really refuses writes of
-    /// older epochs (PostgreSQL does; a directory or S3 does not).
+    /// older epochs (PostgreSQL and S3 do; a directory does not).
     fn fences(&self) -> bool {
         false
     }

@@ -134,6 +134,77 @@ async fn object_store_chains_increments_keeps_bases_and_skips_damage() {
     assert_eq!(objects, ["1-3.snapshot", "1-4.delta.snapshot", "1-5.delta.snapshot"], "the local layout");
 }
 
+/// Fencing on S3, as on PostgreSQL above: once the fence is raised to 2,
+/// a put of epoch 1 is refused and the put of epoch 2 lands. S3 cannot
+/// refuse a write that passed the check before the raise and lands after
+/// it, so the store hides it instead: such a write (made here straight in
+/// the bucket, and by a zombie that stalled between check and write) is
+/// never listed nor restored, and the stalled zombie's retention leaves the
+/// new owner's snapshots alone. Snapshots from before fencing still load.
+#[tokio::test]
+async fn object_store_fences_out_an_older_lease_epoch() {
+    use sluice_runtime::snapshot::FencedSnapshots;
+    use std::sync::Arc;
+    let server = S3Server::start().await;
+    let url = format!("s3://{}/team/snaps", server.bucket);
+    let s3 = Arc::new(ObjectSnapshotStore::connect_with(&url, server.options()).await.unwrap());
+    let store: Arc<dyn SnapshotStore> = s3.clone();
+    assert!(store.fences());
+    let job = "orders__count";
+    let dir = server.object_file(&format!("team/snaps/{job}"));
+    let objects = || {
+        let mut names: Vec<_> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    };
+
+    // Before fencing: an unfenced put, named as snapshots were before.
+    store.put(&Snapshot::empty(job, "1-1"), 5).await.unwrap();
+    assert_eq!(objects(), ["1-1.snapshot"]);
+    let (old_owner, new_owner) = (FencedSnapshots::new(store.clone(), 1), FencedSnapshots::new(store.clone(), 2));
+    store.raise_fence(job, 1).await.unwrap();
+    old_owner.put(&Snapshot::empty(job, "1-2"), 5).await.unwrap();
+
+    // The takeover: what was visible stays visible, and the old owner is refused.
+    store.raise_fence(job, 2).await.unwrap();
+    let fence: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("_fence.json")).unwrap()).unwrap();
+    let listed = serde_json::json!([{"id": "1-1", "epoch": 0}, {"id": "1-2", "epoch": 1}]);
+    assert_eq!(fence, serde_json::json!({"epoch": 2, "valid": listed}));
+    let refused = old_owner.put(&Snapshot::empty(job, "1-3"), 5).await;
+    assert!(
+        matches!(refused, Err(SnapshotError::Fenced { epoch: 1, fence: 2, .. })),
+        "the zombie's write is refused: {refused:?}"
+    );
+    new_owner.put(&Snapshot::empty(job, "1-4"), 5).await.unwrap();
+    assert_eq!(store.list(job).await.unwrap(), ["1-1", "1-2", "1-4"], "nothing of the refused put is listed");
+
+    // An epoch-1 write that passed its check before the raise lands after it.
+    std::fs::write(dir.join("1-5.e1.snapshot"), Snapshot::empty(job, "1-5").encode()).unwrap();
+    assert_eq!(store.list(job).await.unwrap(), ["1-1", "1-2", "1-4"], "the late write is hidden");
+    assert_eq!(store.latest(job).await.unwrap().unwrap().meta.id, "1-4", "and never restored");
+    assert!(matches!(store.get(job, "1-5").await, Err(SnapshotError::NotFound { .. })));
+    assert_eq!(store.load(job, "1-1").await.unwrap().meta.id, "1-1", "a snapshot without an epoch still loads");
+    assert_eq!(store.load(job, "1-2").await.unwrap().meta.id, "1-2");
+
+    // A zombie that stalled between its check and its write, keeping only
+    // one snapshot: refused once it sees the fence, and it expires nothing.
+    let stalled = s3.put_after_check(&Snapshot::empty(job, "1-6"), 1, 1).await;
+    assert!(matches!(stalled, Err(SnapshotError::Fenced { epoch: 1, fence: 2, .. })), "{stalled:?}");
+    assert_eq!(store.list(job).await.unwrap(), ["1-1", "1-2", "1-4"], "the new owner's snapshots are kept");
+    assert!(!objects().contains(&"1-6.e1.snapshot".to_owned()), "the stalled write is deleted");
+
+    // The new owner's retention drops the hidden late write too.
+    new_owner.put(&Snapshot::empty(job, "1-7"), 2).await.unwrap();
+    assert_eq!(objects(), ["1-4.e2.snapshot", "1-7.e2.snapshot", "_fence.json"]);
+
+    // A later owner's first put fences out the one before it, too.
+    FencedSnapshots::new(store.clone(), 3).put(&Snapshot::empty(job, "1-8"), 5).await.unwrap();
+    assert!(matches!(new_owner.put(&Snapshot::empty(job, "1-9"), 5).await, Err(SnapshotError::Fenced { .. })));
+    store.raise_fence(job, 2).await.unwrap();
+    assert_eq!(store.list(job).await.unwrap(), ["1-4", "1-7", "1-8"], "a fence is never lowered");
+}
+
 /// A bucket that does not exist fails the start, naming the URL.
 #[tokio::test]
 async fn object_store_with_a_missing_bucket_fails_at_start() {

@@ -1,6 +1,9 @@
 //! The Redis dimension store: row `key` at Redis key `key_prefix + key`,
 //! as JSON text (GET/SET) or as a hash (HGETALL/HSET), over one
-//! `ConnectionManager` that reconnects by itself.
+//! `ConnectionManager` that reconnects by itself. Fenced commits (a
+//! snapshot's staged writes under a lease) run as one Lua script, which
+//! Redis executes atomically, with the fence at `key_prefix +
+//! "sluice-fence:" + fence`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -8,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Cmd, IntoConnectionInfo, RedisError, RedisResult, RetryMethod};
+use redis::{Cmd, IntoConnectionInfo, RedisError, RedisResult, RetryMethod, Script};
 use serde_json::{Map, Value};
 
 use super::{RedisDimensionConfig, RedisLayout};
@@ -29,6 +32,49 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTEMPTS: u32 = 3;
 /// Wait before the first retry, doubled for each next one.
 const BACKOFF: Duration = Duration::from_millis(100);
+/// Between the key prefix and a fence's name: the key of the fence. The
+/// fence lives under the prefix so that an ACL limited to the prefix's keys
+/// (`~user:*`) covers it; `rows()` skips it.
+const FENCE_KEY: &[u8] = b"sluice-fence:";
+
+/// A fenced commit: `KEYS[1]` the fence, `KEYS[2..]` the rows' keys;
+/// `ARGV[1]` the task's epoch, `ARGV[2]` the layout (`json` or `hash`),
+/// `ARGV[3]` the expiry in ms or empty, then per row its JSON text
+/// (`json`) or its field count and field/value pairs (`hash`). Refused
+/// (nothing written) when the fence stands above the epoch, answering its
+/// epoch; else the fence is set to the epoch and every row written,
+/// answering 0. Redis runs a script alone, so no other command (a newer
+/// owner's raise of the fence) falls between the check and the writes.
+const FENCED_COMMIT: &str = r"
+local fenced_at = tonumber(redis.call('GET', KEYS[1]) or '0')
+if fenced_at > tonumber(ARGV[1]) then
+  return fenced_at
+end
+redis.call('SET', KEYS[1], ARGV[1])
+local hash, ttl, a = ARGV[2] == 'hash', ARGV[3], 4
+for i = 2, #KEYS do
+  if hash then
+    redis.call('DEL', KEYS[i])
+    local fields = tonumber(ARGV[a])
+    a = a + 1
+    for _ = 1, fields do
+      redis.call('HSET', KEYS[i], ARGV[a], ARGV[a + 1])
+      a = a + 2
+    end
+    if fields > 0 and ttl ~= '' then
+      redis.call('PEXPIRE', KEYS[i], ttl)
+    end
+  else
+    if ttl ~= '' then
+      redis.call('SET', KEYS[i], ARGV[a], 'PX', ttl)
+    else
+      redis.call('SET', KEYS[i], ARGV[a])
+    end
+    a = a + 1
+  end
+end
+return 0
+";
 
 pub struct RedisDimension {
     name: String,
@@ -37,6 +83,7 @@ pub struct RedisDimension {
     layout: RedisLayout,
     /// The write expiry in milliseconds (PX / PEXPIRE).
     ttl_ms: Option<i64>,
+    fenced_commit: Script,
 }
 
 impl RedisDimension {
@@ -103,6 +150,7 @@ impl RedisDimension {
             key_prefix: c.key_prefix.clone().into_bytes(),
             layout: c.layout,
             ttl_ms,
+            fenced_commit: Script::new(FENCED_COMMIT),
         })
     }
 
@@ -155,9 +203,9 @@ impl RedisDimension {
         }
     }
 
-    /// DEL + HSET (+ PEXPIRE) in one MULTI, so readers never see a mix of
-    /// the old and new row and fields the new row lacks do not linger.
-    fn replace_hash(&self, redis_key: &[u8], key: &[u8], row: &[u8]) -> Result<redis::Pipeline, ConnectorError> {
+    /// The hash fields of the row for `key`: one per top-level field of its
+    /// JSON object, strings as they are and other values as JSON text.
+    fn hash_fields(&self, key: &[u8], row: &[u8]) -> Result<Vec<(String, String)>, ConnectorError> {
         let not_an_object = |what: String| {
             let key = String::from_utf8_lossy(key);
             let message = format!(
@@ -171,18 +219,24 @@ impl RedisDimension {
             Ok(other) => return Err(not_an_object(format!("`{other}`"))),
             Err(e) => return Err(not_an_object(format!("not JSON ({e})"))),
         };
+        Ok(fields
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::String(s) => (name, s),
+                other => (name, other.to_string()),
+            })
+            .collect())
+    }
+
+    /// DEL + HSET (+ PEXPIRE) in one MULTI, so readers never see a mix of
+    /// the old and new row and fields the new row lacks do not linger.
+    fn replace_hash(&self, redis_key: &[u8], key: &[u8], row: &[u8]) -> Result<redis::Pipeline, ConnectorError> {
+        let fields = self.hash_fields(key, row)?;
         let mut pipe = redis::pipe();
         pipe.atomic().del(redis_key).ignore();
         // An empty object leaves no hash at all (HSET needs a field): it
         // reads back as missing.
         if !fields.is_empty() {
-            let fields: Vec<(String, String)> = fields
-                .into_iter()
-                .map(|(name, value)| match value {
-                    Value::String(s) => (name, s),
-                    other => (name, other.to_string()),
-                })
-                .collect();
             pipe.hset_multiple(redis_key, &fields).ignore();
             if let Some(ms) = self.ttl_ms {
                 pipe.pexpire(redis_key, ms).ignore();
@@ -217,7 +271,54 @@ impl DimensionStore for RedisDimension {
         }
     }
 
+    async fn commit_fenced(
+        &self,
+        fence: &str,
+        epoch: u64,
+        writes: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), ConnectorError> {
+        let fence_key = [self.key_prefix.as_slice(), FENCE_KEY, fence.as_bytes()].concat();
+        let mut invocation = self.fenced_commit.key(fence_key);
+        invocation.arg(epoch);
+        invocation.arg(match self.layout {
+            RedisLayout::Json => "json",
+            RedisLayout::Hash => "hash",
+        });
+        invocation.arg(self.ttl_ms.map_or(String::new(), |ms| ms.to_string()));
+        for (key, row) in writes {
+            invocation.key(self.redis_key(key));
+            match self.layout {
+                RedisLayout::Json => {
+                    invocation.arg(row.as_slice());
+                }
+                RedisLayout::Hash => {
+                    let fields = self.hash_fields(key, row)?;
+                    invocation.arg(fields.len());
+                    for (name, value) in fields {
+                        invocation.arg(name).arg(value);
+                    }
+                }
+            }
+        }
+        let invocation = &invocation;
+        // Repeating a script whose answer was lost is safe: its fence then
+        // stands at this epoch, which passes, and the writes are upserts.
+        let fenced_at: u64 =
+            self.run("fenced commit", |mut c| async move { invocation.invoke_async(&mut c).await }).await?;
+        if fenced_at > epoch {
+            return Err(ConnectorError::Fenced {
+                connector: CONNECTOR,
+                name: self.name.clone(),
+                fence: fence.to_owned(),
+                epoch,
+                fenced_at,
+            });
+        }
+        Ok(())
+    }
+
     async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError> {
+        let fences = [self.key_prefix.as_slice(), FENCE_KEY].concat();
         let pattern = [escape_glob(&self.key_prefix), b"*".to_vec()].concat();
         // SCAN may return a key more than once; the set also sorts them
         // (all share the prefix, so this is the order of the row keys).
@@ -227,7 +328,7 @@ impl DimensionStore for RedisDimension {
             let scan = &redis::cmd("SCAN").arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(500).to_owned();
             let (next, batch): (u64, Vec<Vec<u8>>) =
                 self.run("SCAN", |mut c| async move { scan.query_async(&mut c).await }).await?;
-            keys.extend(batch);
+            keys.extend(batch.into_iter().filter(|key| !key.starts_with(&fences)));
             if next == 0 {
                 break;
             }

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::OnceCell;
 
 use super::SqlDimensionConfig;
 use super::dialect::Dialect;
@@ -16,6 +17,15 @@ use crate::connectors::{ConnectorError, DimensionStore};
 /// How long a lookup or upsert rides out a database that is unavailable:
 /// a job waiting on a lookup is stalled, so not long.
 const RETRY_TIME: Duration = Duration::from_secs(10);
+/// The fences of fenced commits ([`DimensionStore::commit_fenced`]): one
+/// row per fence (job task and dimension) with the newest lease epoch
+/// that committed, in the schema of the dimension's table. Created when
+/// first needed, so a job without a lease needs no right to create it.
+const FENCE_TABLE: &str = "sluice_dimension_fences";
+/// How long PostgreSQL and MySQL keep a fenced commit's transaction when
+/// its worker stops talking mid-commit (frozen): the transaction holds the
+/// fence row, which the job's new owner must raise before it restores.
+const FROZEN_COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Rows of a table as JSON objects, by their key column(s). Uncached: the
 /// registry puts a cache in front.
@@ -28,6 +38,9 @@ pub struct SqlDimension {
     upsert: Option<Statements>,
     select_by_key: String,
     select_all: String,
+    fences: FenceStatements,
+    /// Set once the fence table is known to exist.
+    fence_table: OnceCell<()>,
 }
 
 impl SqlDimension {
@@ -48,7 +61,36 @@ impl SqlDimension {
         let target = Target::for_dimension(dialect, &c.table, &info, &c.key).map_err(|m| subject.config(m))?;
         let upsert = info.has_unique_key(&c.key).then(|| Statements::new(&target, OnConflict::Update));
         let (select_by_key, select_all) = selects(dialect, &target);
-        Ok(SqlDimension { subject, pool, target, upsert, select_by_key, select_all })
+        let fences = FenceStatements::new(&target);
+        Ok(SqlDimension {
+            subject,
+            pool,
+            target,
+            upsert,
+            select_by_key,
+            select_all,
+            fences,
+            fence_table: OnceCell::new(),
+        })
+    }
+
+    /// The upserts' error when the table has no unique key on the key columns.
+    fn no_unique_key(&self) -> ConnectorError {
+        self.subject.config(format!(
+            "table `{}` has no primary key or unique index on the dimension's key columns, so rows cannot be \
+             upserted by key; add one",
+            self.target.table
+        ))
+    }
+
+    /// The cells of `row` written under `key`: fields the row lacks are
+    /// NULL, the key columns are set from `key`, so a lookup of `key` finds it.
+    fn row_cells(&self, key: &[u8], row: &[u8]) -> Result<Cells, ConnectorError> {
+        let mut cells: Cells = self.target.cells(row).map_err(|e| self.subject.config(e.message()))?;
+        for (part, &i) in self.key_cells(key)?.into_iter().zip(&self.target.key) {
+            cells[i] = Some(part);
+        }
+        Ok(cells)
     }
 
     /// The key's parts as the key columns' text.
@@ -90,20 +132,54 @@ impl DimensionStore for SqlDimension {
     /// Replaces the row of `key` (fields the row lacks become NULL), the
     /// key columns set from `key` so that a lookup of `key` finds it.
     async fn upsert(&self, key: &[u8], row: &[u8]) -> Result<(), ConnectorError> {
-        let Some(statements) = &self.upsert else {
-            return Err(self.subject.config(format!(
-                "table `{}` has no primary key or unique index on the dimension's key columns, so rows cannot be \
-                 upserted by key; add one",
-                self.target.table
-            )));
-        };
-        let mut cells: Cells = self.target.cells(row).map_err(|e| self.subject.config(e.message()))?;
-        for (part, &i) in self.key_cells(key)?.into_iter().zip(&self.target.key) {
-            cells[i] = Some(part);
-        }
+        let Some(statements) = &self.upsert else { return Err(self.no_unique_key()) };
+        let cells = self.row_cells(key, row)?;
         let rows = [&cells];
         let write = || write::write(&self.pool, statements, &[], &rows);
         retry(&self.subject, "upserting a row", RETRY_TIME, write).await
+    }
+
+    /// One transaction: raise the fence row to `epoch` (inserting it if
+    /// missing; never lowering it), which locks it until the commit, read
+    /// it back, give up if it stands higher, else upsert every row. A newer
+    /// owner's raise thus either waits for this commit (and overwrites it
+    /// on restore) or comes first (and this is refused, writing nothing).
+    async fn commit_fenced(
+        &self,
+        fence: &str,
+        epoch: u64,
+        writes: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), ConnectorError> {
+        if !writes.is_empty() && self.upsert.is_none() {
+            return Err(self.no_unique_key());
+        }
+        let rows = writes.iter().map(|(key, row)| self.row_cells(key, row)).collect::<Result<Vec<_>, _>>()?;
+        self.fence_table
+            .get_or_try_init(|| async {
+                let what = format!("creating the fence table {FENCE_TABLE}");
+                let create = || self.pool.execute(&self.fences.create);
+                // Two tasks creating it at once: PostgreSQL can fail the
+                // second `IF NOT EXISTS` on its catalog's unique index. The
+                // table is there then, and a second try sees it.
+                match retry(&self.subject, &what, RETRY_TIME, create).await {
+                    Ok(()) => Ok(()),
+                    Err(_) => retry(&self.subject, &what, RETRY_TIME, create).await,
+                }
+            })
+            .await?;
+        let epoch_param = i64::try_from(epoch).unwrap_or(i64::MAX);
+        let what = format!("committing {} row(s) under fence `{fence}`", rows.len());
+        let commit = || self.fences.commit(&self.pool, fence, epoch_param, &rows);
+        match retry(&self.subject, &what, RETRY_TIME, commit).await? {
+            Some(fenced_at) if fenced_at > epoch_param => Err(ConnectorError::Fenced {
+                connector: self.subject.connector,
+                name: self.subject.name.clone(),
+                fence: fence.to_owned(),
+                epoch,
+                fenced_at: fenced_at as u64,
+            }),
+            _ => Ok(()),
+        }
     }
 
     async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError> {
@@ -119,6 +195,152 @@ impl DimensionStore for SqlDimension {
         out.sort();
         Ok(out)
     }
+}
+
+/// The statements of fenced commits, built once from checked names: the
+/// table's and columns' quoted, the fence and epoch bound as parameters.
+struct FenceStatements {
+    /// `CREATE TABLE IF NOT EXISTS` of [`FENCE_TABLE`].
+    create: String,
+    /// MySQL, on the connection before the transaction: the server drops
+    /// it (rolling back) once idle for [`FROZEN_COMMIT_TIMEOUT`].
+    before: Option<String>,
+    /// MySQL, after the transaction: the server's idle timeout again.
+    after: Option<String>,
+    /// PostgreSQL, first in the transaction: the same for an idle transaction.
+    first: Option<String>,
+    /// Inserts the fence at the epoch or raises it to the epoch.
+    raise: String,
+    /// The fence's epoch.
+    read: String,
+    /// Upserts one row of the dimension's table: every column, as text.
+    upsert: String,
+}
+
+impl FenceStatements {
+    fn new(target: &Target) -> Self {
+        let d = target.dialect;
+        // Beside the dimension's table: `schema.table` puts it in `schema`.
+        let table = match target.table.split_once('.') {
+            Some((schema, _)) => d.quote_table(&format!("{schema}.{FENCE_TABLE}")),
+            None => d.quote(FENCE_TABLE),
+        };
+        let (fence, epoch) = (d.quote("fence"), d.quote("epoch"));
+        let idle_ms = FROZEN_COMMIT_TIMEOUT.as_millis();
+        let raise = match d {
+            Dialect::Postgres => format!(
+                "INSERT INTO {table} AS f ({fence}, {epoch}) VALUES ($1, $2) \
+                 ON CONFLICT ({fence}) DO UPDATE SET {epoch} = GREATEST(f.{epoch}, EXCLUDED.{epoch})"
+            ),
+            Dialect::MySql => format!(
+                "INSERT INTO {table} ({fence}, {epoch}) VALUES (?, ?) \
+                 ON DUPLICATE KEY UPDATE {epoch} = GREATEST({epoch}, VALUES({epoch}))"
+            ),
+            Dialect::Sqlite => format!(
+                "INSERT INTO {table} ({fence}, {epoch}) VALUES (?, ?) \
+                 ON CONFLICT ({fence}) DO UPDATE SET {epoch} = MAX({epoch}, excluded.{epoch})"
+            ),
+        };
+        let param = if d == Dialect::Postgres { "$1" } else { "?" };
+        FenceStatements {
+            create: format!(
+                "CREATE TABLE IF NOT EXISTS {table} ({fence} {} PRIMARY KEY, {epoch} BIGINT NOT NULL)",
+                d.id_type()
+            ),
+            before: (d == Dialect::MySql).then(|| format!("SET SESSION wait_timeout = {}", idle_ms.div_ceil(1000))),
+            after: (d == Dialect::MySql).then(|| "SET SESSION wait_timeout = @@GLOBAL.wait_timeout".to_owned()),
+            first: (d == Dialect::Postgres)
+                .then(|| format!("SET LOCAL idle_in_transaction_session_timeout = {idle_ms}")),
+            raise,
+            read: format!("SELECT {epoch} FROM {table} WHERE {fence} = {param}"),
+            upsert: upsert_one(target),
+        }
+    }
+
+    /// The fenced commit's transaction; the fence's epoch as it stood, when
+    /// above `epoch` (then nothing was written).
+    async fn commit(&self, pool: &Pool, fence: &str, epoch: i64, rows: &[Cells]) -> Result<Option<i64>, sqlx::Error> {
+        // The same statements on each driver's own types (the sqlx::Any
+        // driver cannot be used, see `pool`).
+        macro_rules! on {
+            ($pool:expr) => {{
+                let mut conn = $pool.acquire().await?;
+                if let Some(sql) = &self.before {
+                    sqlx::query(sql).execute(&mut *conn).await?;
+                }
+                let outcome = async {
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    if let Some(sql) = &self.first {
+                        sqlx::query(sql).execute(&mut *tx).await?;
+                    }
+                    sqlx::query(&self.raise).bind(fence).bind(epoch).execute(&mut *tx).await?;
+                    let fenced_at: i64 = sqlx::query_scalar(&self.read).bind(fence).fetch_one(&mut *tx).await?;
+                    if fenced_at > epoch {
+                        tx.rollback().await?;
+                        return Ok(Some(fenced_at));
+                    }
+                    for cells in rows {
+                        let mut upsert = sqlx::query(&self.upsert);
+                        for cell in cells {
+                            upsert = upsert.bind(cell.as_deref());
+                        }
+                        upsert.execute(&mut *tx).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(None)
+                }
+                .await;
+                if let Some(sql) = &self.after {
+                    // A connection this fails on is broken: the pool drops it.
+                    let _ = sqlx::query(sql).execute(&mut *conn).await;
+                }
+                outcome
+            }};
+        }
+        match pool {
+            Pool::Postgres(p) => on!(p),
+            Pool::MySql(p) => on!(p),
+            Pool::Sqlite(p) => on!(p),
+        }
+    }
+}
+
+/// An upsert of one row by the dimension's key, every column a text
+/// parameter: what [`write::write`] does for a row, but as a statement of
+/// its own, to run inside the fenced commit's transaction (`write` opens
+/// its own transaction on the pool).
+fn upsert_one(target: &Target) -> String {
+    let d = target.dialect;
+    let names: Vec<String> = target.columns.iter().map(|c| d.quote(&c.name)).collect();
+    let keys: Vec<&str> = target.key.iter().map(|&i| names[i].as_str()).collect();
+    let others: Vec<&str> = (0..names.len()).filter(|i| !target.key.contains(i)).map(|i| names[i].as_str()).collect();
+    let values: Vec<String> = (target.columns.iter().enumerate())
+        .map(|(i, c)| match d {
+            // A text parameter, cast to the column's type as the sink does.
+            Dialect::Postgres => format!("${}::{}", i + 1, c.sql_type),
+            Dialect::MySql | Dialect::Sqlite => "?".to_owned(),
+        })
+        .collect();
+    let on_conflict = match d {
+        // VALUES(col) rather than MySQL 8's row alias, which MariaDB lacks.
+        Dialect::MySql if others.is_empty() => format!("ON DUPLICATE KEY UPDATE {0} = {0}", keys[0]),
+        Dialect::MySql => format!(
+            "ON DUPLICATE KEY UPDATE {}",
+            others.iter().map(|c| format!("{c} = VALUES({c})")).collect::<Vec<_>>().join(", ")
+        ),
+        _ if others.is_empty() => format!("ON CONFLICT ({}) DO NOTHING", keys.join(", ")),
+        _ => format!(
+            "ON CONFLICT ({}) DO UPDATE SET {}",
+            keys.join(", "),
+            others.iter().map(|c| format!("{c} = excluded.{c}")).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    format!(
+        "INSERT INTO {} ({}) VALUES ({}) {on_conflict}",
+        d.quote_table(&target.table),
+        names.join(", "),
+        values.join(", ")
+    )
 }
 
 /// `SELECT` of every column as text, by key and in full.
