@@ -88,6 +88,12 @@ async fn start_run(
             )));
         }
     }
+    if restore == "latest"
+        && let Some(deployment) = state.store.deployment(&job.id).await?
+    {
+        let groups = deployment.parallelism.clamp(1, 64) as u32;
+        state.worker.check_state_parallelism(&project.name, job, groups, None).await?;
+    }
     let scheduled = at.filter(|t| *t > now_ms());
     let run = state
         .store

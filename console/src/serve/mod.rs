@@ -17,7 +17,7 @@ use sluice_runtime::snapshot::{LocalSnapshotStore, SnapshotStore};
 
 use crate::api::{self, ApiSettings, AppState};
 use crate::broker::EmbeddedBroker;
-use crate::store::{SecretKey, Store};
+use crate::store::{SecretKey, Store, StoreError};
 use crate::worker::plan::PlatformRules;
 use crate::worker::{self, Quota, Worker, WorkerOptions};
 use crate::{auth, demo};
@@ -325,7 +325,13 @@ async fn first_admin(store: &Store) -> anyhow::Result<()> {
         Ok(p) if !p.is_empty() => (p, false),
         _ => (hex::encode(rand::random::<[u8; 9]>()), true),
     };
-    store.create_user("admin", &auth::hash_password(&password), true).await?;
+    match store.create_user("admin", &auth::hash_password(&password), true).await {
+        Ok(_) => {}
+        // Consoles started together on an empty store: another one created
+        // it between the count and the insert.
+        Err(StoreError::Conflict(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
     if generated {
         println!(
             "sluice: created the first admin: user `admin`, password `{password}` (shown once; change it with \

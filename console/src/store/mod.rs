@@ -70,6 +70,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "project quotas", include_str!("../../migrations/0005_project_quotas.sql")),
     (6, "one active run per job", include_str!("../../migrations/0006_one_active_run.sql")),
     (7, "workers and leases", include_str!("../../migrations/0007_workers_and_leases.sql")),
+    (8, "run task groups", include_str!("../../migrations/0008_run_task_groups.sql")),
 ];
 
 impl Store {

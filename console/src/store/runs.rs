@@ -71,10 +71,14 @@ pub struct Run {
     pub worker: Option<String>,
     pub created_by: String,
     pub created_ms: i64,
+    /// The partition groups (parallelism) it was launched with; kept for
+    /// the run's life. None until it is launched.
+    #[serde(default)]
+    pub task_groups: Option<i64>,
 }
 
 pub(super) const RUN_COLUMNS: &str = "id, job_id, version_id, state, restore_from, start_position, scheduled_ms, started_ms, \
-                           ended_ms, error, worker, created_by, created_ms";
+                           ended_ms, error, worker, created_by, created_ms, task_groups";
 
 impl Run {
     pub(super) fn from_row(r: &AnyRow) -> StoreResult<Run> {
@@ -92,6 +96,7 @@ impl Run {
             worker: r.try_get("worker")?,
             created_by: r.try_get("created_by")?,
             created_ms: r.try_get("created_ms")?,
+            task_groups: r.try_get("task_groups")?,
         })
     }
 }
@@ -112,6 +117,34 @@ pub struct NewRun<'a> {
 }
 
 impl Store {
+    /// Records the partition groups run `run_id` is launched with, the
+    /// first time only: a run keeps them for life.
+    pub async fn set_task_groups(&self, run_id: &str, groups: i64) -> StoreResult<()> {
+        sqlx::query("update runs set task_groups = $1 where id = $2 and task_groups is null")
+            .bind(groups)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The partition groups of the job's newest run before `except` that
+    /// recorded them: the parallelism the job's state was last kept at.
+    pub async fn last_task_groups(&self, job_id: &str, except: &str) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(
+            "select task_groups from runs where job_id = $1 and id <> $2 and task_groups is not null \
+             order by created_ms desc, id desc limit 1",
+        )
+        .bind(job_id)
+        .bind(except)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get("task_groups")?,
+            None => None,
+        })
+    }
+
     pub async fn create_run(&self, new: NewRun<'_>) -> StoreResult<Run> {
         let id = new_id();
         sqlx::query(

@@ -317,6 +317,12 @@ impl Worker {
         }
         self.check_quota(&plan.project, &plan.run.id, &plan.deployment).await?;
         let restore = RestoreFrom::parse(plan.run.restore_from.as_deref());
+        if plan.run.task_groups.is_none() {
+            if restore == RestoreFrom::Latest {
+                self.check_state_parallelism(&plan.project.name, &plan.job, plan.groups, Some(&plan.run.id)).await?;
+            }
+            self.store.set_task_groups(&plan.run.id, i64::from(plan.groups)).await?;
+        }
         let keys: Vec<String> =
             (0..plan.groups).map(|g| plan::snapshot_key(&plan.project.name, &plan.job.name, g, plan.groups)).collect();
         // Before anything is restored: from here on an older owner's
@@ -382,8 +388,38 @@ impl Worker {
         let version = self.store.version(&run.version_id).await?.ok_or_else(|| gone("version"))?;
         let bytes = self.store.component(&version.hash).await?.ok_or_else(|| gone("component"))?;
         let component = self.load(&bytes).await?;
-        let groups = deployment.parallelism.clamp(1, 64) as u32;
+        // A run keeps the groups it was first launched with.
+        let groups = run.task_groups.unwrap_or(deployment.parallelism).clamp(1, 64) as u32;
         Ok(LaunchPlan { run, project, job, deployment, component, groups })
+    }
+
+    /// Refuses to restore `latest` at `groups` partition groups when the
+    /// job's state was kept at another parallelism (by its runs before
+    /// `except`): its snapshots are per partition group, and state does not
+    /// move between groups, so the run would start from empty state
+    /// without a word.
+    pub async fn check_state_parallelism(
+        &self,
+        project: &str,
+        job: &Job,
+        groups: u32,
+        except: Option<&str>,
+    ) -> WorkerResult<()> {
+        let Some(before) = self.store.last_task_groups(&job.id, except.unwrap_or("")).await? else { return Ok(()) };
+        let before = before.clamp(1, 64) as u32;
+        if before == groups {
+            return Ok(());
+        }
+        let kept = plan::snapshot_key(project, &job.name, 0, before);
+        if self.snapshots.list(&kept).await?.is_empty() {
+            return Ok(());
+        }
+        Err(WorkerError::Invalid(format!(
+            "job `{}` keeps its state in snapshots taken at parallelism {before}, which parallelism {groups} cannot \
+             restore: state does not move between partition groups yet. Set the deployment's parallelism back to \
+             {before}, or start with restore `none` to begin from empty state",
+            job.name
+        )))
     }
 
     /// Builds and spawns one task per partition group, on the job threads.

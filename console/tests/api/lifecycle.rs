@@ -122,6 +122,19 @@ async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state()
     assert_eq!(a.get(&format!("{JOB}/metrics")).await.expect(200)["state"], "stopped");
     assert_eq!(a.post(&format!("{JOB}/stop"), json!({})).await.status, 409);
 
+    // Its state is in parallelism-1 snapshots, which parallelism 2 cannot
+    // restore: starting from `latest` there is refused rather than starting
+    // from empty state without a word.
+    let deploy = |parallelism: u32| json!({ "spec": kafka_spec(&topic), "parameters": { "since_ms": "0" }, "parallelism": parallelism });
+    a.put(&format!("{JOB}/deployment"), deploy(2)).await.expect(200);
+    let refused = a.post(&format!("{JOB}/start"), json!({ "restore": "latest" })).await.error(400);
+    assert!(
+        refused.contains("snapshots taken at parallelism 1, which parallelism 2 cannot restore")
+            && refused.contains("restore `none`"),
+        "{refused}"
+    );
+    a.put(&format!("{JOB}/deployment"), deploy(1)).await.expect(200);
+
     // Start from the latest snapshot: only the new orders are read, and the
     // state carries the old ones (retractions land right).
     produce(&brokers, &topic, &all[300..400]).await;

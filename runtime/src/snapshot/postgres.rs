@@ -34,6 +34,14 @@ impl PgSnapshotStore {
             .connect(url)
             .await
             .map_err(error)?;
+        // Processes starting together on a new database would race in
+        // `create table if not exists` (PostgreSQL's catalog refuses the
+        // second with a duplicate key): one creates, the others wait.
+        let mut tx = pool.begin().await.map_err(error)?;
+        sqlx::query("select pg_advisory_xact_lock(hashtext('sluice_snapshots'))")
+            .execute(&mut *tx)
+            .await
+            .map_err(error)?;
         sqlx::query(
             "create table if not exists sluice_snapshots (
                 job text not null,
@@ -43,14 +51,15 @@ impl PgSnapshotStore {
                 created_at timestamptz not null default now(),
                 primary key (job, id))",
         )
-        .execute(&pool)
+        .execute(&mut *tx)
         .await
         .map_err(error)?;
         // The newest lease epoch of each job: fenced puts of older ones are refused.
         sqlx::query("create table if not exists sluice_snapshot_fences (job text primary key, epoch bigint not null)")
-            .execute(&pool)
+            .execute(&mut *tx)
             .await
             .map_err(error)?;
+        tx.commit().await.map_err(error)?;
         Ok(PgSnapshotStore { pool, location })
     }
 
