@@ -548,7 +548,7 @@ def terminate(pods):
 def cluster_state(objects, database_url):
     """The Secret, ConfigMap and Service objects as the kubelet sees them. The
     example Secret's placeholders are replaced: both database URLs by this
-    test's PostgreSQL database, the secret key by a fresh one when it is not
+    test's PostgreSQL database (keeping their parameters), the secret key by a fresh one when it is not
     64 hex digits. Every other value is used as written."""
     secrets_ = {}
     for name, secret in by_kind(objects, "Secret").items():
@@ -556,7 +556,11 @@ def cluster_state(objects, database_url):
         data.update(secret.get("stringData") or {})
         for key in ("database-url", "snapshots"):
             if key in data:
-                data[key] = database_url
+                # The example's parameters are kept (its TLS setting), but
+                # `verify-full` becomes `require`: the test server's
+                # certificate is Debian's self-signed one.
+                query = data[key].partition("?")[2].replace("sslmode=verify-full", "sslmode=require")
+                data[key] = database_url + ("&" if "?" in database_url else "?") + query if query else database_url
         if "secret.key" in data and not re.fullmatch(r"[0-9a-fA-F]{64}", data["secret.key"].strip()):
             data["secret.key"] = secrets.token_hex(32)
         secrets_[name] = data

@@ -82,7 +82,7 @@ async fn fenced_task(
         .dead_letter(Box::new(MemorySink::default()))
         .snapshots(Arc::new(LocalSnapshotStore::new(dir.join("snapshots"))))
         .lease(gate)
-        .lease_epoch(epoch)
+        .lease_epoch(epoch, job)
         .build(engine(), &component)
         .await
 }

@@ -418,6 +418,10 @@ async fn change_deployment(
 ) -> ApiResult<ChangeAnswer> {
     let running = state.store.active_run(&job.id).await?.filter(|r| r.state != RunState::Scheduled);
     if running.is_some() {
+        // The restart restores `latest` at the deployment's parallelism:
+        // refused before the job is stopped, not after.
+        let groups = deployment.parallelism.clamp(1, 64) as u32;
+        state.worker.check_state_parallelism(&project.name, job, groups, None).await?;
         stop_job(state, job, true).await?;
     }
     state.store.put_deployment(&deployment).await?;

@@ -39,7 +39,36 @@ impl WorkerError {
     pub fn task(e: impl std::fmt::Display) -> WorkerError {
         WorkerError::Task(e.to_string())
     }
+
+    /// What a tenant may read of it (a run's stored error): the platform's
+    /// own failures are logged here and named only generically.
+    pub fn for_tenant(&self) -> String {
+        match self {
+            WorkerError::Store(_) | WorkerError::Snapshots(_) => {
+                tracing::error!(error = %self, "a run could not start");
+                "the platform's storage failed; an operator finds the details in the worker's log".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// The worker's results.
 pub type WorkerResult<T> = Result<T, WorkerError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_reads_its_own_mistakes_but_not_the_platforms_storage() {
+        let spec = WorkerError::Invalid("spec: `bogus` is unknown".into());
+        assert_eq!(spec.for_tenant(), "spec: `bogus` is unknown");
+        let storage = WorkerError::Snapshots(SnapshotError::Storage {
+            location: "postgres://sluice:***@db.internal/meta".into(),
+            message: "relation sluice_snapshots does not exist".into(),
+        });
+        let shown = storage.for_tenant();
+        assert!(!shown.contains("db.internal") && !shown.contains("relation"), "{shown}");
+    }
+}

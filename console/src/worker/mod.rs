@@ -292,7 +292,7 @@ impl Worker {
                 });
                 let result = self.try_launch(run, epoch, gate).await;
                 if let Err(e) = &result {
-                    let message = e.to_string();
+                    let message = e.for_tenant();
                     let _ = self.store.set_run_state_as(&run_id, epoch, RunState::Failed, Some(&message)).await;
                 }
                 result
@@ -315,7 +315,7 @@ impl Worker {
         if self.running(&plan.job.id).is_some() {
             return Err(WorkerError::Conflict(format!("job `{}` is already running", plan.job.name)));
         }
-        self.check_quota(&plan.project, &plan.run.id, &plan.deployment).await?;
+        self.check_quota(&plan.project, &plan.run, &plan.deployment).await?;
         let restore = RestoreFrom::parse(plan.run.restore_from.as_deref());
         if plan.run.task_groups.is_none() {
             if restore == RestoreFrom::Latest {
@@ -448,6 +448,8 @@ impl Worker {
             let snapshots: Arc<dyn SnapshotStore> =
                 Arc::new(FencedSnapshots::new(self.snapshots.clone(), lease.epoch as u64));
             let (gate, epoch) = (lease.gate.clone(), lease.epoch as u64);
+            // One dimension fence per job: all its groups hold this epoch.
+            let fence_job = plan::snapshot_key(&plan.project.name, &plan.job.name, 0, 1);
             let metrics = Arc::new(TaskMetrics::default());
             let (worker, component, dead_letters) = (self.clone(), plan.component.clone(), dead_letters.clone());
             let groups = keys.len() as u32;
@@ -472,7 +474,7 @@ impl Worker {
                     .metrics(task_metrics)
                     .snapshots(snapshots)
                     .lease(gate)
-                    .lease_epoch(epoch)
+                    .lease_epoch(epoch, &fence_job)
                     .dead_letter(dead_letters.sink(declared_dead_letter))
                     .partition_group(group as u32, groups);
                 if let Some(snapshot) = snapshot {
@@ -666,8 +668,12 @@ impl Worker {
         for (control, key) in running.controls().into_iter().zip(&running.keys) {
             let (reply, answer) = oneshot::channel();
             control.send(TaskCommand::Snapshot { reply }).await.map_err(|_| conflict("the task has ended"))?;
-            let meta: SnapshotMeta =
-                answer.await.map_err(|_| conflict("the task ended before the snapshot"))?.map_err(WorkerError::Task)?;
+            // A snapshot the task could not take failed in the snapshot
+            // storage: the platform's to look into, not the tenant's.
+            let meta: SnapshotMeta = answer
+                .await
+                .map_err(|_| conflict("the task ended before the snapshot"))?
+                .map_err(|message| WorkerError::Snapshots(SnapshotError::Storage { location: key.clone(), message }))?;
             taken.push(self.snapshots.get(key, &meta.id).await?);
         }
         Ok(taken)

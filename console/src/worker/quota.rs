@@ -17,7 +17,7 @@ use serde::Serialize;
 use sluice_runtime::job::spec::LimitsSpec;
 
 use super::{Worker, WorkerError, WorkerResult};
-use crate::store::{Deployment, Project, ProjectQuota};
+use crate::store::{Deployment, Project, ProjectQuota, Run};
 
 /// The quota of a project that has none of its own (`sluice serve
 /// --project-max-*`).
@@ -54,9 +54,10 @@ pub struct Usage {
     pub debug_runs: u64,
 }
 
-/// Tasks a deployment runs.
-pub fn tasks_of(deployment: &Deployment) -> u64 {
-    deployment.parallelism.clamp(1, 64) as u64
+/// Tasks a run of a deployment holds: the groups it was launched with
+/// (kept for its life), else the deployment's parallelism.
+pub fn tasks_of(run: &Run, deployment: &Deployment) -> u64 {
+    run.task_groups.unwrap_or(deployment.parallelism).clamp(1, 64) as u64
 }
 
 /// Guest memory per task of a deployment, MiB: its `memory_mb` over the
@@ -103,22 +104,17 @@ impl Worker {
                 continue;
             }
             if let Some(deployment) = self.store.deployment(&run.job_id).await? {
-                usage.tasks += tasks_of(&deployment);
-                usage.memory_mb += tasks_of(&deployment) * task_memory_mb(&deployment);
+                usage.tasks += tasks_of(&run, &deployment);
+                usage.memory_mb += tasks_of(&run, &deployment) * task_memory_mb(&deployment);
             }
         }
         Ok((self.quotas.with(&own), usage))
     }
 
     /// Refuses a run whose tasks would take `project` past its quota.
-    pub(super) async fn check_quota(
-        &self,
-        project: &Project,
-        run_id: &str,
-        deployment: &Deployment,
-    ) -> WorkerResult<()> {
-        let (quota, usage) = self.quota(project, Some(run_id)).await?;
-        let tasks = tasks_of(deployment);
+    pub(super) async fn check_quota(&self, project: &Project, run: &Run, deployment: &Deployment) -> WorkerResult<()> {
+        let (quota, usage) = self.quota(project, Some(&run.id)).await?;
+        let tasks = tasks_of(run, deployment);
         let memory = tasks * task_memory_mb(deployment);
         let mut over = Vec::new();
         if usage.tasks + tasks > quota.max_tasks {

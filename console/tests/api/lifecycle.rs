@@ -143,6 +143,14 @@ async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state()
     wait_for_table(&warehouse, &all, 400).await;
     read_exactly(a, 100).await;
 
+    // An upgrade restarts from `latest` at the deployment's parallelism:
+    // at another one than the run's, it is refused before the job stops.
+    a.put(&format!("{JOB}/deployment"), deploy(2)).await.expect(200);
+    let refused = a.post(&format!("{JOB}/upgrade"), json!({ "version": 1 })).await.error(400);
+    assert!(refused.contains("parallelism 1, which parallelism 2 cannot restore"), "{refused}");
+    assert_eq!(a.get(&format!("{JOB}/metrics")).await.expect(200)["state"], "running", "still running");
+    a.put(&format!("{JOB}/deployment"), deploy(1)).await.expect(200);
+
     // A snapshot of another job is refused by name.
     a.post("/projects/life/jobs", json!({ "name": "other" })).await.expect(201);
     a.post_bytes("/projects/life/jobs/other/versions", component("hourly_premium")).await.expect(201);

@@ -37,6 +37,25 @@ impl FreshDatabase {
     }
 }
 
+/// Consoles and workers on other machines reach the store over the
+/// network: a URL with `sslmode=require` (or `verify-full` and the
+/// operator's CA) gets encrypted connections. (Debian's PostgreSQL serves
+/// TLS with its own certificate, so `require`, which does not verify it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metadata_store_connects_over_tls_when_its_url_asks() {
+    let db = FreshDatabase::create().await;
+    let store = Store::connect(&format!("{}?sslmode=require", db.url), SecretKey::generate())
+        .await
+        .expect("a TLS connection to the local server");
+    let encrypted: bool = sqlx::query_scalar("select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+        .fetch_one(&store.pool)
+        .await
+        .expect("the connection's TLS state");
+    assert!(encrypted, "the store's connection is encrypted");
+    store.pool.close().await;
+    db.remove().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metadata_store_runs_on_postgresql() {
     let db = FreshDatabase::create().await;

@@ -41,22 +41,22 @@ pub type PendingWrites = Vec<(Vec<u8>, Vec<u8>)>;
 /// the store refuses commits of an older epoch than the newest it saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DimensionFence {
-    /// [`fence_name`] of the job's snapshot key and the dimension.
+    /// [`fence_name`] of the job and the dimension.
     pub name: String,
     /// The lease epoch the task holds the job at.
     pub epoch: u64,
 }
 
 impl DimensionFence {
-    /// The fence of dimension `dimension` of the task whose snapshot key
-    /// (its spec name) is `job`, under lease `epoch`.
+    /// The fence of dimension `dimension` of job `job` (the same for all
+    /// its partition groups), under lease `epoch`.
     pub fn new(job: &str, dimension: &str, epoch: u64) -> Self {
         DimensionFence { name: fence_name(job, dimension), epoch }
     }
 }
 
-/// The name of a dimension's fence in its store: the job's snapshot key
-/// (one per partition group, like the snapshot fence) and the dimension's
+/// The name of a dimension's fence in its store: the job (one fence for
+/// all its partition groups, which hold one epoch) and the dimension's
 /// name (a checked identifier, so the last `:` splits them).
 pub fn fence_name(job: &str, dimension: &str) -> String {
     format!("{job}:{dimension}")

@@ -64,7 +64,8 @@ pub struct TaskBuilder<'a> {
     allow_non_restored_state: bool,
     group: PartitionGroup,
     lease: Arc<super::LeaseGate>,
-    lease_epoch: Option<u64>,
+    /// The lease's epoch and the job its fences are named after.
+    lease_epoch: Option<(u64, String)>,
 }
 
 impl<'a> TaskBuilder<'a> {
@@ -133,17 +134,19 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
-    /// The fencing epoch of the lease the task runs under. Dimension
+    /// The fencing epoch of the lease job `job` runs under. Dimension
     /// stores with `writes = "snapshot"` then commit through a fence of
-    /// their own (named after the spec's name, the job's snapshot key, and
-    /// the dimension), raised to `epoch` when the task is built: a commit
+    /// their own (named after `job` and the dimension: one per job, shared
+    /// by all its partition groups, which hold the same epoch, so a new run
+    /// at another parallelism fences out every group of the old one),
+    /// raised to `epoch` when the task is built: a commit
     /// from an older epoch, a worker that lost the job while frozen, is
     /// refused by the store itself, and the task ends as on a lost lease.
     /// The worker's gate ([`lease`](Self::lease)) only stops writes this
     /// process knows to be late; the fence also stops one already under
     /// way. Without an epoch (`sluice run`) commits are plain upserts.
-    pub fn lease_epoch(mut self, epoch: u64) -> Self {
-        self.lease_epoch = Some(epoch);
+    pub fn lease_epoch(mut self, epoch: u64, job: &str) -> Self {
+        self.lease_epoch = Some((epoch, job.to_owned()));
         self
     }
 
@@ -218,7 +221,7 @@ impl<'a> TaskBuilder<'a> {
                      store (`sluice run --snapshots DIR`); or use `writes = \"immediate\"`",
                 )));
             }
-            let fence = self.lease_epoch.map(|epoch| DimensionFence::new(&spec.name, name, epoch));
+            let fence = self.lease_epoch.as_ref().map(|(epoch, job)| DimensionFence::new(job, name, *epoch));
             let stage = Arc::new(StagedDimension::fenced(dimension.clone(), fence.clone()));
             let restored = restore.as_ref().and_then(|s| s.dimension_writes.iter().find(|(n, _)| n == name));
             // Upserts are idempotent: applying the snapshot's again is

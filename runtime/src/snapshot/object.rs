@@ -7,8 +7,8 @@
 //! Fencing. S3 has no transactions, so a put cannot check the fence and
 //! write in one step as PostgreSQL does: a zombie (a worker whose lease was
 //! taken over) can pass the check, stall, and land its object after the new
-//! owner raised the fence. Such a late object is not prevented but made
-//! invisible:
+//! owner raised the fence. Such a late object is not prevented but either
+//! refused or made invisible:
 //!
 //! - each snapshot object is named with the lease epoch that wrote it
 //!   (`.e<epoch>`). Objects without one count as epoch 0: written before
@@ -17,13 +17,31 @@
 //!   metadata;
 //! - `PREFIX/<job>/_fence.json` holds the newest raised epoch and the
 //!   snapshots of older epochs that were visible when it was raised;
-//! - a snapshot of an epoch older than the fence that is not in that list
+//! - a snapshot of an older epoch than the fence that is not in that list
 //!   was written after the raise: `list` and `get` (so `latest` and `load`)
-//!   never show it, and the next put's retention deletes it.
+//!   never show it, and the owner's next retention deletes it.
 //!
-//! So a zombie's write either landed before the new owner listed the job
-//! (and the new owner's restore sees it, as with PostgreSQL), or nobody ever
-//! sees it.
+//! A raise takes two conditional writes of the fence. Step A publishes the
+//! new epoch as *pending*, keeping the replaced fence's rule (`prior`) for
+//! what is shown, so readers see what they saw before. Step B then lists the
+//! job's snapshots, keeps those the prior rule shows, and writes them as the
+//! final fence's `valid` list. A raiser that finds a pending fence (its
+//! raiser died between the steps) takes the prior rule as the fence's.
+//!
+//! A fenced put writes its object, then reads the fence again, and succeeds
+//! only if the fence's epoch is still not above its own. So a successful
+//! put's object was written before that read, which came before any newer
+//! raise's step A, which comes before that raise's listing: the listing
+//! sees the object (S3 lists are strongly consistent) and the final fence
+//! keeps it, so the new owner restores it (or a newer one) and the zombie's
+//! dimension writes, committed only after a successful put, match a
+//! snapshot that stays visible. A put that reads a newer epoch, pending or
+//! final, is refused and deletes nothing: the new owner's listing may have
+//! taken its object, which it then restores with the dimension writes the
+//! snapshot carries; if not, the object stays hidden until the owner's
+//! retention deletes it. Retention deletes only hidden objects and the
+//! putter's own or older expired ones, and reads the fence once more right
+//! before deleting, skipping the deletes if a newer epoch was raised.
 
 use std::time::Duration;
 
@@ -97,10 +115,24 @@ impl SnapshotObject {
 /// stored reads as the default: epoch 0, hiding nothing.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Fence {
-    /// The newest lease epoch raised: fenced puts of older epochs are refused.
+    /// The newest lease epoch raised (pending or not): fenced puts of older
+    /// epochs are refused.
     epoch: u64,
     /// The snapshots of older epochs that were visible when `epoch` was
-    /// raised: the only older ones shown from then on.
+    /// raised: the only older ones shown from then on. Empty while pending.
+    valid: Vec<FencedIn>,
+    /// Set while the raise to `epoch` is pending (step A written, step B
+    /// not yet): the rule of the fence it replaces, which still decides
+    /// what is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prior: Option<Visibility>,
+}
+
+/// Which snapshots a fence shows: those of `epoch` or newer, and the older
+/// ones in `valid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Visibility {
+    epoch: u64,
     valid: Vec<FencedIn>,
 }
 
@@ -112,13 +144,25 @@ struct FencedIn {
 }
 
 impl Fence {
-    /// Whether `object` is shown: written under this fence's epoch or a
-    /// newer one, or under an older one but visible when the fence was
-    /// raised. Any other object landed after the raise (a zombie's late
-    /// write), and stays hidden under every later fence too, since a raise
-    /// keeps only what the fence before it showed.
+    /// The rule deciding what is shown: the prior one while pending.
+    fn visibility(&self) -> Visibility {
+        match &self.prior {
+            Some(prior) => prior.clone(),
+            None => Visibility { epoch: self.epoch, valid: self.valid.clone() },
+        }
+    }
+
+    /// Whether `object` is shown: written under the rule's epoch or a newer
+    /// one, or under an older one but visible when the rule was made. Any
+    /// other object landed after a raise (a zombie's late write), and stays
+    /// hidden under every later fence too, since a raise keeps only what
+    /// the fence before it showed.
     fn shows(&self, object: &SnapshotObject) -> bool {
-        object.epoch >= self.epoch || self.valid.iter().any(|v| v.id == object.id && v.epoch == object.epoch)
+        let (epoch, valid) = match &self.prior {
+            Some(prior) => (prior.epoch, &prior.valid),
+            None => (self.epoch, &self.valid),
+        };
+        object.epoch >= epoch || valid.iter().any(|v| v.id == object.id && v.epoch == object.epoch)
     }
 }
 
@@ -171,30 +215,34 @@ impl ObjectSnapshotStore {
 
     /// The part of a fenced put after its check of the fence passed: writes
     /// the snapshot under `epoch`, then reads the fence again, since a raise
-    /// may have come between the check and the write. If that raise listed
-    /// the snapshot, the put stands and the new owner's restore sees it;
-    /// otherwise it is hidden for good, so it is deleted and the put is
-    /// refused. Retention runs only while `epoch` is still the fence's, so
-    /// a stalled owner never expires its successor's snapshots.
+    /// may have come between the check and the write. If a newer epoch was
+    /// raised since (pending or final), the put is refused and deletes
+    /// nothing: that raise's listing may have taken the snapshot, and if
+    /// not, it is hidden and the new owner's retention deletes it.
+    /// Otherwise the put stands, and any later raise lists the snapshot (see
+    /// the module doc), so retention runs.
     ///
     /// Public so that tests can play a zombie that stalled between the
     /// check and the write; tasks go through [`SnapshotStore::put_fenced`].
     #[doc(hidden)]
     pub async fn put_after_check(&self, snapshot: &Snapshot, retain: usize, epoch: u64) -> Result<u64, SnapshotError> {
         let job = &snapshot.meta.job;
-        let (object, size) = self.write(snapshot, epoch).await?;
+        let size = self.write(snapshot, epoch).await?;
         let (fence, _) = self.fence(job).await?;
-        if !fence.shows(&object) {
-            if let Err(e) = self.store.delete(&self.path(job, &object)).await {
-                // Hidden anyway; the next put's retention deletes it.
-                tracing::warn!(job = %job, snapshot = %object.id, "cannot delete a fenced-out snapshot: {e}");
-            }
+        if fence.epoch > epoch {
             return Err(SnapshotError::Fenced { job: job.clone(), epoch, fence: fence.epoch });
         }
-        if fence.epoch <= epoch {
-            self.expire(job, &fence, epoch, retain).await?;
-        }
+        self.expire(job, &fence, epoch, retain).await?;
         Ok(size)
+    }
+
+    /// Step A of a raise alone: publishes `epoch` as pending, showing what
+    /// the fence before it showed, as a raiser that dies before step B
+    /// leaves it. Public so that tests can interleave a zombie's put
+    /// between the two steps; [`SnapshotStore::raise_fence`] takes both.
+    #[doc(hidden)]
+    pub async fn raise_pending(&self, job: &str, epoch: u64) -> Result<(), SnapshotError> {
+        self.raise(job, epoch, false).await
     }
 
     fn error(&self, e: object_store::Error) -> SnapshotError {
@@ -227,44 +275,39 @@ impl ObjectSnapshotStore {
         Ok((fence, Some(version)))
     }
 
-    /// Raises `job`'s fence to `epoch`, keeping visible what the old fence
-    /// showed. The fence is replaced by a conditional write (create if
-    /// absent, else only if its e-tag is the one read), so of two raisers
-    /// the second reads the first's fence again instead of overwriting it
-    /// with a `valid` list computed under the older one. (The test server,
-    /// s3s-fs, checks the condition before writing rather than atomically;
-    /// S3, MinIO and R2 check it atomically.)
-    async fn raise(&self, job: &str, epoch: u64) -> Result<(), SnapshotError> {
-        let path = self.fence_path(job);
+    /// Raises `job`'s fence to `epoch` in the two steps of the module doc
+    /// (only step A unless `finish`), keeping visible what the old fence
+    /// showed; a pending fence of `epoch` left by another raiser is
+    /// finished. Each step replaces the fence by a conditional write
+    /// (create if absent, else only if its e-tag is the one read), so of
+    /// two raisers the second reads the first's fence again instead of
+    /// overwriting it with a rule computed under the older one. (The test
+    /// server, s3s-fs, checks the condition before writing rather than
+    /// atomically; S3, MinIO and R2 check it atomically.)
+    async fn raise(&self, job: &str, epoch: u64, finish: bool) -> Result<(), SnapshotError> {
         for _ in 0..RAISE_ATTEMPTS {
             let (fence, version) = self.fence(job).await?;
-            if fence.epoch >= epoch {
+            let pending = fence.prior.is_some();
+            if fence.epoch > epoch || (fence.epoch == epoch && (!pending || !finish)) {
                 return Ok(());
             }
-            // Listed after the fence was read: whatever of an older epoch
-            // lands from here on is not in `valid`, so it stays hidden.
-            let valid = self.objects(job).await?.into_iter().filter(|o| o.epoch < epoch && fence.shows(o));
-            let raised = Fence { epoch, valid: valid.map(|o| FencedIn { id: o.id, epoch: o.epoch }).collect() };
-            let body = serde_json::to_vec(&raised).expect("a fence always serializes");
-            let mode = match version {
-                Some(version) => PutMode::Update(version),
-                None => PutMode::Create,
+            let (next, done) = if fence.epoch < epoch {
+                // Step A: the new epoch, still showing what `fence` shows.
+                (Fence { epoch, valid: Vec::new(), prior: Some(fence.visibility()) }, !finish)
+            } else {
+                // Step B, listed after step A: whatever of an older epoch
+                // lands from here on is not in `valid`, so it stays hidden.
+                let valid = self.objects(job).await?.into_iter().filter(|o| o.epoch < epoch && fence.shows(o));
+                (
+                    Fence { epoch, valid: valid.map(|o| FencedIn { id: o.id, epoch: o.epoch }).collect(), prior: None },
+                    true,
+                )
             };
-            match self.store.put_opts(&path, PutPayload::from(body.clone()), mode.into()).await {
-                Ok(_) => return Ok(()),
-                // Another raiser wrote the fence since it was read: read it again.
-                Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => {}
-                // A store configured without conditional writes
-                // (`AWS_CONDITIONAL_PUT=disabled`, for servers without
-                // them): a plain write. Raises stay one at a time, because
-                // only the leader takes a run over and it gives the run to
-                // one worker.
-                Err(object_store::Error::NotImplemented { .. }) => {
-                    self.store.put(&path, PutPayload::from(body)).await.map_err(|e| self.error(e))?;
-                    return Ok(());
-                }
-                Err(e) => return Err(self.error(e)),
+            if self.replace_fence(job, &next, version).await? && done {
+                return Ok(());
             }
+            // Step A written (read it back for step B's condition), or
+            // another raiser wrote the fence since it was read.
         }
         Err(SnapshotError::Storage {
             location: self.location.clone(),
@@ -272,27 +315,61 @@ impl ObjectSnapshotStore {
         })
     }
 
-    /// Stores `snapshot` as written under lease `epoch`; returns its object
-    /// and size.
-    async fn write(&self, snapshot: &Snapshot, epoch: u64) -> Result<(SnapshotObject, u64), SnapshotError> {
+    /// Writes `fence` if the stored one is still `version` (`None`: absent);
+    /// `false` if another writer changed it first.
+    async fn replace_fence(
+        &self,
+        job: &str,
+        fence: &Fence,
+        version: Option<UpdateVersion>,
+    ) -> Result<bool, SnapshotError> {
+        let path = self.fence_path(job);
+        let body = serde_json::to_vec(fence).expect("a fence always serializes");
+        let mode = match version {
+            Some(version) => PutMode::Update(version),
+            None => PutMode::Create,
+        };
+        match self.store.put_opts(&path, PutPayload::from(body.clone()), mode.into()).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::AlreadyExists { .. }) => Ok(false),
+            // A store configured without conditional writes
+            // (`AWS_CONDITIONAL_PUT=disabled`, for servers without them): a
+            // plain write. Raises stay one at a time, because only the
+            // leader takes a run over and it gives the run to one worker.
+            Err(object_store::Error::NotImplemented { .. }) => {
+                self.store.put(&path, PutPayload::from(body)).await.map_err(|e| self.error(e))?;
+                Ok(true)
+            }
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    /// Stores `snapshot` as written under lease `epoch`; returns its size.
+    async fn write(&self, snapshot: &Snapshot, epoch: u64) -> Result<u64, SnapshotError> {
         let object = SnapshotObject { id: snapshot.meta.id.clone(), epoch, delta: snapshot.base.is_some() };
         let bytes = snapshot.encode();
         let size = bytes.len() as u64;
         let path = self.path(&snapshot.meta.job, &object);
         self.store.put(&path, PutPayload::from(bytes)).await.map_err(|e| self.error(e))?;
-        Ok((object, size))
+        Ok(size)
     }
 
     /// Retention after a put under lease `epoch`, with `fence` read after
-    /// the write: drops the oldest shown snapshots beyond `retain` (keeping
-    /// the bases of the kept ones) but none of a newer epoch than `epoch`,
-    /// and every hidden one (an older epoch than the fence, so than `epoch`
-    /// too). As on disk, a leftover is dropped by the next put's retention.
+    /// the write (its epoch not above `epoch`): drops the oldest shown
+    /// snapshots beyond `retain` (keeping the bases of the kept ones) but
+    /// none of a newer epoch than `epoch`, and every hidden one (hidden for
+    /// good, see [`Fence::shows`]). Nothing is deleted if the fence went
+    /// above `epoch` meanwhile: the new owner's retention decides then. As
+    /// on disk, a leftover is dropped by a later put's retention.
     async fn expire(&self, job: &str, fence: &Fence, epoch: u64, retain: usize) -> Result<(), SnapshotError> {
         let (shown, hidden): (Vec<_>, Vec<_>) = self.objects(job).await?.into_iter().partition(|o| fence.shows(o));
         let ids: Vec<(String, bool)> = shown.iter().map(|o| (o.id.clone(), o.delta)).collect();
         let expired = shown[..retention_cut(&ids, retain)].iter().filter(|o| o.epoch <= epoch);
-        for object in expired.chain(&hidden) {
+        let doomed: Vec<_> = expired.chain(&hidden).collect();
+        if doomed.is_empty() || self.fence(job).await?.0.epoch > epoch {
+            return Ok(());
+        }
+        for object in doomed {
             if let Err(e) = self.store.delete(&self.path(job, object)).await {
                 tracing::warn!(job = %job, snapshot = %object.id, "cannot delete an expired snapshot: {e}");
             }
@@ -328,7 +405,7 @@ impl SnapshotStore for ObjectSnapshotStore {
     async fn put(&self, snapshot: &Snapshot, retain: usize) -> Result<u64, SnapshotError> {
         let job = &snapshot.meta.job;
         let (fence, _) = self.fence(job).await?;
-        let (_, size) = self.write(snapshot, fence.epoch).await?;
+        let size = self.write(snapshot, fence.epoch).await?;
         self.expire(job, &fence, fence.epoch, retain).await?;
         Ok(size)
     }
@@ -338,7 +415,7 @@ impl SnapshotStore for ObjectSnapshotStore {
     }
 
     async fn raise_fence(&self, job: &str, epoch: u64) -> Result<(), SnapshotError> {
-        self.raise(job, epoch).await
+        self.raise(job, epoch, true).await
     }
 
     async fn put_fenced(&self, snapshot: &Snapshot, retain: usize, epoch: u64) -> Result<u64, SnapshotError> {
@@ -347,10 +424,10 @@ impl SnapshotStore for ObjectSnapshotStore {
         if fence.epoch > epoch {
             return Err(SnapshotError::Fenced { job: job.clone(), epoch, fence: fence.epoch });
         }
-        if fence.epoch < epoch {
-            // A newer owner that has not raised the fence yet: its first put
-            // does, as with PostgreSQL.
-            self.raise(job, epoch).await?;
+        if fence.epoch < epoch || fence.prior.is_some() {
+            // A newer owner that has not raised the fence yet (or not
+            // finished raising it): its first put does, as with PostgreSQL.
+            self.raise(job, epoch, true).await?;
         }
         self.put_after_check(snapshot, retain, epoch).await
     }
@@ -435,12 +512,18 @@ mod tests {
     #[test]
     fn a_fence_hides_older_writes_it_did_not_list() {
         let object = |id: &str, epoch| SnapshotObject { id: id.into(), epoch, delta: false };
-        let fence = Fence { epoch: 3, valid: vec![FencedIn { id: "1-1".into(), epoch: 0 }] };
+        let fence = Fence { epoch: 3, valid: vec![FencedIn { id: "1-1".into(), epoch: 0 }], prior: None };
         assert!(fence.shows(&object("1-1", 0)), "listed when raised");
         assert!(fence.shows(&object("1-5", 3)) && fence.shows(&object("1-6", 4)), "the fence's epoch or newer");
         assert!(!fence.shows(&object("1-2", 2)), "an older epoch, landed after the raise");
         assert!(!fence.shows(&object("1-1", 2)), "the id alone is not enough");
         assert!(Fence::default().shows(&object("1-1", 0)), "no fence hides nothing");
+
+        let pending = Fence { epoch: 4, valid: Vec::new(), prior: Some(fence.visibility()) };
+        for o in [object("1-1", 0), object("1-2", 2), object("1-5", 3), object("1-6", 4)] {
+            assert_eq!(pending.shows(&o), fence.shows(&o), "a pending fence shows what the prior one did: {o:?}");
+        }
+        assert_eq!(pending.visibility(), fence.visibility(), "raised again, a pending fence passes its prior rule on");
     }
 
     /// Nothing listens on the port: the start fails quickly, naming the URL.

@@ -138,9 +138,11 @@ async fn object_store_chains_increments_keeps_bases_and_skips_damage() {
 /// a put of epoch 1 is refused and the put of epoch 2 lands. S3 cannot
 /// refuse a write that passed the check before the raise and lands after
 /// it, so the store hides it instead: such a write (made here straight in
-/// the bucket, and by a zombie that stalled between check and write) is
-/// never listed nor restored, and the stalled zombie's retention leaves the
-/// new owner's snapshots alone. Snapshots from before fencing still load.
+/// the bucket) is never listed nor restored. A zombie that stalled between
+/// check and write is refused once it reads the raised fence, deletes
+/// nothing (its object stays hidden until the new owner's retention), and
+/// expires none of the new owner's snapshots. Snapshots from before
+/// fencing still load.
 #[tokio::test]
 async fn object_store_fences_out_an_older_lease_epoch() {
     use sluice_runtime::snapshot::FencedSnapshots;
@@ -188,13 +190,13 @@ async fn object_store_fences_out_an_older_lease_epoch() {
     assert_eq!(store.load(job, "1-2").await.unwrap().meta.id, "1-2");
 
     // A zombie that stalled between its check and its write, keeping only
-    // one snapshot: refused once it sees the fence, and it expires nothing.
+    // one snapshot: refused once it sees the fence, and it deletes nothing.
     let stalled = s3.put_after_check(&Snapshot::empty(job, "1-6"), 1, 1).await;
     assert!(matches!(stalled, Err(SnapshotError::Fenced { epoch: 1, fence: 2, .. })), "{stalled:?}");
     assert_eq!(store.list(job).await.unwrap(), ["1-1", "1-2", "1-4"], "the new owner's snapshots are kept");
-    assert!(!objects().contains(&"1-6.e1.snapshot".to_owned()), "the stalled write is deleted");
+    assert!(objects().contains(&"1-6.e1.snapshot".to_owned()), "the stalled write stays, hidden");
 
-    // The new owner's retention drops the hidden late write too.
+    // The new owner's retention drops the hidden late writes.
     new_owner.put(&Snapshot::empty(job, "1-7"), 2).await.unwrap();
     assert_eq!(objects(), ["1-4.e2.snapshot", "1-7.e2.snapshot", "_fence.json"]);
 
@@ -203,6 +205,75 @@ async fn object_store_fences_out_an_older_lease_epoch() {
     assert!(matches!(new_owner.put(&Snapshot::empty(job, "1-9"), 5).await, Err(SnapshotError::Fenced { .. })));
     store.raise_fence(job, 2).await.unwrap();
     assert_eq!(store.list(job).await.unwrap(), ["1-4", "1-7", "1-8"], "a fence is never lowered");
+}
+
+/// The race a one-step raise lost: a zombie's put that lands between the
+/// new owner's listing and its fence write must not succeed while the
+/// fence then hides it. With the two-step raise, a put that reads the
+/// pending fence (step A) is refused and deletes nothing; the listing of
+/// step B comes after its write, so the new owner keeps and restores it.
+/// A raiser that finds a pending fence (its raiser died between the
+/// steps) keeps what that fence showed.
+#[tokio::test]
+async fn object_store_refuses_a_zombie_put_during_a_pending_raise() {
+    use sluice_runtime::snapshot::FencedSnapshots;
+    use std::sync::Arc;
+    let server = S3Server::start().await;
+    let url = format!("s3://{}/team/snaps", server.bucket);
+    let s3 = Arc::new(ObjectSnapshotStore::connect_with(&url, server.options()).await.unwrap());
+    let store: Arc<dyn SnapshotStore> = s3.clone();
+    let job = "orders__race";
+    let dir = server.object_file(&format!("team/snaps/{job}"));
+    let fence =
+        || -> serde_json::Value { serde_json::from_slice(&std::fs::read(dir.join("_fence.json")).unwrap()).unwrap() };
+    let zombie = FencedSnapshots::new(store.clone(), 1);
+    zombie.put(&Snapshot::empty(job, "2-1"), 5).await.unwrap();
+
+    // The new owner's step A: epoch 2 is published, showing what epoch 1 did.
+    s3.raise_pending(job, 2).await.unwrap();
+    let prior = serde_json::json!({"epoch": 1, "valid": []});
+    assert_eq!(fence(), serde_json::json!({"epoch": 2, "valid": [], "prior": prior}));
+    assert_eq!(store.list(job).await.unwrap(), ["2-1"], "a pending fence hides nothing new");
+
+    // The zombie, past its check, lands its object now: refused, kept.
+    let stalled = s3.put_after_check(&Snapshot::empty(job, "2-2"), 1, 1).await;
+    assert!(matches!(stalled, Err(SnapshotError::Fenced { epoch: 1, fence: 2, .. })), "{stalled:?}");
+    assert!(dir.join("2-2.e1.snapshot").exists(), "a refused put deletes nothing");
+    assert!(dir.join("2-1.e1.snapshot").exists(), "nor expires anything");
+    let checked = zombie.put(&Snapshot::empty(job, "2-3"), 5).await;
+    assert!(matches!(checked, Err(SnapshotError::Fenced { epoch: 1, fence: 2, .. })), "{checked:?}");
+    assert!(!dir.join("2-3.e1.snapshot").exists(), "a put that checks the pending fence writes nothing");
+
+    // Step B lists after the zombie's write: the new owner keeps and restores it.
+    store.raise_fence(job, 2).await.unwrap();
+    let listed = serde_json::json!([{"id": "2-1", "epoch": 1}, {"id": "2-2", "epoch": 1}]);
+    assert_eq!(fence(), serde_json::json!({"epoch": 2, "valid": listed}));
+    assert_eq!(store.latest(job).await.unwrap().unwrap().meta.id, "2-2", "restored by the new owner");
+    // A write after the listing is hidden.
+    let late = s3.put_after_check(&Snapshot::empty(job, "2-4"), 1, 1).await;
+    assert!(matches!(late, Err(SnapshotError::Fenced { .. })), "{late:?}");
+    assert_eq!(store.list(job).await.unwrap(), ["2-1", "2-2"], "the write after step B is hidden");
+
+    // An owner of epoch 3 dies between its steps; the pending fence still
+    // shows what epoch 2 did, refuses epoch 2, and the next owner's first
+    // put raises past it, keeping that.
+    s3.raise_pending(job, 3).await.unwrap();
+    assert_eq!(store.list(job).await.unwrap(), ["2-1", "2-2"], "pending: epoch 2's rule");
+    let owner_2 = FencedSnapshots::new(store.clone(), 2);
+    assert!(matches!(owner_2.put(&Snapshot::empty(job, "2-5"), 5).await, Err(SnapshotError::Fenced { fence: 3, .. })));
+    FencedSnapshots::new(store.clone(), 4).put(&Snapshot::empty(job, "2-6"), 5).await.unwrap();
+    let listed = serde_json::json!([{"id": "2-1", "epoch": 1}, {"id": "2-2", "epoch": 1}]);
+    assert_eq!(fence(), serde_json::json!({"epoch": 4, "valid": listed}));
+    assert_eq!(store.list(job).await.unwrap(), ["2-1", "2-2", "2-6"]);
+
+    // An owner whose own raise stopped at step A finishes it with its first put.
+    s3.raise_pending(job, 5).await.unwrap();
+    FencedSnapshots::new(store.clone(), 5).put(&Snapshot::empty(job, "2-7"), 5).await.unwrap();
+    let listed = serde_json::json!([
+        {"id": "2-1", "epoch": 1}, {"id": "2-2", "epoch": 1}, {"id": "2-6", "epoch": 4}
+    ]);
+    assert_eq!(fence(), serde_json::json!({"epoch": 5, "valid": listed}));
+    assert_eq!(store.list(job).await.unwrap(), ["2-1", "2-2", "2-6", "2-7"]);
 }
 
 /// A bucket that does not exist fails the start, naming the URL.
