@@ -530,8 +530,11 @@ impl Worker {
                 }
                 match self.snapshots.load(key, id).await {
                     Ok(snapshot) => Ok(Some(snapshot)),
-                    // A damaged snapshot is the tenant's to know about (pick another).
-                    Err(e @ SnapshotError::Corrupt { .. }) => Err(WorkerError::Invalid(e.to_string())),
+                    // A damaged or expired snapshot is the tenant's to know
+                    // about (pick another).
+                    Err(e @ (SnapshotError::Corrupt { .. } | SnapshotError::NotFound { .. })) => {
+                        Err(WorkerError::Invalid(e.to_string()))
+                    }
                     Err(e) => Err(e.into()),
                 }
             }

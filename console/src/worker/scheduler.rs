@@ -219,7 +219,7 @@ pub async fn recover(worker: &Arc<Worker>, store: &Store, fresh: bool) -> anyhow
             if state == RunState::Stopping {
                 continue;
             }
-            let resumed = store
+            let mut resumed = store
                 .create_run(NewRun {
                     job_id: &run.job_id,
                     version_id: &run.version_id,
@@ -231,6 +231,12 @@ pub async fn recover(worker: &Arc<Worker>, store: &Store, fresh: bool) -> anyhow
                     worker: worker.takes_runs.then_some(worker.id.as_str()),
                 })
                 .await?;
+            // It goes on at the groups the run kept its state in, whatever
+            // the deployment's parallelism says now.
+            if let Some(groups) = run.task_groups {
+                store.set_task_groups(&resumed.id, groups).await?;
+                resumed.task_groups = Some(groups);
+            }
             run_event(store, &run.job_id, "run.resumed", &format!("run {} resumes run {}", resumed.id, run.id)).await?;
             if worker.takes_runs
                 && let Err(e) = worker.launch(resumed).await

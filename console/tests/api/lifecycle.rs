@@ -11,7 +11,9 @@ use sluice_tests::kafka::{create_topic, produce_unbatched, unique_topic};
 use sluice_tests::services::kafka_brokers;
 
 use crate::fixtures::{Order, expected_hs_order, file_spec, hs_order, kafka_spec, orders};
-use crate::helpers::{Client, PATIENCE, assert_audited, component, events, spawn_app, wait_for, wait_for_records_in};
+use crate::helpers::{
+    Client, PATIENCE, assert_audited, component, events, spawn_app, wait_for, wait_for_records_in, wait_for_run,
+};
 
 const JOB: &str = "/projects/life/jobs/hourly";
 /// Users ordering again and again: later orders retract earlier ones.
@@ -245,4 +247,61 @@ async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state()
     assert!(log.iter().any(|(a, _, d)| a == "job.parameters" && d == "set since_ms"), "names, not values: {log:?}");
     let audit_only = events(a, "life", "job=hourly&kind=audit").await;
     assert!(audit_only.iter().all(|(_, who, _)| who.as_deref() == Some("admin")), "{audit_only:?}");
+}
+
+/// A run the console's previous process left running resumes at the
+/// partition groups it kept its state in, even if the deployment's
+/// parallelism was changed meanwhile: it restores its snapshots instead of
+/// being refused (or, before, starting from empty state).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovered_run_keeps_its_task_groups_when_the_parallelism_changed() {
+    let brokers = kafka_brokers();
+    let topic = unique_topic("api-recovery-groups");
+    create_topic(&brokers, &topic, 1).await;
+    let all = orders(0, 300, USERS);
+    let app = spawn_app().await;
+    let a = &app.admin;
+    app.project("life").await;
+    let warehouse = app.sqlite_url("life", "warehouse.db");
+    a.put("/projects/life/connections/events", json!({ "kind": "kafka", "url": brokers })).await.expect(204);
+    a.put("/projects/life/connections/warehouse", json!({ "kind": "database", "url": warehouse })).await.expect(204);
+    a.post("/projects/life/jobs", json!({ "name": "hourly" })).await.expect(201);
+    a.post_bytes(&format!("{JOB}/versions"), component("hourly_premium")).await.expect(201);
+    let deploy = |parallelism: u32| json!({ "spec": kafka_spec(&topic), "parameters": { "since_ms": "0" }, "parallelism": parallelism });
+    a.put(&format!("{JOB}/deployment"), deploy(1)).await.expect(200);
+    produce(&brokers, &topic, &all[..200]).await;
+    let first = a.post(&format!("{JOB}/start"), json!({ "restore": "none" })).await.expect(201);
+    wait_for_table(&warehouse, &all, 200).await;
+    a.post(&format!("{JOB}/stop"), json!({ "snapshot": true })).await.expect(200);
+    assert_eq!(first["id"], a.get(&format!("{JOB}/runs")).await.expect(200)[0]["id"]);
+
+    // As a previous process would leave it: a run of one group, running,
+    // held by no live worker; then the parallelism is changed.
+    let project = app.store.project("life").await.unwrap().unwrap();
+    let job = app.store.job(&project.id, "hourly").await.unwrap().unwrap().id;
+    let left = app
+        .store
+        .create_run(sluice_console::store::NewRun {
+            job_id: &job,
+            version_id: first["version_id"].as_str().unwrap(),
+            state: sluice_console::store::RunState::Starting,
+            restore_from: Some("latest"),
+            start_position: None,
+            scheduled_ms: None,
+            created_by: "test",
+            worker: None,
+        })
+        .await
+        .unwrap();
+    app.store.set_task_groups(&left.id, 1).await.unwrap();
+    app.store.set_run_state(&left.id, sluice_console::store::RunState::Running, None).await.unwrap();
+    a.put(&format!("{JOB}/deployment"), deploy(2)).await.expect(200);
+
+    produce(&brokers, &topic, &all[200..]).await;
+    sluice_console::worker::scheduler::recover(&app.worker, &app.store, false).await.unwrap();
+    let resumed = wait_for_run(a, "life", "hourly", "running").await;
+    assert_eq!((resumed["created_by"].as_str(), resumed["task_groups"].as_i64()), (Some("recovery"), Some(1)));
+    // Its state came back: the orders before the snapshot retract right.
+    wait_for_table(&warehouse, &all, 300).await;
+    read_exactly(a, 100).await;
 }
