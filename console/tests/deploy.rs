@@ -16,40 +16,16 @@
 use std::path::Path;
 use std::process::Command;
 
-use sluice_tests::services::{postgres_url, repo_root};
+use sluice_tests::services::repo_root;
 
-/// A database of this test's own on the local server, for the pods to share.
-struct FreshDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
+#[path = "support/fresh_database.rs"]
+mod fresh_database;
 
-impl FreshDatabase {
-    async fn create() -> FreshDatabase {
-        let test_url = postgres_url();
-        let server = test_url.rsplit_once('/').expect("a database URL").0.to_owned();
-        let admin_url = format!("{server}/postgres");
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let name = format!("sluice_deploy_{}_{nanos}", std::process::id());
-        let admin = sqlx::PgPool::connect(&admin_url).await.expect("the postgres database");
-        sqlx::query(&format!("create database {name}")).execute(&admin).await.expect("create database");
-        admin.close().await;
-        FreshDatabase { url: format!("{server}/{name}"), admin_url, name }
-    }
-
-    async fn remove(self) {
-        let admin = sqlx::PgPool::connect(&self.admin_url).await.expect("the postgres database");
-        sqlx::query(&format!("drop database if exists {} with (force)", self.name))
-            .execute(&admin)
-            .await
-            .expect("drop database");
-    }
-}
+use fresh_database::FreshDatabase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kubernetes_manifests_validate_and_their_pods_start_answer_and_stop() {
-    let database = FreshDatabase::create().await;
+    let database = FreshDatabase::create("sluice_deploy").await;
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("the target directory").to_owned();
     let script = repo_root().join("scripts/kubernetes-check.sh");
     let url = database.url.clone();

@@ -7,8 +7,8 @@
 
 use sluice_console::store::{RunState, SecretKey, Store};
 
+use crate::fresh_database::FreshDatabase;
 use crate::one_active_run::{new_run, store_with_job};
-use crate::postgres::FreshDatabase;
 
 const LEASE_MS: i64 = 60_000;
 
@@ -70,7 +70,7 @@ async fn leases_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leases_on_postgresql() {
-    let db = FreshDatabase::create().await;
+    let db = FreshDatabase::create("sluice_api").await;
     let store = Store::connect(&db.url, SecretKey::generate()).await.unwrap();
     let project = store.create_project("p", "").await.unwrap();
     let job = store.create_job(&project.id, "job", "").await.unwrap();

@@ -8,6 +8,8 @@
 //! PostgreSQL test the local server; a missing service fails the test.
 
 mod fixtures;
+#[path = "../support/fresh_database.rs"]
+mod fresh_database;
 mod helpers;
 #[path = "../support/wait.rs"]
 mod wait;

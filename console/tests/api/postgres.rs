@@ -3,39 +3,11 @@
 
 use serde_json::json;
 use sluice_console::store::{Deployment, EventFilter, NewRun, RunState, SecretKey, Store, now_ms};
-use sluice_tests::services::postgres_url;
 
 use crate::fixtures::{file_spec, orders};
 use crate::helpers::{component, spawn_app_on, wait_for_run, warehouse_connection};
 
-/// A database of this test's own on the local server; dropped at the end.
-pub struct FreshDatabase {
-    admin_url: String,
-    name: String,
-    pub url: String,
-}
-
-impl FreshDatabase {
-    pub async fn create() -> FreshDatabase {
-        let test_url = postgres_url();
-        let server = test_url.rsplit_once('/').expect("a database URL").0.to_owned();
-        let admin_url = format!("{server}/postgres");
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let name = format!("sluice_api_{}_{nanos}", std::process::id());
-        let admin = sqlx::PgPool::connect(&admin_url).await.expect("the postgres database");
-        sqlx::query(&format!("create database {name}")).execute(&admin).await.expect("create database");
-        admin.close().await;
-        FreshDatabase { url: format!("{server}/{name}"), admin_url, name }
-    }
-
-    pub async fn remove(self) {
-        let admin = sqlx::PgPool::connect(&self.admin_url).await.expect("the postgres database");
-        sqlx::query(&format!("drop database if exists {} with (force)", self.name))
-            .execute(&admin)
-            .await
-            .expect("drop");
-    }
-}
+use crate::fresh_database::FreshDatabase;
 
 /// Consoles and workers on other machines reach the store over the
 /// network: a URL with `sslmode=require` (or `verify-full` and the
@@ -43,7 +15,7 @@ impl FreshDatabase {
 /// TLS with its own certificate, so `require`, which does not verify it.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metadata_store_connects_over_tls_when_its_url_asks() {
-    let db = FreshDatabase::create().await;
+    let db = FreshDatabase::create("sluice_api").await;
     let store = Store::connect(&format!("{}?sslmode=require", db.url), SecretKey::generate())
         .await
         .expect("a TLS connection to the local server");
@@ -58,7 +30,7 @@ async fn the_metadata_store_connects_over_tls_when_its_url_asks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metadata_store_runs_on_postgresql() {
-    let db = FreshDatabase::create().await;
+    let db = FreshDatabase::create("sluice_api").await;
     let key = SecretKey::generate();
     let store = Store::connect(&db.url, key.clone()).await.expect("migrations run on a fresh database");
     assert_eq!(store.dialect, sluice_console::store::Dialect::Postgres);
