@@ -12,7 +12,8 @@ use sluice_tests::services::kafka_brokers;
 
 use crate::fixtures::{Order, expected_hs_order, file_spec, hs_order, kafka_spec, orders};
 use crate::helpers::{
-    Client, PATIENCE, assert_audited, component, events, spawn_app, wait_for, wait_for_records_in, wait_for_run,
+    Client, PATIENCE, TestApp, assert_audited, component, events, spawn_app, wait_for, wait_for_records_in,
+    wait_for_run,
 };
 
 const JOB: &str = "/projects/life/jobs/hourly";
@@ -44,6 +45,25 @@ async fn read_exactly(client: &Client, n: u64) -> Value {
     metrics
 }
 
+/// Project `life` with its connections (the broker, a SQLite warehouse)
+/// and job `hourly` at its first version; returns the warehouse's URL and
+/// that version.
+async fn hourly_job(app: &TestApp, brokers: &str) -> (String, Value) {
+    let a = &app.admin;
+    app.project("life").await;
+    let warehouse = app.sqlite_url("life", "warehouse.db");
+    a.put("/projects/life/connections/events", json!({ "kind": "kafka", "url": brokers })).await.expect(204);
+    a.put("/projects/life/connections/warehouse", json!({ "kind": "database", "url": warehouse })).await.expect(204);
+    a.post("/projects/life/jobs", json!({ "name": "hourly" })).await.expect(201);
+    let v1 = a.post_bytes(&format!("{JOB}/versions?note=first"), component("hourly_premium")).await.expect(201);
+    (warehouse, v1)
+}
+
+/// The job's deployment reading `topic` at `parallelism`.
+fn deployment(topic: &str, parallelism: u32) -> Value {
+    json!({ "spec": kafka_spec(topic), "parameters": { "since_ms": "0" }, "parallelism": parallelism })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state() {
     let brokers = kafka_brokers();
@@ -53,15 +73,8 @@ async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state()
 
     let app = spawn_app().await;
     let a = &app.admin;
-    app.project("life").await;
-    let warehouse = app.sqlite_url("life", "warehouse.db");
-    a.put("/projects/life/connections/events", json!({ "kind": "kafka", "url": brokers })).await.expect(204);
-    a.put("/projects/life/connections/warehouse", json!({ "kind": "database", "url": warehouse })).await.expect(204);
-    a.post("/projects/life/jobs", json!({ "name": "hourly" })).await.expect(201);
-    let v1 = a.post_bytes(&format!("{JOB}/versions?note=first"), component("hourly_premium")).await.expect(201);
-    a.put(&format!("{JOB}/deployment"), json!({ "spec": kafka_spec(&topic), "parameters": { "since_ms": "0" } }))
-        .await
-        .expect(200);
+    let (warehouse, v1) = hourly_job(&app, &brokers).await;
+    a.put(&format!("{JOB}/deployment"), deployment(&topic, 1)).await.expect(200);
 
     // Start fresh; it reads what is there.
     produce(&brokers, &topic, &all[..200]).await;
@@ -127,15 +140,14 @@ async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state()
     // Its state is in parallelism-1 snapshots, which parallelism 2 cannot
     // restore: starting from `latest` there is refused rather than starting
     // from empty state without a word.
-    let deploy = |parallelism: u32| json!({ "spec": kafka_spec(&topic), "parameters": { "since_ms": "0" }, "parallelism": parallelism });
-    a.put(&format!("{JOB}/deployment"), deploy(2)).await.expect(200);
+    a.put(&format!("{JOB}/deployment"), deployment(&topic, 2)).await.expect(200);
     let refused = a.post(&format!("{JOB}/start"), json!({ "restore": "latest" })).await.error(400);
     assert!(
         refused.contains("snapshots taken at parallelism 1, which parallelism 2 cannot restore")
             && refused.contains("restore `none`"),
         "{refused}"
     );
-    a.put(&format!("{JOB}/deployment"), deploy(1)).await.expect(200);
+    a.put(&format!("{JOB}/deployment"), deployment(&topic, 1)).await.expect(200);
 
     // Start from the latest snapshot: only the new orders are read, and the
     // state carries the old ones (retractions land right).
@@ -147,11 +159,11 @@ async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state()
 
     // An upgrade restarts from `latest` at the deployment's parallelism:
     // at another one than the run's, it is refused before the job stops.
-    a.put(&format!("{JOB}/deployment"), deploy(2)).await.expect(200);
+    a.put(&format!("{JOB}/deployment"), deployment(&topic, 2)).await.expect(200);
     let refused = a.post(&format!("{JOB}/upgrade"), json!({ "version": 1 })).await.error(400);
     assert!(refused.contains("parallelism 1, which parallelism 2 cannot restore"), "{refused}");
     assert_eq!(a.get(&format!("{JOB}/metrics")).await.expect(200)["state"], "running", "still running");
-    a.put(&format!("{JOB}/deployment"), deploy(1)).await.expect(200);
+    a.put(&format!("{JOB}/deployment"), deployment(&topic, 1)).await.expect(200);
 
     // A snapshot of another job is refused by name.
     a.post("/projects/life/jobs", json!({ "name": "other" })).await.expect(201);
@@ -261,14 +273,8 @@ async fn a_recovered_run_keeps_its_task_groups_when_the_parallelism_changed() {
     let all = orders(0, 300, USERS);
     let app = spawn_app().await;
     let a = &app.admin;
-    app.project("life").await;
-    let warehouse = app.sqlite_url("life", "warehouse.db");
-    a.put("/projects/life/connections/events", json!({ "kind": "kafka", "url": brokers })).await.expect(204);
-    a.put("/projects/life/connections/warehouse", json!({ "kind": "database", "url": warehouse })).await.expect(204);
-    a.post("/projects/life/jobs", json!({ "name": "hourly" })).await.expect(201);
-    a.post_bytes(&format!("{JOB}/versions"), component("hourly_premium")).await.expect(201);
-    let deploy = |parallelism: u32| json!({ "spec": kafka_spec(&topic), "parameters": { "since_ms": "0" }, "parallelism": parallelism });
-    a.put(&format!("{JOB}/deployment"), deploy(1)).await.expect(200);
+    let (warehouse, _) = hourly_job(&app, &brokers).await;
+    a.put(&format!("{JOB}/deployment"), deployment(&topic, 1)).await.expect(200);
     produce(&brokers, &topic, &all[..200]).await;
     let first = a.post(&format!("{JOB}/start"), json!({ "restore": "none" })).await.expect(201);
     wait_for_table(&warehouse, &all, 200).await;
@@ -295,7 +301,7 @@ async fn a_recovered_run_keeps_its_task_groups_when_the_parallelism_changed() {
         .unwrap();
     app.store.set_task_groups(&left.id, 1).await.unwrap();
     app.store.set_run_state(&left.id, sluice_console::store::RunState::Running, None).await.unwrap();
-    a.put(&format!("{JOB}/deployment"), deploy(2)).await.expect(200);
+    a.put(&format!("{JOB}/deployment"), deployment(&topic, 2)).await.expect(200);
 
     produce(&brokers, &topic, &all[200..]).await;
     sluice_console::worker::scheduler::recover(&app.worker, &app.store, false).await.unwrap();
