@@ -56,21 +56,38 @@ async fn a_task_whose_lease_expired_or_was_revoked_writes_no_row() {
     assert_eq!(rows, 0);
 }
 
-/// A task of the hostile guest as job `job` reading `input` (a file of
-/// commands), whose dimension `bomb` is Redis under `prefix` with
-/// `writes = "snapshot"`, snapshotting into `dir`, under `gate` and lease
-/// `epoch`.
+/// A task's lease, as [`TaskBuilder::lease_fences`] takes it: the job, the
+/// floor epoch of its run, the task's key and its own epoch.
+#[derive(Clone, Copy)]
+struct Lease<'a> {
+    job: &'a str,
+    run_floor: u64,
+    task_key: &'a str,
+    epoch: u64,
+}
+
+impl<'a> Lease<'a> {
+    /// A run of one partition group: the task's key is the job's, and the
+    /// run's floor its only epoch.
+    fn single(job: &'a str, epoch: u64) -> Self {
+        Lease { job, run_floor: epoch, task_key: job, epoch }
+    }
+}
+
+/// A task of the hostile guest as task `lease.task_key` reading `input` (a
+/// file of commands), whose dimension `bomb` is Redis under `prefix` with
+/// `writes = "snapshot"`, snapshotting into `dir`, under `gate` and `lease`.
 async fn fenced_task(
-    job: &str,
     dir: &std::path::Path,
     prefix: &str,
     gate: Arc<LeaseGate>,
-    epoch: u64,
+    lease: Lease<'_>,
 ) -> Result<sluice_runtime::job::Task, sluice_runtime::job::BuildError> {
     let text = format!(
-        "name = \"{job}\"\ncomponent = \"unused.wasm\"\n[sources.input]\nkind = \"file\"\npath = \"input.txt\"\n\
+        "name = \"{}\"\ncomponent = \"unused.wasm\"\n[sources.input]\nkind = \"file\"\npath = \"input.txt\"\n\
          [sinks.out]\nkind = \"memory\"\n\
-         [dimensions.bomb]\nkind = \"redis\"\nconnection = \"cache\"\nkey_prefix = \"{prefix}\"\nwrites = \"snapshot\"\n"
+         [dimensions.bomb]\nkind = \"redis\"\nconnection = \"cache\"\nkey_prefix = \"{prefix}\"\nwrites = \"snapshot\"\n",
+        lease.task_key
     );
     let spec = JobSpec::parse(&text, dir).expect("test spec");
     let mut connections = Connections::default();
@@ -82,7 +99,7 @@ async fn fenced_task(
         .dead_letter(Box::new(MemorySink::default()))
         .snapshots(Arc::new(LocalSnapshotStore::new(dir.join("snapshots"))))
         .lease(gate)
-        .lease_epoch(epoch, job)
+        .lease_fences(lease.job, lease.run_floor, lease.task_key, lease.epoch)
         .build(engine(), &component)
         .await
 }
@@ -124,11 +141,13 @@ async fn a_dimension_commit_from_an_older_epoch_is_refused_and_ends_the_task_as_
             let held = || Arc::new(LeaseGate::until(Instant::now(), Duration::from_secs(60)));
             // Epoch 1 starts (raising the fence to 1).
             let old_gate = held();
-            let old = fenced_task(job, &dir, &prefix, old_gate.clone(), 1).await.expect("epoch 1 builds");
+            let old =
+                fenced_task(&dir, &prefix, old_gate.clone(), Lease::single(job, 1)).await.expect("epoch 1 builds");
 
             // The takeover: the new owner raises the fence to 2 as it restores.
             let new_gate = held();
-            let new = fenced_task(job, &dir, &prefix, new_gate.clone(), 2).await.expect("epoch 2 builds");
+            let new =
+                fenced_task(&dir, &prefix, new_gate.clone(), Lease::single(job, 2)).await.expect("epoch 2 builds");
 
             let (_stop, stop_rx) = tokio::sync::watch::channel(false);
             let result = tokio::time::timeout(GENEROUS, old.run(stop_rx.clone())).await.expect("the task ends");
@@ -140,13 +159,55 @@ async fn a_dimension_commit_from_an_older_epoch_is_refused_and_ends_the_task_as_
             assert!(!old_gate.is_open(), "the refusal closes the old owner's gate");
             assert_eq!(bomb_rows(&prefix).await, Vec::<String>::new(), "the old owner wrote nothing");
 
-            let err = fenced_task(job, &dir, &prefix, held(), 1).await.err().expect("epoch 1 is fenced off");
+            let err =
+                fenced_task(&dir, &prefix, held(), Lease::single(job, 1)).await.err().expect("epoch 1 is fenced off");
             assert!(err.to_string().contains("`bomb`") && err.to_string().contains("epoch 2"), "{err}");
 
             let result = tokio::time::timeout(GENEROUS, new.run(stop_rx)).await.expect("the task ends");
             assert!(result.is_ok(), "{result:?}");
             assert!(new_gate.is_open());
             assert_eq!(bomb_rows(&prefix).await.len(), 2, "the new owner's writes are committed");
+        }
+    })
+    .await;
+    delete_keys(&prefix).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic.into_panic());
+    }
+}
+
+/// The partition groups of one run hold leases of their own, with epochs
+/// of their own: a task whose epoch is below a sibling's still builds (its
+/// fences raised) and commits, as the job's fence stands at the run's
+/// floor; a task of an earlier run is refused, whatever its own epoch.
+#[tokio::test]
+async fn sibling_tasks_of_a_run_commit_under_their_own_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("input.txt"), "dimension-bomb 2 8\n").unwrap();
+    let prefix = format!("sluice-test:{}:lease-siblings:", std::process::id());
+    let job = "demo__lease-siblings";
+    let outcome = tokio::spawn({
+        let (dir, prefix) = (dir.path().to_owned(), prefix.clone());
+        async move {
+            let held = || Arc::new(LeaseGate::until(Instant::now(), Duration::from_secs(60)));
+            let group = |task_key, epoch| Lease { job, run_floor: 3, task_key, epoch };
+            let first = fenced_task(&dir, &prefix, held(), group("demo__lease-siblings__p0-of-2", 5)).await;
+            let first = first.expect("the group at epoch 5 builds");
+            let second = fenced_task(&dir, &prefix, held(), group("demo__lease-siblings__p1-of-2", 3)).await;
+            let second = second.expect("its sibling at epoch 3 builds too");
+
+            let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+            for (task, what) in [(second, "the group at epoch 3"), (first, "the group at epoch 5")] {
+                let result = tokio::time::timeout(GENEROUS, task.run(stop_rx.clone())).await.expect("the task ends");
+                assert!(result.is_ok(), "{what} commits: {result:?}");
+            }
+            assert_eq!(bomb_rows(&prefix).await.len(), 2, "the groups' writes are committed");
+
+            // A task of the job's earlier run (floor 2), though its own
+            // epoch is above both groups'.
+            let earlier = Lease { job, run_floor: 2, task_key: "demo__lease-siblings__p0-of-2", epoch: 9 };
+            let err = fenced_task(&dir, &prefix, held(), earlier).await.err().expect("an earlier run is fenced off");
+            assert!(err.to_string().contains("epoch 2") && err.to_string().contains("epoch 3"), "{err}");
         }
     })
     .await;

@@ -175,15 +175,18 @@ async fn stop_job(state: &AppState, job: &Job, snapshot: bool) -> ApiResult<Run>
         return Ok(run);
     }
     if state.worker.running(&job.id).is_some_and(|r| r.run_id == run.id) {
+        // Its tasks here stop now, those on other workers when woken.
         state.worker.stop(&job.id, snapshot).await?;
+        wake_holders(state, &run.id).await?;
+    } else if state.store.cancel_unassigned(&run.id).await? {
+        // No worker held any of its tasks yet.
         return Ok(run);
+    } else {
+        // Held by other processes: their workers stop its tasks at their
+        // next heartbeat (woken now); tasks no worker holds stop at once.
+        state.store.request_stop(&run.id, snapshot).await?;
+        wake_holders(state, &run.id).await?;
     }
-    // Held by another process (or by nobody yet): its worker stops it at
-    // its next heartbeat; a run no worker holds stops at once.
-    if state.store.cancel_unassigned(&run.id).await? {
-        return Ok(run);
-    }
-    state.store.request_stop(&run.id, snapshot).await?;
     let deadline = std::time::Instant::now() + STOP_WAIT;
     loop {
         let now = state.store.run(&run.id).await?.ok_or_else(|| ApiError::Conflict("the run was deleted".into()))?;
@@ -192,14 +195,27 @@ async fn stop_job(state: &AppState, job: &Job, snapshot: bool) -> ApiResult<Run>
         }
         if std::time::Instant::now() > deadline {
             return Err(ApiError::Conflict(format!(
-                "run {} did not stop within {STOP_WAIT:?}; its worker {} stops it when it next heartbeats, or it \
-                 is ended when that worker's lease expires",
-                run.id,
-                now.worker.as_deref().unwrap_or("(none)")
+                "run {} did not stop within {STOP_WAIT:?}; the workers holding its tasks stop them when they \
+                 next heartbeat, or they are ended when those workers' leases expire",
+                run.id
             )));
         }
         tokio::time::sleep(REQUEST_POLL).await;
     }
+}
+
+/// Wakes the workers holding run `run_id`'s tasks, so they read a request now.
+async fn wake_holders(state: &AppState, run_id: &str) -> ApiResult<()> {
+    let holders: std::collections::BTreeSet<String> =
+        state.store.run_tasks(run_id).await?.into_iter().filter_map(|t| t.worker).collect();
+    for worker in holders {
+        if worker == state.worker.id {
+            state.worker.nudge.notify_one();
+        } else {
+            state.store.wake_worker(&worker).await?;
+        }
+    }
+    Ok(())
 }
 
 /// How often a stop or snapshot request to another process is checked on.
@@ -209,8 +225,9 @@ const REQUEST_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 /// waited for.
 const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Asks the worker holding the job's run (another process) for a snapshot
-/// of every partition group, and returns what it stored.
+/// Asks the workers holding the job's run's tasks (other processes, or
+/// several) for a snapshot of every partition group, and returns what they
+/// stored.
 async fn remote_snapshot(state: &AppState, project: &Project, job: &Job) -> ApiResult<Vec<Snapshot>> {
     let run = state
         .store
@@ -220,11 +237,12 @@ async fn remote_snapshot(state: &AppState, project: &Project, job: &Job) -> ApiR
         .ok_or_else(|| ApiError::Conflict("the job is not running; start it first".into()))?;
     let groups = state.store.deployment(&job.id).await?.map_or(1, |d| d.parallelism.clamp(1, 64) as u32);
     let asked = state.store.request_snapshot(&run.id).await?;
+    wake_holders(state, &run.id).await?;
     let deadline = std::time::Instant::now() + STOP_WAIT;
     while state.store.snapshot_answer(&run.id).await?.unwrap_or(0) < asked {
         if std::time::Instant::now() > deadline {
             return Err(ApiError::Conflict(format!(
-                "the worker holding run {} took no snapshot within {STOP_WAIT:?}; see the job's events",
+                "the workers holding run {}'s tasks took no snapshot within {STOP_WAIT:?}; see the job's events",
                 run.id
             )));
         }
@@ -300,7 +318,9 @@ pub async fn take_snapshot(
     Path((p, j)): Path<(String, String)>,
 ) -> ApiResult<(StatusCode, Json<Vec<SnapshotInfo>>)> {
     let (project, job, _) = job_access(&state, &user, &p, &j, Role::Operator).await?;
-    let taken = if state.worker.running(&job.id).is_some() {
+    // Every task of the run here: taken here at once.
+    let all_here = state.worker.running(&job.id).is_some_and(|r| r.groups().len() as u32 == r.run_groups());
+    let taken = if all_here {
         state.worker.snapshot_now(&job.id).await?
     } else {
         remote_snapshot(&state, &project, &job).await?

@@ -44,7 +44,13 @@ pub async fn job_metrics(
 ) -> ApiResult<Json<MetricsAnswer>> {
     let (_, job, _) = job_access(&state, &user, &p, &j, Role::Viewer).await?;
     let latest = state.store.runs(&job.id, 1).await?.into_iter().next();
-    let live = state.worker.status(&job.id, q.seconds.unwrap_or(300).min(HISTORY_POINTS));
+    // The charts when every task of the run is here; else the reports of
+    // the workers holding its tasks.
+    let live = state
+        .worker
+        .running(&job.id)
+        .filter(|r| r.groups().len() as u32 == r.run_groups())
+        .and_then(|_| state.worker.status(&job.id, q.seconds.unwrap_or(300).min(HISTORY_POINTS)));
     let remote = if live.is_none() { remote_report(&state, latest.as_ref()).await } else { None };
     let answer = match (live, remote) {
         (Some(LiveStatus { run_id, totals, series, tasks }), _) => MetricsAnswer {
@@ -73,14 +79,30 @@ pub async fn job_metrics(
     Ok(Json(answer))
 }
 
-/// The active run `latest` with its worker's last report, when another
-/// process holds it.
+/// The active run `latest` with what the workers holding its tasks last
+/// reported of it (a run on other processes, or spread over several).
 async fn remote_report(
     state: &AppState,
     latest: Option<&crate::store::Run>,
 ) -> Option<(crate::store::Run, crate::worker::lease::RunReport)> {
     let run = latest.filter(|r| r.state.is_active())?;
-    let report = super::workers::reported(state, &run.id, run.worker.as_deref()?).await?;
+    let holders: std::collections::BTreeSet<String> =
+        state.store.run_tasks(&run.id).await.ok()?.into_iter().filter_map(|t| t.worker).collect();
+    let mut merged: Option<crate::worker::lease::RunReport> = None;
+    for worker in holders {
+        let Some(report) = super::workers::reported(state, &run.id, &worker).await else { continue };
+        merged = Some(match merged {
+            None => report,
+            Some(mut all) => {
+                all.totals = all.totals.plus(&report.totals);
+                all.tasks.extend(report.tasks);
+                all.epoch = all.epoch.max(report.epoch);
+                all
+            }
+        });
+    }
+    let mut report = merged?;
+    report.tasks.sort_by_key(|t| t.task);
     Some((run.clone(), report))
 }
 
@@ -252,8 +274,9 @@ struct WorkerLabels {
 async fn worker_metrics(state: &AppState, registry: &mut Registry) -> Result<(), crate::store::StoreError> {
     let families = [
         ("worker_heartbeat_age_seconds", "Seconds since the worker's last heartbeat"),
-        ("worker_slots", "Runs the worker may hold"),
-        ("worker_runs", "Runs the worker holds"),
+        ("worker_slots", "Tasks the worker may hold"),
+        ("worker_tasks", "Tasks (partition groups of runs) the worker holds"),
+        ("worker_runs", "Runs the worker holds tasks of"),
         ("worker_records_in", "Records read by the runs the worker holds"),
         ("worker_records_out", "Rows emitted by the runs the worker holds"),
     ]
@@ -270,6 +293,7 @@ async fn worker_metrics(state: &AppState, registry: &mut Registry) -> Result<(),
         let values = [
             (now - worker.heartbeat_ms).max(0) / 1000,
             worker.slots,
+            worker.tasks,
             worker.runs,
             reports.iter().map(|r| r.totals.records_in as i64).sum(),
             reports.iter().map(|r| r.totals.records_out as i64).sum(),

@@ -11,6 +11,7 @@ mod projects;
 mod quotas;
 mod runs;
 mod sealing;
+mod tasks;
 mod workers;
 
 use std::borrow::Cow;
@@ -26,7 +27,8 @@ pub use projects::{Connection, Membership, Project};
 pub use quotas::ProjectQuota;
 pub use runs::{NewRun, Run, RunState};
 pub use sealing::SecretKey;
-pub use workers::{OwnedRun, WorkerInfo, WorkerState};
+pub use tasks::{OwnedTask, TaskEnded, TaskLease, TaskPlace};
+pub use workers::{WorkerInfo, WorkerState};
 
 /// Which database the metadata lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +73,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "one active run per job", include_str!("../../migrations/0006_one_active_run.sql")),
     (7, "workers and leases", include_str!("../../migrations/0007_workers_and_leases.sql")),
     (8, "run task groups", include_str!("../../migrations/0008_run_task_groups.sql")),
+    (9, "task leases", include_str!("../../migrations/0009_task_leases.sql")),
 ];
 
 impl Store {

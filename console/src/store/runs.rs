@@ -149,8 +149,8 @@ impl Store {
         let id = new_id();
         sqlx::query(
             "insert into runs (id, job_id, version_id, state, restore_from, start_position, scheduled_ms, created_by,
-             created_ms, worker, lease_expires_ms)
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             created_ms, worker)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&id)
         .bind(new.job_id)
@@ -162,9 +162,6 @@ impl Store {
         .bind(new.created_by)
         .bind(now_ms())
         .bind(new.worker)
-        // Until the worker claims it; if it never does, the run is taken
-        // over like any whose worker stopped renewing.
-        .bind(new.worker.map(|_| now_ms() + 60_000))
         .execute(&self.pool)
         .await
         // The store keeps one active run per job (a partial unique index).
@@ -228,26 +225,13 @@ impl Store {
         state: RunState,
         error: Option<&str>,
     ) -> StoreResult<bool> {
-        self.update_run_state(id, from, None, state, error).await
-    }
-
-    /// A state change by the owner of lease `epoch` (ignored once the run
-    /// was taken over).
-    pub(super) async fn change_run_state_fenced(
-        &self,
-        id: &str,
-        epoch: Option<i64>,
-        state: RunState,
-        error: Option<&str>,
-    ) -> StoreResult<bool> {
-        self.update_run_state(id, None, epoch, state, error).await
+        self.update_run_state(id, from, state, error).await
     }
 
     async fn update_run_state(
         &self,
         id: &str,
         from: Option<RunState>,
-        epoch: Option<i64>,
         state: RunState,
         error: Option<&str>,
     ) -> StoreResult<bool> {
@@ -260,8 +244,7 @@ impl Store {
         let done = sqlx::query(
             "update runs set state = $1, error = coalesce($2, error),
              started_ms = coalesce(started_ms, $3), ended_ms = coalesce($4, ended_ms)
-             where id = $5 and ($6 is null or state = $6)
-               and ($7 is null or (lease_epoch = $7 and state in ('starting', 'running', 'stopping')))",
+             where id = $5 and ($6 is null or state = $6)",
         )
         .bind(state.as_str())
         .bind(error)
@@ -269,7 +252,6 @@ impl Store {
         .bind(ended)
         .bind(id)
         .bind(from.map(RunState::as_str))
-        .bind(epoch)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

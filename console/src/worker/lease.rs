@@ -1,21 +1,20 @@
 //! The worker's side of scale-out (docs/OPERATIONS.md): it registers in
 //! the metadata store, and every third of the lease time it heartbeats,
-//! renews the leases of the runs it holds and reads them back. From that
-//! it learns which runs were given to it (it launches them), which it lost
-//! (their tasks stop writing at once), and what consoles asked of them
+//! renews the leases of the tasks it holds and reads them back. From that
+//! it learns which tasks were given to it (it launches them), which it
+//! lost (they stop writing at once), and what consoles asked of their runs
 //! (stop, snapshot now). Its tasks may write only until 3/4 of the lease
 //! after the last renewal that succeeded, so a worker cut off from the
-//! store stops writing before anyone else can take its runs over.
+//! store stops writing before anyone else can take its tasks over.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use sluice_runtime::job::task::TaskCommand;
 
 use super::{LaunchPlan, RunningJob, TaskStatus, Totals, Worker};
-use crate::store::{OwnedRun, RunState, WorkerState};
+use crate::store::{OwnedTask, RunState, WorkerState};
 
 /// What a worker reports of one run at each heartbeat (the Workers view,
 /// and the job view of a run on another process).
@@ -62,159 +61,145 @@ impl Worker {
     /// One heartbeat: report, renew, and act on what the store says.
     async fn beat(self: &Arc<Self>) -> anyhow::Result<()> {
         let renewed_at = Instant::now();
-        // Taken before the renewal: a run launched meanwhile is judged at
+        // Taken before the renewal: a task launched meanwhile is judged at
         // the next beat, not by a read older than its claim.
         let local: Vec<Arc<RunningJob>> = self.running.lock().expect("running lock").values().cloned().collect();
         let state = if self.draining.load(Ordering::SeqCst) { WorkerState::Draining } else { WorkerState::Up };
         self.store.heartbeat(&self.id, state, &serde_json::to_value(self.reports())?).await?;
         let owned = self.store.renew_leases(&self.id, self.lease_ms()).await?;
-        for running in &local {
-            match owned.iter().find(|o| o.run.id == running.run_id) {
-                // A gate that lapsed stays shut: the lease may have been
-                // taken over meanwhile, so the run restarts under a new epoch.
-                Some(o) if o.epoch == running.epoch && running.gate.is_open() => {
-                    running.gate.extend(renewed_at, self.write_window());
-                    self.answer_requests(running, o);
+        for share in &local {
+            let mut answered = None;
+            for (group, _, epoch) in share.groups() {
+                let open = share.tasks.lock().expect("tasks lock").get(&group).is_some_and(|t| t.gate.is_open());
+                match owned.iter().find(|o| o.run.id == share.run_id && o.group == group) {
+                    // A gate that lapsed stays shut: the lease may have been
+                    // taken over meanwhile, so the task restarts under a new
+                    // epoch.
+                    Some(o) if o.epoch == epoch && open => {
+                        if let Some(slot) = share.tasks.lock().expect("tasks lock").get(&group) {
+                            slot.gate.extend(renewed_at, self.write_window());
+                        }
+                        let done = o.snapshot_done_ms.unwrap_or(0);
+                        answered = Some(answered.map_or(done, |a: i64| a.min(done)));
+                        self.answer_stop(share, o);
+                    }
+                    _ => share.lose(group),
                 }
-                _ => self.lose(running),
+            }
+            if let (Some(done), Some(o)) = (answered, owned.iter().find(|o| o.run.id == share.run_id)) {
+                self.answer_snapshot(share, o.snapshot_request_ms.unwrap_or(0), done);
             }
         }
         for o in owned {
-            // Epoch 0: created for this worker by a start on this process,
+            // Epoch 0: planned for this worker by a start on this process,
             // which launches it itself.
-            if o.epoch == 0 || self.holds(&o.run.id) {
+            if o.epoch == 0 || self.holds(&o.run.id, o.group) {
                 continue;
             }
-            match o.run.state {
-                // Left stopping by this worker's previous process, or
-                // asked to stop before it was launched.
-                _ if o.run.state == RunState::Stopping || o.stop_request.is_some() => {
-                    let _ = self.store.set_run_state_as(&o.run.id, o.epoch, RunState::Stopped, None).await;
-                }
-                _ if self.draining.load(Ordering::SeqCst) => {
-                    let restore = super::RestoreFrom::parse(o.run.restore_from.as_deref()).resumed();
-                    let _ = self.store.release_run(&o.run.id, &self.id, o.epoch, &restore.as_text()).await;
-                }
-                state => {
-                    let mut run = o.run.clone();
-                    if state == RunState::Running {
-                        // Running here before this process started: resume it.
-                        run.restore_from =
-                            Some(super::RestoreFrom::parse(run.restore_from.as_deref()).resumed().as_text());
+            if o.run.state == RunState::Stopping || o.stop_request.is_some() {
+                // Left stopping by this worker's previous process, or asked
+                // to stop before it was launched.
+                let _ = self.store.end_task(&o.run.id, o.group, o.epoch, RunState::Stopped, None).await;
+            } else if self.draining.load(Ordering::SeqCst) {
+                let _ = self.store.release_task(&o.run.id, o.group, &self.id, o.epoch).await;
+            } else {
+                let worker = self.clone();
+                tokio::spawn(async move {
+                    let (id, group) = (o.run.id.clone(), o.group);
+                    if let Err(e) = worker.launch_assigned(o.run, o.group, o.epoch).await {
+                        tracing::warn!(run = %id, group, error = %e, "an assigned task did not start");
                     }
-                    let worker = self.clone();
-                    tokio::spawn(async move {
-                        let id = run.id.clone();
-                        if let Err(e) = worker.launch(run).await {
-                            tracing::warn!(run = %id, error = %e, "an assigned run did not start");
-                        }
-                    });
-                }
+                });
             }
         }
         Ok(())
     }
 
-    /// The lease of `running` went elsewhere: its tasks write nothing more.
-    fn lose(&self, running: &RunningJob) {
-        running.gate.revoke();
-        for control in running.controls() {
-            let _ = control.try_send(TaskCommand::Stop { snapshot: false });
-        }
-    }
-
-    /// Acts on a console's stop or snapshot request for a run held here.
-    fn answer_requests(self: &Arc<Self>, running: &Arc<RunningJob>, owned: &OwnedRun) {
+    /// Acts on a console's stop request for a run with tasks held here.
+    fn answer_stop(self: &Arc<Self>, share: &Arc<RunningJob>, owned: &OwnedTask) {
         if let Some(request) = &owned.stop_request
-            && !running.stopping.load(Ordering::SeqCst)
+            && !share.stopping.swap(true, Ordering::SeqCst)
         {
-            let (worker, job, snapshot) = (self.clone(), running.job_id.clone(), request == "snapshot");
+            let (worker, share, snapshot) = (self.clone(), share.clone(), request == "snapshot");
             tokio::spawn(async move {
-                if let Err(e) = worker.stop(&job, snapshot).await {
-                    tracing::warn!(job = %job, error = %e, "a requested stop failed");
+                if let Err(e) = worker.stop_here(&share, snapshot).await {
+                    tracing::warn!(job = %share.job_id, error = %e, "a requested stop failed");
                 }
             });
         }
-        let asked = owned.snapshot_request_ms.unwrap_or(0);
-        if asked > owned.snapshot_done_ms.unwrap_or(0) && !running.snapshot_busy.swap(true, Ordering::SeqCst) {
-            let (worker, running) = (self.clone(), running.clone());
+    }
+
+    /// Answers a console's snapshot request (`asked`) that the tasks held
+    /// here answered only up to `done`.
+    fn answer_snapshot(self: &Arc<Self>, share: &Arc<RunningJob>, asked: i64, done: i64) {
+        if asked > done && !share.snapshot_busy.swap(true, Ordering::SeqCst) {
+            let (worker, share) = (self.clone(), share.clone());
             tokio::spawn(async move {
                 // Answered only once stored: the console reads the newest.
-                match worker.snapshot_now(&running.job_id).await {
+                match worker.snapshot_now(&share.job_id).await {
                     Ok(_) => {
-                        let _ = worker.store.snapshot_done(&running.run_id, asked).await;
+                        for (group, _, _) in share.groups() {
+                            let _ = worker.store.snapshot_done(&share.run_id, group, asked).await;
+                        }
                     }
-                    Err(e) => tracing::warn!(job = %running.job_id, error = %e, "a requested snapshot failed"),
+                    Err(e) => tracing::warn!(job = %share.job_id, error = %e, "a requested snapshot failed"),
                 }
-                running.snapshot_busy.store(false, Ordering::SeqCst);
+                share.snapshot_busy.store(false, Ordering::SeqCst);
             });
         }
     }
 
-    /// What each run held here has done so far.
+    /// What each run with tasks held here has done so far.
     pub fn reports(&self) -> Vec<RunReport> {
         let running: Vec<Arc<RunningJob>> = self.running.lock().expect("running lock").values().cloned().collect();
         running
             .iter()
-            .map(|r| {
-                let metrics = r.metrics();
-                RunReport {
-                    run_id: r.run_id.clone(),
-                    job_id: r.job_id.clone(),
-                    epoch: r.epoch,
-                    totals: Totals::of(&metrics),
-                    tasks: metrics
-                        .iter()
-                        .enumerate()
-                        .map(|(i, m)| TaskStatus {
-                            task: i,
-                            key: r.keys.get(i).cloned().unwrap_or_default(),
-                            worker: self.id.clone(),
-                            records_in: sluice_runtime::metrics::TaskMetrics::get(&m.records_in),
-                            records_out: sluice_runtime::metrics::TaskMetrics::get(&m.records_out),
-                        })
-                        .collect(),
-                }
+            .map(|r| RunReport {
+                run_id: r.run_id.clone(),
+                job_id: r.job_id.clone(),
+                epoch: r.groups().iter().map(|(_, _, epoch)| *epoch).max().unwrap_or(0),
+                totals: Totals::of(&r.metrics()),
+                tasks: r.task_statuses(&self.id),
             })
             .collect()
     }
 
-    /// SIGTERM: every run held here stops with a snapshot and goes back to
+    /// SIGTERM: every task held here stops with a snapshot and goes back to
     /// be assigned to another worker; then the worker signs off.
     pub async fn drain(self: &Arc<Self>) {
         self.draining.store(true, Ordering::SeqCst);
-        let jobs: Vec<Arc<RunningJob>> = self.running.lock().expect("running lock").values().cloned().collect();
-        for running in &jobs {
-            running.handing_over.store(true, Ordering::SeqCst);
+        let shares: Vec<Arc<RunningJob>> = self.running.lock().expect("running lock").values().cloned().collect();
+        for share in &shares {
+            share.handing_over.store(true, Ordering::SeqCst);
         }
-        for running in jobs {
-            if let Err(e) = self.stop(&running.job_id, true).await {
-                tracing::warn!(job = %running.job_id, error = %e, "stopping to hand over");
+        for share in shares {
+            if let Err(e) = self.stop_here(&share, true).await {
+                tracing::warn!(job = %share.job_id, error = %e, "stopping to hand over");
             }
         }
-        // Runs assigned meanwhile go back too.
+        // Tasks assigned meanwhile go back too.
         let _ = self.beat().await;
         let _ = self.store.worker_stopped(&self.id).await;
     }
 
-    /// After a drain stopped `running` with a snapshot: back to assignment.
-    pub(super) async fn hand_over(&self, plan: &LaunchPlan, running: &RunningJob) {
-        let restore = running.restore.clone().resumed();
-        match self.store.release_run(&plan.run.id, &self.id, running.epoch, &restore.as_text()).await {
+    /// After a drain stopped task `group` (held at `epoch`) with a
+    /// snapshot: back to assignment.
+    pub(super) async fn hand_over(&self, plan: &LaunchPlan, group: u32, epoch: i64) {
+        match self.store.release_task(&plan.run.id, group, &self.id, epoch).await {
             Ok(true) => {
                 self.event(
                     plan,
                     "run",
                     "run.handover",
                     &format!(
-                        "run {} left worker {} (drained) with a snapshot; it resumes on another worker",
+                        "task {group} of run {} left worker {} (drained) with a snapshot; it resumes on another worker",
                         plan.run.id, self.id
                     ),
                 )
                 .await;
             }
-            Ok(false) => tracing::warn!(run = %plan.run.id, "the run moved before it could be handed over"),
-            Err(e) => tracing::error!(run = %plan.run.id, error = %e, "cannot hand the run over"),
+            Ok(false) => tracing::warn!(run = %plan.run.id, group, "the task moved before it could be handed over"),
+            Err(e) => tracing::error!(run = %plan.run.id, group, error = %e, "cannot hand the task over"),
         }
     }
 }

@@ -46,6 +46,28 @@ impl Totals {
     }
 }
 
+impl Totals {
+    /// These totals and `other`'s, as of one job's tasks on two workers.
+    pub fn plus(&self, other: &Totals) -> Totals {
+        let lag = match (self.lag, other.lag) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        let watermark_ms = match (self.watermark_ms, other.watermark_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Totals {
+            records_in: self.records_in + other.records_in,
+            records_out: self.records_out + other.records_out,
+            dead_letters: self.dead_letters + other.dead_letters,
+            snapshots: self.snapshots + other.snapshots,
+            watermark_ms,
+            lag,
+        }
+    }
+}
+
 /// The charts' data: parallel arrays, oldest first.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Series {

@@ -1,11 +1,13 @@
 //! The worker: runs deployed jobs as runtime tasks in this process — one
-//! task per partition group — and answers the console's control requests
-//! (stop, snapshot now) and monitoring reads.
+//! task per partition group, each under a lease of its own, so one run's
+//! groups may run on several workers — and answers the console's control
+//! requests (stop, snapshot now) and monitoring reads.
 //!
 //! A run goes starting → running → stopped | finished | failed. A task that
-//! fails is restarted from the job's latest snapshot with back-off (1 s,
+//! fails is restarted from its group's latest snapshot with back-off (1 s,
 //! 2 s, 4 s …) up to `MAX_RESTARTS` times before the run fails, as Flink's
-//! fixed-delay restart strategy does.
+//! fixed-delay restart strategy does; the groups share no state, so only
+//! the failed one restarts (Flink's region failover).
 
 mod debug;
 mod error;
@@ -19,7 +21,7 @@ pub mod restore;
 pub mod scheduler;
 mod threads;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,7 +43,7 @@ pub use quota::{DebugSlot, Quota, Usage};
 use restore::RestoreFrom;
 use threads::JobThreads;
 
-use crate::store::{Deployment, Job, Project, Run, RunState, Store, now_ms};
+use crate::store::{Deployment, Job, Project, Run, RunState, Store, TaskEnded, now_ms};
 
 /// Restarts of a failing run before it is given up.
 const MAX_RESTARTS: u32 = 3;
@@ -88,42 +90,80 @@ impl std::fmt::Debug for Worker {
     }
 }
 
-/// A job this worker runs now.
+/// This worker's share of a run: the tasks (partition groups) of it held
+/// here, with their counters, charts and dead letters.
 pub struct RunningJob {
     pub run_id: String,
     pub job_id: String,
-    /// Snapshot keys of the partition groups.
-    pub keys: Vec<String>,
-    tasks: Mutex<Vec<TaskSlot>>,
+    plan: Arc<LaunchPlan>,
+    tasks: Mutex<BTreeMap<u32, TaskSlot>>,
     history: Mutex<History>,
     pub dead_letters: DeadLetterCapture,
-    /// Turns true when the run has ended.
-    done: watch::Receiver<bool>,
+    /// Tasks held here, running or being built; the share ends at 0.
+    live: watch::Sender<usize>,
+    /// Asked to stop: tasks built meanwhile stop at once.
     stopping: AtomicBool,
-    /// The run's lease epoch this worker holds it at.
-    pub epoch: i64,
-    /// Closed when the lease is lost: the tasks write nothing more.
-    gate: Arc<LeaseGate>,
-    /// Stopped to be handed to another worker (a drain), not ended.
+    /// Stopped to be handed to other workers (a drain), not ended.
     handing_over: AtomicBool,
-    /// What the run first restored (kept when it moves on).
-    restore: RestoreFrom,
     /// A console's snapshot request being answered.
     snapshot_busy: AtomicBool,
+    sampler: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// One task held here: its lease and its controls.
 struct TaskSlot {
+    /// The group's snapshot key.
+    key: String,
+    /// The task's lease epoch.
+    epoch: i64,
+    /// Closed when the lease is lost: the task writes nothing more.
+    gate: Arc<LeaseGate>,
     control: mpsc::Sender<TaskCommand>,
     metrics: Arc<TaskMetrics>,
 }
 
 impl RunningJob {
     fn metrics(&self) -> Vec<Arc<TaskMetrics>> {
-        self.tasks.lock().expect("tasks lock").iter().map(|t| t.metrics.clone()).collect()
+        self.tasks.lock().expect("tasks lock").values().map(|t| t.metrics.clone()).collect()
     }
 
-    fn controls(&self) -> Vec<mpsc::Sender<TaskCommand>> {
-        self.tasks.lock().expect("tasks lock").iter().map(|t| t.control.clone()).collect()
+    fn controls(&self) -> Vec<(u32, mpsc::Sender<TaskCommand>)> {
+        self.tasks.lock().expect("tasks lock").iter().map(|(g, t)| (*g, t.control.clone())).collect()
+    }
+
+    /// The groups held here with their snapshot keys and lease epochs.
+    pub fn groups(&self) -> Vec<(u32, String, i64)> {
+        self.tasks.lock().expect("tasks lock").iter().map(|(g, t)| (*g, t.key.clone(), t.epoch)).collect()
+    }
+
+    /// The run's partition groups (all of them, here or elsewhere).
+    pub fn run_groups(&self) -> u32 {
+        self.plan.groups
+    }
+
+    /// What each task held here has done so far, for the console.
+    fn task_statuses(&self, worker: &str) -> Vec<TaskStatus> {
+        self.tasks
+            .lock()
+            .expect("tasks lock")
+            .iter()
+            .map(|(g, t)| TaskStatus {
+                task: *g as usize,
+                key: t.key.clone(),
+                worker: worker.to_owned(),
+                epoch: t.epoch,
+                records_in: TaskMetrics::get(&t.metrics.records_in),
+                records_out: TaskMetrics::get(&t.metrics.records_out),
+            })
+            .collect()
+    }
+
+    /// Stops task `group` writing at once (its lease went elsewhere).
+    fn lose(&self, group: u32) {
+        if let Some(slot) = self.tasks.lock().expect("tasks lock").get(&group) {
+            slot.gate.revoke();
+            let _ = slot.control.try_send(TaskCommand::Stop { snapshot: false });
+        }
     }
 }
 
@@ -142,6 +182,10 @@ pub struct TaskStatus {
     pub task: usize,
     pub key: String,
     pub worker: String,
+    /// The lease epoch its worker holds it at (it changes when the task
+    /// moves or restarts elsewhere).
+    #[serde(default)]
+    pub epoch: i64,
     pub records_in: u64,
     pub records_out: u64,
 }
@@ -187,6 +231,15 @@ impl Default for WorkerOptions {
             lease: DEFAULT_LEASE,
         }
     }
+}
+
+/// What a run's launch reads of its job.
+struct RunFacts {
+    project: Project,
+    job: Job,
+    deployment: Deployment,
+    /// The run's partition groups.
+    groups: u32,
 }
 
 /// Everything a launch needs, read from the metadata store.
@@ -269,127 +322,286 @@ impl Worker {
         self.running.lock().expect("running lock").get(job_id).cloned()
     }
 
-    /// Starts `run` (in state starting): builds its tasks — so a bad spec,
-    /// connection or snapshot is reported to the caller — then runs them in
-    /// the background. On error the run is marked failed.
-    /// The run must be held by this worker (created for it, assigned to it
-    /// or left by its previous process): the launch claims the lease with a
-    /// new epoch first.
+    /// Starts `run` (in state starting) on this worker, every partition
+    /// group of it: plans its tasks for this worker, claims each task's
+    /// lease and builds the task — so a bad spec, connection or snapshot
+    /// is reported to the caller — then runs them in the background. On
+    /// error the run is marked failed.
     pub async fn launch(self: &Arc<Self>, run: Run) -> WorkerResult<()> {
         let run_id = run.id.clone();
         if !self.launching.lock().expect("launching lock").insert(run_id.clone()) {
             return Err(WorkerError::Conflict(format!("run {run_id} is being launched already")));
         }
-        let renewed_at = Instant::now();
-        let result = match self.store.claim_run(&run.id, &self.id, Some(&self.id), None, self.lease_ms()).await {
-            Ok(Some(epoch)) => {
-                // SQLite is one process's store: no other worker can take
-                // the run over, so nothing needs fencing off.
-                let gate = Arc::new(if self.store.dialect == crate::store::Dialect::Sqlite {
-                    LeaseGate::unbounded()
-                } else {
-                    LeaseGate::until(renewed_at, self.write_window())
-                });
-                let result = self.try_launch(run, epoch, gate).await;
-                if let Err(e) = &result {
-                    let message = e.for_tenant();
-                    let _ = self.store.set_run_state_as(&run_id, epoch, RunState::Failed, Some(&message)).await;
-                }
-                result
-            }
-            Ok(None) => Err(WorkerError::Conflict(format!("run {run_id} is held by another worker now"))),
-            Err(e) => Err(e.into()),
-        };
+        let result = self.launch_here(run).await;
         self.launching.lock().expect("launching lock").remove(&run_id);
         result
     }
 
-    /// Whether run `run_id` is running or being launched here.
-    pub fn holds(&self, run_id: &str) -> bool {
-        self.launching.lock().expect("launching lock").contains(run_id)
-            || self.running.lock().expect("running lock").values().any(|r| r.run_id == run_id)
-    }
-
-    async fn try_launch(self: &Arc<Self>, run: Run, epoch: i64, gate: Arc<LeaseGate>) -> WorkerResult<()> {
-        let plan = self.plan(run).await?;
-        if self.running(&plan.job.id).is_some() {
-            return Err(WorkerError::Conflict(format!("job `{}` is already running", plan.job.name)));
+    async fn launch_here(self: &Arc<Self>, run: Run) -> WorkerResult<()> {
+        let run_id = run.id.clone();
+        let fail = |e: WorkerError| async move {
+            if !matches!(e, WorkerError::Conflict(_)) {
+                let _ = self.store.set_run_state(&run_id, RunState::Failed, Some(&e.for_tenant())).await;
+            }
+            Err(e)
+        };
+        let plan = match self.plan(run).await {
+            Ok(plan) => plan,
+            Err(e) => return fail(e).await,
+        };
+        let facts = RunFacts {
+            project: plan.project.clone(),
+            job: plan.job.clone(),
+            deployment: plan.deployment.clone(),
+            groups: plan.groups,
+        };
+        if let Err(e) = self.admit(&plan.run, &facts).await {
+            return fail(e).await;
         }
-        self.check_quota(&plan.project, &plan.run, &plan.deployment).await?;
+        if !self.store.plan_tasks(&plan.run, plan.groups, Some(&self.id)).await? {
+            let places = self.store.run_tasks(&plan.run.id).await?;
+            if places.iter().any(|t| t.worker.as_deref() != Some(self.id.as_str())) {
+                return Err(WorkerError::Conflict(format!("run {} is held by other workers now", plan.run.id)));
+            }
+        }
+        let plan = Arc::new(plan);
         let restore = RestoreFrom::parse(plan.run.restore_from.as_deref());
-        if plan.run.task_groups.is_none() {
-            if restore == RestoreFrom::Latest {
-                self.check_state_parallelism(&plan.project.name, &plan.job, plan.groups, Some(&plan.run.id)).await?;
-            }
-            self.store.set_task_groups(&plan.run.id, i64::from(plan.groups)).await?;
-        }
-        let keys: Vec<String> =
-            (0..plan.groups).map(|g| plan::snapshot_key(&plan.project.name, &plan.job.name, g, plan.groups)).collect();
-        // Before anything is restored: from here on an older owner's
-        // snapshot writes are refused (or were stored before, and restored).
-        for key in &keys {
-            self.snapshots.raise_fence(key, epoch as u64).await?;
-        }
-        let dead_letters =
-            DeadLetterCapture::new(self.store.clone(), &plan.job.id, &plan.run.id, self.dead_letters_kept);
-        let lease = TaskLease { epoch, gate: gate.clone() };
-        let slots = self.start_tasks(&plan, &keys, &restore, &dead_letters, &lease).await?;
-        let (done_tx, done_rx) = watch::channel(false);
-        let running = Arc::new(RunningJob {
-            run_id: plan.run.id.clone(),
-            job_id: plan.job.id.clone(),
-            keys: keys.clone(),
-            tasks: Mutex::new(
-                slots
-                    .iter()
-                    .map(|(s, _)| TaskSlot { control: s.control.clone(), metrics: s.metrics.clone() })
-                    .collect(),
-            ),
-            history: Mutex::new(History::default()),
-            dead_letters,
-            done: done_rx,
-            stopping: false.into(),
-            epoch,
-            gate,
-            handing_over: false.into(),
-            restore,
-            snapshot_busy: false.into(),
-        });
-        self.running.lock().expect("running lock").insert(plan.job.id.clone(), running.clone());
-        if !self.store.set_run_state_as(&plan.run.id, epoch, RunState::Running, None).await? {
-            running.gate.revoke();
-            for control in running.controls() {
-                let _ = control.try_send(TaskCommand::Stop { snapshot: false });
+        for group in 0..plan.groups {
+            let renewed_at = Instant::now();
+            let claimed =
+                self.store.claim_task(&plan.run, group, &self.id, Some(&self.id), None, self.lease_ms()).await?;
+            let Some(epoch) = claimed else {
+                return Err(WorkerError::Conflict(format!(
+                    "task {group} of run {} is held by another worker now",
+                    plan.run.id
+                )));
+            };
+            if let Err(e) = self.launch_task(&plan, group, epoch, renewed_at, restore.clone()).await {
+                self.task_failed_to_start(&plan, group, epoch, &e).await;
+                return Err(e);
             }
         }
-        self.event(
-            &plan,
-            "run",
-            "run.started",
-            &format!("run {} on {} ({} task(s), lease epoch {epoch})", plan.run.id, self.id, plan.groups),
-        )
-        .await;
-        let handles = slots.into_iter().map(|(_, h)| h).collect();
-        let worker = self.clone();
-        tokio::spawn(async move {
-            worker.supervise(plan, keys, running, handles).await;
-            let _ = done_tx.send(true);
-        });
         Ok(())
     }
 
-    async fn plan(&self, run: Run) -> WorkerResult<LaunchPlan> {
+    /// Checks what a run must pass before its tasks are planned: the
+    /// project's quota, and that `latest` can be restored at its groups.
+    async fn admit(&self, run: &Run, facts: &RunFacts) -> WorkerResult<()> {
+        self.check_quota(&facts.project, run, &facts.deployment).await?;
+        if run.task_groups.is_none() && RestoreFrom::parse(run.restore_from.as_deref()) == RestoreFrom::Latest {
+            self.check_state_parallelism(&facts.project.name, &facts.job, facts.groups, Some(&run.id)).await?;
+        }
+        Ok(())
+    }
+
+    /// The control plane's planning of a run left for assignment: checks
+    /// it as a launch would, then plans its tasks for no worker yet (the
+    /// assignment spreads them). A refused run fails with the reason.
+    pub async fn plan_for_assignment(&self, run: &Run) -> WorkerResult<bool> {
+        let checked = match self.facts(run).await {
+            Ok(facts) => self.admit(run, &facts).await.map(|()| facts),
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(facts) => Ok(self.store.plan_tasks(run, facts.groups, None).await?),
+            Err(e) => {
+                self.store.set_run_state(&run.id, RunState::Failed, Some(&e.for_tenant())).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Launches task `group` of `run`, which the control plane gave this
+    /// worker (held here at `epoch`): claims it with a new epoch and
+    /// resumes it from its group's newest snapshot of the run, else from
+    /// what the run first restored.
+    async fn launch_assigned(self: &Arc<Self>, run: Run, group: u32, epoch: i64) -> WorkerResult<()> {
+        let marker = format!("{}/{group}", run.id);
+        if !self.launching.lock().expect("launching lock").insert(marker.clone()) {
+            return Ok(());
+        }
+        let result = async {
+            let plan = match self.running(&run.job_id).filter(|r| r.run_id == run.id) {
+                Some(share) => share.plan.clone(),
+                None => Arc::new(self.plan(run.clone()).await?),
+            };
+            let renewed_at = Instant::now();
+            let Some(epoch) =
+                self.store.claim_task(&run, group, &self.id, Some(&self.id), Some(epoch), self.lease_ms()).await?
+            else {
+                return Err(WorkerError::Conflict(format!("task {group} of run {} moved meanwhile", run.id)));
+            };
+            let restore = RestoreFrom::parse(run.restore_from.as_deref()).resumed();
+            if let Err(e) = self.launch_task(&plan, group, epoch, renewed_at, restore).await {
+                self.task_failed_to_start(&plan, group, epoch, &e).await;
+                return Err(e);
+            }
+            Ok(())
+        }
+        .await;
+        self.launching.lock().expect("launching lock").remove(&marker);
+        result
+    }
+
+    /// A task that could not be built fails the run; the run's other
+    /// tasks here stop.
+    async fn task_failed_to_start(&self, plan: &LaunchPlan, group: u32, epoch: i64, e: &WorkerError) {
+        let message = e.for_tenant();
+        if let Ok(TaskEnded::Run(_)) =
+            self.store.end_task(&plan.run.id, group, epoch, RunState::Failed, Some(&message)).await
+        {
+            self.event(plan, "error", "run.failed", &format!("run {} failed: {message}", plan.run.id)).await;
+        }
+        if let Some(share) = self.running(&plan.job.id).filter(|r| r.run_id == plan.run.id) {
+            for (_, control) in share.controls() {
+                let _ = control.try_send(TaskCommand::Stop { snapshot: false });
+            }
+        }
+    }
+
+    /// Whether task `group` of run `run_id` is running or being launched here.
+    pub fn holds(&self, run_id: &str, group: u32) -> bool {
+        let launching = self.launching.lock().expect("launching lock");
+        if launching.contains(run_id) || launching.contains(&format!("{run_id}/{group}")) {
+            return true;
+        }
+        drop(launching);
+        self.running
+            .lock()
+            .expect("running lock")
+            .values()
+            .any(|r| r.run_id == run_id && r.tasks.lock().expect("tasks lock").contains_key(&group))
+    }
+
+    /// Builds task `group` of the planned run, held here at `epoch` since
+    /// `renewed_at`, and runs it under a supervisor.
+    async fn launch_task(
+        self: &Arc<Self>,
+        plan: &Arc<LaunchPlan>,
+        group: u32,
+        epoch: i64,
+        renewed_at: Instant,
+        restore: RestoreFrom,
+    ) -> WorkerResult<()> {
+        // SQLite is one process's store: no other worker can take the
+        // task over, so nothing needs fencing off.
+        let gate = Arc::new(if self.store.dialect == crate::store::Dialect::Sqlite {
+            LeaseGate::unbounded()
+        } else {
+            LeaseGate::until(renewed_at, self.write_window())
+        });
+        let key = plan::snapshot_key(&plan.project.name, &plan.job.name, group, plan.groups);
+        let share = self.share_for(plan)?;
+        let built = async {
+            // Before anything is restored: from here on an older owner's
+            // snapshot writes are refused (or were stored before, and restored).
+            self.snapshots.raise_fence(&key, epoch as u64).await?;
+            let floor = self.store.run_floor(&plan.run.id).await?;
+            let lease = TaskLease { epoch, floor, gate: gate.clone() };
+            self.start_task(plan, group, &key, &restore, &share.dead_letters, &lease).await
+        }
+        .await;
+        let (slot, handle) = match built {
+            Ok((control, metrics, handle)) => (TaskSlot { key: key.clone(), epoch, gate, control, metrics }, handle),
+            Err(e) => {
+                self.task_ended(&share);
+                return Err(e);
+            }
+        };
+        let control = slot.control.clone();
+        share.tasks.lock().expect("tasks lock").insert(group, slot);
+        if share.stopping.load(Ordering::SeqCst) {
+            let _ = control.try_send(TaskCommand::Stop { snapshot: true });
+        }
+        if !self.store.mark_run_running(&plan.run.id, group, epoch).await? {
+            share.lose(group);
+        }
+        self.event(
+            plan,
+            "run",
+            "run.started",
+            &format!(
+                "run {}: task {group} of {} on {} (lease epoch {epoch}, restore {})",
+                plan.run.id,
+                plan.groups,
+                self.id,
+                restore.as_text()
+            ),
+        )
+        .await;
+        let worker = self.clone();
+        tokio::spawn(async move { worker.supervise(share, group, restore, handle).await });
+        Ok(())
+    }
+
+    /// This worker's share of the planned run, made on its first task;
+    /// counts the task being launched as live.
+    fn share_for(&self, plan: &Arc<LaunchPlan>) -> WorkerResult<Arc<RunningJob>> {
+        let mut running = self.running.lock().expect("running lock");
+        if let Some(share) = running.get(&plan.job.id) {
+            if share.run_id != plan.run.id {
+                return Err(WorkerError::Conflict(format!("job `{}` is already running", plan.job.name)));
+            }
+            share.live.send_modify(|n| *n += 1);
+            return Ok(share.clone());
+        }
+        let share = Arc::new(RunningJob {
+            run_id: plan.run.id.clone(),
+            job_id: plan.job.id.clone(),
+            plan: plan.clone(),
+            tasks: Mutex::new(BTreeMap::new()),
+            history: Mutex::new(History::default()),
+            dead_letters: DeadLetterCapture::new(
+                self.store.clone(),
+                &plan.job.id,
+                &plan.run.id,
+                self.dead_letters_kept,
+            ),
+            live: watch::Sender::new(1),
+            stopping: false.into(),
+            handing_over: false.into(),
+            snapshot_busy: false.into(),
+            sampler: Mutex::new(None),
+        });
+        *share.sampler.lock().expect("sampler lock") = Some(tokio::spawn(sample(share.clone())));
+        running.insert(plan.job.id.clone(), share.clone());
+        Ok(share)
+    }
+
+    /// A task of `share` ended here (or was never built): the share ends
+    /// with its last.
+    fn task_ended(&self, share: &Arc<RunningJob>) {
+        let mut running = self.running.lock().expect("running lock");
+        share.live.send_modify(|n| *n = n.saturating_sub(1));
+        if *share.live.borrow() == 0 {
+            if running.get(&share.job_id).is_some_and(|r| Arc::ptr_eq(r, share)) {
+                running.remove(&share.job_id);
+            }
+            if let Some(sampler) = share.sampler.lock().expect("sampler lock").take() {
+                sampler.abort();
+            }
+        }
+    }
+
+    /// What a run's launch reads of its job from the metadata store.
+    async fn facts(&self, run: &Run) -> WorkerResult<RunFacts> {
         let gone = |what: &str| WorkerError::Gone(format!("the {what} was deleted"));
         let job = self.store.job_by_id(&run.job_id).await?.ok_or_else(|| gone("job"))?;
         let project = self.store.project_by_id(&job.project_id).await?.ok_or_else(|| gone("project"))?;
         let deployment = self.store.deployment(&job.id).await?.ok_or_else(|| {
             WorkerError::Invalid(format!("job `{}` has no deployment yet: save one (version and spec) first", job.name))
         })?;
+        // A run keeps the groups it was first launched with.
+        let groups = run.task_groups.unwrap_or(deployment.parallelism).clamp(1, 64) as u32;
+        Ok(RunFacts { project, job, deployment, groups })
+    }
+
+    async fn plan(&self, run: Run) -> WorkerResult<LaunchPlan> {
+        let gone = |what: &str| WorkerError::Gone(format!("the {what} was deleted"));
+        let RunFacts { project, job, deployment, groups } = self.facts(&run).await?;
         let version = self.store.version(&run.version_id).await?.ok_or_else(|| gone("version"))?;
         let bytes = self.store.component(&version.hash).await?.ok_or_else(|| gone("component"))?;
         let component = self.load(&bytes).await?;
-        // A run keeps the groups it was first launched with.
-        let groups = run.task_groups.unwrap_or(deployment.parallelism).clamp(1, 64) as u32;
         Ok(LaunchPlan { run, project, job, deployment, component, groups })
     }
 
@@ -422,73 +634,73 @@ impl Worker {
         )))
     }
 
-    /// Builds and spawns one task per partition group, on the job threads.
-    async fn start_tasks(
+    /// Builds task `group` (snapshot key `key`) on the job threads and
+    /// spawns it there.
+    async fn start_task(
         self: &Arc<Self>,
         plan: &LaunchPlan,
-        keys: &[String],
+        group: u32,
+        key: &str,
         restore: &RestoreFrom,
         dead_letters: &DeadLetterCapture,
         lease: &TaskLease,
-    ) -> WorkerResult<Vec<(TaskSlot, TaskHandle)>> {
+    ) -> WorkerResult<(mpsc::Sender<TaskCommand>, Arc<TaskMetrics>, TaskHandle)> {
         let start = match &plan.run.start_position {
             Some(text) => Some(StartPosition::parse(text).map_err(WorkerError::Invalid)?),
             None => None,
         };
         let stored = self.store.connections(&plan.project.id).await?;
         let base_dir = plan::project_files(&self.data_dir, &plan.project.name);
-        let mut built = Vec::new();
-        for (group, key) in keys.iter().enumerate() {
-            let spec =
-                plan::job_spec(&plan.deployment, key, start.as_ref(), &base_dir).map_err(WorkerError::Invalid)?;
-            self.ceilings.check(&spec).map_err(|e| WorkerError::Invalid(e.to_string()))?;
-            let connections = self.project_connections(&plan.project.name, &stored)?;
-            let first_started = plan.run.started_ms.unwrap_or(plan.run.created_ms);
-            let snapshot = self.snapshot_to_restore(key, restore, keys.len(), first_started).await?;
-            let snapshots: Arc<dyn SnapshotStore> =
-                Arc::new(FencedSnapshots::new(self.snapshots.clone(), lease.epoch as u64));
-            let (gate, epoch) = (lease.gate.clone(), lease.epoch as u64);
-            // One dimension fence per job: all its groups hold this epoch.
-            let fence_job = plan::snapshot_key(&plan.project.name, &plan.job.name, 0, 1);
-            let metrics = Arc::new(TaskMetrics::default());
-            let (worker, component, dead_letters) = (self.clone(), plan.component.clone(), dead_letters.clone());
-            let groups = keys.len() as u32;
-            let task_metrics = metrics.clone();
-            // Connectors and the guest's `open` run on the job threads too:
-            // what they connect to belongs to those threads' runtime.
-            let build = async move {
-                let declared_dead_letter = match &spec.dead_letter {
-                    Some(dead) => {
-                        let mut cx = sluice_runtime::connectors::registry::BuildContext::new(&spec, &connections);
-                        cx.restore = snapshot.as_ref();
-                        Some(
-                            sluice_runtime::connectors::registry::build_sink(cx, "dead_letter", dead)
-                                .await
-                                .map_err(|e| e.to_string())?,
-                        )
-                    }
-                    None => None,
-                };
-                let mut builder = TaskBuilder::new(&spec)
-                    .connections(connections)
-                    .metrics(task_metrics)
-                    .snapshots(snapshots)
-                    .lease(gate)
-                    .lease_epoch(epoch, &fence_job)
-                    .dead_letter(dead_letters.sink(declared_dead_letter))
-                    .partition_group(group as u32, groups);
-                if let Some(snapshot) = snapshot {
-                    builder = builder.restore(snapshot);
+        let spec = plan::job_spec(&plan.deployment, key, start.as_ref(), &base_dir).map_err(WorkerError::Invalid)?;
+        self.ceilings.check(&spec).map_err(|e| WorkerError::Invalid(e.to_string()))?;
+        let connections = self.project_connections(&plan.project.name, &stored)?;
+        let first_started = plan.run.started_ms.unwrap_or(plan.run.created_ms);
+        let snapshot = self.snapshot_to_restore(key, restore, plan.groups as usize, first_started).await?;
+        let snapshots: Arc<dyn SnapshotStore> =
+            Arc::new(FencedSnapshots::new(self.snapshots.clone(), lease.epoch as u64));
+        let (gate, epoch, floor) = (lease.gate.clone(), lease.epoch as u64, lease.floor as u64);
+        // The job's dimension fence stands at the run's floor (fencing out
+        // older runs); the task's own at its epoch (fencing out a zombie
+        // of this group).
+        let fence_job = plan::snapshot_key(&plan.project.name, &plan.job.name, 0, 1);
+        let task_key = key.to_owned();
+        let metrics = Arc::new(TaskMetrics::default());
+        let (worker, component, dead_letters) = (self.clone(), plan.component.clone(), dead_letters.clone());
+        let groups = plan.groups;
+        let task_metrics = metrics.clone();
+        // Connectors and the guest's `open` run on the job threads too:
+        // what they connect to belongs to those threads' runtime.
+        let build = async move {
+            let declared_dead_letter = match &spec.dead_letter {
+                Some(dead) => {
+                    let mut cx = sluice_runtime::connectors::registry::BuildContext::new(&spec, &connections);
+                    cx.restore = snapshot.as_ref();
+                    Some(
+                        sluice_runtime::connectors::registry::build_sink(cx, "dead_letter", dead)
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    )
                 }
-                builder.build(&worker.engine, &component).await.map_err(|e| e.to_string())
+                None => None,
             };
-            let task = self.threads.run(build).await?.map_err(WorkerError::Task)?;
-            let (control, rx) = mpsc::channel(8);
-            let handle =
-                self.threads.handle().spawn(async move { task.run_controlled(rx).await.map_err(WorkerError::task) });
-            built.push((TaskSlot { control, metrics }, handle));
-        }
-        Ok(built)
+            let mut builder = TaskBuilder::new(&spec)
+                .connections(connections)
+                .metrics(task_metrics)
+                .snapshots(snapshots)
+                .lease(gate)
+                .lease_fences(&fence_job, floor, &task_key, epoch)
+                .dead_letter(dead_letters.sink(declared_dead_letter))
+                .partition_group(group, groups);
+            if let Some(snapshot) = snapshot {
+                builder = builder.restore(snapshot);
+            }
+            builder.build(&worker.engine, &component).await.map_err(|e| e.to_string())
+        };
+        let task = self.threads.run(build).await?.map_err(WorkerError::Task)?;
+        let (control, rx) = mpsc::channel(8);
+        let handle =
+            self.threads.handle().spawn(async move { task.run_controlled(rx).await.map_err(WorkerError::task) });
+        Ok((control, metrics, handle))
     }
 
     /// What group `key` restores; `first_started` is when the run first
@@ -541,101 +753,90 @@ impl Worker {
         }
     }
 
-    /// Waits for the run's tasks; restarts failed ones from the latest
-    /// snapshot with back-off; records how the run ended.
-    async fn supervise(
-        self: Arc<Self>,
-        plan: LaunchPlan,
-        keys: Vec<String>,
-        running: Arc<RunningJob>,
-        mut handles: Vec<TaskHandle>,
-    ) {
-        let sampler = tokio::spawn(sample(running.clone()));
+    /// Waits for task `group` of `share`; restarts it from its group's
+    /// newest snapshot with back-off when it fails; records how it ended,
+    /// and the run's end when it was the run's last task (or failed).
+    async fn supervise(self: Arc<Self>, share: Arc<RunningJob>, group: u32, restore: RestoreFrom, handle: TaskHandle) {
+        let plan = share.plan.clone();
+        let (epoch, gate, key) = {
+            let tasks = share.tasks.lock().expect("tasks lock");
+            let slot = &tasks[&group];
+            (slot.epoch, slot.gate.clone(), slot.key.clone())
+        };
+        let mut handle = handle;
         let mut restarts = 0;
-        let outcome = loop {
-            let mut error = None;
-            let mut all_finished = true;
-            let mut pending = handles;
-            while !pending.is_empty() {
-                let (result, _, rest) = futures::future::select_all(pending).await;
-                pending = rest;
-                match result.map_err(|e| WorkerError::Task(format!("task panicked: {e}"))).and_then(|r| r) {
-                    Ok(TaskEnd::Finished) => {}
-                    Ok(TaskEnd::Stopped) => all_finished = false,
-                    Err(e) => {
-                        all_finished = false;
-                        if error.is_none() {
-                            // One failed: the others stop too (global failover).
-                            for control in running.controls() {
-                                let _ = control.try_send(TaskCommand::Stop { snapshot: false });
-                            }
-                            error = Some(e);
-                        }
-                    }
-                }
+        let (state, error) = loop {
+            let result = handle.await.map_err(|e| WorkerError::Task(format!("task panicked: {e}"))).and_then(|r| r);
+            if !gate.is_open() {
+                // The lease is gone: whatever ended the task, this worker
+                // writes nothing more about it (the new owner does).
+                tracing::warn!(run = %plan.run.id, group, worker = %self.id, ended = ?result.err(), "lost the task's lease: it stopped writing");
+                share.tasks.lock().expect("tasks lock").remove(&group);
+                self.task_ended(&share);
+                return;
             }
-            let stopping = running.stopping.load(Ordering::SeqCst);
-            if !running.gate.is_open() {
-                // The lease is gone: whatever ended the tasks, this worker
-                // writes nothing more about the run (the new owner does).
-                tracing::info!(run = %plan.run.id, ended = ?error, "the run's tasks ended after its lease was lost");
-                break (RunState::Running, Some(LEASE_LOST.to_owned()));
-            }
-            match error {
-                Some(e) if !stopping && restarts < MAX_RESTARTS => {
+            let stopping = share.stopping.load(Ordering::SeqCst);
+            match result {
+                Ok(TaskEnd::Finished) => break (RunState::Finished, None),
+                Ok(TaskEnd::Stopped) => break (RunState::Stopped, None),
+                Err(e) if !stopping && restarts < MAX_RESTARTS => {
                     restarts += 1;
                     let delay = Duration::from_secs(1 << (restarts - 1));
-                    self.event(&plan, "error", "run.task_failed", &format!("{e}; restarting from the latest snapshot in {delay:?} (restart {restarts} of {MAX_RESTARTS})")).await;
+                    self.event(&plan, "error", "run.task_failed", &format!("task {group}: {e}; restarting from its latest snapshot in {delay:?} (restart {restarts} of {MAX_RESTARTS})")).await;
                     tokio::time::sleep(delay).await;
-                    if running.stopping.load(Ordering::SeqCst) {
+                    if share.stopping.load(Ordering::SeqCst) {
                         // Stopped while waiting to restart.
                         break (RunState::Stopped, None);
                     }
-                    let lease = TaskLease { epoch: running.epoch, gate: running.gate.clone() };
-                    let resume = running.restore.clone().resumed();
-                    match self.start_tasks(&plan, &keys, &resume, &running.dead_letters, &lease).await {
-                        Ok(slots) => {
-                            let mut tasks = running.tasks.lock().expect("tasks lock");
-                            *tasks = slots
-                                .iter()
-                                .map(|(s, _)| TaskSlot { control: s.control.clone(), metrics: s.metrics.clone() })
-                                .collect();
-                            handles = slots.into_iter().map(|(_, h)| h).collect();
-                            drop(tasks);
+                    let floor = match self.store.run_floor(&plan.run.id).await {
+                        Ok(floor) => floor,
+                        Err(e2) => break (RunState::Failed, Some(format!("{e}; the restart failed too: {e2}"))),
+                    };
+                    let lease = TaskLease { epoch, floor, gate: gate.clone() };
+                    let resume = restore.clone().resumed();
+                    match self.start_task(&plan, group, &key, &resume, &share.dead_letters, &lease).await {
+                        Ok((control, metrics, next)) => {
+                            if let Some(slot) = share.tasks.lock().expect("tasks lock").get_mut(&group) {
+                                slot.control = control;
+                                slot.metrics = metrics;
+                            }
+                            handle = next;
                             continue;
                         }
                         Err(e2) => break (RunState::Failed, Some(format!("{e}; the restart failed too: {e2}"))),
                     }
                 }
-                Some(e) => break (RunState::Failed, Some(e.to_string())),
-                None if all_finished => break (RunState::Finished, None),
-                None => break (RunState::Stopped, None),
+                Err(e) => break (RunState::Failed, Some(e.to_string())),
             }
         };
-        sampler.abort();
-        let (state, error) = outcome;
-        if error.as_deref() == Some(LEASE_LOST) {
-            tracing::warn!(run = %plan.run.id, worker = %self.id, "lost the lease: the run's tasks stopped writing");
-            self.running.lock().expect("running lock").remove(&plan.job.id);
-            return;
+        if share.handing_over.load(Ordering::SeqCst) && state == RunState::Stopped {
+            self.hand_over(&plan, group, epoch).await;
+        } else {
+            match self.store.end_task(&plan.run.id, group, epoch, state, error.as_deref()).await {
+                Ok(TaskEnded::Run(ended)) => {
+                    let detail = match &error {
+                        Some(e) => format!("run {} failed: task {group}: {e}", plan.run.id),
+                        None => format!("run {} {}", plan.run.id, ended.as_str()),
+                    };
+                    let kind = if ended == RunState::Failed { "error" } else { "run" };
+                    self.event(&plan, kind, &format!("run.{}", ended.as_str()), &detail).await;
+                }
+                Ok(TaskEnded::Task) => {}
+                Ok(TaskEnded::Lost) => {
+                    tracing::warn!(run = %plan.run.id, group, "the task was taken over; its end here is not recorded")
+                }
+                Err(e) => tracing::error!(error = %e, run = %plan.run.id, group, "cannot record the end of a task"),
+            }
+            if state == RunState::Failed {
+                // The run failed: its other tasks here stop too (those
+                // elsewhere see the run ended at their next heartbeat).
+                for (_, control) in share.controls() {
+                    let _ = control.try_send(TaskCommand::Stop { snapshot: false });
+                }
+            }
         }
-        if running.handing_over.load(Ordering::SeqCst) && state == RunState::Stopped {
-            self.hand_over(&plan, &running).await;
-            self.running.lock().expect("running lock").remove(&plan.job.id);
-            return;
-        }
-        match self.store.set_run_state_as(&plan.run.id, running.epoch, state, error.as_deref()).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(run = %plan.run.id, "the run was taken over; its end here is not recorded"),
-            Err(e) => tracing::error!(error = %e, run = %plan.run.id, "cannot record the end of a run"),
-        }
-        let detail = match &error {
-            Some(e) => format!("run {} failed: {e}", plan.run.id),
-            None => format!("run {} {}", plan.run.id, state.as_str()),
-        };
-        self.event(&plan, if error.is_some() { "error" } else { "run" }, &format!("run.{}", state.as_str()), &detail)
-            .await;
-        self.running.lock().expect("running lock").remove(&plan.job.id);
+        share.tasks.lock().expect("tasks lock").remove(&group);
+        self.task_ended(&share);
     }
 
     async fn event(&self, plan: &LaunchPlan, kind: &str, action: &str, detail: &str) {
@@ -646,29 +847,37 @@ impl Worker {
         }
     }
 
-    /// Stops the job's run, with or without a final snapshot, and waits for
-    /// its tasks to end.
+    /// Stops the job's run — its tasks here now, those on other workers at
+    /// their next heartbeat — with or without a final snapshot, and waits
+    /// for the tasks here to end.
     pub async fn stop(&self, job_id: &str, snapshot: bool) -> WorkerResult<()> {
-        let running = self.running(job_id).ok_or_else(|| conflict("the job is not running"))?;
-        running.stopping.store(true, Ordering::SeqCst);
-        self.store.set_run_state_as(&running.run_id, running.epoch, RunState::Stopping, None).await?;
-        for control in running.controls() {
+        let share = self.running(job_id).ok_or_else(|| conflict("the job is not running"))?;
+        self.store.request_stop(&share.run_id, snapshot).await?;
+        self.stop_here(&share, snapshot).await
+    }
+
+    /// Stops the tasks of `share` held here and waits for them to end.
+    async fn stop_here(&self, share: &RunningJob, snapshot: bool) -> WorkerResult<()> {
+        share.stopping.store(true, Ordering::SeqCst);
+        for (_, control) in share.controls() {
             let _ = control.send(TaskCommand::Stop { snapshot }).await;
         }
-        let mut done = running.done.clone();
-        tokio::time::timeout(STOP_TIMEOUT, done.wait_for(|d| *d))
+        let mut live = share.live.subscribe();
+        tokio::time::timeout(STOP_TIMEOUT, live.wait_for(|n| *n == 0))
             .await
             .map_err(|_| conflict(&format!("the job did not stop within {STOP_TIMEOUT:?}")))?
-            .map_err(|_| conflict("the job's supervisor ended"))?;
+            .map_err(|_| conflict("the job's tasks ended"))?;
         Ok(())
     }
 
-    /// Takes a snapshot of every task of the running job now; returns them
-    /// as stored (by partition group).
+    /// Takes a snapshot of every task of the job held here now; returns
+    /// them as stored (by partition group).
     pub async fn snapshot_now(&self, job_id: &str) -> WorkerResult<Vec<Snapshot>> {
-        let running = self.running(job_id).ok_or_else(|| conflict("the job is not running; start it first"))?;
+        let share = self.running(job_id).ok_or_else(|| conflict("the job is not running; start it first"))?;
+        let keys: BTreeMap<u32, String> = share.groups().into_iter().map(|(g, key, _)| (g, key)).collect();
         let mut taken = Vec::new();
-        for (control, key) in running.controls().into_iter().zip(&running.keys) {
+        for (group, control) in share.controls() {
+            let key = &keys[&group];
             let (reply, answer) = oneshot::channel();
             control.send(TaskCommand::Snapshot { reply }).await.map_err(|_| conflict("the task has ended"))?;
             // A snapshot the task could not take failed in the snapshot
@@ -682,26 +891,17 @@ impl Worker {
         Ok(taken)
     }
 
-    /// The running job's counters and charts.
+    /// The job's counters and charts, when every task of its run is held
+    /// here (a run spread over workers is read from their reports).
     pub fn status(&self, job_id: &str, seconds: usize) -> Option<LiveStatus> {
-        let running = self.running(job_id)?;
-        let metrics = running.metrics();
-        let series = running.history.lock().expect("history lock").series(seconds);
-        let tasks = metrics
-            .iter()
-            .enumerate()
-            .map(|(i, m)| TaskStatus {
-                task: i,
-                key: running.keys.get(i).cloned().unwrap_or_default(),
-                worker: self.id.clone(),
-                records_in: TaskMetrics::get(&m.records_in),
-                records_out: TaskMetrics::get(&m.records_out),
-            })
-            .collect();
-        Some(LiveStatus { run_id: running.run_id.clone(), totals: Totals::of(&metrics), series, tasks })
+        let share = self.running(job_id)?;
+        let metrics = share.metrics();
+        let series = share.history.lock().expect("history lock").series(seconds);
+        let tasks = share.task_statuses(&self.id);
+        Some(LiveStatus { run_id: share.run_id.clone(), totals: Totals::of(&metrics), series, tasks })
     }
 
-    /// Every running job's counters (for Prometheus).
+    /// Every running job's counters here (for Prometheus).
     pub fn all_totals(&self) -> Vec<(String, Totals, Vec<Arc<TaskMetrics>>)> {
         let running: Vec<Arc<RunningJob>> = self.running.lock().expect("running lock").values().cloned().collect();
         running
@@ -713,7 +913,7 @@ impl Worker {
             .collect()
     }
 
-    /// Log lines of the running job's tasks.
+    /// Log lines of the job's tasks held here.
     pub fn logs(&self, job_id: &str) -> Vec<(String, String)> {
         let Some(running) = self.running(job_id) else { return Vec::new() };
         running
@@ -739,9 +939,11 @@ impl Worker {
     }
 }
 
-/// The lease a run's tasks are built under.
+/// The lease a task is built under.
 struct TaskLease {
     epoch: i64,
+    /// The run's fencing floor.
+    floor: i64,
     gate: Arc<LeaseGate>,
 }
 
@@ -752,10 +954,7 @@ fn conflict(message: &str) -> WorkerError {
     WorkerError::Conflict(message.to_owned())
 }
 
-/// How `supervise` tells that the run's lease was lost.
-const LEASE_LOST: &str = "lease lost";
-
-/// Samples the run's counters every second, for the charts.
+/// Samples the share's counters every second, for the charts.
 async fn sample(running: Arc<RunningJob>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {

@@ -1,17 +1,17 @@
 //! The control plane's singletons, run by the one console that holds the
 //! `control` leader lease (any number of consoles may share a store): runs
-//! scheduled at a time, deployments on a cron schedule, assignment of
-//! starting runs to the worker with the most free slots, and takeover of
-//! runs whose worker stopped renewing its lease. Also the embedded
-//! console's recovery of the runs its previous process left running.
+//! scheduled at a time, deployments on a cron schedule, planning of
+//! starting runs into tasks (one per partition group) and assignment of
+//! each task to the worker with the most free slots, and takeover of tasks
+//! whose worker stopped renewing its lease. Also the embedded console's
+//! recovery of the runs its previous process left running.
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Worker;
-use super::restore::RestoreFrom;
-use crate::store::{NewRun, RunState, Store, StoreError, WorkerState, now_ms};
+use crate::store::{NewRun, RunState, Store, StoreError, TaskEnded, WorkerState, now_ms};
 
 /// The leader lease of the control plane's singletons.
 const CONTROL: &str = "control";
@@ -81,27 +81,34 @@ async fn pick_worker(worker: &Worker, store: &Store, except: Option<&str>) -> an
         .into_iter()
         .filter(|w| w.state == WorkerState::Up && w.heartbeat_ms >= now - worker.lease_ms())
         .filter(|w| Some(w.id.as_str()) != except)
-        .map(|w| (w.slots - w.runs, w.id))
+        .map(|w| (w.slots - w.tasks, w.id))
         .filter(|(free, _)| *free > 0)
         .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     Ok(best.map(|(_, id)| id))
 }
 
-/// Hands starting runs that no worker holds to the live worker with the
-/// most free slots.
+/// Plans starting runs left for assignment into tasks, then hands each
+/// task no worker holds to the live worker with the most free slots (so a
+/// run's groups spread over the workers).
 async fn assign(worker: &Worker, store: &Store) -> anyhow::Result<()> {
-    for run in store.unassigned_runs().await? {
+    for run in store.unplanned_runs().await? {
+        if let Err(e) = worker.plan_for_assignment(&run).await {
+            let detail = format!("run {} was refused: {}", run.id, e.for_tenant());
+            store.record_event(None, Some(&run.job_id), "error", None, "run.failed", &detail).await?;
+        }
+    }
+    for (run, group) in store.unassigned_tasks().await? {
         let Some(target) = pick_worker(worker, store, None).await? else {
-            return Ok(()); // No free slot anywhere: the runs wait.
+            return Ok(()); // No free slot anywhere: the tasks wait.
         };
-        if store.claim_run(&run.id, &target, None, None, worker.lease_ms()).await?.is_some() {
+        if store.claim_task(&run, group, &target, None, None, worker.lease_ms()).await?.is_some() {
             wake(worker, store, &target).await?;
         }
     }
     Ok(())
 }
 
-/// Has worker `target` read its runs now.
+/// Has worker `target` read its tasks now.
 async fn wake(worker: &Worker, store: &Store, target: &str) -> Result<(), StoreError> {
     if target == worker.id {
         worker.nudge.notify_one();
@@ -111,29 +118,37 @@ async fn wake(worker: &Worker, store: &Store, target: &str) -> Result<(), StoreE
     }
 }
 
-/// Runs whose worker stopped renewing the lease: a stopping one ends, the
-/// others move to another worker with a new epoch, to resume from their
-/// own latest snapshot.
+/// Tasks whose worker stopped renewing the lease: one of a stopping run
+/// ends, the others move to another worker with a new epoch, to resume
+/// from their group's latest snapshot; the run's other tasks go on.
 async fn take_over_expired(worker: &Worker, store: &Store) -> anyhow::Result<()> {
     if store.dialect == crate::store::Dialect::Sqlite {
         // One process's store: its worker is this process (a previous
         // one's runs were recovered at start), and a wall-clock jump (a
-        // suspended laptop) must not make it take its own runs over.
+        // suspended laptop) must not make it take its own tasks over.
         return Ok(());
     }
     for lost in store.mark_lost_workers(worker.lease_ms()).await? {
         tracing::warn!(worker = %lost, "a worker stopped heartbeating");
     }
-    for (run, epoch) in store.expired_runs().await? {
-        let from = run.worker.clone().unwrap_or_default();
+    for lease in store.expired_tasks().await? {
+        let (run, group, epoch) = (&lease.run, lease.group, lease.epoch);
+        let from = lease.worker.clone().unwrap_or_default();
         if run.state == RunState::Stopping {
-            let why = format!("worker {from} stopped renewing its lease while stopping the run");
-            store.end_expired_stop(&run.id, epoch, &why).await?;
+            let why = format!("worker {from} stopped renewing its lease while stopping task {group}");
+            if let Some(TaskEnded::Run(ended)) = store.end_expired_stop(&run.id, group, epoch, &why).await? {
+                run_event(
+                    store,
+                    &run.job_id,
+                    &format!("run.{}", ended.as_str()),
+                    &format!("run {} {}", run.id, ended.as_str()),
+                )
+                .await?;
+            }
             continue;
         }
         let target = pick_worker(worker, store, Some(&from)).await?;
-        let restore = RestoreFrom::parse(run.restore_from.as_deref()).resumed();
-        if !store.take_over_run(&run.id, epoch, target.as_deref(), &restore.as_text(), worker.lease_ms()).await? {
+        if !store.take_over_task(run, group, epoch, target.as_deref(), worker.lease_ms()).await? {
             continue;
         }
         let to = match &target {
@@ -144,7 +159,10 @@ async fn take_over_expired(worker: &Worker, store: &Store) -> anyhow::Result<()>
             store,
             &run.job_id,
             "run.takeover",
-            &format!("worker {from} stopped renewing its lease on run {} (epoch {epoch}); the run {to}", run.id),
+            &format!(
+                "worker {from} stopped renewing its lease on task {group} of run {} (epoch {epoch}); the task {to}",
+                run.id
+            ),
         )
         .await?;
         if let Some(target) = &target {

@@ -1,11 +1,13 @@
-//! Run leases in the metadata store (scale-out, docs/OPERATIONS.md), on
-//! SQLite and PostgreSQL: epochs grow across a job's runs, a takeover only
-//! happens to a lease that is still expired, a stop of a run no worker
-//! holds ends it at once, and a state change of an old epoch — or of a run
-//! that already ended — is refused. On PostgreSQL a worker hears the
-//! wake-up the leader sends it.
+//! Task leases in the metadata store (scale-out, docs/OPERATIONS.md), on
+//! SQLite and PostgreSQL: each partition group of a run is leased on its
+//! own, epochs grow across takeovers and the job's runs (a run's floor is
+//! above every older epoch), a takeover only happens to a lease that is
+//! still expired and leaves the run's other tasks alone, the run ends with
+//! its last task (failed at once when one fails), a stop of a run no worker
+//! holds ends it at once, and an old epoch's end of a task is refused. On
+//! PostgreSQL a worker hears the wake-up the leader sends it.
 
-use sluice_console::store::{RunState, SecretKey, Store};
+use sluice_console::store::{RunState, SecretKey, Store, TaskEnded};
 
 use crate::fresh_database::FreshDatabase;
 use crate::one_active_run::{new_run, store_with_job};
@@ -13,50 +15,81 @@ use crate::one_active_run::{new_run, store_with_job};
 const LEASE_MS: i64 = 60_000;
 
 async fn keeps_the_lease_rules(store: &Store, job: &str, version: &str) {
-    // Epochs grow across the job's runs: a new run's owner fences out an
-    // old run's zombie too.
+    // Two groups, planned for assignment: each is claimed on its own.
     let first = new_run(store, job, version, RunState::Starting).await.unwrap();
-    let e1 = store.claim_run(&first.id, "w1", None, None, LEASE_MS).await.unwrap().expect("claimed");
-    assert_eq!(store.claim_run(&first.id, "w2", None, None, LEASE_MS).await.unwrap(), None, "held by w1");
-    let e2 = store.claim_run(&first.id, "w1", Some("w1"), None, LEASE_MS).await.unwrap().expect("its own");
-    assert!(e2 > e1, "every claim raises the epoch: {e1} then {e2}");
-    store.set_run_state_as(&first.id, e2, RunState::Stopped, None).await.unwrap();
-    let second = new_run(store, job, version, RunState::Starting).await.unwrap();
-    let e3 = store.claim_run(&second.id, "w2", None, None, LEASE_MS).await.unwrap().expect("claimed");
-    assert!(e3 > e2, "the job's next run starts above its last epoch: {e3} after {e2}");
+    assert!(store.plan_tasks(&first, 2, None).await.unwrap());
+    assert!(!store.plan_tasks(&first, 2, None).await.unwrap(), "planned once");
+    let floor1 = store.run_floor(&first.id).await.unwrap();
+    let unassigned: Vec<u32> = store.unassigned_tasks().await.unwrap().into_iter().map(|(_, g)| g).collect();
+    assert_eq!(unassigned, vec![0, 1]);
+    let a = store.claim_task(&first, 0, "w1", None, None, LEASE_MS).await.unwrap().expect("claimed");
+    assert_eq!(store.claim_task(&first, 0, "w2", None, None, LEASE_MS).await.unwrap(), None, "held by w1");
+    let b = store.claim_task(&first, 1, "w2", None, None, LEASE_MS).await.unwrap().expect("claimed");
+    assert!(a >= floor1 && b > a, "epochs grow from the run's floor: {floor1}, {a}, {b}");
+    let a2 = store.claim_task(&first, 0, "w1", Some("w1"), None, LEASE_MS).await.unwrap().expect("its own");
+    assert!(a2 > b, "every claim raises the epoch: {b} then {a2}");
+    assert_eq!(store.run(&first.id).await.unwrap().unwrap().worker.as_deref(), Some("w1"), "group 0's worker");
+    let w2 = store.renew_leases("w2", LEASE_MS).await.unwrap();
+    assert_eq!(w2.iter().map(|o| (o.group, o.epoch)).collect::<Vec<_>>(), vec![(1, b)], "w2 holds group 1 only");
+    assert!(store.mark_run_running(&first.id, 0, a2).await.unwrap());
+    assert!(!store.mark_run_running(&first.id, 0, a).await.unwrap(), "an old epoch of the task is refused");
 
     // A takeover needs the lease to be expired when it happens, not only
-    // when the leader looked: a renewal in between wins.
-    assert!(!store.take_over_run(&second.id, e3, Some("w3"), "resume:none", LEASE_MS).await.unwrap());
-    sqlx::query("update runs set lease_expires_ms = 1 where id = $1")
-        .bind(&second.id)
+    // when the leader looked: a renewal in between wins. It moves that
+    // task only.
+    assert!(!store.take_over_task(&first, 1, b, Some("w3"), LEASE_MS).await.unwrap());
+    sqlx::query("update run_tasks set lease_expires_ms = 1 where run_id = $1 and task_group = 1")
+        .bind(&first.id)
         .execute(&store.pool)
         .await
         .unwrap();
-    let expired: Vec<String> = store.expired_runs().await.unwrap().into_iter().map(|(r, _)| r.id).collect();
-    assert_eq!(expired, vec![second.id.clone()]);
-    assert!(store.take_over_run(&second.id, e3, Some("w3"), "resume:none", LEASE_MS).await.unwrap());
-    let taken = store.run(&second.id).await.unwrap().unwrap();
-    assert_eq!((taken.worker.as_deref(), taken.state), (Some("w3"), RunState::Starting));
-    // The old owner's writes of its epoch are refused.
-    assert!(!store.set_run_state_as(&second.id, e3, RunState::Failed, Some("zombie")).await.unwrap());
-    let owned = store.renew_leases("w1", LEASE_MS).await.unwrap();
-    assert!(owned.iter().all(|o| o.run.id != second.id), "w1 learns the run is gone");
+    let expired: Vec<(String, u32)> =
+        store.expired_tasks().await.unwrap().into_iter().map(|l| (l.run.id, l.group)).collect();
+    assert_eq!(expired, vec![(first.id.clone(), 1)]);
+    assert!(store.take_over_task(&first, 1, b, Some("w3"), LEASE_MS).await.unwrap());
+    assert_eq!(store.run(&first.id).await.unwrap().unwrap().state, RunState::Running, "group 0 goes on");
+    // The old owner's end of the task is refused; the new one's counts.
+    assert_eq!(store.end_task(&first.id, 1, b, RunState::Failed, Some("zombie")).await.unwrap(), TaskEnded::Lost);
+    assert!(store.renew_leases("w2", LEASE_MS).await.unwrap().is_empty(), "w2 learns the task is gone");
     let w3 = store.renew_leases("w3", LEASE_MS).await.unwrap();
-    let e4 = w3.iter().find(|o| o.run.id == second.id).expect("w3 holds it").epoch;
-    assert!(e4 > e3);
+    let b2 = w3.iter().find(|o| o.run.id == first.id && o.group == 1).expect("w3 holds it").epoch;
+    assert!(b2 > a2);
 
-    // Stopped, an ended run stays ended whatever an owner writes later.
-    store.request_stop(&second.id, true).await.unwrap();
-    store.set_run_state_as(&second.id, e4, RunState::Stopped, None).await.unwrap();
-    assert!(!store.set_run_state_as(&second.id, e4, RunState::Running, None).await.unwrap());
-    assert_eq!(store.run(&second.id).await.unwrap().unwrap().state, RunState::Stopped);
+    // The run ends with its last task: one finished, one stopped = stopped.
+    assert_eq!(store.end_task(&first.id, 0, a2, RunState::Finished, None).await.unwrap(), TaskEnded::Task);
+    assert_eq!(store.run(&first.id).await.unwrap().unwrap().state, RunState::Running);
+    assert_eq!(
+        store.end_task(&first.id, 1, b2, RunState::Stopped, None).await.unwrap(),
+        TaskEnded::Run(RunState::Stopped)
+    );
 
-    // A run handed back (no worker) is stopped at once by a stop request.
+    // The job's next run starts above every epoch of the last one, so its
+    // fences shut out that run's zombies; a failed task fails the run at
+    // once, and its other task's worker sees the run gone.
+    let second = new_run(store, job, version, RunState::Starting).await.unwrap();
+    assert!(store.plan_tasks(&second, 2, Some("w1")).await.unwrap());
+    let floor2 = store.run_floor(&second.id).await.unwrap();
+    assert!(floor2 > b2, "the next run's floor {floor2} is above the last epoch {b2}");
+    assert!(store.unassigned_tasks().await.unwrap().is_empty(), "planned for w1, not for assignment");
+    let c = store.claim_task(&second, 0, "w1", Some("w1"), None, LEASE_MS).await.unwrap().unwrap();
+    let d = store.claim_task(&second, 1, "w1", Some("w1"), None, LEASE_MS).await.unwrap().unwrap();
+    assert_eq!(
+        store.end_task(&second.id, 1, d, RunState::Failed, Some("boom")).await.unwrap(),
+        TaskEnded::Run(RunState::Failed)
+    );
+    let failed = store.run(&second.id).await.unwrap().unwrap();
+    assert_eq!((failed.state, failed.error.as_deref()), (RunState::Failed, Some("boom")));
+    assert!(store.renew_leases("w1", LEASE_MS).await.unwrap().iter().all(|o| o.run.id != second.id));
+    assert_eq!(store.end_task(&second.id, 0, c, RunState::Stopped, None).await.unwrap(), TaskEnded::Task);
+    assert_eq!(store.run(&second.id).await.unwrap().unwrap().state, RunState::Failed, "stays failed");
+
+    // A run whose tasks were all handed back (no worker) is stopped at
+    // once by a stop request.
     let third = new_run(store, job, version, RunState::Starting).await.unwrap();
-    let e5 = store.claim_run(&third.id, "w1", None, None, LEASE_MS).await.unwrap().unwrap();
-    store.set_run_state_as(&third.id, e5, RunState::Running, None).await.unwrap();
-    assert!(store.release_run(&third.id, "w1", e5, "resume:none").await.unwrap());
+    assert!(store.plan_tasks(&third, 1, None).await.unwrap());
+    let e = store.claim_task(&third, 0, "w1", None, None, LEASE_MS).await.unwrap().unwrap();
+    assert!(store.mark_run_running(&third.id, 0, e).await.unwrap());
+    assert!(store.release_task(&third.id, 0, "w1", e).await.unwrap());
     assert!(store.request_stop(&third.id, true).await.unwrap());
     assert_eq!(store.run(&third.id).await.unwrap().unwrap().state, RunState::Stopped, "not left stopping");
 }
@@ -78,7 +111,7 @@ async fn leases_on_postgresql() {
     let version = store.add_version(&job.id, "hash-1", &bytes, "", "pat").await.unwrap();
     keeps_the_lease_rules(&store, &job.id, &version.id).await;
 
-    // The leader wakes the worker it gave runs to (NOTIFY); that worker,
+    // The leader wakes the worker it gave tasks to (NOTIFY); that worker,
     // and only it, hears it.
     let (woken, mut wakes) = tokio::sync::mpsc::unbounded_channel();
     let listening = store.clone();

@@ -16,6 +16,7 @@ mod cluster;
 #[path = "../support/orders.rs"]
 mod orders;
 mod partition;
+mod spread;
 #[path = "../support/wait.rs"]
 mod wait;
 

@@ -77,11 +77,10 @@ impl DimensionStore for CachedDimension {
     /// its fence), then the cache, as for [`upsert`](Self::upsert).
     async fn commit_fenced(
         &self,
-        fence: &str,
-        epoch: u64,
+        fences: &[(String, u64)],
         writes: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(), ConnectorError> {
-        self.store.commit_fenced(fence, epoch, writes).await?;
+        self.store.commit_fenced(fences, writes).await?;
         if let Some(cache) = &self.cache {
             for (key, row) in writes {
                 cache.insert(key.clone(), Some(Arc::from(row.as_slice()))).await;

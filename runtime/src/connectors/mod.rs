@@ -31,8 +31,10 @@ pub enum ConnectorError {
     #[error("{connector} `{name}`: {message}")]
     Io { connector: &'static str, name: String, message: String, retryable: bool },
     /// The store refused a fenced commit: its fence `fence` stands at
-    /// lease epoch `fenced_at`, above the committing task's `epoch`, so
-    /// another worker took the job over (and committed or restored since).
+    /// lease epoch `fenced_at`, above the committing task's `epoch` for it
+    /// (the run's floor for the job's fence, the task's lease epoch for its
+    /// own), so another worker took the job or the task over (and committed
+    /// or restored since).
     /// Not retried: the task must stop, as on a lost lease.
     #[error(
         "{connector} `{name}`: refused a commit under lease epoch {epoch}: the store's fence `{fence}` stands at \
@@ -220,23 +222,26 @@ pub trait DimensionStore: Send + Sync {
     /// All rows, sorted by key, for tests and the console (small stores).
     async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError>;
     /// Applies `writes` (a snapshot's staged upserts, possibly none) as the
-    /// task holding lease `epoch` of the job, all or nothing: refused with
-    /// [`ConnectorError::Fenced`] when the store's fence `fence` (the job's
-    /// snapshot key and the dimension's name) stands above `epoch`, else
-    /// the fence is raised to `epoch` together with the writes. A worker
-    /// frozen mid-commit thus cannot overwrite what the job's new owner
-    /// committed after raising the fence on restore.
+    /// task holding a lease, all or nothing, through the store's `fences`
+    /// (name and the epoch the task holds it at; distinct names, see
+    /// [`staged::DimensionFence`]): when any of them stands above its
+    /// epoch, nothing is written and no fence moves, and the commit is
+    /// refused with [`ConnectorError::Fenced`] naming that fence; else
+    /// every fence is raised to its epoch (never lowered) together with the
+    /// writes. A worker frozen mid-commit thus cannot overwrite what the
+    /// job's new owner committed after raising the fences on restore. A
+    /// commit repeated (a retry whose answer was lost) passes, its fences
+    /// then standing at its epochs.
     ///
     /// The default applies plain upserts: right for stores inside the
     /// task's process (memory), which no other worker can reach. A store
     /// that other processes share must override it.
     async fn commit_fenced(
         &self,
-        fence: &str,
-        epoch: u64,
+        fences: &[(String, u64)],
         writes: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(), ConnectorError> {
-        let _ = (fence, epoch);
+        let _ = fences;
         for (key, row) in writes {
             self.upsert(key, row).await?;
         }

@@ -37,36 +37,58 @@ pub enum WriteMode {
 /// Upserts since the last snapshot, by key: the last write of a key wins.
 pub type PendingWrites = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// The fence a task commits under when it runs under a worker's lease:
-/// the store refuses commits of an older epoch than the newest it saw.
+/// The fences a task commits under when it runs under a worker's lease:
+/// the store refuses a commit when any of them stands above the epoch the
+/// task holds it at (a newer owner raised it), and otherwise raises them
+/// all to those epochs with the writes ([`DimensionStore::commit_fenced`]).
+///
+/// A task commits under two fences, because the partition groups of a run
+/// each hold their own lease, with their own epoch:
+/// - the job's ([`fence_name`]) at the run's *floor* epoch, the same for
+///   all tasks of the run and above every epoch of the job's earlier runs:
+///   it refuses every task of an older run, at whatever parallelism, yet
+///   never a sibling task of the same run (whose own epoch may be higher);
+/// - the task's ([`task_fence_name`]) at the task's own lease epoch: it
+///   refuses the task's previous holder after a takeover within the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DimensionFence {
-    /// [`fence_name`] of the job and the dimension.
-    pub name: String,
-    /// The lease epoch the task holds the job at.
-    pub epoch: u64,
+    /// Each fence's name in the store and the epoch the task holds it at;
+    /// the names are distinct.
+    pub fences: Vec<(String, u64)>,
 }
 
 impl DimensionFence {
-    /// The fence of dimension `dimension` of job `job` (the same for all
-    /// its partition groups), under lease `epoch`.
-    pub fn new(job: &str, dimension: &str, epoch: u64) -> Self {
-        DimensionFence { name: fence_name(job, dimension), epoch }
+    /// The fences of dimension `dimension` for the task `task_key` of job
+    /// `job` (its snapshot key; with one partition group it equals `job`),
+    /// which holds lease `epoch` in a run whose floor epoch is `run_floor`.
+    pub fn for_task(job: &str, run_floor: u64, task_key: &str, epoch: u64, dimension: &str) -> Self {
+        DimensionFence {
+            fences: vec![(fence_name(job, dimension), run_floor), (task_fence_name(task_key, dimension), epoch)],
+        }
     }
 }
 
-/// The name of a dimension's fence in its store: the job (one fence for
-/// all its partition groups, which hold one epoch) and the dimension's
-/// name (a checked identifier, so the last `:` splits them).
+/// The name of a dimension's job fence in its store: the job (one fence
+/// for all its partition groups and runs) and the dimension's name (a
+/// checked identifier, so the last `:` splits them).
 pub fn fence_name(job: &str, dimension: &str) -> String {
     format!("{job}:{dimension}")
+}
+
+/// The name of a dimension's task fence in its store: `{task_key}@task:{dimension}`.
+/// Job and task keys are letters, digits, `-` and `_`, so the first other
+/// character of a fence's name is `:` in a job fence and `@` in a task
+/// fence: the two never share a name, even when the task key is the job's
+/// (a run of one partition group).
+pub fn task_fence_name(task_key: &str, dimension: &str) -> String {
+    format!("{task_key}@task:{dimension}")
 }
 
 /// A dimension store whose upserts wait in memory until [`commit`](Self::commit).
 pub struct StagedDimension {
     store: Arc<dyn DimensionStore>,
     pending: Mutex<HeldRows>,
-    /// Set under a lease: commits go through the store's fence.
+    /// Set under a lease: commits go through the store's fences.
     fence: Option<DimensionFence>,
     /// Whether a fenced commit went through (and so raised the fence): a
     /// commit with nothing to write can then skip the store.
@@ -92,16 +114,16 @@ impl StagedDimension {
 
     /// Applies `writes` to the store and forgets them as pending (a pending
     /// write of the same key made since is kept). Under a fence the store
-    /// applies them all or, when the job has a newer owner, none
-    /// ([`ConnectorError::Fenced`]); the first fenced commit goes to the
-    /// store even with nothing to write, to raise the fence.
+    /// applies them all or, when the job or the task has a newer owner,
+    /// none ([`ConnectorError::Fenced`]); the first fenced commit goes to
+    /// the store even with nothing to write, to raise the fences.
     pub async fn commit(&self, writes: &[(Vec<u8>, Vec<u8>)]) -> Result<(), ConnectorError> {
         match &self.fence {
             Some(fence) => {
                 if writes.is_empty() && self.fence_raised.load(Ordering::SeqCst) {
                     return Ok(());
                 }
-                self.store.commit_fenced(&fence.name, fence.epoch, writes).await?;
+                self.store.commit_fenced(&fence.fences, writes).await?;
                 self.fence_raised.store(true, Ordering::SeqCst);
             }
             None => {
@@ -176,11 +198,22 @@ mod tests {
         assert_eq!(staged.lookup(b"b").await.unwrap(), Some(b"4".to_vec()));
     }
 
+    #[test]
+    fn a_task_fence_never_shares_a_name_with_a_job_fence() {
+        // One partition group: the task's key is the job's.
+        let fence = DimensionFence::for_task("demo__premium-drop", 3, "demo__premium-drop", 4, "users");
+        let names: Vec<&str> = fence.fences.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["demo__premium-drop:users", "demo__premium-drop@task:users"]);
+    }
+
+    /// A fenced commit's fences and how many rows it wrote.
+    type Commit = (Vec<(String, u64)>, usize);
+
     /// Records the fenced commits that reach it.
     #[derive(Default)]
     struct Fenced {
         inner: MemoryDimension,
-        commits: Mutex<Vec<(String, u64, usize)>>,
+        commits: Mutex<Vec<Commit>>,
     }
 
     #[async_trait]
@@ -196,11 +229,10 @@ mod tests {
         }
         async fn commit_fenced(
             &self,
-            fence: &str,
-            epoch: u64,
+            fences: &[(String, u64)],
             writes: &[(Vec<u8>, Vec<u8>)],
         ) -> Result<(), ConnectorError> {
-            self.commits.lock().unwrap().push((fence.to_owned(), epoch, writes.len()));
+            self.commits.lock().unwrap().push((fences.to_vec(), writes.len()));
             for (key, row) in writes {
                 self.inner.upsert(key, row).await?;
             }
@@ -211,8 +243,10 @@ mod tests {
     #[tokio::test]
     async fn under_a_fence_commits_go_through_the_stores_fence_and_the_first_raises_it() {
         let store = Arc::new(Fenced::default());
-        let fence = DimensionFence::new("demo__premium-drop__p0-of-2", "users", 7);
-        assert_eq!(fence.name, "demo__premium-drop__p0-of-2:users");
+        let fence = DimensionFence::for_task("demo__premium-drop", 5, "demo__premium-drop__p0-of-2", 7, "users");
+        let fences =
+            vec![("demo__premium-drop:users".to_owned(), 5), ("demo__premium-drop__p0-of-2@task:users".to_owned(), 7)];
+        assert_eq!(fence.fences, fences, "the job's fence at the run's floor, the task's at its epoch");
         let staged = StagedDimension::fenced(store.clone(), Some(fence));
 
         staged.commit(&[]).await.unwrap();
@@ -220,8 +254,7 @@ mod tests {
         staged.upsert(b"a", b"1").await.unwrap();
         staged.commit(&staged.pending()).await.unwrap();
         let commits = store.commits.lock().unwrap().clone();
-        let name = "demo__premium-drop__p0-of-2:users".to_owned();
-        assert_eq!(commits, vec![(name.clone(), 7, 0), (name, 7, 1)], "an empty commit once raised is skipped");
+        assert_eq!(commits, vec![(fences.clone(), 0), (fences, 1)], "an empty commit once raised is skipped");
         assert_eq!(store.inner.lookup(b"a").await.unwrap(), Some(b"1".to_vec()));
         assert!(staged.pending().is_empty());
 

@@ -10,8 +10,9 @@
 //! The gate cannot stop a write already under way when the process froze.
 //! The stores that can refuse one do, by the lease's fencing epoch: the
 //! snapshot store (`FencedSnapshots`) and the dimension stores with
-//! `writes = "snapshot"` (`TaskBuilder::lease_epoch`); their refusal is a
-//! [`LeaseLost`] too.
+//! `writes = "snapshot"` (`TaskBuilder::lease_fences`: a job fence at the
+//! run's floor epoch and a task fence at the task's own); their refusal is
+//! a [`LeaseLost`] too.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

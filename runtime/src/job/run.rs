@@ -64,8 +64,16 @@ pub struct TaskBuilder<'a> {
     allow_non_restored_state: bool,
     group: PartitionGroup,
     lease: Arc<super::LeaseGate>,
-    /// The lease's epoch and the job its fences are named after.
-    lease_epoch: Option<(u64, String)>,
+    /// The fences dimension commits go through, under a lease.
+    lease_fences: Option<LeaseFences>,
+}
+
+/// What [`TaskBuilder::lease_fences`] names the fences after, and their epochs.
+struct LeaseFences {
+    job: String,
+    run_floor: u64,
+    task_key: String,
+    epoch: u64,
 }
 
 impl<'a> TaskBuilder<'a> {
@@ -84,7 +92,7 @@ impl<'a> TaskBuilder<'a> {
             allow_non_restored_state: false,
             group: PartitionGroup::default(),
             lease: Arc::new(super::LeaseGate::unbounded()),
-            lease_epoch: None,
+            lease_fences: None,
         }
     }
 
@@ -134,19 +142,24 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
-    /// The fencing epoch of the lease job `job` runs under. Dimension
-    /// stores with `writes = "snapshot"` then commit through a fence of
-    /// their own (named after `job` and the dimension: one per job, shared
-    /// by all its partition groups, which hold the same epoch, so a new run
-    /// at another parallelism fences out every group of the old one),
-    /// raised to `epoch` when the task is built: a commit
-    /// from an older epoch, a worker that lost the job while frozen, is
-    /// refused by the store itself, and the task ends as on a lost lease.
-    /// The worker's gate ([`lease`](Self::lease)) only stops writes this
-    /// process knows to be late; the fence also stops one already under
-    /// way. Without an epoch (`sluice run`) commits are plain upserts.
-    pub fn lease_epoch(mut self, epoch: u64, job: &str) -> Self {
-        self.lease_epoch = Some((epoch, job.to_owned()));
+    /// The lease this task runs under, for the fences of its dimension
+    /// stores with `writes = "snapshot"`: each commits through two fences
+    /// of the store's own ([`DimensionFence::for_task`]), raised when the
+    /// task is built. The job's fence (named after `job`, the job's key,
+    /// and shared by all its partition groups) at `run_floor`, the floor
+    /// epoch of the run, the same for all its tasks and above every epoch
+    /// of the job's earlier runs: it refuses every task of an older run, at
+    /// any parallelism. The task's fence (named after `task_key`, the
+    /// task's snapshot key) at `epoch`, the task's own lease epoch: it
+    /// refuses the task's previous holder after a takeover within the run,
+    /// yet never a sibling task, whose epoch is its own. A refused commit,
+    /// a worker that lost the job or the task while frozen, ends the task
+    /// as on a lost lease. The worker's gate ([`lease`](Self::lease)) only
+    /// stops writes this process knows to be late; the fences also stop
+    /// one already under way. Without this (`sluice run`) commits are plain
+    /// upserts.
+    pub fn lease_fences(mut self, job: &str, run_floor: u64, task_key: &str, epoch: u64) -> Self {
+        self.lease_fences = Some(LeaseFences { job: job.to_owned(), run_floor, task_key: task_key.to_owned(), epoch });
         self
     }
 
@@ -221,20 +234,21 @@ impl<'a> TaskBuilder<'a> {
                      store (`sluice run --snapshots DIR`); or use `writes = \"immediate\"`",
                 )));
             }
-            let fence = self.lease_epoch.as_ref().map(|(epoch, job)| DimensionFence::new(job, name, *epoch));
+            let fence = (self.lease_fences.as_ref())
+                .map(|l| DimensionFence::for_task(&l.job, l.run_floor, &l.task_key, l.epoch, name));
             let stage = Arc::new(StagedDimension::fenced(dimension.clone(), fence.clone()));
             let restored = restore.as_ref().and_then(|s| s.dimension_writes.iter().find(|(n, _)| n == name));
             // Upserts are idempotent: applying the snapshot's again is
             // harmless. Under a lease this commit also raises the store's
-            // fence before the job processes anything, writes or not, so a
+            // fences before the job processes anything, writes or not, so a
             // late commit of the previous owner is refused from now on.
             let writes = restored.map_or(&[][..], |(_, w)| w.as_slice());
             if (!writes.is_empty() || (snapshot_writes && fence.is_some()))
                 && let Err(e) = stage.commit(writes).await
             {
                 if matches!(e, ConnectorError::Fenced { .. }) {
-                    // A newer owner holds the job: this worker's other
-                    // tasks of the run stop writing too.
+                    // A newer owner holds the job or this task: the lease
+                    // is lost, and the tasks sharing its gate stop too.
                     self.lease.revoke();
                 }
                 return Err(connector(e));

@@ -81,6 +81,7 @@ export async function renderOverview(root, args) {
         ['Task', (t) => t.task],
         ['Key', (t) => t.key ? h('code', null, t.key) : '—'],
         ['Worker', (t) => t.worker ?? '—'],
+        ['Lease epoch', (t) => (t.epoch ? String(t.epoch) : '—')],
         ['Records in', (t) => fmtNum(t.records_in)],
         ['Records out', (t) => fmtNum(t.records_out)],
         ['State', (t) => t.state ? badge(t.state) : badge(m.state)],

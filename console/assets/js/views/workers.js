@@ -25,6 +25,7 @@ export async function renderWorkers(root, ctx) {
       ['Host', (w) => w.host],
       ['State', (w) => badge(w.state)],
       ['Slots', (w) => String(w.slots)],
+      ['Tasks', (w) => `${w.tasks} of ${w.slots} slots`],
       ['Runs', (w) => String(w.runs)],
       ['Records in', (w) => fmtNum((w.status || []).reduce((n, r) => n + (r.totals ? r.totals.records_in : 0), 0))],
       ['Last heartbeat', (w) => `${Math.max(0, Math.round((now - w.heartbeat_ms) / 1000))} s ago`],
@@ -33,7 +34,7 @@ export async function renderWorkers(root, ctx) {
   }
 
   clear(root, h('h2', null, 'Workers'),
-    h('p', { class: 'hint' }, 'Processes that run jobs. A worker silent for longer than its lease is shown lost, and its runs move to the others.'),
+    h('p', { class: 'hint' }, 'Processes that run jobs. A worker silent for longer than its lease is shown lost, and its tasks move to the others. Each task (a partition group of a run) takes a slot.'),
     section('Registered workers', listError, list));
   await reload();
   const timer = setInterval(reload, 2000);

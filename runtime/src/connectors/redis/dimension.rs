@@ -2,7 +2,7 @@
 //! as JSON text (GET/SET) or as a hash (HGETALL/HSET), over one
 //! `ConnectionManager` that reconnects by itself. Fenced commits (a
 //! snapshot's staged writes under a lease) run as one Lua script, which
-//! Redis executes atomically, with the fence at `key_prefix +
+//! Redis executes atomically, with each fence at `key_prefix +
 //! "sluice-fence:" + fence`.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,22 +37,30 @@ const BACKOFF: Duration = Duration::from_millis(100);
 /// (`~user:*`) covers it; `rows()` skips it.
 const FENCE_KEY: &[u8] = b"sluice-fence:";
 
-/// A fenced commit: `KEYS[1]` the fence, `KEYS[2..]` the rows' keys;
-/// `ARGV[1]` the task's epoch, `ARGV[2]` the layout (`json` or `hash`),
-/// `ARGV[3]` the expiry in ms or empty, then per row its JSON text
-/// (`json`) or its field count and field/value pairs (`hash`). Refused
-/// (nothing written) when the fence stands above the epoch, answering its
-/// epoch; else the fence is set to the epoch and every row written,
-/// answering 0. Redis runs a script alone, so no other command (a newer
-/// owner's raise of the fence) falls between the check and the writes.
+/// A fenced commit: `KEYS[1..n]` the fences, `KEYS[n+1..]` the rows' keys;
+/// `ARGV[1]` the number of fences `n`, `ARGV[2..n+1]` the task's epoch for
+/// each fence, `ARGV[n+2]` the layout (`json` or `hash`), `ARGV[n+3]` the
+/// expiry in ms or empty, then per row its JSON text (`json`) or its field
+/// count and field/value pairs (`hash`). Refused (nothing written, no fence
+/// moved) when a fence stands above its epoch, answering that fence's
+/// position (from 1) and epoch; else every fence is set to its epoch (all
+/// passed the check and their names are distinct, so none goes down) and
+/// every row written, answering an empty list. Redis runs a script alone,
+/// so no other command (a newer owner's raise of a fence) falls between
+/// the checks and the writes.
 const FENCED_COMMIT: &str = r"
-local fenced_at = tonumber(redis.call('GET', KEYS[1]) or '0')
-if fenced_at > tonumber(ARGV[1]) then
-  return fenced_at
+local n = tonumber(ARGV[1])
+for i = 1, n do
+  local fenced_at = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if fenced_at > tonumber(ARGV[1 + i]) then
+    return {i, fenced_at}
+  end
 end
-redis.call('SET', KEYS[1], ARGV[1])
-local hash, ttl, a = ARGV[2] == 'hash', ARGV[3], 4
-for i = 2, #KEYS do
+for i = 1, n do
+  redis.call('SET', KEYS[i], ARGV[1 + i])
+end
+local hash, ttl, a = ARGV[n + 2] == 'hash', ARGV[n + 3], n + 4
+for i = n + 1, #KEYS do
   if hash then
     redis.call('DEL', KEYS[i])
     local fields = tonumber(ARGV[a])
@@ -73,7 +81,7 @@ for i = 2, #KEYS do
     a = a + 1
   end
 end
-return 0
+return {}
 ";
 
 pub struct RedisDimension {
@@ -156,6 +164,11 @@ impl RedisDimension {
 
     fn redis_key(&self, key: &[u8]) -> Vec<u8> {
         [self.key_prefix.as_slice(), key].concat()
+    }
+
+    /// The fenced commit's script answered something it never answers.
+    fn unexpected_answer(&self, answer: &[u64]) -> ConnectorError {
+        ConnectorError::io(CONNECTOR, &self.name, format!("fenced commit: unexpected answer {answer:?}"), false)
     }
 
     /// Runs `command` on the connection, retrying connection trouble with a
@@ -273,13 +286,15 @@ impl DimensionStore for RedisDimension {
 
     async fn commit_fenced(
         &self,
-        fence: &str,
-        epoch: u64,
+        fences: &[(String, u64)],
         writes: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(), ConnectorError> {
-        let fence_key = [self.key_prefix.as_slice(), FENCE_KEY, fence.as_bytes()].concat();
-        let mut invocation = self.fenced_commit.key(fence_key);
-        invocation.arg(epoch);
+        let mut invocation = self.fenced_commit.prepare_invoke();
+        invocation.arg(fences.len());
+        for (fence, epoch) in fences {
+            invocation.key([self.key_prefix.as_slice(), FENCE_KEY, fence.as_bytes()].concat());
+            invocation.arg(*epoch);
+        }
         invocation.arg(match self.layout {
             RedisLayout::Json => "json",
             RedisLayout::Hash => "hash",
@@ -301,20 +316,26 @@ impl DimensionStore for RedisDimension {
             }
         }
         let invocation = &invocation;
-        // Repeating a script whose answer was lost is safe: its fence then
-        // stands at this epoch, which passes, and the writes are upserts.
-        let fenced_at: u64 =
+        // Repeating a script whose answer was lost is safe: its fences then
+        // stand at its epochs, which pass, and the writes are upserts.
+        let refused: Vec<u64> =
             self.run("fenced commit", |mut c| async move { invocation.invoke_async(&mut c).await }).await?;
-        if fenced_at > epoch {
-            return Err(ConnectorError::Fenced {
-                connector: CONNECTOR,
-                name: self.name.clone(),
-                fence: fence.to_owned(),
-                epoch,
-                fenced_at,
-            });
+        match refused[..] {
+            [] => Ok(()),
+            [position, fenced_at] => {
+                let (fence, epoch) = (usize::try_from(position).ok())
+                    .and_then(|p| fences.get(p.checked_sub(1)?))
+                    .ok_or_else(|| self.unexpected_answer(&refused))?;
+                Err(ConnectorError::Fenced {
+                    connector: CONNECTOR,
+                    name: self.name.clone(),
+                    fence: fence.clone(),
+                    epoch: *epoch,
+                    fenced_at,
+                })
+            }
+            _ => Err(self.unexpected_answer(&refused)),
         }
-        Ok(())
     }
 
     async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError> {

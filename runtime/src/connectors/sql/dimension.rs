@@ -18,9 +18,10 @@ use crate::connectors::{ConnectorError, DimensionStore};
 /// a job waiting on a lookup is stalled, so not long.
 const RETRY_TIME: Duration = Duration::from_secs(10);
 /// The fences of fenced commits ([`DimensionStore::commit_fenced`]): one
-/// row per fence (job task and dimension) with the newest lease epoch
-/// that committed, in the schema of the dimension's table. Created when
-/// first needed, so a job without a lease needs no right to create it.
+/// row per fence (a job's or a task's, for one dimension) with the newest
+/// lease epoch that committed, in the schema of the dimension's table.
+/// Created when first needed, so a job without a lease needs no right to
+/// create it.
 const FENCE_TABLE: &str = "sluice_dimension_fences";
 /// How long PostgreSQL and MySQL keep a fenced commit's transaction when
 /// its worker stops talking mid-commit (frozen): the transaction holds the
@@ -139,15 +140,15 @@ impl DimensionStore for SqlDimension {
         retry(&self.subject, "upserting a row", RETRY_TIME, write).await
     }
 
-    /// One transaction: raise the fence row to `epoch` (inserting it if
+    /// One transaction: raise each fence row to its epoch (inserting it if
     /// missing; never lowering it), which locks it until the commit, read
     /// it back, give up if it stands higher, else upsert every row. A newer
     /// owner's raise thus either waits for this commit (and overwrites it
-    /// on restore) or comes first (and this is refused, writing nothing).
+    /// on restore) or comes first (and this is refused, writing nothing
+    /// and raising no fence: the transaction rolls back).
     async fn commit_fenced(
         &self,
-        fence: &str,
-        epoch: u64,
+        fences: &[(String, u64)],
         writes: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<(), ConnectorError> {
         if !writes.is_empty() && self.upsert.is_none() {
@@ -167,18 +168,32 @@ impl DimensionStore for SqlDimension {
                 }
             })
             .await?;
-        let epoch_param = i64::try_from(epoch).unwrap_or(i64::MAX);
-        let what = format!("committing {} row(s) under fence `{fence}`", rows.len());
-        let commit = || self.fences.commit(&self.pool, fence, epoch_param, &rows);
+        // Raised in the order of their names: the sibling tasks of a run
+        // share the job's fence, and transactions that lock the same rows
+        // in the same order do not deadlock (one that still does, on
+        // MySQL's gap locks, is retried whole). The siblings' commits do
+        // wait for each other on that row (each raise locks it, even one
+        // that leaves it where it stands): acceptable, as a task commits
+        // once per snapshot.
+        let mut ordered: Vec<&(String, u64)> = fences.iter().collect();
+        ordered.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let params: Vec<(&str, i64)> =
+            ordered.iter().map(|(name, epoch)| (name.as_str(), i64::try_from(*epoch).unwrap_or(i64::MAX))).collect();
+        let names: Vec<&str> = params.iter().map(|&(name, _)| name).collect();
+        let what = format!("committing {} row(s) under fences `{}`", rows.len(), names.join("`, `"));
+        let commit = || self.fences.commit(&self.pool, &params, &rows);
         match retry(&self.subject, &what, RETRY_TIME, commit).await? {
-            Some(fenced_at) if fenced_at > epoch_param => Err(ConnectorError::Fenced {
-                connector: self.subject.connector,
-                name: self.subject.name.clone(),
-                fence: fence.to_owned(),
-                epoch,
-                fenced_at: fenced_at as u64,
-            }),
-            _ => Ok(()),
+            Some((refused, fenced_at)) => {
+                let (fence, epoch) = ordered[refused];
+                Err(ConnectorError::Fenced {
+                    connector: self.subject.connector,
+                    name: self.subject.name.clone(),
+                    fence: fence.clone(),
+                    epoch: *epoch,
+                    fenced_at: fenced_at as u64,
+                })
+            }
+            None => Ok(()),
         }
     }
 
@@ -257,9 +272,15 @@ impl FenceStatements {
         }
     }
 
-    /// The fenced commit's transaction; the fence's epoch as it stood, when
-    /// above `epoch` (then nothing was written).
-    async fn commit(&self, pool: &Pool, fence: &str, epoch: i64, rows: &[Cells]) -> Result<Option<i64>, sqlx::Error> {
+    /// The fenced commit's transaction, raising `fences` in their order:
+    /// when one stands above its epoch (then nothing was written), its
+    /// index and epoch.
+    async fn commit(
+        &self,
+        pool: &Pool,
+        fences: &[(&str, i64)],
+        rows: &[Cells],
+    ) -> Result<Option<(usize, i64)>, sqlx::Error> {
         // The same statements on each driver's own types (the sqlx::Any
         // driver cannot be used, see `pool`).
         macro_rules! on {
@@ -273,11 +294,14 @@ impl FenceStatements {
                     if let Some(sql) = &self.first {
                         sqlx::query(sql).execute(&mut *tx).await?;
                     }
-                    sqlx::query(&self.raise).bind(fence).bind(epoch).execute(&mut *tx).await?;
-                    let fenced_at: i64 = sqlx::query_scalar(&self.read).bind(fence).fetch_one(&mut *tx).await?;
-                    if fenced_at > epoch {
-                        tx.rollback().await?;
-                        return Ok(Some(fenced_at));
+                    for (i, &(fence, epoch)) in fences.iter().enumerate() {
+                        sqlx::query(&self.raise).bind(fence).bind(epoch).execute(&mut *tx).await?;
+                        let fenced_at: i64 = sqlx::query_scalar(&self.read).bind(fence).fetch_one(&mut *tx).await?;
+                        if fenced_at > epoch {
+                            // Also undoes the raises of the fences before.
+                            tx.rollback().await?;
+                            return Ok(Some((i, fenced_at)));
+                        }
                     }
                     for cells in rows {
                         let mut upsert = sqlx::query(&self.upsert);
