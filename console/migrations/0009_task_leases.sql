@@ -20,10 +20,13 @@ create table run_tasks (
 
 create index run_tasks_by_worker on run_tasks (worker, state);
 
--- Runs active across the upgrade: their groups are held as the run was.
+-- Runs launched before the upgrade (an epoch above 0) and still active:
+-- their groups are held as the runs were. Runs never launched get their
+-- tasks planned as new ones are, at the deployment's parallelism.
+update runs set task_groups = 1
+ where task_groups is null and lease_epoch > 0 and state in ('starting', 'running', 'stopping');
 insert into run_tasks (run_id, task_group, worker, lease_epoch, lease_expires_ms, state)
 with recursive g(n) as (select 0 union all select n + 1 from g where n + 1 < 64)
 select r.id, g.n, r.worker, r.lease_epoch, r.lease_expires_ms, 'active'
-  from runs r join g on g.n < coalesce(r.task_groups, 1)
- where r.state in ('starting', 'running', 'stopping');
-update runs set task_groups = 1 where task_groups is null and state in ('starting', 'running', 'stopping');
+  from runs r join g on g.n < r.task_groups
+ where r.lease_epoch > 0 and r.state in ('starting', 'running', 'stopping');

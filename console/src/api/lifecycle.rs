@@ -175,9 +175,10 @@ async fn stop_job(state: &AppState, job: &Job, snapshot: bool) -> ApiResult<Run>
         return Ok(run);
     }
     if state.worker.running(&job.id).is_some_and(|r| r.run_id == run.id) {
-        // Its tasks here stop now, those on other workers when woken.
-        state.worker.stop(&job.id, snapshot).await?;
+        // Its tasks on other workers stop when woken, those here now.
+        state.store.request_stop(&run.id, snapshot).await?;
         wake_holders(state, &run.id).await?;
+        state.worker.stop(&job.id, snapshot).await?;
     } else if state.store.cancel_unassigned(&run.id).await? {
         // No worker held any of its tasks yet.
         return Ok(run);
@@ -235,7 +236,11 @@ async fn remote_snapshot(state: &AppState, project: &Project, job: &Job) -> ApiR
         .await?
         .filter(|r| r.state == RunState::Running)
         .ok_or_else(|| ApiError::Conflict("the job is not running; start it first".into()))?;
-    let groups = state.store.deployment(&job.id).await?.map_or(1, |d| d.parallelism.clamp(1, 64) as u32);
+    // The run's own groups (it keeps them whatever the deployment says now).
+    let groups = match run.task_groups {
+        Some(groups) => groups.clamp(1, 64) as u32,
+        None => state.store.deployment(&job.id).await?.map_or(1, |d| d.parallelism.clamp(1, 64) as u32),
+    };
     let asked = state.store.request_snapshot(&run.id).await?;
     wake_holders(state, &run.id).await?;
     let deadline = std::time::Instant::now() + STOP_WAIT;

@@ -277,8 +277,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("sluice console listening on http://{address}");
     api::server::serve(listener, app, header_timeout, shutdown_signal()).await?;
     worker::scheduler::resign(&store, &console).await;
-    eprintln!("sluice: stopping jobs (with snapshots)");
-    worker.stop_all().await;
+    if store.dialect == crate::store::Dialect::Postgres {
+        // Other workers share the store: this console's tasks are handed
+        // over with a snapshot (as a drained worker's), and the runs go on.
+        eprintln!("sluice: handing this console's tasks over (with snapshots)");
+        worker.drain().await;
+    } else {
+        eprintln!("sluice: stopping jobs (with snapshots)");
+        worker.stop_all().await;
+    }
     if let Some(broker) = broker {
         broker.stop().await;
     }

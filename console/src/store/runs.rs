@@ -211,6 +211,12 @@ impl Store {
         self.change_run_state(id, None, state, error).await.map(drop)
     }
 
+    /// Records why run `id` ended.
+    pub async fn set_run_error(&self, id: &str, error: &str) -> StoreResult<()> {
+        sqlx::query("update runs set error = $1 where id = $2").bind(error).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Moves the run from `from` to `to` only if it is still in `from`, and
     /// says whether it did: of two consoles (or a stop and the scheduler)
     /// acting on one scheduled run, exactly one wins.

@@ -59,6 +59,11 @@ pub enum TaskEnded {
 
 const ACTIVE_RUN: &str = "('starting', 'running', 'stopping')";
 
+/// The run columns as read through the alias `r`.
+fn run_columns() -> String {
+    RUN_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ")
+}
+
 /// The job's next epoch: above every epoch of its runs and their tasks.
 /// `$J` is replaced by the parameter that binds the job's id.
 const NEXT_EPOCH: &str = "(select coalesce(max(e), 0) + 1 from (
@@ -84,6 +89,7 @@ impl Store {
     /// assignment, and the run's fencing floor. Says whether it planned
     /// them now.
     pub async fn plan_tasks(&self, run: &Run, groups: u32, owner: Option<&str>) -> StoreResult<bool> {
+        let now = self.clock_ms().await?;
         let mut tx = self.pool.begin().await?;
         let planned = sqlx::query(&format!(
             "update runs set task_groups = coalesce(task_groups, $1), lease_epoch = {}
@@ -108,7 +114,7 @@ impl Store {
             .bind(owner)
             // Until its owner claims it; if it never does (its process
             // died), it is taken over like any task whose lease expired.
-            .bind(owner.map(|_| now_ms() + 60_000))
+            .bind(owner.map(|_| now + 60_000))
             .execute(&mut *tx)
             .await?;
         }
@@ -122,20 +128,20 @@ impl Store {
         Ok(row.try_get("lease_epoch")?)
     }
 
-    /// Extends the leases of every task `worker` holds (launched: epoch
-    /// above 0) to `lease_ms` from now, and returns the tasks it holds of
-    /// active runs (so it learns which it lost, which it was given, and
-    /// what consoles asked of their runs).
+    /// Extends the leases of every task of an active run `worker` holds
+    /// to `lease_ms` from now, and returns those tasks (so it learns which
+    /// it lost, which it was given, and what consoles asked of their runs).
     pub async fn renew_leases(&self, worker: &str, lease_ms: i64) -> StoreResult<Vec<OwnedTask>> {
         let now = self.clock_ms().await?;
-        sqlx::query(
-            "update run_tasks set lease_expires_ms = $1 where worker = $2 and state = 'active' and lease_epoch > 0",
-        )
+        sqlx::query(&format!(
+            "update run_tasks set lease_expires_ms = $1 where worker = $2 and state = 'active'
+               and exists (select 1 from runs r where r.id = run_tasks.run_id and r.state in {ACTIVE_RUN})"
+        ))
         .bind(now + lease_ms)
         .bind(worker)
         .execute(&self.pool)
         .await?;
-        let columns = RUN_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
+        let columns = run_columns();
         let rows = sqlx::query(&format!(
             "select {columns}, t.task_group, t.lease_epoch as task_epoch, r.stop_request, r.snapshot_request_ms,
              t.snapshot_done_ms as task_snapshot_done_ms
@@ -223,7 +229,7 @@ impl Store {
     /// Active tasks whose lease expired (their worker stopped renewing).
     pub async fn expired_tasks(&self) -> StoreResult<Vec<TaskLease>> {
         let now = self.clock_ms().await?;
-        let columns = RUN_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
+        let columns = run_columns();
         let rows = sqlx::query(&format!(
             "select {columns}, t.task_group, t.worker as task_worker, t.lease_epoch as task_epoch
              from run_tasks t join runs r on r.id = t.run_id
@@ -261,7 +267,8 @@ impl Store {
         let done = sqlx::query(&format!(
             "update run_tasks set worker = $1, lease_epoch = {}, lease_expires_ms = $2
              where run_id = $3 and task_group = $4 and lease_epoch = $5 and state = 'active'
-               and coalesce(lease_expires_ms, 0) < $6",
+               and coalesce(lease_expires_ms, 0) < $6
+               and exists (select 1 from runs r where r.id = $3 and r.state in ('starting', 'running'))",
             next_epoch("$7")
         ))
         .bind(owner)
@@ -283,7 +290,7 @@ impl Store {
 
     /// Tasks waiting for a worker, of runs that are starting or running.
     pub async fn unassigned_tasks(&self) -> StoreResult<Vec<(Run, u32)>> {
-        let columns = RUN_COLUMNS.split(", ").map(|c| format!("r.{c}")).collect::<Vec<_>>().join(", ");
+        let columns = run_columns();
         let rows = sqlx::query(&format!(
             "select {columns}, t.task_group from run_tasks t join runs r on r.id = t.run_id
              where t.state = 'active' and t.worker is null and r.state in ('starting', 'running')
@@ -313,11 +320,13 @@ impl Store {
 
     /// Hands task `group` of run `run_id` (held by `from` at `epoch`) back
     /// for assignment to another worker (a draining worker's tasks, stopped
-    /// with a snapshot).
+    /// with a snapshot); false when it moved or its run is stopping or
+    /// ended (the task then ends instead).
     pub async fn release_task(&self, run_id: &str, group: u32, from: &str, epoch: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "update run_tasks set worker = null, lease_expires_ms = null
-             where run_id = $1 and task_group = $2 and worker = $3 and lease_epoch = $4 and state = 'active'",
+             where run_id = $1 and task_group = $2 and worker = $3 and lease_epoch = $4 and state = 'active'
+               and exists (select 1 from runs r where r.id = $1 and r.state in ('starting', 'running'))",
         )
         .bind(run_id)
         .bind(i64::from(group))
@@ -406,6 +415,14 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(TaskEnded::Task);
         }
+        // Tasks still held elsewhere (the run failed) are ended with it:
+        // their workers see the run gone and stop them, recording nothing.
+        sqlx::query(
+            "update run_tasks set state = 'stopped', lease_expires_ms = null where run_id = $1 and state = 'active'",
+        )
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
         let run = self.run(run_id).await?;
         Ok(TaskEnded::Run(run.map_or(RunState::Stopped, |r| r.state)))
     }
@@ -441,13 +458,7 @@ impl Store {
     /// at their next heartbeat); tasks no worker holds stop at once, and a
     /// run none of whose tasks is held stops at once.
     pub async fn request_stop(&self, id: &str, snapshot: bool) -> StoreResult<bool> {
-        sqlx::query(&format!(
-            "update run_tasks set state = 'stopped' where run_id = $1 and state = 'active' and worker is null
-               and exists (select 1 from runs r where r.id = $1 and r.state in {ACTIVE_RUN})"
-        ))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        // The run first: from then on no task of it can be claimed.
         let done = sqlx::query(&format!(
             "update runs set stop_request = $1, state = 'stopping' where id = $2 and state in {ACTIVE_RUN}"
         ))
@@ -458,8 +469,50 @@ impl Store {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        self.end_run_if_done(id, false, None).await?;
+        self.settle_stopping(id).await?;
         Ok(true)
+    }
+
+    /// Ends the tasks of stopping run `id` that no worker runs (waiting
+    /// for one, or planned for a worker that never claimed them), and the
+    /// run when none is left.
+    async fn settle_stopping(&self, id: &str) -> StoreResult<TaskEnded> {
+        sqlx::query(
+            "update run_tasks set state = 'stopped'
+             where run_id = $1 and state = 'active' and (worker is null or lease_epoch = 0)",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        self.end_run_if_done(id, false, None).await
+    }
+
+    /// The control plane's sweep: stopping runs whose remaining tasks no
+    /// worker runs, and active runs left with no active task (a process
+    /// that died between ending a run's last task and ending the run), end.
+    /// Returns the runs it ended, with their end.
+    pub async fn settle_runs(&self) -> StoreResult<Vec<(Run, RunState)>> {
+        let rows = sqlx::query(&format!(
+            "select {RUN_COLUMNS} from runs where state in {ACTIVE_RUN}
+               and exists (select 1 from run_tasks t where t.run_id = runs.id)
+               and (not exists (select 1 from run_tasks t where t.run_id = runs.id and t.state = 'active')
+                    or (state = 'stopping' and exists (select 1 from run_tasks t where t.run_id = runs.id
+                        and t.state = 'active' and t.worker is null)))"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut ended = Vec::new();
+        for run in rows.iter().map(Run::from_row).collect::<StoreResult<Vec<Run>>>()? {
+            let end = if run.state == RunState::Stopping {
+                self.settle_stopping(&run.id).await?
+            } else {
+                self.end_run_if_done(&run.id, false, None).await?
+            };
+            if let TaskEnded::Run(state) = end {
+                ended.push((run, state));
+            }
+        }
+        Ok(ended)
     }
 
     /// Stops run `id` if it is starting and no worker holds any of its

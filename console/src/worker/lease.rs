@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::{LaunchPlan, RunningJob, TaskStatus, Totals, Worker};
-use crate::store::{OwnedTask, RunState, WorkerState};
+use crate::store::{OwnedTask, RunState, TaskEnded, WorkerState};
 
 /// What a worker reports of one run at each heartbeat (the Workers view,
 /// and the job view of a run on another process).
@@ -63,13 +63,14 @@ impl Worker {
         let renewed_at = Instant::now();
         // Taken before the renewal: a task launched meanwhile is judged at
         // the next beat, not by a read older than its claim.
-        let local: Vec<Arc<RunningJob>> = self.running.lock().expect("running lock").values().cloned().collect();
+        let local: Vec<(Arc<RunningJob>, Vec<(u32, String, i64)>)> =
+            self.running.lock().expect("running lock").values().map(|r| (r.clone(), r.groups())).collect();
         let state = if self.draining.load(Ordering::SeqCst) { WorkerState::Draining } else { WorkerState::Up };
         self.store.heartbeat(&self.id, state, &serde_json::to_value(self.reports())?).await?;
         let owned = self.store.renew_leases(&self.id, self.lease_ms()).await?;
-        for share in &local {
+        for (share, groups) in &local {
             let mut answered = None;
-            for (group, _, epoch) in share.groups() {
+            for &(group, _, epoch) in groups {
                 let open = share.tasks.lock().expect("tasks lock").get(&group).is_some_and(|t| t.gate.is_open());
                 match owned.iter().find(|o| o.run.id == share.run_id && o.group == group) {
                     // A gate that lapsed stays shut: the lease may have been
@@ -91,9 +92,10 @@ impl Worker {
             }
         }
         for o in owned {
-            // Epoch 0: planned for this worker by a start on this process,
-            // which launches it itself.
-            if o.epoch == 0 || self.holds(&o.run.id, o.group) {
+            // A task at epoch 0 was planned for this worker by a start on
+            // this process, which launches it itself (it is `held` then);
+            // one not held was left by a start that did not finish.
+            if self.holds(&o.run.id, o.group) {
                 continue;
             }
             if o.run.state == RunState::Stopping || o.stop_request.is_some() {
@@ -198,7 +200,21 @@ impl Worker {
                 )
                 .await;
             }
-            Ok(false) => tracing::warn!(run = %plan.run.id, group, "the task moved before it could be handed over"),
+            // The run is stopping or ended meanwhile (or the task moved):
+            // the task ends here, stopped with its snapshot.
+            Ok(false) => {
+                if let Ok(TaskEnded::Run(ended)) =
+                    self.store.end_task(&plan.run.id, group, epoch, RunState::Stopped, None).await
+                {
+                    self.event(
+                        plan,
+                        "run",
+                        &format!("run.{}", ended.as_str()),
+                        &format!("run {} {}", plan.run.id, ended.as_str()),
+                    )
+                    .await;
+                }
+            }
             Err(e) => tracing::error!(run = %plan.run.id, group, error = %e, "cannot hand the task over"),
         }
     }

@@ -349,6 +349,9 @@ impl Worker {
             Ok(plan) => plan,
             Err(e) => return fail(e).await,
         };
+        if let Err(e) = self.previous_run_gone(&plan.run).await {
+            return fail(e).await;
+        }
         let facts = RunFacts {
             project: plan.project.clone(),
             job: plan.job.clone(),
@@ -377,11 +380,25 @@ impl Worker {
                 )));
             };
             if let Err(e) = self.launch_task(&plan, group, epoch, renewed_at, restore.clone()).await {
-                self.task_failed_to_start(&plan, group, epoch, &e).await;
+                self.task_failed_to_start(&plan.run, group, epoch, &e).await;
                 return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// Waits a little for the job's previous run to leave this worker (its
+    /// tasks may still be stopping after the run ended in the store).
+    async fn previous_run_gone(&self, run: &Run) -> WorkerResult<()> {
+        let Some(previous) = self.running(&run.job_id).filter(|r| r.run_id != run.id) else { return Ok(()) };
+        let mut live = previous.live.subscribe();
+        match tokio::time::timeout(Duration::from_secs(10), live.wait_for(|n| *n == 0)).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(WorkerError::Invalid(format!(
+                "the job's previous run {} is still stopping on worker {}; start again once it has stopped",
+                previous.run_id, self.id
+            ))),
+        }
     }
 
     /// Checks what a run must pass before its tasks are planned: the
@@ -396,18 +413,29 @@ impl Worker {
 
     /// The control plane's planning of a run left for assignment: checks
     /// it as a launch would, then plans its tasks for no worker yet (the
-    /// assignment spreads them). A refused run fails with the reason.
-    pub async fn plan_for_assignment(&self, run: &Run) -> WorkerResult<bool> {
+    /// assignment spreads them). A run refused for what it asks (its spec,
+    /// quota, state, a deleted part) fails with the reason and an event;
+    /// a platform error is returned, and the run waits for the next try.
+    pub async fn plan_for_assignment(&self, run: &Run) -> WorkerResult<()> {
         let checked = match self.facts(run).await {
             Ok(facts) => self.admit(run, &facts).await.map(|()| facts),
             Err(e) => Err(e),
         };
         match checked {
-            Ok(facts) => Ok(self.store.plan_tasks(run, facts.groups, None).await?),
-            Err(e) => {
-                self.store.set_run_state(&run.id, RunState::Failed, Some(&e.for_tenant())).await?;
-                Err(e)
+            Ok(facts) => {
+                self.store.plan_tasks(run, facts.groups, None).await?;
+                Ok(())
             }
+            Err(e @ (WorkerError::Invalid(_) | WorkerError::Gone(_) | WorkerError::Task(_))) => {
+                let message = e.for_tenant();
+                if self.store.move_run(&run.id, RunState::Starting, RunState::Failed).await? {
+                    self.store.set_run_error(&run.id, &message).await?;
+                    let detail = format!("run {} was refused: {message}", run.id);
+                    self.store.record_event(None, Some(&run.job_id), "error", None, "run.failed", &detail).await?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -421,22 +449,32 @@ impl Worker {
             return Ok(());
         }
         let result = async {
-            let plan = match self.running(&run.job_id).filter(|r| r.run_id == run.id) {
-                Some(share) => share.plan.clone(),
-                None => Arc::new(self.plan(run.clone()).await?),
-            };
+            if self.running(&run.job_id).is_some_and(|r| r.run_id != run.id) {
+                // The job's previous run is still stopping here: the task
+                // stays held and is launched at a later heartbeat.
+                return Ok(());
+            }
             let renewed_at = Instant::now();
             let Some(epoch) =
                 self.store.claim_task(&run, group, &self.id, Some(&self.id), Some(epoch), self.lease_ms()).await?
             else {
                 return Err(WorkerError::Conflict(format!("task {group} of run {} moved meanwhile", run.id)));
             };
-            let restore = RestoreFrom::parse(run.restore_from.as_deref()).resumed();
-            if let Err(e) = self.launch_task(&plan, group, epoch, renewed_at, restore).await {
-                self.task_failed_to_start(&plan, group, epoch, &e).await;
-                return Err(e);
+            let plan = match self.running(&run.job_id).filter(|r| r.run_id == run.id) {
+                Some(share) => Ok(share.plan.clone()),
+                None => self.plan(run.clone()).await.map(Arc::new),
+            };
+            let launched = match plan {
+                Ok(plan) => {
+                    let restore = RestoreFrom::parse(run.restore_from.as_deref()).resumed();
+                    self.launch_task(&plan, group, epoch, renewed_at, restore).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &launched {
+                self.task_failed_to_start(&run, group, epoch, e).await;
             }
-            Ok(())
+            launched
         }
         .await;
         self.launching.lock().expect("launching lock").remove(&marker);
@@ -444,15 +482,19 @@ impl Worker {
     }
 
     /// A task that could not be built fails the run; the run's other
-    /// tasks here stop.
-    async fn task_failed_to_start(&self, plan: &LaunchPlan, group: u32, epoch: i64, e: &WorkerError) {
+    /// tasks here stop (those elsewhere see the run ended).
+    async fn task_failed_to_start(&self, run: &Run, group: u32, epoch: i64, e: &WorkerError) {
         let message = e.for_tenant();
         if let Ok(TaskEnded::Run(_)) =
-            self.store.end_task(&plan.run.id, group, epoch, RunState::Failed, Some(&message)).await
+            self.store.end_task(&run.id, group, epoch, RunState::Failed, Some(&message)).await
         {
-            self.event(plan, "error", "run.failed", &format!("run {} failed: {message}", plan.run.id)).await;
+            let detail = format!("run {} failed: task {group}: {message}", run.id);
+            if let Err(e) = self.store.record_event(None, Some(&run.job_id), "error", None, "run.failed", &detail).await
+            {
+                tracing::error!(error = %e, "cannot record a job event");
+            }
         }
-        if let Some(share) = self.running(&plan.job.id).filter(|r| r.run_id == plan.run.id) {
+        if let Some(share) = self.running(&run.job_id).filter(|r| r.run_id == run.id) {
             for (_, control) in share.controls() {
                 let _ = control.try_send(TaskCommand::Stop { snapshot: false });
             }
@@ -513,8 +555,19 @@ impl Worker {
         if share.stopping.load(Ordering::SeqCst) {
             let _ = control.try_send(TaskCommand::Stop { snapshot: true });
         }
-        if !self.store.mark_run_running(&plan.run.id, group, epoch).await? {
-            share.lose(group);
+        let worker = self.clone();
+        let supervised = share.clone();
+        let supervised_restore = restore.clone();
+        tokio::spawn(async move { worker.supervise(supervised, group, supervised_restore, handle).await });
+        match self.store.mark_run_running(&plan.run.id, group, epoch).await {
+            Ok(true) => {}
+            // Taken over or ended meanwhile, or the store cannot say: the
+            // task writes nothing (its supervisor lets it go).
+            Ok(false) => share.lose(group),
+            Err(e) => {
+                tracing::warn!(run = %plan.run.id, group, error = %e, "cannot mark the run running; the task stops");
+                share.lose(group);
+            }
         }
         self.event(
             plan,
@@ -529,8 +582,6 @@ impl Worker {
             ),
         )
         .await;
-        let worker = self.clone();
-        tokio::spawn(async move { worker.supervise(share, group, restore, handle).await });
         Ok(())
     }
 
@@ -874,10 +925,11 @@ impl Worker {
     /// them as stored (by partition group).
     pub async fn snapshot_now(&self, job_id: &str) -> WorkerResult<Vec<Snapshot>> {
         let share = self.running(job_id).ok_or_else(|| conflict("the job is not running; start it first"))?;
-        let keys: BTreeMap<u32, String> = share.groups().into_iter().map(|(g, key, _)| (g, key)).collect();
+        let tasks: Vec<(String, mpsc::Sender<TaskCommand>)> =
+            share.tasks.lock().expect("tasks lock").values().map(|t| (t.key.clone(), t.control.clone())).collect();
         let mut taken = Vec::new();
-        for (group, control) in share.controls() {
-            let key = &keys[&group];
+        for (key, control) in tasks {
+            let key = &key;
             let (reply, answer) = oneshot::channel();
             control.send(TaskCommand::Snapshot { reply }).await.map_err(|_| conflict("the task has ended"))?;
             // A snapshot the task could not take failed in the snapshot

@@ -93,9 +93,17 @@ async fn pick_worker(worker: &Worker, store: &Store, except: Option<&str>) -> an
 async fn assign(worker: &Worker, store: &Store) -> anyhow::Result<()> {
     for run in store.unplanned_runs().await? {
         if let Err(e) = worker.plan_for_assignment(&run).await {
-            let detail = format!("run {} was refused: {}", run.id, e.for_tenant());
-            store.record_event(None, Some(&run.job_id), "error", None, "run.failed", &detail).await?;
+            tracing::warn!(run = %run.id, error = %e, "cannot plan a run's tasks; trying again at the next tick");
         }
+    }
+    for (run, ended) in store.settle_runs().await? {
+        run_event(
+            store,
+            &run.job_id,
+            &format!("run.{}", ended.as_str()),
+            &format!("run {} {}", run.id, ended.as_str()),
+        )
+        .await?;
     }
     for (run, group) in store.unassigned_tasks().await? {
         let Some(target) = pick_worker(worker, store, None).await? else {

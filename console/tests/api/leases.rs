@@ -80,8 +80,37 @@ async fn keeps_the_lease_rules(store: &Store, job: &str, version: &str) {
     let failed = store.run(&second.id).await.unwrap().unwrap();
     assert_eq!((failed.state, failed.error.as_deref()), (RunState::Failed, Some("boom")));
     assert!(store.renew_leases("w1", LEASE_MS).await.unwrap().iter().all(|o| o.run.id != second.id));
-    assert_eq!(store.end_task(&second.id, 0, c, RunState::Stopped, None).await.unwrap(), TaskEnded::Task);
+    // The run's end ended its other task: a late end of it records nothing.
+    assert_eq!(store.end_task(&second.id, 0, c, RunState::Stopped, None).await.unwrap(), TaskEnded::Lost);
     assert_eq!(store.run(&second.id).await.unwrap().unwrap().state, RunState::Failed, "stays failed");
+
+    // A stopping run's task is never handed back or moved to nobody (it
+    // would wait for a worker no stopping run gets): it ends instead, and
+    // the control plane's sweep ends a run whose last task is gone.
+    let stopping = new_run(store, job, version, RunState::Starting).await.unwrap();
+    assert!(store.plan_tasks(&stopping, 2, None).await.unwrap());
+    let f = store.claim_task(&stopping, 0, "w1", None, None, LEASE_MS).await.unwrap().unwrap();
+    let g = store.claim_task(&stopping, 1, "w2", None, None, LEASE_MS).await.unwrap().unwrap();
+    assert!(store.request_stop(&stopping.id, true).await.unwrap());
+    assert!(!store.release_task(&stopping.id, 0, "w1", f).await.unwrap(), "no hand-over while stopping");
+    sqlx::query("update run_tasks set lease_expires_ms = 1 where run_id = $1 and task_group = 1")
+        .bind(&stopping.id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert!(!store.take_over_task(&stopping, 1, g, None, LEASE_MS).await.unwrap(), "no takeover while stopping");
+    assert_eq!(store.end_task(&stopping.id, 0, f, RunState::Stopped, None).await.unwrap(), TaskEnded::Task);
+    // Its other task's row is left active by a worker that died after
+    // ending it locally: the sweep ends the run.
+    sqlx::query("update run_tasks set state = 'stopped' where run_id = $1 and task_group = 1")
+        .bind(&stopping.id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    let settled: Vec<(String, RunState)> =
+        store.settle_runs().await.unwrap().into_iter().map(|(r, s)| (r.id, s)).collect();
+    assert_eq!(settled, vec![(stopping.id.clone(), RunState::Stopped)]);
+    assert!(store.settle_runs().await.unwrap().is_empty(), "settled once");
 
     // A run whose tasks were all handed back (no worker) is stopped at
     // once by a stop request.
