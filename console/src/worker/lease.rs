@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::{LaunchPlan, RunningJob, TaskStatus, Totals, Worker};
+use super::{HeldGroup, LaunchPlan, RunningJob, TaskStatus, Totals, Worker};
 use crate::store::{OwnedTask, RunState, TaskEnded, WorkerState};
 
 /// What a worker reports of one run at each heartbeat (the Workers view,
@@ -63,7 +63,7 @@ impl Worker {
         let renewed_at = Instant::now();
         // Taken before the renewal: a task launched meanwhile is judged at
         // the next beat, not by a read older than its claim.
-        let local: Vec<(Arc<RunningJob>, Vec<(u32, String, i64)>)> =
+        let local: Vec<(Arc<RunningJob>, Vec<HeldGroup>)> =
             self.running.lock().expect("running lock").values().map(|r| (r.clone(), r.groups())).collect();
         let state = if self.draining.load(Ordering::SeqCst) { WorkerState::Draining } else { WorkerState::Up };
         self.store.heartbeat(&self.id, state, &serde_json::to_value(self.reports())?).await?;

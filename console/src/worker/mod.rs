@@ -110,6 +110,9 @@ pub struct RunningJob {
     sampler: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// A task held here: its group, snapshot key and lease epoch.
+pub type HeldGroup = (u32, String, i64);
+
 /// One task held here: its lease and its controls.
 struct TaskSlot {
     /// The group's snapshot key.
@@ -132,7 +135,7 @@ impl RunningJob {
     }
 
     /// The groups held here with their snapshot keys and lease epochs.
-    pub fn groups(&self) -> Vec<(u32, String, i64)> {
+    pub fn groups(&self) -> Vec<HeldGroup> {
         self.tasks.lock().expect("tasks lock").iter().map(|(g, t)| (*g, t.key.clone(), t.epoch)).collect()
     }
 

@@ -97,13 +97,7 @@ async fn assign(worker: &Worker, store: &Store) -> anyhow::Result<()> {
         }
     }
     for (run, ended) in store.settle_runs().await? {
-        run_event(
-            store,
-            &run.job_id,
-            &format!("run.{}", ended.as_str()),
-            &format!("run {} {}", run.id, ended.as_str()),
-        )
-        .await?;
+        ended_event(store, &run, ended).await?;
     }
     for (run, group) in store.unassigned_tasks().await? {
         let Some(target) = pick_worker(worker, store, None).await? else {
@@ -145,13 +139,7 @@ async fn take_over_expired(worker: &Worker, store: &Store) -> anyhow::Result<()>
         if run.state == RunState::Stopping {
             let why = format!("worker {from} stopped renewing its lease while stopping task {group}");
             if let Some(TaskEnded::Run(ended)) = store.end_expired_stop(&run.id, group, epoch, &why).await? {
-                run_event(
-                    store,
-                    &run.job_id,
-                    &format!("run.{}", ended.as_str()),
-                    &format!("run {} {}", run.id, ended.as_str()),
-                )
-                .await?;
+                ended_event(store, run, ended).await?;
             }
             continue;
         }
@@ -272,6 +260,12 @@ pub async fn recover(worker: &Arc<Worker>, store: &Store, fresh: bool) -> anyhow
         }
     }
     Ok(())
+}
+
+/// Records that `run` ended in state `ended` (the control plane ended it).
+async fn ended_event(store: &Store, run: &crate::store::Run, ended: RunState) -> Result<(), StoreError> {
+    let action = format!("run.{}", ended.as_str());
+    run_event(store, &run.job_id, &action, &format!("run {} {}", run.id, ended.as_str())).await
 }
 
 /// Records a run event of job `job_id` (its project found by the store).
