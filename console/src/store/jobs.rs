@@ -289,12 +289,24 @@ impl Store {
 
     /// Every deployment with a cron schedule.
     pub async fn scheduled_deployments(&self) -> StoreResult<Vec<Deployment>> {
-        let rows = sqlx::query(
+        self.deployments_where("schedule is not null", None).await
+    }
+
+    /// Every deployment of project `project_id`'s jobs.
+    pub async fn project_deployments(&self, project_id: &str) -> StoreResult<Vec<Deployment>> {
+        self.deployments_where("job_id in (select id from jobs where project_id = $1)", Some(project_id)).await
+    }
+
+    async fn deployments_where(&self, condition: &str, bind: Option<&str>) -> StoreResult<Vec<Deployment>> {
+        let sql = format!(
             "select job_id, version_id, spec, parameters, parallelism, memory_mb, cpu_ms, schedule, updated_ms
-             from deployments where schedule is not null",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+             from deployments where {condition}"
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(value) = bind {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(deployment_from_row).collect()
     }
 }

@@ -99,13 +99,17 @@ impl Worker {
             debug_runs: self.debug_runs.0.lock().expect("debug runs lock").get(&project.name).copied().unwrap_or(0),
             ..Usage::default()
         };
+        // Two reads whatever the number of runs: the control plane plans
+        // every new run through here.
+        let deployments: std::collections::HashMap<String, Deployment> =
+            self.store.project_deployments(&project.id).await?.into_iter().map(|d| (d.job_id.clone(), d)).collect();
         for run in self.store.runs_holding_tasks(&project.id).await? {
             if Some(run.id.as_str()) == except {
                 continue;
             }
-            if let Some(deployment) = self.store.deployment(&run.job_id).await? {
-                usage.tasks += tasks_of(&run, &deployment);
-                usage.memory_mb += tasks_of(&run, &deployment) * task_memory_mb(&deployment);
+            if let Some(deployment) = deployments.get(&run.job_id) {
+                usage.tasks += tasks_of(&run, deployment);
+                usage.memory_mb += tasks_of(&run, deployment) * task_memory_mb(deployment);
             }
         }
         Ok((self.quotas.with(&own), usage))
