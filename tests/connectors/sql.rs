@@ -293,6 +293,31 @@ async fn sqlite_append_replay_inserts_each_row_once() {
     append_replay_inserts_each_row_once(Backend::Sqlite).await;
 }
 
+/// The tasks of one job (partition groups, on several workers) create
+/// their shared sink table at the same moment: every one connects.
+async fn sinks_creating_one_table_at_once_all_connect(backend: Backend) {
+    let db = Db::new(backend, "create_race").await;
+    let options = "primary_key = [\"id\"]\ncreate_table = true\ncolumns = { id = \"bigint\", label = \"text\" }";
+    let connections = db.connections();
+    let attempts = (0..8).map(|_| sink_at(&connections, &db.table, options));
+    for (i, built) in futures::future::join_all(attempts).await.into_iter().enumerate() {
+        if let Err(e) = built {
+            panic!("{backend:?}: sink {i} of 8 failed: {e}");
+        }
+    }
+    db.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_sinks_creating_one_table_at_once_all_connect() {
+    sinks_creating_one_table_at_once_all_connect(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mariadb_sinks_creating_one_table_at_once_all_connect() {
+    sinks_creating_one_table_at_once_all_connect(Backend::MariaDb).await;
+}
+
 /// A spec that does not match the table fails at connect, naming the
 /// table and the column.
 async fn mismatches_fail_at_connect(backend: Backend) {

@@ -161,6 +161,15 @@ impl RunningJob {
             .collect()
     }
 
+    /// Drops task `group`'s slot if it is still the one held at `epoch`
+    /// (a relaunch of the group under a newer epoch keeps its own).
+    fn remove_slot(&self, group: u32, epoch: i64) {
+        let mut tasks = self.tasks.lock().expect("tasks lock");
+        if tasks.get(&group).is_some_and(|s| s.epoch == epoch) {
+            tasks.remove(&group);
+        }
+    }
+
     /// Stops task `group` writing at once (its lease went elsewhere).
     fn lose(&self, group: u32) {
         if let Some(slot) = self.tasks.lock().expect("tasks lock").get(&group) {
@@ -812,10 +821,11 @@ impl Worker {
     /// and the run's end when it was the run's last task (or failed).
     async fn supervise(self: Arc<Self>, share: Arc<RunningJob>, group: u32, restore: RestoreFrom, handle: TaskHandle) {
         let plan = share.plan.clone();
-        let (epoch, gate, key) = {
-            let tasks = share.tasks.lock().expect("tasks lock");
-            let slot = &tasks[&group];
-            (slot.epoch, slot.gate.clone(), slot.key.clone())
+        let held =
+            share.tasks.lock().expect("tasks lock").get(&group).map(|s| (s.epoch, s.gate.clone(), s.key.clone()));
+        let Some((epoch, gate, key)) = held else {
+            self.task_ended(&share);
+            return;
         };
         let mut handle = handle;
         let mut restarts = 0;
@@ -825,7 +835,7 @@ impl Worker {
                 // The lease is gone: whatever ended the task, this worker
                 // writes nothing more about it (the new owner does).
                 tracing::warn!(run = %plan.run.id, group, worker = %self.id, ended = ?result.err(), "lost the task's lease: it stopped writing");
-                share.tasks.lock().expect("tasks lock").remove(&group);
+                share.remove_slot(group, epoch);
                 self.task_ended(&share);
                 return;
             }
@@ -850,7 +860,9 @@ impl Worker {
                     let resume = restore.clone().resumed();
                     match self.start_task(&plan, group, &key, &resume, &share.dead_letters, &lease).await {
                         Ok((control, metrics, next)) => {
-                            if let Some(slot) = share.tasks.lock().expect("tasks lock").get_mut(&group) {
+                            if let Some(slot) =
+                                share.tasks.lock().expect("tasks lock").get_mut(&group).filter(|s| s.epoch == epoch)
+                            {
                                 slot.control = control;
                                 slot.metrics = metrics;
                             }
@@ -889,7 +901,7 @@ impl Worker {
                 }
             }
         }
-        share.tasks.lock().expect("tasks lock").remove(&group);
+        share.remove_slot(group, epoch);
         self.task_ended(&share);
     }
 

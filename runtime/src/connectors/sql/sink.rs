@@ -230,7 +230,16 @@ async fn table_info(subject: &Subject, pool: &Pool, config: &SqlSinkConfig) -> R
     }
     let sql = create_table_sql(pool.dialect(), config).map_err(|m| subject.config(m))?;
     tracing::info!(sink = %subject.name, table = %config.table, %sql, "creating the sink's table");
-    retry(subject, "creating the table", max_time, || pool.execute(&sql)).await?;
+    if let Err(e) = retry(subject, "creating the table", max_time, || pool.execute(&sql)).await {
+        // Another task of the job (a partition group on another worker)
+        // created it at the same moment: PostgreSQL then fails this
+        // `IF NOT EXISTS` on its catalog's unique index, once the other's
+        // creation has committed. The table is there; anything else is not.
+        return match retry(subject, "reading the table's columns", max_time, read).await? {
+            Some(info) => Ok(info),
+            None => Err(e),
+        };
+    }
     retry(subject, "reading the table's columns", max_time, read)
         .await?
         .ok_or_else(|| subject.config(format!("table `{}` is still missing after CREATE TABLE", config.table)))
