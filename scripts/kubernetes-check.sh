@@ -21,20 +21,9 @@ fi
 
 VERSION=1.37.0
 target="${CARGO_TARGET_DIR:-$PWD/target}"
-venv="$target/kubernetes-validate-venv"
-python="$venv/bin/python"
 binary="${2:-$target/debug/sluice}"
+python="$(scripts/pip-venv.sh kubernetes-validate "kubernetes-validate==$VERSION")/bin/python"
 
-if ! { [ -x "$venv/bin/kubernetes-validate" ] && [ "$("$venv/bin/kubernetes-validate" --version 2>/dev/null)" = "$VERSION" ]; }; then
-  echo "kubernetes-check: installing kubernetes-validate $VERSION into $venv (pip, PyPI)" >&2
-  if ! command -v python3 >/dev/null; then
-    echo "kubernetes-check: python3 is missing; install it (with its venv and pip modules)" >&2
-    exit 1
-  fi
-  mkdir -p "$target"
-  python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$VERSION" >&2
-fi
 if [ ! -x "$binary" ]; then
   echo "kubernetes-check: no sluice binary at $binary; build it with \`cargo build -p sluice-console\`" >&2
   exit 1

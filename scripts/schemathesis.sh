@@ -7,21 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSION=4.32.5
-target="${CARGO_TARGET_DIR:-$PWD/target}"
-venv="$target/schemathesis-venv"
-bin="$venv/bin/schemathesis"
-
-if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "version $VERSION\$"; then
-  echo "$bin"
-  exit 0
-fi
-
-echo "schemathesis: installing schemathesis $VERSION into $venv (pip, PyPI)" >&2
-if ! command -v python3 >/dev/null; then
-  echo "schemathesis: python3 is missing; install it (with its venv and pip modules)" >&2
-  exit 1
-fi
-mkdir -p "$target"
-python3 -m venv "$venv" >&2
-"$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$VERSION" >&2
-echo "$bin"
+venv=$(scripts/pip-venv.sh schemathesis "schemathesis==$VERSION")
+echo "$venv/bin/schemathesis"
