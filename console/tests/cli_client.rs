@@ -263,15 +263,24 @@ async fn the_cli_drives_a_job_on_a_console() {
     // deploy does not give them; `none` removes the schedule.
     let spec_arg = spec_path.to_str().unwrap();
     let deploy = ["job", "deploy", "hourly", "--spec", spec_arg, "-p", "cli"];
-    ok(home, &[&deploy[..], &["--parallelism", "2", "--memory-mb", "256", "--schedule", "0 0 2 * * *"]].concat());
+    // Hourly premium's state is global (totals per hour over all users):
+    // parallelism 2 is refused, saying why and what to declare instead.
+    let parallel = sluice(home, &[&deploy[..], &["--parallelism", "2"]].concat());
+    assert!(!parallel.status.success());
+    let refusal = text(&parallel.stderr);
+    assert!(
+        refusal.contains("cannot run at parallelism 2") && refusal.contains("StateKeying::ByRecordKey"),
+        "{refusal}"
+    );
+    ok(home, &[&deploy[..], &["--memory-mb", "256", "--schedule", "0 0 2 * * *"]].concat());
     ok(home, &[&deploy[..], &["--param", "since_ms=1"]].concat());
     let upgraded = ok(home, &["job", "upgrade", "hourly", "1", "-p", "cli"]);
-    for kept in ["\"parallelism\": 2", "\"memory_mb\": 256", "\"schedule\": \"0 0 2 * * *\"", "\"since_ms\": \"1\""] {
+    for kept in ["\"memory_mb\": 256", "\"schedule\": \"0 0 2 * * *\"", "\"since_ms\": \"1\""] {
         assert!(upgraded.contains(kept), "{kept} in {upgraded}");
     }
     ok(home, &[&deploy[..], &["--schedule", "none"]].concat());
     let upgraded = ok(home, &["job", "upgrade", "hourly", "1", "-p", "cli"]);
-    assert!(upgraded.contains("\"schedule\": null") && upgraded.contains("\"parallelism\": 2"), "{upgraded}");
+    assert!(upgraded.contains("\"schedule\": null") && upgraded.contains("\"memory_mb\": 256"), "{upgraded}");
 
     // The server's message, and a failing exit.
     let not_wasm = tmp.path().join("notes.txt");

@@ -121,10 +121,10 @@ mod component {
     use std::cell::RefCell;
     use std::marker::PhantomData;
 
-    use crate::__bindings::exports::sluice::job::job::Guest;
+    use crate::__bindings::exports::sluice::job::job::{Guest, Keying as WitStateKeying};
     use crate::__bindings::sluice::job::types::{Batch, JobError, Timer};
     use crate::wasm_host::WasmHost;
-    use crate::{ABI_VERSION, Context, Job};
+    use crate::{ABI_VERSION, Context, Job, StateKeying};
 
     struct Instance {
         ctx: Context,
@@ -149,6 +149,13 @@ mod component {
     impl<J: Job> Guest for Export<J> {
         fn abi_version() -> u32 {
             ABI_VERSION
+        }
+
+        fn state_keying() -> WitStateKeying {
+            match J::STATE_KEYING {
+                StateKeying::Global => WitStateKeying::Global,
+                StateKeying::ByRecordKey => WitStateKeying::ByRecordKey,
+            }
         }
 
         fn open() -> Result<(), JobError> {

@@ -62,11 +62,39 @@ mod author_guide {}
 
 /// The ABI revision of the WIT contract this SDK speaks; the runtime refuses
 /// components built against another one.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
+
+/// How a job's state relates to its input's partitioning: what decides
+/// whether the platform may run it in parallel. At parallelism n, n tasks
+/// each read a share of the input's partitions and keep state of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateKeying {
+    /// State combines records of different record keys (a total, a count
+    /// per hour, a join on a value field). Split between tasks it would
+    /// give partial results, so the platform refuses parallelism above 1.
+    Global,
+    /// Every state entry is touched by the records of one record key only
+    /// (state keyed by the record key, or by something finer such as the
+    /// key and a field), or the job keeps no state. Kafka partitions by
+    /// record key, so each key's records meet in one task and the results
+    /// are the same at any parallelism. Dimension writes count as state
+    /// when another key's records read them.
+    ByRecordKey,
+}
 
 /// A stream job. `open` runs once per instance (declare state, resolve
 /// sinks); `process` runs for every record; `on_timer` for every due timer.
 pub trait Job: Sized + 'static {
+    /// The job's declaration of how its state is keyed ([`StateKeying`]).
+    /// The default, `Global`, is always right and keeps the job at
+    /// parallelism 1; a job that keys all its state by the record key
+    /// declares `StateKeying::ByRecordKey` to be allowed to run in parallel:
+    ///
+    /// ```ignore
+    /// const STATE_KEYING: StateKeying = StateKeying::ByRecordKey;
+    /// ```
+    const STATE_KEYING: StateKeying = StateKeying::Global;
+
     /// Creates the job: declare state handles and read parameters here.
     fn open(ctx: &mut Context) -> Result<Self>;
 
@@ -100,7 +128,9 @@ pub trait Job: Sized + 'static {
 /// What job code usually needs.
 pub mod prelude {
     pub use crate::helpers::{CountDistinct, LastValue, TumblingWindow, WindowResult};
-    pub use crate::{Context, Error, Job, Key, MapState, Record, Result, StateOptions, TimeDomain, Timer, ValueState};
+    pub use crate::{
+        Context, Error, Job, Key, MapState, Record, Result, StateKeying, StateOptions, TimeDomain, Timer, ValueState,
+    };
 }
 
 /// Generated bindings of the WIT world; used by `#[sluice_sdk::job]`, not by

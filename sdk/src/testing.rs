@@ -127,6 +127,8 @@ struct Shared {
     rejected: Vec<Rejected>,
     logs: Vec<(LogLevel, String)>,
     metrics: Vec<(String, MetricKind, f64)>,
+    /// Whether `open` has returned: the runtime refuses state declared later.
+    opened: bool,
 }
 
 /// The in-memory host behind a [`JobTester`].
@@ -145,6 +147,11 @@ impl TestHost {
 impl Host for TestHost {
     fn declare_state(&mut self, name: &str, kind: StateKind, ttl_ms: Option<u64>) -> Result<u32, String> {
         let mut s = self.0.borrow_mut();
+        if s.opened {
+            return Err(format!(
+                "state `{name}` is declared after `open`: declare every state in `Job::open` (a function job keeps none)"
+            ));
+        }
         if let Some(i) = s.states.iter().position(|t| t.name == name) {
             let table = &mut s.states[i];
             if table.kind.is_some_and(|k| k != kind) {
@@ -360,6 +367,7 @@ impl<J: Job> JobTesterBuilder<J> {
         }
         let shared = Rc::new(RefCell::new(self.shared));
         let (ctx, job) = crate::export::open::<J>(Context::new(Box::new(TestHost(shared.clone()))))?;
+        shared.borrow_mut().opened = true;
         Ok(JobTester {
             job,
             ctx,

@@ -163,3 +163,23 @@ fn keys_encode_readably() {
     assert_ne!(("a|b", "c").key_bytes(), ("a", "b|c").key_bytes(), "parts are escaped");
     assert_eq!(&*("a|b", "c").key_bytes(), br"a\|b|c");
 }
+
+/// A function job is declared `ByRecordKey` because it keeps no state: one
+/// that tries to declare state while processing is refused (the runtime
+/// refuses a declaration after `open` too), so it cannot hold a total over
+/// keys and run split across parallel tasks.
+#[sluice_sdk::job]
+fn sneaky_total(ctx: &mut Context, _record: &Record) -> Result<()> {
+    let total: ValueState<u64> = ctx.value_state("total")?;
+    let sum = total.get(ctx, "all")?.unwrap_or(0) + 1;
+    total.set(ctx, "all", &sum)
+}
+
+#[test]
+fn state_is_declared_in_open_only() {
+    assert_eq!(SneakyTotal::STATE_KEYING, StateKeying::ByRecordKey);
+    assert_eq!(Params::STATE_KEYING, StateKeying::Global, "the default");
+    let mut t = JobTester::<SneakyTotal>::builder().open().unwrap();
+    let err = t.send_json(json!({ "n": 1 })).err().expect("refused");
+    assert!(err.contains("state `total` is declared after `open`"), "{err}");
+}

@@ -2,7 +2,10 @@
 //! `LoadError` that says what is wrong and what to do about it; a valid job
 //! loads, and loads the same way twice.
 
-use sluice_runtime::wasm::{LoadError, LoadedComponent};
+use std::path::Path;
+
+use sluice_runtime::job::{JobSpec, TaskBuilder};
+use sluice_runtime::wasm::{LoadError, LoadedComponent, StateKeying};
 use sluice_tests::{engine, wasm};
 
 /// Loads a fixture component by lib name and expects a refusal.
@@ -55,7 +58,7 @@ async fn a_component_without_the_job_export_is_refused() {
     let LoadError::MissingExport { found } = &error else { panic!("expected MissingExport, got {error:?}") };
     assert!(found.contains("acme:other/thing"), "the exports found are listed: {found}");
     assert!(!found.contains("sluice:job"), "{found}");
-    assert_mentions(&error, &["does not export `sluice:job/job@0.2.0`", "acme:other/thing", "#[sluice_sdk::job]"]);
+    assert_mentions(&error, &["does not export `sluice:job/job@0.3.0`", "acme:other/thing", "#[sluice_sdk::job]"]);
 }
 
 #[tokio::test]
@@ -63,7 +66,7 @@ async fn a_component_built_against_an_older_contract_is_refused() {
     let error = refuse("guest_old_contract").await;
     let LoadError::WrongVersion { found } = &error else { panic!("expected WrongVersion, got {error:?}") };
     assert_eq!(found, "sluice:job/job@0.0.9");
-    assert_mentions(&error, &["sluice:job/job@0.0.9", "sluice:job@0.2.0", "rebuild it with a matching sluice-sdk"]);
+    assert_mentions(&error, &["sluice:job/job@0.0.9", "sluice:job@0.3.0", "rebuild it with a matching sluice-sdk"]);
 }
 
 #[tokio::test]
@@ -71,7 +74,7 @@ async fn a_component_importing_what_sluice_does_not_provide_is_refused() {
     let error = refuse("guest_foreign_import").await;
     let LoadError::UnknownImport(import) = &error else { panic!("expected UnknownImport, got {error:?}") };
     assert_eq!(import, "acme:net/fetch");
-    assert_mentions(&error, &["`acme:net/fetch`", "Sluice does not provide", "sluice:job/*@0.2.0", "WASI"]);
+    assert_mentions(&error, &["`acme:net/fetch`", "Sluice does not provide", "sluice:job/*@0.3.0", "WASI"]);
 }
 
 #[tokio::test]
@@ -102,4 +105,59 @@ async fn a_valid_job_loads_with_a_stable_content_hash() {
     // A different component has a different hash.
     let other = engine().load_file(&wasm("guest_hostile")).await.expect("guest_hostile loads");
     assert_ne!(other.hash, first.hash);
+}
+
+/// A job's declaration of how its state is keyed is read at load: the
+/// SDK's default (`Global`) for jobs that aggregate across keys,
+/// `ByRecordKey` where a job declares it, and for function jobs (stateless).
+#[tokio::test]
+async fn a_component_declares_how_its_state_is_keyed() {
+    for (name, expected) in [
+        ("hourly_premium", StateKeying::Global),
+        ("lending_report", StateKeying::Global),
+        ("last_page", StateKeying::ByRecordKey),
+        ("guest_keyed_count", StateKeying::ByRecordKey),
+        ("bench_passthrough", StateKeying::ByRecordKey),
+    ] {
+        let loaded = engine().load_file(&wasm(name)).await.unwrap_or_else(|e| panic!("{name} loads: {e}"));
+        assert_eq!(loaded.state_keying, expected, "{name}");
+    }
+}
+
+/// A task of a job whose state is global is refused at parallelism above
+/// 1, with why and what to declare (issue 19: hourly-premium at
+/// parallelism 2 wrote a third of the truth); at parallelism 1 it builds.
+#[tokio::test]
+async fn a_job_with_global_state_is_refused_in_parallel() {
+    let spec = JobSpec::parse(
+        "name = \"hourly\"\ncomponent = \"c.wasm\"\n[sources.in]\nkind = \"datagen\"\npartitions = 2\n\
+         [sources.in.fields]\nid = { gen = \"key\" }\n[sinks.hs_order]\nkind = \"memory\"\n",
+        Path::new("."),
+    )
+    .expect("spec");
+    let global = engine().load_file(&wasm("hourly_premium")).await.expect("hourly_premium loads");
+    let refused = TaskBuilder::new(&spec).partition_group(1, 2).build(engine(), &global).await;
+    let message = refused.err().expect("refused at parallelism 2").to_string();
+    for needle in [
+        "job `hourly` cannot run at parallelism 2",
+        "partial results",
+        "Run it at parallelism 1",
+        "StateKeying::ByRecordKey",
+    ] {
+        assert!(message.contains(needle), "`{needle}` in: {message}");
+    }
+    TaskBuilder::new(&spec).build(engine(), &global).await.expect("hourly premium builds at parallelism 1");
+
+    let keyed = engine().load_file(&wasm("guest_keyed_count")).await.expect("guest_keyed_count loads");
+    let spec = JobSpec::parse(
+        "name = \"counts\"\ncomponent = \"c.wasm\"\n[sources.in]\nkind = \"datagen\"\npartitions = 2\n\
+         [sources.in.fields]\nid = { gen = \"key\" }\n[sinks.counts]\nkind = \"memory\"\n",
+        Path::new("."),
+    )
+    .expect("spec");
+    TaskBuilder::new(&spec)
+        .partition_group(1, 2)
+        .build(engine(), &keyed)
+        .await
+        .expect("a keyed count builds in parallel");
 }

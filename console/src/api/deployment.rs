@@ -5,12 +5,14 @@
 
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
+use sluice_runtime::job::check_state_keying;
 use utoipa::ToSchema;
 
 use super::jobs::resolve_version;
+use super::limits::compile;
 use super::{ApiError, ApiResult, AppState, Json, audit, job_access};
 use crate::auth::{CurrentUser, Role};
-use crate::store::{Deployment, Project, now_ms};
+use crate::store::{Deployment, Job, Project, now_ms};
 use crate::worker::plan::{self, snapshot_key};
 use crate::worker::scheduler::parse_cron;
 
@@ -89,9 +91,27 @@ pub async fn put_deployment(
         .map_err(|e| ApiError::bad(format!("the spec is not valid: {e}")))?;
     state.worker.ceilings.check(&spec).map_err(|e| ApiError::bad(e.to_string()))?;
     check_connections(&state, &project, &deployment.spec).await?;
+    check_parallel_state(&state, &job, &deployment).await?;
     state.store.put_deployment(&deployment).await?;
     audit(&state, Some(&project), Some(&job), &user, "deployment.put", &format!("version v{}", version.number)).await;
     Ok(Json(deployment))
+}
+
+/// Refuses a deployment at parallelism above 1 whose version declares its
+/// state global: split between tasks, such a job gives partial results.
+/// Checked when a deployment is saved, changed (upgrade, parameters) or
+/// started, so it is refused before anything stops; the runtime refuses
+/// building such a task too.
+pub async fn check_parallel_state(state: &AppState, job: &Job, deployment: &Deployment) -> ApiResult<()> {
+    if deployment.parallelism <= 1 {
+        return Ok(());
+    }
+    let gone = || ApiError::NotFound(format!("the version of job `{}`'s deployment was deleted", job.name));
+    let version = state.store.version(&deployment.version_id).await?.ok_or_else(gone)?;
+    let bytes = state.store.component(&version.hash).await?.ok_or_else(gone)?;
+    let loaded = compile(state, bytes.into()).await?;
+    check_state_keying(&job.name, loaded.state_keying, deployment.parallelism.clamp(1, 64) as u32)
+        .map_err(|e| ApiError::bad(e.to_string()))
 }
 
 /// The operator's settings that `new` changes from `current` (from a new

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::deployment::check_parallel_state;
 use super::jobs::resolve_version;
 use super::{ApiError, ApiResult, AppState, Json, audit, job_access};
 use crate::auth::{CurrentUser, Role};
@@ -88,8 +89,15 @@ async fn start_run(
             )));
         }
     }
+    let deployment = state.store.deployment(&job.id).await?;
+    if let Some(deployment) = &deployment {
+        // Before the snapshot check below, whose advice (the parallelism
+        // the state was kept at) this may rule out.
+        let runs = Deployment { version_id: version_id.to_owned(), ..deployment.clone() };
+        check_parallel_state(state, job, &runs).await?;
+    }
     if restore == "latest"
-        && let Some(deployment) = state.store.deployment(&job.id).await?
+        && let Some(deployment) = &deployment
     {
         let groups = deployment.parallelism.clamp(1, 64) as u32;
         state.worker.check_state_parallelism(&project.name, job, groups, None).await?;
@@ -442,6 +450,7 @@ async fn change_deployment(
     deployment: Deployment,
 ) -> ApiResult<ChangeAnswer> {
     let running = state.store.active_run(&job.id).await?.filter(|r| r.state != RunState::Scheduled);
+    check_parallel_state(state, job, &deployment).await?;
     if running.is_some() {
         // The restart restores `latest` at the deployment's parallelism:
         // refused before the job is stopped, not after.

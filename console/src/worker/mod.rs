@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_runtime::job::task::TaskCommand;
-use sluice_runtime::job::{Ceilings, LeaseGate, TaskBuilder, TaskEnd};
+use sluice_runtime::job::{Ceilings, LeaseGate, TaskBuilder, TaskEnd, check_state_keying};
 use sluice_runtime::metrics::TaskMetrics;
 use sluice_runtime::snapshot::{FencedSnapshots, Snapshot, SnapshotError, SnapshotMeta, SnapshotStore};
 use sluice_runtime::wasm::{JobEngine, LoadedComponent};
@@ -429,8 +429,14 @@ impl Worker {
     /// quota, state, a deleted part) fails with the reason and an event;
     /// a platform error is returned, and the run waits for the next try.
     pub async fn plan_for_assignment(&self, run: &Run) -> WorkerResult<()> {
-        let checked = match self.facts(run).await {
-            Ok(facts) => self.admit(run, &facts).await.map(|()| facts),
+        // The whole plan, component included, so a run its workers would
+        // refuse (a global job at parallelism 2) fails here, before any task.
+        let checked = match self.plan(run.clone()).await {
+            Ok(plan) => {
+                let facts =
+                    RunFacts { project: plan.project, job: plan.job, deployment: plan.deployment, groups: plan.groups };
+                self.admit(run, &facts).await.map(|()| facts)
+            }
             Err(e) => Err(e),
         };
         match checked {
@@ -665,6 +671,8 @@ impl Worker {
         let version = self.store.version(&run.version_id).await?.ok_or_else(|| gone("version"))?;
         let bytes = self.store.component(&version.hash).await?.ok_or_else(|| gone("component"))?;
         let component = self.load(&bytes).await?;
+        check_state_keying(&job.name, component.state_keying, groups)
+            .map_err(|e| WorkerError::Invalid(e.to_string()))?;
         Ok(LaunchPlan { run, project, job, deployment, component, groups })
     }
 

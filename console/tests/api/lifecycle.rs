@@ -59,6 +59,17 @@ async fn hourly_job(app: &TestApp, brokers: &str) -> (String, Value) {
     (warehouse, v1)
 }
 
+/// Sets the parallelism of job `hourly`'s deployment in the store, as a
+/// version before the state-keying check could have saved it (the API now
+/// refuses parallelism above 1 for this job, whose state is global).
+async fn force_parallelism(app: &TestApp, parallelism: i64) {
+    let project = app.store.project("life").await.unwrap().unwrap();
+    let job = app.store.job(&project.id, "hourly").await.unwrap().unwrap().id;
+    let mut saved = app.store.deployment(&job).await.unwrap().expect("a deployment");
+    saved.parallelism = parallelism;
+    app.store.put_deployment(&saved).await.unwrap();
+}
+
 /// The job's deployment reading `topic` at `parallelism`.
 fn deployment(topic: &str, parallelism: u32) -> Value {
     json!({ "spec": kafka_spec(topic), "parameters": { "since_ms": "0" }, "parallelism": parallelism })
@@ -137,16 +148,24 @@ async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state()
     assert_eq!(a.get(&format!("{JOB}/metrics")).await.expect(200)["state"], "stopped");
     assert_eq!(a.post(&format!("{JOB}/stop"), json!({})).await.status, 409);
 
-    // Its state is in parallelism-1 snapshots, which parallelism 2 cannot
-    // restore: starting from `latest` there is refused rather than starting
-    // from empty state without a word.
-    a.put(&format!("{JOB}/deployment"), deployment(&topic, 2)).await.expect(200);
-    let refused = a.post(&format!("{JOB}/start"), json!({ "restore": "latest" })).await.error(400);
+    // Parallelism 2 would split its state (totals per hour, over every
+    // user) between two tasks, each with partial totals: the deployment is
+    // refused, saying why and what a job keyed by the record key declares.
+    let refused = a.put(&format!("{JOB}/deployment"), deployment(&topic, 2)).await.error(400);
     assert!(
-        refused.contains("snapshots taken at parallelism 1, which parallelism 2 cannot restore")
-            && refused.contains("restore `none`"),
+        refused.contains("job `hourly` cannot run at parallelism 2")
+            && refused.contains("partial results")
+            && refused.contains("const STATE_KEYING: StateKeying = StateKeying::ByRecordKey;"),
         "{refused}"
     );
+    // A deployment saved before that check is refused when it starts, as
+    // it would be whatever it restores. (A job keyed by the record key is
+    // refused at another parallelism than its snapshots': `state_keying.rs`.)
+    force_parallelism(&app, 2).await;
+    let refused = a.post(&format!("{JOB}/start"), json!({ "restore": "latest" })).await.error(400);
+    assert!(refused.contains("job `hourly` cannot run at parallelism 2"), "{refused}");
+    let refused = a.post(&format!("{JOB}/start"), json!({ "restore": "none" })).await.error(400);
+    assert!(refused.contains("job `hourly` cannot run at parallelism 2"), "{refused}");
     a.put(&format!("{JOB}/deployment"), deployment(&topic, 1)).await.expect(200);
 
     // Start from the latest snapshot: only the new orders are read, and the
@@ -157,11 +176,11 @@ async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state()
     wait_for_table(&warehouse, &all, 400).await;
     read_exactly(a, 100).await;
 
-    // An upgrade restarts from `latest` at the deployment's parallelism:
-    // at another one than the run's, it is refused before the job stops.
-    a.put(&format!("{JOB}/deployment"), deployment(&topic, 2)).await.expect(200);
+    // An upgrade restarts at the deployment's parallelism: at one the job
+    // cannot run at, it is refused before the job stops.
+    force_parallelism(&app, 2).await;
     let refused = a.post(&format!("{JOB}/upgrade"), json!({ "version": 1 })).await.error(400);
-    assert!(refused.contains("parallelism 1, which parallelism 2 cannot restore"), "{refused}");
+    assert!(refused.contains("job `hourly` cannot run at parallelism 2"), "{refused}");
     assert_eq!(a.get(&format!("{JOB}/metrics")).await.expect(200)["state"], "running", "still running");
     a.put(&format!("{JOB}/deployment"), deployment(&topic, 1)).await.expect(200);
 
@@ -301,7 +320,7 @@ async fn a_recovered_run_keeps_its_task_groups_when_the_parallelism_changed() {
         .unwrap();
     app.store.set_task_groups(&left.id, 1).await.unwrap();
     app.store.set_run_state(&left.id, sluice_console::store::RunState::Running, None).await.unwrap();
-    a.put(&format!("{JOB}/deployment"), deployment(&topic, 2)).await.expect(200);
+    force_parallelism(&app, 2).await;
 
     produce(&brokers, &topic, &all[200..]).await;
     sluice_console::worker::scheduler::recover(&app.worker, &app.store, false).await.unwrap();

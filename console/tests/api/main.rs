@@ -33,4 +33,5 @@ mod quotas;
 mod roles;
 mod schedule;
 mod sign_in;
+mod state_keying;
 mod validation;

@@ -60,6 +60,10 @@ pub struct JinpanPostloan {
 
 #[sluice_sdk::job]
 impl Job for JinpanPostloan {
+    /// State is keyed by (order, period), finer than the record key (the
+    /// order): parallel tasks give the same table.
+    const STATE_KEYING: StateKeying = StateKeying::ByRecordKey;
+
     fn open(ctx: &mut Context) -> Result<Self> {
         Ok(JinpanPostloan { written: ctx.value_state("status_updated_at")? })
     }

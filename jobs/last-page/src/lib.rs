@@ -56,6 +56,10 @@ pub struct LastPage {
 
 #[sluice_sdk::job]
 impl Job for LastPage {
+    /// State is keyed by (account, device), finer than the record key
+    /// (`user_log` is keyed by account): parallel tasks give the same table.
+    const STATE_KEYING: StateKeying = StateKeying::ByRecordKey;
+
     fn open(ctx: &mut Context) -> Result<Self> {
         Ok(LastPage { last: LastValue::open(ctx, "last_page")? })
     }

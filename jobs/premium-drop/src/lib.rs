@@ -70,6 +70,10 @@ pub struct PremiumDrop {
 
 #[sluice_sdk::job]
 impl Job for PremiumDrop {
+    /// No state of its own; the `raw_info` row it reads and writes is the
+    /// one of the update's user, the record key: safe in parallel.
+    const STATE_KEYING: StateKeying = StateKeying::ByRecordKey;
+
     fn open(ctx: &mut Context) -> Result<Self> {
         let drop_ratio: f64 = ctx.param_or("drop_ratio", 0.15)?;
         if !(0.0..=1.0).contains(&drop_ratio) {

@@ -19,7 +19,7 @@ use crate::metrics::TaskMetrics;
 use crate::snapshot::{Snapshot, SnapshotStore};
 use crate::state::StateBackend;
 use crate::wasm::host::{HostState, JobInfo};
-use crate::wasm::{InstanceError, JobEngine, JobInstance, JobLimits, LoadedComponent};
+use crate::wasm::{InstanceError, JobEngine, JobInstance, JobLimits, LoadedComponent, StateKeying};
 
 /// Why a task could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,31 @@ pub enum BuildError {
     NonRestoredState { job: String, states: String },
     #[error("job `{job}`: partition group {index} of {count} does not exist (groups are numbered 0 to count - 1)")]
     PartitionGroup { job: String, index: u32, count: u32 },
+    #[error("{}", global_state_refusal(job, *count))]
+    GlobalState { job: String, count: u32 },
+}
+
+/// Refuses running a job at parallelism `count` above 1 unless its
+/// component declares its state keyed by the record key: a job whose state
+/// combines keys would keep partial results in each task, and write them
+/// over each other, without a word (issue 19).
+pub fn check_state_keying(job: &str, keying: StateKeying, count: u32) -> Result<(), BuildError> {
+    match keying {
+        StateKeying::Global if count > 1 => Err(BuildError::GlobalState { job: job.to_owned(), count }),
+        _ => Ok(()),
+    }
+}
+
+/// What [`BuildError::GlobalState`] says: why, and what to change.
+fn global_state_refusal(job: &str, count: u32) -> String {
+    format!(
+        "job `{job}` cannot run at parallelism {count}: its component declares its state global (`Job::STATE_KEYING` \
+         is `StateKeying::Global`, the SDK's default), so its state may combine records of different keys, and \
+         {count} tasks, each reading a share of the input's partitions, would each hold partial results and \
+         write them over each other. Run it at parallelism 1; or, if every state entry of the job is touched by \
+         the records of one record key only (the key its topics are partitioned by), declare \
+         `const STATE_KEYING: StateKeying = StateKeying::ByRecordKey;` in its `impl Job` and rebuild it"
+    )
 }
 
 /// Where and how often a task snapshots.
@@ -199,6 +224,7 @@ impl<'a> TaskBuilder<'a> {
         if self.group.index >= self.group.count {
             return Err(BuildError::PartitionGroup { job, index: self.group.index, count: self.group.count });
         }
+        check_state_keying(&job, component.state_keying, self.group.count)?;
         let connections = std::mem::take(&mut self.connections);
         let restore = self.restore.take();
         let cx = BuildContext { spec, connections: &connections, restore: restore.as_ref(), group: self.group };

@@ -13,7 +13,7 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq, Eq, Hash, PartialOrd, Ord],
 });
 
-pub use exports::sluice::job::job::JobError;
+pub use exports::sluice::job::job::{JobError, Keying as StateKeying};
 pub use sluice::job::output::RowOp;
 pub use sluice::job::state::StateKind;
 pub use sluice::job::types::{Batch, LogLevel, MetricKind, Rejected, TimeDomain, Timer};

@@ -10,17 +10,17 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, Store};
 
-use super::bindings::SluiceJobPre;
+use super::bindings::{SluiceJobPre, StateKeying};
 use super::cache::{ComponentCache, content_hash};
 use super::host::{HostState, JobInfo};
 use super::limits::JobLimits;
 use crate::metrics::TaskMetrics;
 
 /// The ABI revision this runtime speaks (the SDK's `ABI_VERSION`).
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 /// The contract's package and version, as it appears in import/export names.
 const CONTRACT: &str = "sluice:job";
-const CONTRACT_VERSION: &str = "0.2.0";
+const CONTRACT_VERSION: &str = "0.3.0";
 /// Memory allowed to the throwaway instance that reads a component's ABI
 /// revision at load (the largest a wasm32 memory can be).
 const VALIDATION_MEMORY: usize = 4 << 30;
@@ -70,6 +70,9 @@ pub enum LoadError {
 pub struct LoadedComponent {
     /// SHA-256 of the component bytes.
     pub hash: String,
+    /// The job's declaration of how its state is keyed (`Job::STATE_KEYING`):
+    /// whether it may run at parallelism above 1.
+    pub state_keying: StateKeying,
     pub(crate) pre: SluiceJobPre<HostState>,
 }
 
@@ -139,12 +142,11 @@ impl JobEngine {
         self.check_names(&component)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
         let pre = SluiceJobPre::new(pre).map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
-        let loaded = LoadedComponent { hash, pre };
-        let found = self.abi_version(&loaded).await?;
+        let (found, state_keying) = self.declarations(&pre).await?;
         if found != ABI_VERSION {
             return Err(LoadError::AbiVersion { found });
         }
-        Ok(loaded)
+        Ok(LoadedComponent { hash, state_keying, pre })
     }
 
     fn check_names(&self, component: &wasmtime::component::Component) -> Result<(), LoadError> {
@@ -170,19 +172,28 @@ impl JobEngine {
         Ok(())
     }
 
-    async fn abi_version(&self, loaded: &LoadedComponent) -> Result<u32, LoadError> {
+    /// The component's ABI revision and, if that is this runtime's, its
+    /// state keying, from a throwaway instance (no `open`).
+    async fn declarations(&self, pre: &SluiceJobPre<HostState>) -> Result<(u32, StateKeying), LoadError> {
         // No spec yet at load time: the job's own memory limit applies when it runs.
         let limits = JobLimits { memory_bytes: VALIDATION_MEMORY, ..JobLimits::default() };
         let host = HostState::new(Arc::new(JobInfo::default()), Vec::new(), Arc::new(TaskMetrics::default()), limits);
         let mut store = self.new_store(host);
         store.data_mut().budget.start(Duration::from_secs(5));
-        let instance =
-            loaded.pre.instantiate_async(&mut store).await.map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
-        instance
-            .sluice_job_job()
+        let instance = pre.instantiate_async(&mut store).await.map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
+        let job = instance.sluice_job_job();
+        let abi = job
             .call_abi_version(&mut store)
             .await
-            .map_err(|e| LoadError::Mismatch(format!("calling abi-version failed: {e:#}")))
+            .map_err(|e| LoadError::Mismatch(format!("calling abi-version failed: {e:#}")))?;
+        if abi != ABI_VERSION {
+            return Ok((abi, StateKeying::Global));
+        }
+        let keying = job
+            .call_state_keying(&mut store)
+            .await
+            .map_err(|e| LoadError::Mismatch(format!("calling state-keying failed: {e:#}")))?;
+        Ok((abi, keying))
     }
 
     /// A store with the memory limiter and CPU budget every job store

@@ -60,6 +60,7 @@ impl JobInstance {
         let started = instance.start_call(0, 0);
         let result = instance.guest.sluice_job_job().call_open(&mut instance.store).await;
         instance.finish_call(started, result)?;
+        instance.store.data_mut().opened = true;
         Ok(instance)
     }
 

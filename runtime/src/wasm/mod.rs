@@ -2,6 +2,7 @@
 //! the WIT world (one module per interface), and job instances with limits.
 
 pub mod bindings;
+pub use bindings::StateKeying;
 mod budget;
 mod cache;
 mod engine;

@@ -4,7 +4,9 @@
 //! WASM, exports `MyJob` through the WIT world. On a function
 //! `fn my_filter(ctx: &mut Context, record: &Record) -> Result<()>` it also
 //! generates a stateless job type named after the function in PascalCase
-//! (`MyFilter`) so the function can be tested with `sluice_sdk::testing`.
+//! (`MyFilter`) so the function can be tested with `sluice_sdk::testing`;
+//! being stateless, it declares `StateKeying::ByRecordKey` (it may run in
+//! parallel).
 
 use proc_macro::TokenStream;
 use quote::{format_ident, quote};
@@ -71,6 +73,9 @@ fn job_fn(function: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
         #vis struct #ty;
 
         impl ::sluice_sdk::Job for #ty {
+            // A function keeps no state, so splitting its input cannot change what it does.
+            const STATE_KEYING: ::sluice_sdk::StateKeying = ::sluice_sdk::StateKeying::ByRecordKey;
+
             fn open(_ctx: &mut ::sluice_sdk::Context) -> ::sluice_sdk::Result<Self> {
                 Ok(#ty)
             }

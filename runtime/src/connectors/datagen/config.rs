@@ -11,14 +11,18 @@ pub struct DatagenConfig {
     /// Stop after this many records (a bounded source); unbounded if absent.
     #[serde(default)]
     pub count: Option<u64>,
-    /// Number of distinct keys; record `i` has key `(i * 7919) % keys`
-    /// spread so neighbouring records have different keys.
+    /// Number of distinct keys (at least `partitions`); with one partition
+    /// record `i` has key `(i * 7919) % keys`, spread so neighbouring records
+    /// have different keys. With several, each key's records are on one
+    /// partition, as with Kafka's default partitioner (which hashes the
+    /// key): partition `r` holds the keys `k` with `k % partitions == r`.
     #[serde(default = "default_keys")]
     pub keys: u64,
     /// Random seed: the same seed gives the same records.
     #[serde(default)]
     pub seed: u64,
-    /// Partitions the records are spread over (round robin).
+    /// Partitions the records are spread over: record `i` is on partition
+    /// `i % partitions` (round robin), with a key of that partition.
     #[serde(default = "default_partitions")]
     pub partitions: i32,
     /// Event time of the first record (ms since the Unix epoch); records are

@@ -38,6 +38,11 @@ impl DatagenSource {
         if config.partitions < 1 {
             return Err(invalid("`partitions` must be at least 1"));
         }
+        if config.keys < config.partitions as u64 {
+            return Err(invalid(
+                "`keys` must be at least `partitions`: records are partitioned by key, so each partition needs a key",
+            ));
+        }
         for (field, generator) in &config.fields {
             match generator {
                 FieldGen::Int { min, max } if min > max => return Err(invalid(&format!("field `{field}`: min > max"))),
@@ -118,9 +123,23 @@ impl DatagenSource {
         }
     }
 
+    /// Record `i`'s key. Each key's records are on one partition, as with
+    /// Kafka's default partitioner (jobs keyed by the record key rely on it):
+    /// record `i` is on partition `r = i % partitions`, so its key is one of
+    /// the keys `k` with `k % partitions == r`, spread so that neighbouring
+    /// records have different keys. With one partition: `(i * 7919) % keys`.
+    fn key(&self, i: u64) -> u64 {
+        let partitions = self.config.partitions as u64;
+        let (r, q) = (i % partitions, i / partitions);
+        // The keys of partition r: r, r + partitions, ... below `keys`
+        // (at least one, since `keys >= partitions`).
+        let keys_here = (self.config.keys - r).div_ceil(partitions);
+        (q.wrapping_mul(7919) % keys_here) * partitions + r
+    }
+
     /// Writes record `i`'s JSON value into `buf`; returns its key and event time.
     fn generate(&mut self, i: u64) -> (u64, i64) {
-        let key = i.wrapping_mul(7919) % self.config.keys;
+        let key = self.key(i);
         let spacing = 1000u64.checked_div(self.config.rate).unwrap_or(1).max(1);
         // Saturating: `start_time` and `rate` are the spec's, so a start
         // near the end of time must not overflow.
@@ -288,6 +307,16 @@ mod tests {
         }
         seen.sort();
         let mut all: Vec<(i32, i64)> = (0..30i64).map(|i| ((i % 3) as i32, i / 3)).collect();
+        // Partitioned by key: every key is on one partition only, and all
+        // ten keys are used.
+        let source = DatagenSource::new("gen", 0, &config).unwrap();
+        let keys: Vec<u64> = (0..30).map(|i| source.key(i)).collect();
+        assert!((0..30).all(|i| keys[i as usize] % 3 == i % 3), "{keys:?}");
+        let distinct: std::collections::BTreeSet<u64> = keys.iter().copied().collect();
+        assert_eq!(distinct, (0..10).collect(), "{keys:?}");
+        let few_keys = DatagenConfig { keys: 2, ..config.clone() };
+        let refused = DatagenSource::new("gen", 0, &few_keys).err().expect("fewer keys than partitions");
+        assert!(refused.to_string().contains("`keys` must be at least `partitions`"), "{refused}");
         all.sort();
         assert_eq!(seen, all);
         let too_many = DatagenSource::new("gen", 0, &config).unwrap().group(PartitionGroup { index: 0, count: 4 });

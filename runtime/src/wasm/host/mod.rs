@@ -63,6 +63,10 @@ pub struct HostState {
     input_records: usize,
     /// Output of the calls since the task last routed and cleared it.
     output: Output,
+    /// Whether `open` has returned: state is declared there only, so what a
+    /// job keeps is known once it is open (function jobs, declared
+    /// `ByRecordKey` as stateless, cannot keep state behind that).
+    pub(crate) opened: bool,
 }
 
 impl HostState {
@@ -95,6 +99,7 @@ impl HostState {
             input_len: 0,
             input_records: 0,
             output: Output::default(),
+            opened: false,
         }
     }
 

@@ -21,6 +21,11 @@ type Store<'a> = StoreContextMut<'a, HostState>;
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> wasmtime::Result<()> {
     let mut i = linker.instance(instance)?;
     i.func_wrap("declare", |mut store: Store, (name, kind, ttl_ms): (String, StateKind, Option<u64>)| {
+        if store.data().opened {
+            return Ok((Err(format!(
+                "state `{name}` is declared after `open`: declare every state in `Job::open` (a function job keeps none)"
+            )),));
+        }
         Ok((store.data_mut().state.declare(&name, kind, ttl_ms).map_err(|e| e.to_string()),))
     })?;
     i.func_wrap("get", |store: Store, (state, key): (u32, WasmList<u8>)| {

@@ -9,6 +9,9 @@ pub struct KeyedCount {
 
 #[sluice_sdk::job]
 impl Job for KeyedCount {
+    /// Counts per record key: parallel tasks give the same counts.
+    const STATE_KEYING: StateKeying = StateKeying::ByRecordKey;
+
     fn open(ctx: &mut Context) -> Result<Self> {
         Ok(KeyedCount { counts: ctx.value_state("counts")? })
     }

@@ -26,6 +26,9 @@ pub fn is_watched(accounts: &Accounts, record: &Record) -> bool {
 
 #[sluice_sdk::job]
 impl Job for Watchlist {
+    /// Stateless.
+    const STATE_KEYING: StateKeying = StateKeying::ByRecordKey;
+
     fn open(ctx: &mut Context) -> Result<Self> {
         let list = ctx.param("accounts").ok_or_else(|| Error::fatal("parameter `accounts` is required"))?;
         Ok(Watchlist { accounts: accounts(&list) })

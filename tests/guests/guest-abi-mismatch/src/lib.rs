@@ -1,4 +1,4 @@
-//! A guest that implements the current contract (`sluice:job@0.2.0`) by
+//! A guest that implements the current contract (`sluice:job@0.3.0`) by
 //! hand, without the SDK, but reports ABI revision 99: the runtime must
 //! refuse it with `LoadError::AbiVersion`.
 
@@ -11,7 +11,7 @@ mod bindings {
     });
 }
 
-use bindings::exports::sluice::job::job::{Batch, Guest, JobError, Timer};
+use bindings::exports::sluice::job::job::{Batch, Guest, JobError, Keying, Timer};
 
 /// The ABI revision this guest claims; the runtime speaks another.
 pub const CLAIMED_ABI_VERSION: u32 = 99;
@@ -21,6 +21,10 @@ pub struct AbiMismatch;
 impl Guest for AbiMismatch {
     fn abi_version() -> u32 {
         CLAIMED_ABI_VERSION
+    }
+
+    fn state_keying() -> Keying {
+        Keying::Global
     }
 
     fn open() -> Result<(), JobError> {

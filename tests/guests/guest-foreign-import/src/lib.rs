@@ -17,7 +17,7 @@ mod bindings {
             }
 
             world foreign {
-                include sluice:job/sluice-job@0.2.0;
+                include sluice:job/sluice-job@0.3.0;
                 import acme:net/fetch;
             }
         ",
@@ -26,14 +26,18 @@ mod bindings {
     });
 }
 
-use bindings::exports::sluice::job::job::{Batch, Guest, JobError, Timer};
+use bindings::exports::sluice::job::job::{Batch, Guest, JobError, Keying, Timer};
 
 pub struct ForeignImport;
 
 impl Guest for ForeignImport {
     /// The revision of the contract above (`sluice_sdk::ABI_VERSION`).
     fn abi_version() -> u32 {
-        2
+        3
+    }
+
+    fn state_keying() -> Keying {
+        Keying::Global
     }
 
     fn open() -> Result<(), JobError> {

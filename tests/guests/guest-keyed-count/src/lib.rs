@@ -18,6 +18,9 @@ struct Count<'a> {
 
 #[sluice_sdk::job]
 impl Job for KeyedCount {
+    /// Counts per record key: parallel tasks give the same counts.
+    const STATE_KEYING: StateKeying = StateKeying::ByRecordKey;
+
     fn open(ctx: &mut Context) -> Result<Self> {
         // Parameter `v2_counts_as_text` plays an incompatible "version 2"
         // that declares the counts as text (for the upgrade tests).
