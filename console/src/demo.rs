@@ -14,6 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use sluice_runtime::job::state_keying_name;
+
 use crate::store::{Connection, Deployment, NewRun, RunState, Store, now_ms};
 use crate::worker::Worker;
 
@@ -196,6 +198,7 @@ pub async fn seed(
         let created = store.create_job(&project.id, job.name, job.description).await?;
         let component = worker.load(&bytes).await?;
         let version = store.add_version(&created.id, &component.hash, &bytes, "demo", "sluice").await?;
+        store.set_state_keying(&component.hash, state_keying_name(component.state_keying)).await?;
         store
             .put_deployment(&Deployment {
                 job_id: created.id.clone(),

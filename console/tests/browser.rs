@@ -203,10 +203,13 @@ impl Flow<'_> {
         ui.upload("#version-file", &sluice_tests::wasm("last_page")).await?;
         ui.click("#version-validate").await?;
         ui.wait_text("#version-valid", "is a valid job component", SLOW).await?;
+        ui.wait_text("#version-valid", "may run in parallel", QUICK).await?;
         ui.type_into("#version-note", "first cut").await?;
         ui.click("#version-upload").await?;
         ui.wait_text("#version-uploaded", "as v1", SLOW).await?;
         ui.wait_text("#versions-table", "first cut", QUICK).await?;
+        // last-page keys its state by account (and device): it may run split.
+        ui.wait_text("#versions-table", "by record key", QUICK).await?;
         Ok(())
     }
 

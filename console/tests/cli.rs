@@ -83,6 +83,21 @@ fn validate_explains_what_is_wrong_with_a_component() {
 }
 
 #[test]
+fn validate_says_whether_a_job_may_run_in_parallel() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (job, says) in [
+        ("hourly_premium", "state global: runs at parallelism 1"),
+        ("last_page", "state keyed by the record key: may run in parallel"),
+    ] {
+        let component = sluice_tests::wasm(job);
+        let out = sluice(&["validate", component.to_str().unwrap()], tmp.path());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let printed = text(&out.stdout);
+        assert!(printed.contains("valid Sluice job component") && printed.contains(says), "{job}: {printed}");
+    }
+}
+
+#[test]
 fn example_job_specs_run_on_their_sample_data() {
     for job in ["hourly-premium", "premium-drop", "last-page"] {
         let dir = repo().join("jobs").join(job);

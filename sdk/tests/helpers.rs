@@ -180,6 +180,6 @@ fn state_is_declared_in_open_only() {
     assert_eq!(SneakyTotal::STATE_KEYING, StateKeying::ByRecordKey);
     assert_eq!(Params::STATE_KEYING, StateKeying::Global, "the default");
     let mut t = JobTester::<SneakyTotal>::builder().open().unwrap();
-    let err = t.send_json(json!({ "n": 1 })).err().expect("refused");
+    let err = t.send_json(json!({ "n": 1 })).expect_err("refused");
     assert!(err.contains("state `total` is declared after `open`"), "{err}");
 }

@@ -3,6 +3,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use sluice_runtime::job::state_keying_name;
 use utoipa::ToSchema;
 
 use super::limits::{Upload, compile};
@@ -132,8 +133,11 @@ pub async fn upload_version(
     };
     let bytes = upload.read(limit).await?;
     let loaded = compile(&state, bytes.clone()).await?;
-    let version =
+    let mut version =
         state.store.add_version(&job.id, &loaded.hash, &bytes, q.note.as_deref().unwrap_or(""), &user.name).await?;
+    let keying = state_keying_name(loaded.state_keying);
+    state.store.set_state_keying(&loaded.hash, keying).await?;
+    version.state_keying = Some(keying.to_owned());
     audit(
         &state,
         Some(&project),
@@ -150,6 +154,8 @@ pub async fn upload_version(
 pub struct ValidateAnswer {
     pub hash: String,
     pub size: usize,
+    /// `global` (parallelism 1 only) or `by-record-key` (may run split by partition).
+    pub state_keying: String,
 }
 
 #[utoipa::path(post, path = "/validate", tag = "jobs", request_body(description = "The component (.wasm) bytes", content(("application/wasm"), ("application/octet-stream"))),
@@ -171,7 +177,11 @@ pub async fn validate(
     let bytes = upload.read(limit).await?;
     let size = bytes.len();
     let loaded = compile(&state, bytes).await?;
-    Ok(Json(ValidateAnswer { hash: loaded.hash, size }))
+    Ok(Json(ValidateAnswer {
+        hash: loaded.hash,
+        size,
+        state_keying: state_keying_name(loaded.state_keying).to_owned(),
+    }))
 }
 
 /// Validating compiles, which costs CPU: it is for those who may upload,

@@ -78,6 +78,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn validate(component: &std::path::Path) -> anyhow::Result<()> {
     let engine = sluice_runtime::wasm::JobEngine::new(None)?;
     let loaded = engine.load_file(component).await?;
-    println!("{}: valid Sluice job component (sha256 {})", component.display(), loaded.hash);
+    let keying = match loaded.state_keying {
+        sluice_runtime::wasm::StateKeying::Global => "state global: runs at parallelism 1",
+        sluice_runtime::wasm::StateKeying::ByRecordKey => "state keyed by the record key: may run in parallel",
+    };
+    println!("{}: valid Sluice job component (sha256 {}; {keying})", component.display(), loaded.hash);
     Ok(())
 }

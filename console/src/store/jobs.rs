@@ -50,6 +50,10 @@ pub struct Version {
     pub note: String,
     pub created_ms: i64,
     pub created_by: String,
+    /// What the component declares about its state: `global` (parallelism 1
+    /// only) or `by-record-key` (may run split by partition); null for
+    /// components uploaded before the declaration existed.
+    pub state_keying: Option<String>,
 }
 
 impl Version {
@@ -63,6 +67,7 @@ impl Version {
             note: r.try_get("note")?,
             created_ms: r.try_get("created_ms")?,
             created_by: r.try_get("created_by")?,
+            state_keying: r.try_get("state_keying")?,
         })
     }
 }
@@ -90,7 +95,8 @@ pub struct Deployment {
     pub updated_ms: i64,
 }
 
-const VERSION_COLUMNS: &str = "v.id, v.job_id, v.number, v.hash, c.size, v.note, v.created_ms, v.created_by";
+const VERSION_COLUMNS: &str =
+    "v.id, v.job_id, v.number, v.hash, c.size, v.note, v.created_ms, v.created_by, c.state_keying";
 
 impl Store {
     pub async fn create_job(&self, project_id: &str, name: &str, description: &str) -> StoreResult<Job> {
@@ -172,6 +178,17 @@ impl Store {
     }
 
     /// Stores a component (once per content) and a new version of the job.
+    /// Records what component `hash` declares about its state (`global` or
+    /// `by-record-key`), for the Versions view.
+    pub async fn set_state_keying(&self, hash: &str, keying: &str) -> StoreResult<()> {
+        sqlx::query("update components set state_keying = $1 where hash = $2")
+            .bind(keying)
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn add_version(
         &self,
         job_id: &str,

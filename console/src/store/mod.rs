@@ -74,6 +74,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "workers and leases", include_str!("../../migrations/0007_workers_and_leases.sql")),
     (8, "run task groups", include_str!("../../migrations/0008_run_task_groups.sql")),
     (9, "task leases", include_str!("../../migrations/0009_task_leases.sql")),
+    (10, "component state keying", include_str!("../../migrations/0010_component_state_keying.sql")),
 ];
 
 impl Store {

@@ -56,7 +56,11 @@ async fn a_job_keyed_by_the_record_key_runs_split_and_keeps_its_state_at_its_par
     a.put("/projects/keyed/connections/events", json!({ "kind": "kafka", "url": brokers })).await.expect(204);
     a.put("/projects/keyed/connections/warehouse", json!({ "kind": "database", "url": warehouse })).await.expect(204);
     a.post("/projects/keyed/jobs", json!({ "name": "counts" })).await.expect(201);
-    a.post_bytes(&format!("{JOB}/versions"), component("guest_keyed_count")).await.expect(201);
+    let version = a.post_bytes(&format!("{JOB}/versions"), component("guest_keyed_count")).await.expect(201);
+    assert_eq!(version["state_keying"], "by-record-key", "{version}");
+    assert_eq!(a.get(&format!("{JOB}/versions")).await.expect(200)[0]["state_keying"], "by-record-key");
+    let global = a.post_bytes("/validate", component("hourly_premium")).await.expect(200);
+    assert_eq!(global["state_keying"], "global", "{global}");
     // Its component declares `StateKeying::ByRecordKey`: parallelism 2 is accepted.
     let deployment = json!({ "spec": counts_spec(&topic), "parallelism": 2 });
     a.put(&format!("{JOB}/deployment"), deployment).await.expect(200);

@@ -14,6 +14,6 @@ pub mod timers;
 pub use ceilings::{Ceilings, OverCeiling};
 pub use lease::{LeaseGate, LeaseLost};
 pub use overrides::SpecOverrides;
-pub use run::{BuildError, TaskBuilder, check_state_keying};
+pub use run::{BuildError, TaskBuilder, check_state_keying, state_keying_name};
 pub use spec::JobSpec;
 pub use task::{Task, TaskCommand, TaskEnd, TaskError};

@@ -52,6 +52,14 @@ pub fn check_state_keying(job: &str, keying: StateKeying, count: u32) -> Result<
     }
 }
 
+/// The declaration's name in the WIT contract: `global` or `by-record-key`.
+pub fn state_keying_name(keying: StateKeying) -> &'static str {
+    match keying {
+        StateKeying::Global => "global",
+        StateKeying::ByRecordKey => "by-record-key",
+    }
+}
+
 /// What [`BuildError::GlobalState`] says: why, and what to change.
 fn global_state_refusal(job: &str, count: u32) -> String {
     format!(

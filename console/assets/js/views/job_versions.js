@@ -5,6 +5,14 @@
 import { get, post, jobPath } from '../api.js';
 import { h, clear, errorBox, act, field, table, fmtTime, fmtBytes, section } from '../dom.js';
 
+// What a version declares about its state (`Job::STATE_KEYING`), which
+// decides whether it may run at parallelism above 1.
+function stateKeying(keying) {
+  if (keying === 'by-record-key') return h('span', { class: 'tag ok', title: 'every state entry belongs to one record key: may run split by partition' }, 'by record key');
+  if (keying === 'global') return h('span', { class: 'tag', title: 'state combines record keys: runs at parallelism 1 only' }, 'global · parallelism 1');
+  return '';
+}
+
 export async function renderVersions(root, args) {
   const { ctx, p, j } = args;
   const file = h('input', { id: 'version-file', type: 'file', accept: '.wasm,application/wasm' });
@@ -20,6 +28,7 @@ export async function renderVersions(root, args) {
       ['Version', (v) => h('strong', null, `v${v.number}`)],
       ['Hash', (v) => h('code', { title: v.hash }, (v.hash || '').slice(0, 12))],
       ['Size', (v) => fmtBytes(v.size)],
+      ['State', (v) => stateKeying(v.state_keying)],
       ['Note', (v) => v.note || ''],
       ['Uploaded', (v) => fmtTime(v.created_ms)],
       ['By', (v) => v.created_by || ''],
@@ -53,7 +62,8 @@ export async function renderVersions(root, args) {
   validate.addEventListener('click', () => act(validate, error, async () => {
     const [f, buf] = await bytes();
     const answer = await post('/validate', buf, { contentType: 'application/wasm' });
-    clear(result, h('p', { class: 'ok', id: 'version-valid' }, `${f.name} is a valid job component (${fmtBytes(answer.size)}, ${String(answer.hash).slice(0, 12)}).`));
+    const keying = answer.state_keying === 'by-record-key' ? 'state keyed by the record key: may run in parallel' : 'state global: runs at parallelism 1';
+    clear(result, h('p', { class: 'ok', id: 'version-valid' }, `${f.name} is a valid job component (${fmtBytes(answer.size)}, ${String(answer.hash).slice(0, 12)}; ${keying}).`));
   }));
 
   clear(root,
