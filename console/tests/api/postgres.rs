@@ -5,7 +5,7 @@ use serde_json::json;
 use sluice_console::store::{Deployment, EventFilter, NewRun, RunState, SecretKey, Store, now_ms};
 
 use crate::fixtures::{file_spec, orders};
-use crate::helpers::{component, spawn_app_on, wait_for_run, warehouse_connection};
+use crate::helpers::{PATIENCE, component, spawn_app_on, wait_for, wait_for_run, warehouse_connection};
 
 use crate::fresh_database::FreshDatabase;
 
@@ -145,9 +145,13 @@ async fn the_metadata_store_runs_on_postgresql() {
         crate::fixtures::hs_order(&app.sqlite_url("web", "w.db")).await,
         crate::fixtures::expected_hs_order(&orders(0, 50, 7))
     );
-    let log = crate::helpers::events(&a, "web", "").await;
+    // The run's end is committed before its event is written: wait for it.
+    let log = wait_for("the run.finished event", PATIENCE, || async {
+        let log = crate::helpers::events(&a, "web", "").await;
+        if log.iter().any(|(action, _, _)| action == "run.finished") { Ok(log) } else { Err(format!("{log:?}")) }
+    })
+    .await;
     crate::helpers::assert_audited(&log, "job.start", "admin");
-    assert!(log.iter().any(|(action, _, _)| action == "run.finished"), "{log:?}");
     drop(app);
     db.remove().await;
 }
