@@ -5,6 +5,7 @@
 
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
+use sluice_runtime::connectors::registry::check_sources;
 use sluice_runtime::job::check_state_keying;
 use utoipa::ToSchema;
 
@@ -90,6 +91,7 @@ pub async fn put_deployment(
     let spec = plan::job_spec(&deployment, &key, None, std::path::Path::new("."))
         .map_err(|e| ApiError::bad(format!("the spec is not valid: {e}")))?;
     state.worker.ceilings.check(&spec).map_err(|e| ApiError::bad(e.to_string()))?;
+    check_sources(&spec).map_err(|e| ApiError::bad(format!("the spec is not valid: {e}")))?;
     check_connections(&state, &project, &deployment.spec).await?;
     check_parallel_state(&state, &job, &deployment).await?;
     state.store.put_deployment(&deployment).await?;

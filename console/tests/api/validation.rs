@@ -56,6 +56,14 @@ async fn bad_deployments_name_what_is_wrong() {
     assert!(syntax.contains("spec"), "{syntax}");
     let kind = put(json!({ "spec": spec.replace("kind = \"file\"", "kind = \"ftp\"") })).await.error(400);
     assert!(kind.contains("ftp"), "{kind}");
+    // Settings a source refuses are refused on save, not when the job starts.
+    let datagen = "[sources.user_order]\nkind = \"datagen\"\npartitions = 4\nkeys = 2\n\
+                   [sources.user_order.fields]\nid = { gen = \"key\" }\n\n[sinks.hs_order]\nkind = \"memory\"\n";
+    let datagen = put(json!({ "spec": datagen })).await.error(400);
+    assert!(
+        datagen.contains("the spec is not valid") && datagen.contains("`keys` must be at least `partitions`"),
+        "{datagen}"
+    );
 
     let cron = put(json!({ "spec": spec, "schedule": "every day at 2" })).await.error(400);
     assert!(cron.contains("not a cron expression") && cron.contains("0 0 2 * * *"), "{cron}");

@@ -124,6 +124,18 @@ fn kafka_properties(properties: &indexmap::IndexMap<String, String>) -> Result<(
     properties.keys().try_for_each(|key| crate::connections::check_spec_property(key))
 }
 
+/// Checks what can be checked of the spec's sources without connecting
+/// (a `datagen` source's settings), so a deployment is refused when it is
+/// saved rather than when its task is built.
+pub fn check_sources(spec: &JobSpec) -> Result<(), ConnectorError> {
+    for (index, (name, source)) in spec.sources.iter().enumerate() {
+        if let SourceSpec::Datagen(config) = source {
+            datagen::DatagenSource::new(name, index as u32, config)?;
+        }
+    }
+    Ok(())
+}
+
 /// Builds the source `name` (index `index` in the job's sources).
 pub async fn build_source(
     cx: BuildContext<'_>,
