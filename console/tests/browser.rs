@@ -351,10 +351,17 @@ impl Flow<'_> {
         ui.click("#params-save").await?;
         ui.wait_text("#params-saved", "restarted", SLOW).await?;
 
+        // A rescale restarts it from a snapshot of each shard; its topic
+        // has one partition, so one shard runs in one task whatever it asks.
+        ui.set_value("#rescale-parallelism", "2").await?;
+        ui.click("#rescale-button").await?;
+        ui.wait_text("#operate-status", "Rescaled", SLOW).await?;
+
         ui.click("#tab-overview").await?;
         ui.wait_text("#job-state", "running", SLOW).await?;
         ui.wait_number_above("#counter-records-in", 0, SLOW).await?;
         ui.wait_text("#current-run", "v2", QUICK).await?;
+        ui.wait_text("#run-parallelism", "1 task(s) over 1 shard(s)", QUICK).await?;
         ui.click("#tab-logs").await?;
         ui.find("#logs-table").await?;
         ui.click("#tab-exceptions").await?;

@@ -223,7 +223,7 @@ async fn the_cli_drives_a_job_on_a_console() {
     assert!(started.contains("hourly: run ") && started.contains("running"), "{started}");
     let status = wait_for_status(home, "hourly", |s| s.contains("in 50,"));
     assert!(status.starts_with("hourly: running"), "{status}");
-    assert!(status.contains("task 0 on"), "{status}");
+    assert!(status.contains("task 0 shard 0 on"), "{status}");
     let again = sluice(home, &["job", "start", "hourly", "-p", "cli"]);
     assert!(!again.status.success());
     assert!(text(&again.stderr).contains("stop it first"), "{}", text(&again.stderr));
@@ -272,6 +272,12 @@ async fn the_cli_drives_a_job_on_a_console() {
         refusal.contains("cannot run at parallelism 2") && refusal.contains("StateKeying::ByRecordKey"),
         "{refusal}"
     );
+    // So is a rescale to 2; a rescale to 1 is saved (the job is stopped).
+    let rescaled = sluice(home, &["job", "rescale", "hourly", "--parallelism", "2", "-p", "cli"]);
+    assert!(!rescaled.status.success());
+    assert!(text(&rescaled.stderr).contains("cannot run at parallelism 2"), "{}", text(&rescaled.stderr));
+    let rescaled = ok(home, &["job", "rescale", "hourly", "--parallelism", "1", "-p", "cli"]);
+    assert!(rescaled.contains("\"parallelism\": 1") && rescaled.contains("\"run\": null"), "{rescaled}");
     ok(home, &[&deploy[..], &["--memory-mb", "256", "--schedule", "0 0 2 * * *"]].concat());
     ok(home, &[&deploy[..], &["--param", "since_ms=1"]].concat());
     let upgraded = ok(home, &["job", "upgrade", "hourly", "1", "-p", "cli"]);

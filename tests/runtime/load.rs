@@ -161,3 +161,34 @@ async fn a_job_with_global_state_is_refused_in_parallel() {
         .await
         .expect("a keyed count builds in parallel");
 }
+
+/// A job keyed by record key is sharded by the greatest common divisor of
+/// its inputs' partition counts, so that co-partitioned inputs of 8 and 4
+/// partitions meet in 4 shards; a job with a connector that cannot be
+/// split (here a file sink) has one shard, and a file sink refuses to be
+/// built for a share of the partitions.
+#[tokio::test]
+async fn shards_are_what_every_input_can_be_split_into() {
+    let spec = |sink: &str| {
+        let text = format!(
+            "name = \"join\"\ncomponent = \"c.wasm\"\n\
+             [sources.orders]\nkind = \"datagen\"\npartitions = 8\nkeys = 8\n[sources.orders.fields]\nid = {{ gen = \"key\" }}\n\
+             [sources.users]\nkind = \"datagen\"\npartitions = 4\nkeys = 4\n[sources.users.fields]\nid = {{ gen = \"key\" }}\n\
+             [sinks.out]\n{sink}\n"
+        );
+        JobSpec::parse(&text, Path::new("/tmp")).expect("spec")
+    };
+    let connections = sluice_runtime::connections::Connections::default();
+    let shards = |spec: JobSpec| {
+        let connections = connections.clone();
+        async move { sluice_runtime::connectors::registry::shard_count(&spec, &connections).await.expect("counted") }
+    };
+    assert_eq!(shards(spec("kind = \"memory\"")).await, 4);
+    assert_eq!(shards(spec("kind = \"file\"\npath = \"out.jsonl\"")).await, 1);
+
+    let keyed = engine().load_file(&wasm("guest_keyed_count")).await.expect("guest_keyed_count loads");
+    let file_spec = spec("kind = \"file\"\npath = \"out.jsonl\"");
+    let split_file = TaskBuilder::new(&file_spec).partition_group(1, 4);
+    let refused = split_file.build(engine(), &keyed).await.err().expect("a file sink cannot be split").to_string();
+    assert!(refused.contains("a file sink writes one file"), "{refused}");
+}

@@ -54,9 +54,7 @@ pub async fn put_deployment(
 ) -> ApiResult<Json<Deployment>> {
     let (project, job, role) = job_access(&state, &user, &p, &j, Role::Developer).await?;
     let version = resolve_version(&state, &job, body.version).await?;
-    if !(1..=64).contains(&body.parallelism) {
-        return Err(ApiError::bad("parallelism must be between 1 and 64"));
-    }
+    check_parallelism(body.parallelism)?;
     let schedule = body.schedule.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     if let Some(s) = &schedule {
         parse_cron(s).map_err(ApiError::BadRequest)?;
@@ -99,6 +97,14 @@ pub async fn put_deployment(
     Ok(Json(deployment))
 }
 
+/// Refuses a parallelism outside 1-64.
+pub fn check_parallelism(parallelism: i64) -> ApiResult<()> {
+    if !(1..=64).contains(&parallelism) {
+        return Err(ApiError::bad("parallelism must be between 1 and 64"));
+    }
+    Ok(())
+}
+
 /// Refuses a deployment at parallelism above 1 whose version declares its
 /// state global: split between tasks, such a job gives partial results.
 /// Checked when a deployment is saved, changed (upgrade, parameters) or
@@ -114,6 +120,29 @@ pub async fn check_parallel_state(state: &AppState, job: &Job, deployment: &Depl
     let loaded = compile(state, bytes.into()).await?;
     check_state_keying(&job.name, loaded.state_keying, deployment.parallelism.clamp(1, 64) as u32)
         .map_err(|e| ApiError::bad(e.to_string()))
+}
+
+/// Refuses restoring state kept in several shards (by a version keyed by
+/// the record key) with a version whose state is global, one shard, which
+/// would start from empty state: checked before a job is stopped.
+pub async fn check_state_layout(
+    state: &AppState,
+    project: &Project,
+    job: &Job,
+    deployment: &Deployment,
+) -> ApiResult<()> {
+    let Some(kept) = state.worker.kept_shards(&project.name, job, "").await? else { return Ok(()) };
+    if kept <= 1 {
+        return Ok(());
+    }
+    let gone = || ApiError::NotFound(format!("the version of job `{}`'s deployment was deleted", job.name));
+    let version = state.store.version(&deployment.version_id).await?.ok_or_else(gone)?;
+    let bytes = state.store.component(&version.hash).await?.ok_or_else(gone)?;
+    let loaded = compile(state, bytes.into()).await?;
+    if loaded.state_keying == sluice_runtime::wasm::StateKeying::Global {
+        return Err(ApiError::bad(crate::worker::shards::global_over_shards(&job.name, kept)));
+    }
+    Ok(())
 }
 
 /// The operator's settings that `new` changes from `current` (from a new

@@ -6,12 +6,12 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::deployment::check_parallel_state;
+use super::deployment::{check_parallel_state, check_state_layout};
 use super::jobs::resolve_version;
 use super::{ApiError, ApiResult, AppState, Json, audit, job_access};
 use crate::auth::{CurrentUser, Role};
 use crate::store::{Deployment, Job, NewRun, Project, Run, RunState, User, now_ms};
-use crate::worker::plan::{StartPosition, snapshot_key};
+use crate::worker::plan::{self, StartPosition, snapshot_key};
 use sluice_runtime::snapshot::Snapshot;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -80,27 +80,15 @@ async fn start_run(
         StartPosition::parse(text).map_err(ApiError::BadRequest)?;
     }
     if !["none", "latest"].contains(&restore) {
-        let key = snapshot_key(&project.name, &job.name, 0, 1);
-        let ids = state.worker.snapshots.list(&key).await.map_err(|e| ApiError::Internal(e.into()))?;
-        if !ids.iter().any(|id| id == restore) {
-            return Err(ApiError::bad(format!(
-                "`{restore}` is not a snapshot of job `{}`; restore one from its snapshot list, `latest` or `none`",
-                job.name
-            )));
-        }
+        check_chosen_snapshot(state, project, job, restore).await?;
     }
     let deployment = state.store.deployment(&job.id).await?;
     if let Some(deployment) = &deployment {
-        // Before the snapshot check below, whose advice (the parallelism
-        // the state was kept at) this may rule out.
         let runs = Deployment { version_id: version_id.to_owned(), ..deployment.clone() };
         check_parallel_state(state, job, &runs).await?;
-    }
-    if restore == "latest"
-        && let Some(deployment) = &deployment
-    {
-        let groups = deployment.parallelism.clamp(1, 64) as u32;
-        state.worker.check_state_parallelism(&project.name, job, groups, None).await?;
+        if restore != "none" {
+            check_state_layout(state, project, job, &runs).await?;
+        }
     }
     let scheduled = at.filter(|t| *t > now_ms());
     let run = state
@@ -227,6 +215,51 @@ async fn wake_holders(state: &AppState, run_id: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Refuses a chosen snapshot that is not the job's, or that some shard has
+/// nothing to restore with (`Worker::chosen_for_shard`): before a restore
+/// stops the job, not after.
+async fn check_chosen_snapshot(state: &AppState, project: &Project, job: &Job, chosen: &str) -> ApiResult<()> {
+    let ids = job_snapshot_ids(state, project, job).await?;
+    if !ids.iter().any(|(_, id)| id == chosen) {
+        return Err(ApiError::bad(format!(
+            "`{chosen}` is not a snapshot of job `{}`; restore one from its snapshot list, `latest` or `none`",
+            job.name
+        )));
+    }
+    let mut shards: Vec<&ShardKey> = ids.iter().map(|(shard, _)| shard).collect();
+    shards.dedup_by_key(|s| s.index);
+    for shard in shards {
+        if state.worker.chosen_for_shard(&job.id, &shard.key, chosen).await?.is_none() {
+            return Err(ApiError::bad(format!(
+                "snapshot `{chosen}` cannot be restored: shard {} of job `{}` has no snapshot taken at or before it \
+                 by the run that took it; pick a snapshot taken by a stop or by \"snapshot now\", which cover every \
+                 shard",
+                shard.index, job.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// One shard's snapshots: its index and snapshot key.
+struct ShardKey {
+    index: u32,
+    key: String,
+}
+
+/// Every snapshot id of the job with its shard, in the shards its state is
+/// kept in (one for a job that has no snapshots at several shards).
+async fn job_snapshot_ids(state: &AppState, project: &Project, job: &Job) -> ApiResult<Vec<(ShardKey, String)>> {
+    let shards = state.worker.kept_shards(&project.name, job, "").await?.unwrap_or(1);
+    let mut out = Vec::new();
+    for index in 0..shards {
+        let key = snapshot_key(&project.name, &job.name, index, shards);
+        let ids = state.worker.snapshots.list(&key).await.map_err(|e| ApiError::Internal(e.into()))?;
+        out.extend(ids.into_iter().map(|id| (ShardKey { index, key: key.clone() }, id)));
+    }
+    Ok(out)
+}
+
 /// How often a stop or snapshot request to another process is checked on.
 const REQUEST_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -283,6 +316,11 @@ pub struct SnapshotInfo {
     pub job_version: String,
     /// Positions per source partition: `source/partition: next offset`.
     pub positions: Vec<String>,
+    /// The shard it holds the state of (0 for a job of one shard).
+    /// Restoring it restores every other shard from its newest snapshot
+    /// taken at or before it.
+    #[serde(default)]
+    pub shard: u32,
 }
 
 impl SnapshotInfo {
@@ -299,6 +337,7 @@ impl SnapshotInfo {
                 .iter()
                 .map(|p| format!("{}/{}: {}", p.source, p.partition, p.next_offset))
                 .collect(),
+            shard: plan::shard_of(&s.meta.job),
         }
     }
 }
@@ -310,13 +349,15 @@ pub async fn list_snapshots(
     Path((p, j)): Path<(String, String)>,
 ) -> ApiResult<Json<Vec<SnapshotInfo>>> {
     let (project, job, _) = job_access(&state, &user, &p, &j, Role::Viewer).await?;
-    let key = snapshot_key(&project.name, &job.name, 0, 1);
     let store = &state.worker.snapshots;
-    let ids = store.list(&key).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let mut ids = job_snapshot_ids(&state, &project, &job).await?;
+    // Newest first, over every shard (ids begin with their time).
+    ids.sort_by(|a, b| b.1.cmp(&a.1));
     let mut out = Vec::new();
-    for id in ids.iter().rev().take(50) {
-        match store.get(&key, id).await {
-            Ok(s) => out.push(SnapshotInfo::of(&s)),
+    for (shard, id) in ids.iter().take(50) {
+        let key = &shard.key;
+        match store.get(key, id).await {
+            Ok(s) => out.push(SnapshotInfo { shard: shard.index, ..SnapshotInfo::of(&s) }),
             Err(e) => tracing::warn!(snapshot = %id, error = %e, "unreadable snapshot left out of the list"),
         }
     }
@@ -360,6 +401,9 @@ pub async fn restore(
 ) -> ApiResult<(StatusCode, Json<Run>)> {
     let (project, job, _) = job_access(&state, &user, &p, &j, Role::Operator).await?;
     let deployment = deployment_of(&state, &job).await?;
+    if !["none", "latest"].contains(&body.snapshot.as_str()) {
+        check_chosen_snapshot(&state, &project, &job, &body.snapshot).await?;
+    }
     if state.store.active_run(&job.id).await?.is_some() {
         // The state goes back to the snapshot: nothing newer is kept.
         stop_job(&state, &job, false).await?;
@@ -397,6 +441,54 @@ pub async fn upgrade(
     let answer = change_deployment(&state, &user, &project, &job, deployment).await?;
     audit(&state, Some(&project), Some(&job), &user, "job.upgrade", &format!("to v{}", version.number)).await;
     Ok(Json(answer))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RescaleRequest {
+    /// Tasks (worker slots) to run the job's shards in, 1-64; a job runs
+    /// at most one task per shard.
+    pub parallelism: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RescaleAnswer {
+    pub deployment: Deployment,
+    /// The new run, when the job was running and restarted.
+    pub run: Option<Run>,
+    /// The shards the job's state is kept in; none before it has snapshots
+    /// (its next run counts its inputs' partitions).
+    pub shards: Option<u32>,
+    /// The tasks the shards run in: the parallelism, at most one per shard.
+    pub tasks: u32,
+}
+
+/// Changes a job's parallelism. A running job is stopped with a snapshot
+/// of every shard and started again at the new parallelism from them:
+/// whole shards move between tasks with their state, as Flink's rescale
+/// from a savepoint does. A stopped job keeps the setting for its next
+/// start. Refused before anything stops when the job's state is global
+/// (above 1) or the tasks would pass the project's quota.
+#[utoipa::path(post, path = "/projects/{p}/jobs/{j}/rescale", tag = "lifecycle", request_body = RescaleRequest,
+    responses((status = 200, body = RescaleAnswer), (status = 400, body = super::ErrorBody)))]
+pub async fn rescale(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path((p, j)): Path<(String, String)>,
+    Json(body): Json<RescaleRequest>,
+) -> ApiResult<Json<RescaleAnswer>> {
+    let (project, job, _) = job_access(&state, &user, &p, &j, Role::Operator).await?;
+    let mut deployment = deployment_of(&state, &job).await?;
+    super::deployment::check_parallelism(body.parallelism)?;
+    let from = deployment.parallelism;
+    deployment.parallelism = body.parallelism;
+    check_parallel_state(&state, &job, &deployment).await?;
+    let running = state.store.active_run(&job.id).await?;
+    let (shards, tasks) = state.worker.check_rescale(&project, &job, &deployment, running.as_ref()).await?;
+    let ChangeAnswer { deployment, run } = change_deployment(&state, &user, &project, &job, deployment).await?;
+    let detail = format!("parallelism {from} to {} ({tasks} task(s))", body.parallelism);
+    audit(&state, Some(&project), Some(&job), &user, "job.rescale", &detail).await;
+    Ok(Json(RescaleAnswer { deployment, run, shards, tasks }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -452,10 +544,8 @@ async fn change_deployment(
     let running = state.store.active_run(&job.id).await?.filter(|r| r.state != RunState::Scheduled);
     check_parallel_state(state, job, &deployment).await?;
     if running.is_some() {
-        // The restart restores `latest` at the deployment's parallelism:
-        // refused before the job is stopped, not after.
-        let groups = deployment.parallelism.clamp(1, 64) as u32;
-        state.worker.check_state_parallelism(&project.name, job, groups, None).await?;
+        // The restart restores `latest`: refused before the job stops.
+        check_state_layout(state, project, job, &deployment).await?;
         stop_job(state, job, true).await?;
     }
     state.store.put_deployment(&deployment).await?;

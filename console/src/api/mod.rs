@@ -35,7 +35,7 @@ pub use limits::{ApiSettings, Guards, take_turn};
 pub use accounts::{LoginRequest, TokenAnswer, TokenRequest};
 pub use deployment::DeploymentInput;
 pub use jobs::{DebugRequest, JobAnswer, JobSummary, NewJob};
-pub use lifecycle::{RestoreRequest, SnapshotInfo, StartRequest, StopRequest, UpgradeRequest};
+pub use lifecycle::{RescaleRequest, RestoreRequest, SnapshotInfo, StartRequest, StopRequest, UpgradeRequest};
 pub use monitoring::MetricsAnswer;
 
 use crate::auth::Role;
@@ -109,6 +109,7 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(lifecycle::list_snapshots, lifecycle::take_snapshot))
         .routes(routes!(lifecycle::restore))
         .routes(routes!(lifecycle::upgrade))
+        .routes(routes!(lifecycle::rescale))
         .routes(routes!(lifecycle::set_parameters))
         .routes(routes!(lifecycle::list_runs))
         .routes(routes!(monitoring::job_metrics))

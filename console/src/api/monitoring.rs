@@ -102,7 +102,7 @@ async fn remote_report(
         });
     }
     let mut report = merged?;
-    report.tasks.sort_by_key(|t| t.task);
+    report.tasks.sort_by_key(|t| (t.task, t.shard));
     Some((run.clone(), report))
 }
 
@@ -275,7 +275,7 @@ async fn worker_metrics(state: &AppState, registry: &mut Registry) -> Result<(),
     let families = [
         ("worker_heartbeat_age_seconds", "Seconds since the worker's last heartbeat"),
         ("worker_slots", "Tasks the worker may hold"),
-        ("worker_tasks", "Tasks (partition groups of runs) the worker holds"),
+        ("worker_tasks", "Tasks of runs the worker holds (a task is one or more shards of a run)"),
         ("worker_runs", "Runs the worker holds tasks of"),
         ("worker_records_in", "Records read by the runs the worker holds"),
         ("worker_records_out", "Rows emitted by the runs the worker holds"),

@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::secret_input::SecretInput;
 use crate::api::{
     DebugRequest, DeploymentInput, ErrorBody, JobAnswer, JobSummary, LoginRequest, MetricsAnswer, NewJob,
-    RestoreRequest, SnapshotInfo, StartRequest, StopRequest, TokenAnswer, TokenRequest, UpgradeRequest,
+    RescaleRequest, RestoreRequest, SnapshotInfo, StartRequest, StopRequest, TokenAnswer, TokenRequest, UpgradeRequest,
 };
 use crate::store::{Run, Version};
 
@@ -144,6 +144,13 @@ pub enum JobCommand {
     Runs { job: String },
     /// Run the newest (or given) version, keeping state.
     Upgrade { job: String, version: i64 },
+    /// Run the job's shards in this many tasks (worker slots): a running
+    /// job stops with a snapshot and starts again from it.
+    Rescale {
+        job: String,
+        #[arg(long)]
+        parallelism: i64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -417,7 +424,10 @@ pub async fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
                 t.lag.map_or_else(|| "-".into(), |l| l.to_string())
             );
             for task in m.tasks {
-                println!("  task {} on {}: in {}, out {}", task.task, task.worker, task.records_in, task.records_out);
+                println!(
+                    "  task {} shard {} on {}: in {}, out {}",
+                    task.task, task.shard, task.worker, task.records_in, task.records_out
+                );
             }
         }
         JobCommand::Runs { job } => {
@@ -426,6 +436,11 @@ pub async fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
         JobCommand::Upgrade { job, version } => print(
             &console
                 .send::<Value>(Method::POST, &format!("{}/upgrade", base(&job)), &UpgradeRequest { version })
+                .await?,
+        ),
+        JobCommand::Rescale { job, parallelism } => print(
+            &console
+                .send::<Value>(Method::POST, &format!("{}/rescale", base(&job)), &RescaleRequest { parallelism })
                 .await?,
         ),
     }

@@ -25,7 +25,7 @@ pub use events::{Event, EventFilter};
 pub use jobs::{Deployment, Job, JobOverview, Version};
 pub use projects::{Connection, Membership, Project};
 pub use quotas::ProjectQuota;
-pub use runs::{NewRun, Run, RunState};
+pub use runs::{NewRun, Run, RunShape, RunState};
 pub use sealing::SecretKey;
 pub use tasks::{OwnedTask, TaskEnded, TaskLease, TaskPlace};
 pub use workers::{WorkerInfo, WorkerState};
@@ -75,6 +75,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "run task groups", include_str!("../../migrations/0008_run_task_groups.sql")),
     (9, "task leases", include_str!("../../migrations/0009_task_leases.sql")),
     (10, "component state keying", include_str!("../../migrations/0010_component_state_keying.sql")),
+    (11, "run parallelism", include_str!("../../migrations/0011_run_parallelism.sql")),
 ];
 
 impl Store {

@@ -71,16 +71,29 @@ pub struct Run {
     pub worker: Option<String>,
     pub created_by: String,
     pub created_ms: i64,
-    /// The partition groups (parallelism) it was launched with; kept for
-    /// the run's life. None until it is launched.
+    /// Its shards (partition groups): one per input partition of a job
+    /// keyed by record key, one for a global job. Each shard has its own
+    /// state and snapshots, and keeps them at any parallelism. Kept for
+    /// the run's life; none until it is planned.
     #[serde(default)]
     pub task_groups: Option<i64>,
+    /// The tasks (worker slots) its shards are packed into: shard `s` runs
+    /// in task `s % parallelism`. None until it is planned, and for runs
+    /// planned before shards (each group was a task of its own).
+    #[serde(default)]
+    pub parallelism: Option<i64>,
 }
 
 pub(super) const RUN_COLUMNS: &str = "id, job_id, version_id, state, restore_from, start_position, scheduled_ms, started_ms, \
-                           ended_ms, error, worker, created_by, created_ms, task_groups";
+                           ended_ms, error, worker, created_by, created_ms, task_groups, parallelism";
 
 impl Run {
+    /// The tasks a planned run's shards are packed into (a run planned
+    /// before shards: one per group).
+    pub fn tasks(&self) -> u32 {
+        self.parallelism.or(self.task_groups).unwrap_or(1).clamp(1, 64) as u32
+    }
+
     pub(super) fn from_row(r: &AnyRow) -> StoreResult<Run> {
         Ok(Run {
             id: r.try_get("id")?,
@@ -97,7 +110,23 @@ impl Run {
             created_by: r.try_get("created_by")?,
             created_ms: r.try_get("created_ms")?,
             task_groups: r.try_get("task_groups")?,
+            parallelism: r.try_get("parallelism")?,
         })
+    }
+}
+
+/// A run's shards and the tasks they are packed into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunShape {
+    pub shards: u32,
+    /// Tasks: at most the shards (a task with no shard would idle).
+    pub parallelism: u32,
+}
+
+impl RunShape {
+    /// The task shard `shard` runs in.
+    pub fn task_of(&self, shard: u32) -> u32 {
+        shard % self.parallelism.max(1)
     }
 }
 
@@ -117,19 +146,51 @@ pub struct NewRun<'a> {
 }
 
 impl Store {
-    /// Records the partition groups run `run_id` is launched with, the
-    /// first time only: a run keeps them for life.
-    pub async fn set_task_groups(&self, run_id: &str, groups: i64) -> StoreResult<()> {
-        sqlx::query("update runs set task_groups = $1 where id = $2 and task_groups is null")
-            .bind(groups)
-            .bind(run_id)
-            .execute(&self.pool)
-            .await?;
+    /// Records the shards run `run_id` is launched with and the tasks
+    /// they are packed into, the first time only: a run keeps them for life.
+    pub async fn set_task_groups(&self, run_id: &str, groups: i64, parallelism: Option<i64>) -> StoreResult<()> {
+        sqlx::query(
+            "update runs set task_groups = $1, parallelism = coalesce(parallelism, $3)
+             where id = $2 and task_groups is null",
+        )
+        .bind(groups)
+        .bind(run_id)
+        .bind(parallelism)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
-    /// The partition groups of the job's newest run before `except` that
-    /// recorded them: the parallelism the job's state was last kept at.
+    /// When the job's newest run that began at or before `ms` (ms since
+    /// the epoch) began: the run that took a snapshot of that time.
+    pub async fn run_began_before(&self, job_id: &str, ms: i64) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(
+            "select max(coalesce(started_ms, created_ms)) as began from runs
+             where job_id = $1 and coalesce(started_ms, created_ms) <= $2",
+        )
+        .bind(job_id)
+        .bind(ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("began")?)
+    }
+
+    /// When the job's first run that began after `ms` began (the end of
+    /// the history of the run running at `ms`).
+    pub async fn run_began_after(&self, job_id: &str, ms: i64) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(
+            "select min(coalesce(started_ms, created_ms)) as began from runs
+             where job_id = $1 and coalesce(started_ms, created_ms) > $2",
+        )
+        .bind(job_id)
+        .bind(ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("began")?)
+    }
+
+    /// The shards of the job's newest run before `except` that recorded
+    /// them: the shards the job's state was last kept in.
     pub async fn last_task_groups(&self, job_id: &str, except: &str) -> StoreResult<Option<i64>> {
         let row = sqlx::query(
             "select task_groups from runs where job_id = $1 and id <> $2 and task_groups is not null \

@@ -1,5 +1,7 @@
-//! Task leases (docs/OPERATIONS.md): each partition group of a run is a
-//! task with a lease row of its own: its worker, an expiry on the
+//! Task leases (docs/OPERATIONS.md): each shard (partition group) of a run
+//! has a lease row of its own (`task_group` is the shard; the shards of one
+//! task, `shard % runs.parallelism`, are kept on one worker and take one
+//! slot): its worker, an expiry on the
 //! database's clock, and a fencing epoch. Epochs come from one counter per
 //! job, so they grow across takeovers and runs; a run's fencing floor
 //! (`runs.lease_epoch`, set when its tasks are planned) is above every
@@ -9,7 +11,7 @@
 
 use sqlx::Row;
 
-use super::runs::RUN_COLUMNS;
+use super::runs::{RUN_COLUMNS, RunShape};
 use super::{Run, RunState, Store, StoreResult, now_ms};
 
 /// A task a worker holds, as its renewal reads it back.
@@ -35,10 +37,14 @@ pub struct TaskLease {
     pub epoch: i64,
 }
 
-/// Where one task of a run is (the job view).
+/// Where one shard of a run is (the job view).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskPlace {
+    /// The shard (partition group).
     pub group: u32,
+    /// The task it is packed into (`group % parallelism`): one worker slot.
+    #[serde(default)]
+    pub task: u32,
     /// Its worker; none while it waits for one.
     pub worker: Option<String>,
     pub epoch: i64,
@@ -58,6 +64,10 @@ pub enum TaskEnded {
 }
 
 const ACTIVE_RUN: &str = "('starting', 'running', 'stopping')";
+
+/// A run's tasks, through the alias `r`: its parallelism; for runs planned
+/// before shards, each group was a task of its own.
+pub(super) const TASKS: &str = "coalesce(r.parallelism, r.task_groups, 1)";
 
 /// The run columns as read through the alias `r`.
 fn run_columns() -> String {
@@ -83,22 +93,25 @@ fn held_at(run: &str, group: &str, epoch: &str) -> String {
 }
 
 impl Store {
-    /// Plans run `run`'s tasks the first time only: `groups` lease rows
-    /// (the run's own groups when it has them already),
-    /// held by `owner` at epoch 0 (it launches them itself) or waiting for
+    /// Plans run `run`'s tasks the first time only: a lease row per shard
+    /// of `shape` (the run's own shards when it has them already), held by
+    /// `owner` at epoch 0 (it launches them itself) or waiting for
     /// assignment, and the run's fencing floor. Says whether it planned
     /// them now.
-    pub async fn plan_tasks(&self, run: &Run, groups: u32, owner: Option<&str>) -> StoreResult<bool> {
+    pub async fn plan_tasks(&self, run: &Run, shape: RunShape, owner: Option<&str>) -> StoreResult<bool> {
         let now = self.clock_ms().await?;
+        let groups = shape.shards;
         let mut tx = self.pool.begin().await?;
         let planned = sqlx::query(&format!(
-            "update runs set task_groups = coalesce(task_groups, $1), lease_epoch = {}
+            "update runs set task_groups = coalesce(task_groups, $1), parallelism = coalesce(parallelism, $4),
+               lease_epoch = {}
              where id = $2 and not exists (select 1 from run_tasks t where t.run_id = $2)",
             next_epoch("$3")
         ))
         .bind(i64::from(groups))
         .bind(&run.id)
         .bind(&run.job_id)
+        .bind(i64::from(shape.parallelism))
         .execute(&mut *tx)
         .await?;
         if planned.rows_affected() != 1 {
@@ -288,17 +301,54 @@ impl Store {
         Ok(true)
     }
 
-    /// Tasks waiting for a worker, of runs that are starting or running.
-    pub async fn unassigned_tasks(&self) -> StoreResult<Vec<(Run, u32)>> {
+    /// The live worker that holds another shard of the same task as shard
+    /// `group` of run `run_id` (other than `except`): where the shard goes,
+    /// so that a task's shards share one worker and one slot.
+    pub async fn task_partner(&self, run_id: &str, group: u32, except: Option<&str>) -> StoreResult<Option<String>> {
+        let now = self.clock_ms().await?;
+        let row = sqlx::query(&format!(
+            "select t.worker from run_tasks t join runs r on r.id = t.run_id
+             where t.run_id = $1 and t.task_group <> $2 and t.state = 'active' and t.worker is not null
+               and coalesce(t.lease_expires_ms, 0) >= $3 and ($4 is null or t.worker <> $4)
+               and t.task_group % {TASKS} = $2 % {TASKS}
+               and exists (select 1 from workers w where w.id = t.worker and w.state = 'up')
+             order by t.task_group limit 1"
+        ))
+        .bind(run_id)
+        .bind(i64::from(group))
+        .bind(now)
+        .bind(except)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get("worker")?,
+            None => None,
+        })
+    }
+
+    /// Shards waiting for a worker, of runs that are starting or running,
+    /// each with the live worker holding another shard of its task (where
+    /// it goes: see `task_partner`).
+    pub async fn unassigned_tasks(&self) -> StoreResult<Vec<(Run, u32, Option<String>)>> {
+        let now = self.clock_ms().await?;
         let columns = run_columns();
         let rows = sqlx::query(&format!(
-            "select {columns}, t.task_group from run_tasks t join runs r on r.id = t.run_id
+            "select {columns}, t.task_group,
+               (select p.worker from run_tasks p join workers w on w.id = p.worker
+                where p.run_id = t.run_id and p.task_group <> t.task_group and p.state = 'active'
+                  and coalesce(p.lease_expires_ms, 0) >= $1 and w.state = 'up'
+                  and p.task_group % {TASKS} = t.task_group % {TASKS}
+                order by p.task_group limit 1) as partner
+             from run_tasks t join runs r on r.id = t.run_id
              where t.state = 'active' and t.worker is null and r.state in ('starting', 'running')
              order by r.created_ms, t.task_group"
         ))
+        .bind(now)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((Run::from_row(r)?, r.try_get::<i64, _>("task_group")? as u32))).collect()
+        rows.iter()
+            .map(|r| Ok((Run::from_row(r)?, r.try_get::<i64, _>("task_group")? as u32, r.try_get("partner")?)))
+            .collect()
     }
 
     /// Starting runs whose tasks are not planned yet (the control plane
@@ -578,9 +628,10 @@ impl Store {
 
     /// Where run `id`'s tasks are.
     pub async fn run_tasks(&self, id: &str) -> StoreResult<Vec<TaskPlace>> {
-        let rows = sqlx::query(
-            "select task_group, worker, lease_epoch, state from run_tasks where run_id = $1 order by task_group",
-        )
+        let rows = sqlx::query(&format!(
+            "select t.task_group, t.task_group % {TASKS} as task, t.worker, t.lease_epoch, t.state
+             from run_tasks t join runs r on r.id = t.run_id where t.run_id = $1 order by t.task_group"
+        ))
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
@@ -588,6 +639,7 @@ impl Store {
             .map(|r| {
                 Ok(TaskPlace {
                     group: r.try_get::<i64, _>("task_group")? as u32,
+                    task: r.try_get::<i64, _>("task")? as u32,
                     worker: r.try_get("worker")?,
                     epoch: r.try_get("lease_epoch")?,
                     state: r.try_get("state")?,

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use super::tasks::TASKS;
 use super::{Dialect, Store, StoreResult, now_ms};
 
 /// A registered worker as the Workers view shows it.
@@ -19,7 +20,8 @@ pub struct WorkerInfo {
     pub heartbeat_ms: i64,
     /// Active runs it holds tasks of.
     pub runs: i64,
-    /// Active tasks it holds (each takes a slot).
+    /// Active tasks it holds (each takes a slot; a task is one or more
+    /// shards of a run).
     pub tasks: i64,
     /// What it reported at its last heartbeat (runs, tasks, counters).
     #[schema(value_type = Object)]
@@ -137,7 +139,8 @@ impl Store {
             "select w.id, w.host, w.slots, w.state, w.started_ms, w.heartbeat_ms, w.status,
              (select count(distinct t.run_id) from run_tasks t join runs r on r.id = t.run_id
               where t.worker = w.id and t.state = 'active' and r.state in {ACTIVE_HELD}) as runs,
-             (select count(*) from run_tasks t join runs r on r.id = t.run_id
+             (select count(distinct t.run_id || ':' || cast(t.task_group % {TASKS} as text))
+              from run_tasks t join runs r on r.id = t.run_id
               where t.worker = w.id and t.state = 'active' and r.state in {ACTIVE_HELD}) as tasks
              from workers w where ($1 is null or w.id = $1) order by w.id"
         ))

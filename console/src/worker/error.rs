@@ -26,6 +26,10 @@ pub enum WorkerError {
     /// Something the run needs was deleted meanwhile.
     #[error("{0}")]
     Gone(String),
+    /// A service the run needs (its Kafka cluster) cannot be reached now;
+    /// the control plane tries again at its next tick.
+    #[error("{0}")]
+    Unavailable(String),
     /// The metadata store failed.
     #[error("metadata store: {0}")]
     Store(#[from] StoreError),

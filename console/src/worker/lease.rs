@@ -170,6 +170,15 @@ impl Worker {
     /// be assigned to another worker; then the worker signs off.
     pub async fn drain(self: &Arc<Self>) {
         self.draining.store(true, Ordering::SeqCst);
+        // Said before any task is handed back, so that the control plane
+        // sends no released shard back here to join the rest of its task.
+        if let Err(e) = self
+            .store
+            .heartbeat(&self.id, WorkerState::Draining, &serde_json::to_value(self.reports()).unwrap_or_default())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot say the worker is draining");
+        }
         let shares: Vec<Arc<RunningJob>> = self.running.lock().expect("running lock").values().cloned().collect();
         for share in &shares {
             share.handing_over.store(true, Ordering::SeqCst);

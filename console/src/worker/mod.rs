@@ -1,6 +1,7 @@
 //! The worker: runs deployed jobs as runtime tasks in this process — one
-//! task per partition group, each under a lease of its own, so one run's
-//! groups may run on several workers — and answers the console's control
+//! per shard (partition group), each under a lease of its own, so one
+//! run's shards may run on several workers; the shards of one task
+//! (`shards.rs`) share a worker slot — and answers the console's control
 //! requests (stop, snapshot now) and monitoring reads.
 //!
 //! A run goes starting → running → stopped | finished | failed. A task that
@@ -19,6 +20,7 @@ pub mod plan;
 mod quota;
 pub mod restore;
 pub mod scheduler;
+pub mod shards;
 mod threads;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -28,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_runtime::job::task::TaskCommand;
-use sluice_runtime::job::{Ceilings, LeaseGate, TaskBuilder, TaskEnd, check_state_keying};
+use sluice_runtime::job::{Ceilings, LeaseGate, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
 use sluice_runtime::snapshot::{FencedSnapshots, Snapshot, SnapshotError, SnapshotMeta, SnapshotStore};
 use sluice_runtime::wasm::{JobEngine, LoadedComponent};
@@ -41,6 +43,7 @@ pub use live::{DeadLetterCapture, Series, Totals};
 use plan::StartPosition;
 pub use quota::{DebugSlot, Quota, Usage};
 use restore::RestoreFrom;
+use shards::RunShape;
 use threads::JobThreads;
 
 use crate::store::{Deployment, Job, Project, Run, RunState, Store, TaskEnded, now_ms};
@@ -78,6 +81,11 @@ pub struct Worker {
     pub lease: Duration,
     /// Runs being launched now (by the API or by the lease loop).
     launching: Mutex<HashSet<String>>,
+    /// Runs the control plane is planning now (in the background).
+    planning: Mutex<HashSet<String>>,
+    /// Held from a run's quota check to its planned shards, so runs
+    /// planned at once by this console never pass a quota together.
+    admitting: tokio::sync::Mutex<()>,
     /// Wakes the lease loop early (a run was assigned to this worker).
     pub nudge: tokio::sync::Notify,
     /// Set on SIGTERM: runs stop with a snapshot and are handed over.
@@ -139,9 +147,9 @@ impl RunningJob {
         self.tasks.lock().expect("tasks lock").iter().map(|(g, t)| (*g, t.key.clone(), t.epoch)).collect()
     }
 
-    /// The run's partition groups (all of them, here or elsewhere).
+    /// The run's shards (all of them, here or elsewhere).
     pub fn run_groups(&self) -> u32 {
-        self.plan.groups
+        self.plan.shape.shards
     }
 
     /// What each task held here has done so far, for the console.
@@ -151,7 +159,8 @@ impl RunningJob {
             .expect("tasks lock")
             .iter()
             .map(|(g, t)| TaskStatus {
-                task: *g as usize,
+                task: self.plan.shape.task_of(*g) as usize,
+                shard: *g as usize,
                 key: t.key.clone(),
                 worker: worker.to_owned(),
                 epoch: t.epoch,
@@ -190,8 +199,11 @@ pub struct LiveStatus {
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskStatus {
-    /// Partition group index.
+    /// The task (worker slot) its shard is packed into.
     pub task: usize,
+    /// The shard (partition group): its state, snapshots and partitions.
+    #[serde(default)]
+    pub shard: usize,
     pub key: String,
     pub worker: String,
     /// The lease epoch its worker holds it at (it changes when the task
@@ -245,15 +257,6 @@ impl Default for WorkerOptions {
     }
 }
 
-/// What a run's launch reads of its job.
-struct RunFacts {
-    project: Project,
-    job: Job,
-    deployment: Deployment,
-    /// The run's partition groups.
-    groups: u32,
-}
-
 /// Everything a launch needs, read from the metadata store.
 struct LaunchPlan {
     run: Run,
@@ -261,7 +264,7 @@ struct LaunchPlan {
     job: Job,
     deployment: Deployment,
     component: LoadedComponent,
-    groups: u32,
+    shape: RunShape,
 }
 
 impl Worker {
@@ -291,6 +294,8 @@ impl Worker {
             slots: slots.max(1),
             lease: lease.max(Duration::from_millis(300)),
             launching: Mutex::new(HashSet::new()),
+            planning: Mutex::new(HashSet::new()),
+            admitting: tokio::sync::Mutex::new(()),
             nudge: tokio::sync::Notify::new(),
             draining: AtomicBool::new(false),
         }))
@@ -364,16 +369,13 @@ impl Worker {
         if let Err(e) = self.previous_run_gone(&plan.run).await {
             return fail(e).await;
         }
-        let facts = RunFacts {
-            project: plan.project.clone(),
-            job: plan.job.clone(),
-            deployment: plan.deployment.clone(),
-            groups: plan.groups,
-        };
-        if let Err(e) = self.admit(&plan.run, &facts).await {
+        let admitting = self.admitting.lock().await;
+        if let Err(e) = self.admit(&plan).await {
             return fail(e).await;
         }
-        if !self.store.plan_tasks(&plan.run, plan.groups, Some(&self.id)).await? {
+        let planned = self.store.plan_tasks(&plan.run, plan.shape, Some(&self.id)).await?;
+        drop(admitting);
+        if !planned {
             let places = self.store.run_tasks(&plan.run.id).await?;
             if places.iter().any(|t| t.worker.as_deref() != Some(self.id.as_str())) {
                 return Err(WorkerError::Conflict(format!("run {} is held by other workers now", plan.run.id)));
@@ -381,7 +383,7 @@ impl Worker {
         }
         let plan = Arc::new(plan);
         let restore = RestoreFrom::parse(plan.run.restore_from.as_deref());
-        for group in 0..plan.groups {
+        for group in 0..plan.shape.shards {
             let renewed_at = Instant::now();
             let claimed =
                 self.store.claim_task(&plan.run, group, &self.id, Some(&self.id), None, self.lease_ms()).await?;
@@ -414,13 +416,9 @@ impl Worker {
     }
 
     /// Checks what a run must pass before its tasks are planned: the
-    /// project's quota, and that `latest` can be restored at its groups.
-    async fn admit(&self, run: &Run, facts: &RunFacts) -> WorkerResult<()> {
-        self.check_quota(&facts.project, run, &facts.deployment).await?;
-        if run.task_groups.is_none() && RestoreFrom::parse(run.restore_from.as_deref()) == RestoreFrom::Latest {
-            self.check_state_parallelism(&facts.project.name, &facts.job, facts.groups, Some(&run.id)).await?;
-        }
-        Ok(())
+    /// project's quota.
+    async fn admit(&self, plan: &LaunchPlan) -> WorkerResult<()> {
+        self.check_quota(&plan.project, &plan.run.id, &plan.deployment, plan.shape).await
     }
 
     /// The control plane's planning of a run left for assignment: checks
@@ -431,17 +429,16 @@ impl Worker {
     pub async fn plan_for_assignment(&self, run: &Run) -> WorkerResult<()> {
         // The whole plan, component included, so a run its workers would
         // refuse (a global job at parallelism 2) fails here, before any task.
-        let checked = match self.plan(run.clone()).await {
-            Ok(plan) => {
-                let facts =
-                    RunFacts { project: plan.project, job: plan.job, deployment: plan.deployment, groups: plan.groups };
-                self.admit(run, &facts).await.map(|()| facts)
-            }
+        let plan = self.plan(run.clone()).await;
+        let admitting = self.admitting.lock().await;
+        let checked = match plan {
+            Ok(plan) => self.admit(&plan).await.map(|()| plan.shape),
             Err(e) => Err(e),
         };
         match checked {
-            Ok(facts) => {
-                self.store.plan_tasks(run, facts.groups, None).await?;
+            Ok(shape) => {
+                self.store.plan_tasks(run, shape, None).await?;
+                drop(admitting);
                 Ok(())
             }
             Err(e @ (WorkerError::Invalid(_) | WorkerError::Gone(_) | WorkerError::Task(_))) => {
@@ -550,7 +547,7 @@ impl Worker {
         } else {
             LeaseGate::until(renewed_at, self.write_window())
         });
-        let key = plan::snapshot_key(&plan.project.name, &plan.job.name, group, plan.groups);
+        let key = plan::snapshot_key(&plan.project.name, &plan.job.name, group, plan.shape.shards);
         let share = self.share_for(plan)?;
         let built = async {
             // Before anything is restored: from here on an older owner's
@@ -592,9 +589,11 @@ impl Worker {
             "run",
             "run.started",
             &format!(
-                "run {}: task {group} of {} on {} (lease epoch {epoch}, restore {})",
+                "run {}: shard {group} of {} in task {} of {} on {} (lease epoch {epoch}, restore {})",
                 plan.run.id,
-                plan.groups,
+                plan.shape.shards,
+                plan.shape.task_of(group),
+                plan.shape.parallelism,
                 self.id,
                 restore.as_text()
             ),
@@ -652,57 +651,20 @@ impl Worker {
         }
     }
 
-    /// What a run's launch reads of its job from the metadata store.
-    async fn facts(&self, run: &Run) -> WorkerResult<RunFacts> {
+    /// What a run's launch reads from the metadata store, its component
+    /// loaded, and its shape (`shards.rs`).
+    async fn plan(&self, run: Run) -> WorkerResult<LaunchPlan> {
         let gone = |what: &str| WorkerError::Gone(format!("the {what} was deleted"));
         let job = self.store.job_by_id(&run.job_id).await?.ok_or_else(|| gone("job"))?;
         let project = self.store.project_by_id(&job.project_id).await?.ok_or_else(|| gone("project"))?;
         let deployment = self.store.deployment(&job.id).await?.ok_or_else(|| {
             WorkerError::Invalid(format!("job `{}` has no deployment yet: save one (version and spec) first", job.name))
         })?;
-        // A run keeps the groups it was first launched with.
-        let groups = run.task_groups.unwrap_or(deployment.parallelism).clamp(1, 64) as u32;
-        Ok(RunFacts { project, job, deployment, groups })
-    }
-
-    async fn plan(&self, run: Run) -> WorkerResult<LaunchPlan> {
-        let gone = |what: &str| WorkerError::Gone(format!("the {what} was deleted"));
-        let RunFacts { project, job, deployment, groups } = self.facts(&run).await?;
         let version = self.store.version(&run.version_id).await?.ok_or_else(|| gone("version"))?;
         let bytes = self.store.component(&version.hash).await?.ok_or_else(|| gone("component"))?;
         let component = self.load(&bytes).await?;
-        check_state_keying(&job.name, component.state_keying, groups)
-            .map_err(|e| WorkerError::Invalid(e.to_string()))?;
-        Ok(LaunchPlan { run, project, job, deployment, component, groups })
-    }
-
-    /// Refuses to restore `latest` at `groups` partition groups when the
-    /// job's state was kept at another parallelism (by its runs before
-    /// `except`): its snapshots are per partition group, and state does not
-    /// move between groups, so the run would start from empty state
-    /// without a word.
-    pub async fn check_state_parallelism(
-        &self,
-        project: &str,
-        job: &Job,
-        groups: u32,
-        except: Option<&str>,
-    ) -> WorkerResult<()> {
-        let Some(before) = self.store.last_task_groups(&job.id, except.unwrap_or("")).await? else { return Ok(()) };
-        let before = before.clamp(1, 64) as u32;
-        if before == groups {
-            return Ok(());
-        }
-        let kept = plan::snapshot_key(project, &job.name, 0, before);
-        if self.snapshots.list(&kept).await?.is_empty() {
-            return Ok(());
-        }
-        Err(WorkerError::Invalid(format!(
-            "job `{}` keeps its state in snapshots taken at parallelism {before}, which parallelism {groups} cannot \
-             restore: state does not move between partition groups yet. Set the deployment's parallelism back to \
-             {before}, or start with restore `none` to begin from empty state",
-            job.name
-        )))
+        let shape = self.run_shape(&run, &project, &job, &deployment, component.state_keying).await?;
+        Ok(LaunchPlan { run, project, job, deployment, component, shape })
     }
 
     /// Builds task `group` (snapshot key `key`) on the job threads and
@@ -726,7 +688,19 @@ impl Worker {
         self.ceilings.check(&spec).map_err(|e| WorkerError::Invalid(e.to_string()))?;
         let connections = self.project_connections(&plan.project.name, &stored)?;
         let first_started = plan.run.started_ms.unwrap_or(plan.run.created_ms);
-        let snapshot = self.snapshot_to_restore(key, restore, plan.groups as usize, first_started).await?;
+        let snapshot = self.snapshot_to_restore(&plan.job.id, key, restore, first_started).await?;
+        if snapshot.is_none() && *restore == RestoreFrom::Latest && plan.shape.shards > 1 {
+            // Its other shards restore theirs: say that this one cannot.
+            let kept = self.kept_shards(&plan.project.name, &plan.job, &plan.run.id).await?;
+            if kept == Some(plan.shape.shards) {
+                let detail = format!(
+                    "run {}: shard {group} of {} has no snapshot to restore (its task never stored one); it starts \
+                     from its sources' start position while the job's other shards restore theirs",
+                    plan.run.id, plan.shape.shards
+                );
+                self.event(plan, "error", "run.shard_without_snapshot", &detail).await;
+            }
+        }
         let snapshots: Arc<dyn SnapshotStore> =
             Arc::new(FencedSnapshots::new(self.snapshots.clone(), lease.epoch as u64));
         let (gate, epoch, floor) = (lease.gate.clone(), lease.epoch as u64, lease.floor as u64);
@@ -737,7 +711,7 @@ impl Worker {
         let task_key = key.to_owned();
         let metrics = Arc::new(TaskMetrics::default());
         let (worker, component, dead_letters) = (self.clone(), plan.component.clone(), dead_letters.clone());
-        let groups = plan.groups;
+        let groups = plan.shape.shards;
         let task_metrics = metrics.clone();
         // Connectors and the guest's `open` run on the job threads too:
         // what they connect to belongs to those threads' runtime.
@@ -774,13 +748,13 @@ impl Worker {
         Ok((control, metrics, handle))
     }
 
-    /// What group `key` restores; `first_started` is when the run first
+    /// What shard `key` restores; `first_started` is when the run first
     /// started (a resumed run takes its own snapshots from then on).
     async fn snapshot_to_restore(
         &self,
+        job_id: &str,
         key: &str,
         restore: &RestoreFrom,
-        groups: usize,
         first_started: i64,
     ) -> WorkerResult<Option<Snapshot>> {
         match restore {
@@ -798,20 +772,21 @@ impl Worker {
                         }
                     }
                 }
-                Box::pin(self.snapshot_to_restore(key, first, groups, first_started)).await
+                Box::pin(self.snapshot_to_restore(job_id, key, first, first_started)).await
             }
-            RestoreFrom::Snapshot(_) if groups > 1 => Err(WorkerError::Invalid(
-                "restoring a chosen snapshot needs parallelism 1; with several partition groups restore `latest`"
-                    .into(),
-            )),
             RestoreFrom::Snapshot(id) => {
-                let ids = self.snapshots.list(key).await?;
-                if !ids.contains(id) {
+                // The chosen snapshot is one shard's; every other shard
+                // restores its newest taken at or before it in the same
+                // run. Shards hold different keys, so each may stand at
+                // its own point of the input.
+                let Some(at) = self.chosen_for_shard(job_id, key, id).await? else {
                     return Err(WorkerError::Invalid(format!(
-                        "snapshot `{id}` is not a snapshot of this job; pick one from its snapshot list"
+                        "snapshot `{id}` cannot be restored: shard `{key}` has no snapshot taken at or before it by \
+                         the run that took it; pick a snapshot taken by a stop or by \"snapshot now\", which cover \
+                         every shard"
                     )));
-                }
-                match self.snapshots.load(key, id).await {
+                };
+                match self.snapshots.load(key, &at).await {
                     Ok(snapshot) => Ok(Some(snapshot)),
                     // A damaged or expired snapshot is the tenant's to know
                     // about (pick another).

@@ -24,6 +24,12 @@ pub fn snapshot_key(project: &str, job: &str, group: u32, groups: u32) -> String
     if groups <= 1 { format!("{project}__{job}") } else { format!("{project}__{job}__p{group}-of-{groups}") }
 }
 
+/// The shard a snapshot key (`snapshot_key`) names: 0 for a job of one.
+pub fn shard_of(key: &str) -> u32 {
+    let Some((_, group)) = key.rsplit_once("__p") else { return 0 };
+    group.split_once("-of-").and_then(|(s, _)| s.parse().ok()).unwrap_or(0)
+}
+
 /// How a run's sources start when it does not restore a snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StartPosition {
@@ -212,5 +218,7 @@ mod tests {
     fn keys_of_groups_are_distinct() {
         assert_eq!(snapshot_key("demo", "orders", 0, 1), "demo__orders");
         assert_ne!(snapshot_key("demo", "orders", 0, 2), snapshot_key("demo", "orders", 1, 2));
+        assert_eq!(shard_of(&snapshot_key("demo", "orders", 3, 4)), 3);
+        assert_eq!(shard_of(&snapshot_key("demo", "orders", 0, 1)), 0);
     }
 }

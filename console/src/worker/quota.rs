@@ -5,10 +5,17 @@
 //! namespace's pods.
 //!
 //! Tasks and memory are counted over the project's runs that hold tasks in
-//! the metadata store (on any worker), each at its deployment's parallelism
-//! and memory per task. A run being launched is in state `starting` before
-//! the check, so two launches at once each count the other: they may both
-//! be refused, never both admitted past the quota.
+//! the metadata store (on any worker): a run's tasks are its parallelism
+//! (worker slots), and its memory is its deployment's memory per instance
+//! times its shards (each shard is a guest instance of its own).
+//!
+//! A run being launched is in state `starting` before the check, and
+//! counts its deployment's parallelism until its shards are planned; the
+//! check and the planning of a run are one step per console process
+//! (`Worker::admitting`), so runs planned by one console never pass the
+//! quota together. Two consoles launching at once each count the other's
+//! run at its parallelism: they may both be refused, and pass the memory
+//! quota together only by the shards of a run beyond its parallelism.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use sluice_runtime::job::spec::LimitsSpec;
 
+use super::shards::{MAX_SHARDS, RunShape};
 use super::{Worker, WorkerError, WorkerResult};
 use crate::store::{Deployment, Project, ProjectQuota, Run};
 
@@ -54,10 +62,13 @@ pub struct Usage {
     pub debug_runs: u64,
 }
 
-/// Tasks a run of a deployment holds: the groups it was launched with
-/// (kept for its life), else the deployment's parallelism.
-pub fn tasks_of(run: &Run, deployment: &Deployment) -> u64 {
-    run.task_groups.unwrap_or(deployment.parallelism).clamp(1, 64) as u64
+/// A run's tasks and guest instances (shards) as planned; a run planned
+/// before shards ran each group as a task. A run not planned yet counts
+/// its deployment's parallelism for both (its shards are not known yet).
+pub fn planned_shape(run: &Run, deployment: &Deployment) -> RunShape {
+    let bounded = |n: i64| n.clamp(1, i64::from(MAX_SHARDS)) as u32;
+    let shards = bounded(run.task_groups.unwrap_or(deployment.parallelism));
+    RunShape { shards, parallelism: run.parallelism.map_or(shards, |n| bounded(n).min(shards)) }
 }
 
 /// Guest memory per task of a deployment, MiB: its `memory_mb` over the
@@ -108,18 +119,26 @@ impl Worker {
                 continue;
             }
             if let Some(deployment) = deployments.get(&run.job_id) {
-                usage.tasks += tasks_of(&run, deployment);
-                usage.memory_mb += tasks_of(&run, deployment) * task_memory_mb(deployment);
+                let shape = planned_shape(&run, deployment);
+                usage.tasks += u64::from(shape.parallelism);
+                usage.memory_mb += u64::from(shape.shards) * task_memory_mb(deployment);
             }
         }
         Ok((self.quotas.with(&own), usage))
     }
 
-    /// Refuses a run whose tasks would take `project` past its quota.
-    pub(super) async fn check_quota(&self, project: &Project, run: &Run, deployment: &Deployment) -> WorkerResult<()> {
-        let (quota, usage) = self.quota(project, Some(&run.id)).await?;
-        let tasks = tasks_of(run, deployment);
-        let memory = tasks * task_memory_mb(deployment);
+    /// Refuses a run of `shape` whose tasks would take `project` past its
+    /// quota.
+    pub(super) async fn check_quota(
+        &self,
+        project: &Project,
+        run_id: &str,
+        deployment: &Deployment,
+        shape: RunShape,
+    ) -> WorkerResult<()> {
+        let (quota, usage) = self.quota(project, Some(run_id)).await?;
+        let tasks = u64::from(shape.parallelism);
+        let memory = u64::from(shape.shards) * task_memory_mb(deployment);
         let mut over = Vec::new();
         if usage.tasks + tasks > quota.max_tasks {
             over.push(format!(

@@ -6,6 +6,7 @@
 //! whose worker stopped renewing its lease. Also the embedded console's
 //! recovery of the runs its previous process left running.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,42 +73,107 @@ pub async fn resign(store: &Store, console: &str) {
     let _ = store.resign(CONTROL, console).await;
 }
 
-/// The live worker (other than `except`) with the most free slots.
-async fn pick_worker(worker: &Worker, store: &Store, except: Option<&str>) -> anyhow::Result<Option<String>> {
-    let now = store.clock_ms().await?;
-    let best = store
-        .workers()
-        .await?
-        .into_iter()
-        .filter(|w| w.state == WorkerState::Up && w.heartbeat_ms >= now - worker.lease_ms())
-        .filter(|w| Some(w.id.as_str()) != except)
-        .map(|w| (w.slots - w.tasks, w.id))
-        .filter(|(free, _)| *free > 0)
-        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-    Ok(best.map(|(_, id)| id))
+/// The free slots of the live workers, read once per tick and counted
+/// down as tasks are placed.
+struct FreeSlots(Vec<(i64, String)>);
+
+impl FreeSlots {
+    async fn read(worker: &Worker, store: &Store) -> anyhow::Result<FreeSlots> {
+        let now = store.clock_ms().await?;
+        let free = store
+            .workers()
+            .await?
+            .into_iter()
+            .filter(|w| w.state == WorkerState::Up && w.heartbeat_ms >= now - worker.lease_ms())
+            .map(|w| (w.slots - w.tasks, w.id))
+            .collect();
+        Ok(FreeSlots(free))
+    }
+
+    /// Takes a slot of the worker (other than `except`) with the most free.
+    fn take(&mut self, except: Option<&str>) -> Option<String> {
+        let best = self
+            .0
+            .iter_mut()
+            .filter(|(free, id)| *free > 0 && Some(id.as_str()) != except)
+            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))?;
+        best.0 -= 1;
+        Some(best.1.clone())
+    }
 }
 
-/// Plans starting runs left for assignment into tasks, then hands each
-/// task no worker holds to the live worker with the most free slots (so a
-/// run's groups spread over the workers).
-async fn assign(worker: &Worker, store: &Store) -> anyhow::Result<()> {
+/// The live worker (other than `except`) with the most free slots.
+async fn pick_worker(worker: &Worker, store: &Store, except: Option<&str>) -> anyhow::Result<Option<String>> {
+    Ok(FreeSlots::read(worker, store).await?.take(except))
+}
+
+/// Plans starting runs left for assignment into shards, then hands each
+/// shard no worker holds to the worker that holds the other shards of its
+/// task, else to the live worker with the most free slots (so a run's
+/// tasks spread over the workers).
+async fn assign(worker: &Arc<Worker>, store: &Store) -> anyhow::Result<()> {
     for run in store.unplanned_runs().await? {
-        if let Err(e) = worker.plan_for_assignment(&run).await {
-            tracing::warn!(run = %run.id, error = %e, "cannot plan a run's tasks; trying again at the next tick");
-        }
+        plan_in_background(worker, run);
     }
     for (run, ended) in store.settle_runs().await? {
         ended_event(store, &run, ended).await?;
     }
-    for (run, group) in store.unassigned_tasks().await? {
-        let Some(target) = pick_worker(worker, store, None).await? else {
-            return Ok(()); // No free slot anywhere: the tasks wait.
+    let mut free = FreeSlots::read(worker, store).await?;
+    // Tasks given a worker this tick: their other shards follow.
+    let mut placed: HashMap<(String, u32), String> = HashMap::new();
+    for (run, group, partner) in store.unassigned_tasks().await? {
+        let task = (run.id.clone(), group % run.tasks());
+        let target = match placed.get(&task).cloned().or(partner) {
+            Some(target) => target,
+            None => match free.take(None) {
+                Some(target) => target,
+                None => continue, // No free slot anywhere: the shard waits.
+            },
         };
+        placed.insert(task, target.clone());
         if store.claim_task(&run, group, &target, None, None, worker.lease_ms()).await?.is_some() {
             wake(worker, store, &target).await?;
         }
     }
     Ok(())
+}
+
+/// Runs planned at once in the background, at most.
+const PLANNING_AT_ONCE: usize = 8;
+
+/// Plans `run` (which may wait on its tenant's Kafka cluster for its
+/// partition count) off the control plane's loop, each run once at a time
+/// and at most `PLANNING_AT_ONCE` runs at once, so one tenant's unreachable
+/// broker delays no other run's assignment or any takeover.
+fn plan_in_background(worker: &Arc<Worker>, run: crate::store::Run) {
+    let guard = {
+        let mut planning = worker.planning.lock().expect("planning lock");
+        if planning.len() >= PLANNING_AT_ONCE || !planning.insert(run.id.clone()) {
+            return;
+        }
+        Planning { worker: worker.clone(), run: run.id.clone() }
+    };
+    tokio::spawn(async move {
+        if let Err(e) = guard.worker.plan_for_assignment(&run).await {
+            tracing::warn!(run = %run.id, error = %e, "cannot plan a run's tasks; trying again at the next tick");
+        }
+        drop(guard);
+    });
+}
+
+/// A run being planned in the background; it leaves the set however the
+/// planning ends (a panic too).
+struct Planning {
+    worker: Arc<Worker>,
+    run: String,
+}
+
+impl Drop for Planning {
+    fn drop(&mut self) {
+        if let Ok(mut planning) = self.worker.planning.lock() {
+            planning.remove(&self.run);
+        }
+    }
 }
 
 /// Has worker `target` read its tasks now.
@@ -143,7 +209,11 @@ async fn take_over_expired(worker: &Worker, store: &Store) -> anyhow::Result<()>
             }
             continue;
         }
-        let target = pick_worker(worker, store, Some(&from)).await?;
+        // With the task's other shards, when one of them moved already.
+        let target = match store.task_partner(&run.id, group, Some(&from)).await? {
+            Some(partner) => Some(partner),
+            None => pick_worker(worker, store, Some(&from)).await?,
+        };
         if !store.take_over_task(run, group, epoch, target.as_deref(), worker.lease_ms()).await? {
             continue;
         }
@@ -156,7 +226,10 @@ async fn take_over_expired(worker: &Worker, store: &Store) -> anyhow::Result<()>
             &run.job_id,
             "run.takeover",
             &format!(
-                "worker {from} stopped renewing its lease on task {group} of run {} (epoch {epoch}); the task {to}",
+                "worker {from} stopped renewing its lease on shard {group} (task {} of {}) of run {} (epoch {epoch}); \
+                 the shard {to}",
+                group % run.tasks(),
+                run.tasks(),
                 run.id
             ),
         )
@@ -245,11 +318,12 @@ pub async fn recover(worker: &Arc<Worker>, store: &Store, fresh: bool) -> anyhow
                     worker: worker.takes_runs.then_some(worker.id.as_str()),
                 })
                 .await?;
-            // It goes on at the groups the run kept its state in, whatever
-            // the deployment's parallelism says now.
+            // It goes on in the shards and tasks of the run it resumes,
+            // whatever the deployment's parallelism says now.
             if let Some(groups) = run.task_groups {
-                store.set_task_groups(&resumed.id, groups).await?;
+                store.set_task_groups(&resumed.id, groups, run.parallelism).await?;
                 resumed.task_groups = Some(groups);
+                resumed.parallelism = run.parallelism;
             }
             run_event(store, &run.job_id, "run.resumed", &format!("run {} resumes run {}", resumed.id, run.id)).await?;
             if worker.takes_runs

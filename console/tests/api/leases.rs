@@ -7,20 +7,24 @@
 //! holds ends it at once, and an old epoch's end of a task is refused. On
 //! PostgreSQL a worker hears the wake-up the leader sends it.
 
-use sluice_console::store::{RunState, SecretKey, Store, TaskEnded};
+use sluice_console::store::{RunShape, RunState, SecretKey, Store, TaskEnded};
 
 use crate::fresh_database::FreshDatabase;
 use crate::one_active_run::{new_run, store_with_job};
 
 const LEASE_MS: i64 = 60_000;
 
+fn shape(shards: u32, parallelism: u32) -> RunShape {
+    RunShape { shards, parallelism }
+}
+
 async fn keeps_the_lease_rules(store: &Store, job: &str, version: &str) {
     // Two groups, planned for assignment: each is claimed on its own.
     let first = new_run(store, job, version, RunState::Starting).await.unwrap();
-    assert!(store.plan_tasks(&first, 2, None).await.unwrap());
-    assert!(!store.plan_tasks(&first, 2, None).await.unwrap(), "planned once");
+    assert!(store.plan_tasks(&first, shape(2, 2), None).await.unwrap());
+    assert!(!store.plan_tasks(&first, shape(2, 2), None).await.unwrap(), "planned once");
     let floor1 = store.run_floor(&first.id).await.unwrap();
-    let unassigned: Vec<u32> = store.unassigned_tasks().await.unwrap().into_iter().map(|(_, g)| g).collect();
+    let unassigned: Vec<u32> = store.unassigned_tasks().await.unwrap().into_iter().map(|(_, g, _)| g).collect();
     assert_eq!(unassigned, vec![0, 1]);
     let a = store.claim_task(&first, 0, "w1", None, None, LEASE_MS).await.unwrap().expect("claimed");
     assert_eq!(store.claim_task(&first, 0, "w2", None, None, LEASE_MS).await.unwrap(), None, "held by w1");
@@ -67,7 +71,7 @@ async fn keeps_the_lease_rules(store: &Store, job: &str, version: &str) {
     // fences shut out that run's zombies; a failed task fails the run at
     // once, and its other task's worker sees the run gone.
     let second = new_run(store, job, version, RunState::Starting).await.unwrap();
-    assert!(store.plan_tasks(&second, 2, Some("w1")).await.unwrap());
+    assert!(store.plan_tasks(&second, shape(2, 2), Some("w1")).await.unwrap());
     let floor2 = store.run_floor(&second.id).await.unwrap();
     assert!(floor2 > b2, "the next run's floor {floor2} is above the last epoch {b2}");
     assert!(store.unassigned_tasks().await.unwrap().is_empty(), "planned for w1, not for assignment");
@@ -88,7 +92,7 @@ async fn keeps_the_lease_rules(store: &Store, job: &str, version: &str) {
     // would wait for a worker no stopping run gets): it ends instead, and
     // the control plane's sweep ends a run whose last task is gone.
     let stopping = new_run(store, job, version, RunState::Starting).await.unwrap();
-    assert!(store.plan_tasks(&stopping, 2, None).await.unwrap());
+    assert!(store.plan_tasks(&stopping, shape(2, 2), None).await.unwrap());
     let f = store.claim_task(&stopping, 0, "w1", None, None, LEASE_MS).await.unwrap().unwrap();
     let g = store.claim_task(&stopping, 1, "w2", None, None, LEASE_MS).await.unwrap().unwrap();
     assert!(store.request_stop(&stopping.id, true).await.unwrap());
@@ -115,12 +119,43 @@ async fn keeps_the_lease_rules(store: &Store, job: &str, version: &str) {
     // A run whose tasks were all handed back (no worker) is stopped at
     // once by a stop request.
     let third = new_run(store, job, version, RunState::Starting).await.unwrap();
-    assert!(store.plan_tasks(&third, 1, None).await.unwrap());
+    assert!(store.plan_tasks(&third, shape(1, 1), None).await.unwrap());
     let e = store.claim_task(&third, 0, "w1", None, None, LEASE_MS).await.unwrap().unwrap();
     assert!(store.mark_run_running(&third.id, 0, e).await.unwrap());
     assert!(store.release_task(&third.id, 0, "w1", e).await.unwrap());
     assert!(store.request_stop(&third.id, true).await.unwrap());
     assert_eq!(store.run(&third.id).await.unwrap().unwrap().state, RunState::Stopped, "not left stopping");
+
+    // Four shards in two tasks: shard s is in task s % 2, a task's shards
+    // go where its first went (the live worker holding it), and a worker
+    // counts a task, not its shards, against its slots.
+    store.register_worker("w1", "host-1", 1).await.unwrap();
+    store.register_worker("w2", "host-2", 1).await.unwrap();
+    let packed = new_run(store, job, version, RunState::Starting).await.unwrap();
+    assert!(store.plan_tasks(&packed, shape(4, 2), None).await.unwrap());
+    let planned = store.run(&packed.id).await.unwrap().unwrap();
+    assert_eq!((planned.task_groups, planned.parallelism), (Some(4), Some(2)));
+    assert_eq!(store.task_partner(&packed.id, 2, None).await.unwrap(), None, "nothing of task 0 placed yet");
+    store.claim_task(&packed, 0, "w1", None, None, LEASE_MS).await.unwrap().unwrap();
+    assert_eq!(store.task_partner(&packed.id, 2, None).await.unwrap().as_deref(), Some("w1"), "shard 2 joins 0");
+    let waiting: Vec<(u32, Option<String>)> =
+        store.unassigned_tasks().await.unwrap().into_iter().map(|(_, g, partner)| (g, partner)).collect();
+    assert_eq!(waiting, [(1, None), (2, Some("w1".to_owned())), (3, None)], "the assignment sees where each goes");
+    assert_eq!(store.task_partner(&packed.id, 1, None).await.unwrap(), None, "shard 1 is another task");
+    assert_eq!(store.task_partner(&packed.id, 2, Some("w1")).await.unwrap(), None, "not back to the lost worker");
+    store.claim_task(&packed, 2, "w1", None, None, LEASE_MS).await.unwrap().unwrap();
+    store.claim_task(&packed, 1, "w2", None, None, LEASE_MS).await.unwrap().unwrap();
+    let tasks: Vec<(u32, u32)> = store.run_tasks(&packed.id).await.unwrap().iter().map(|t| (t.group, t.task)).collect();
+    assert_eq!(tasks, [(0, 0), (1, 1), (2, 0), (3, 1)]);
+    let held: Vec<(String, i64)> = store.workers().await.unwrap().into_iter().map(|w| (w.id, w.tasks)).collect();
+    assert_eq!(held, [("w1".to_owned(), 1), ("w2".to_owned(), 1)], "two shards of one task take one slot");
+    // An expired shard's partner must be live: w1's lapsed lease is no home.
+    sqlx::query("update run_tasks set lease_expires_ms = 1 where run_id = $1 and worker = 'w1'")
+        .bind(&packed.id)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    assert_eq!(store.task_partner(&packed.id, 2, None).await.unwrap(), None, "a lapsed holder takes nothing more");
 }
 
 #[tokio::test]

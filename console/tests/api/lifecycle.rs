@@ -159,8 +159,8 @@ async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state()
         "{refused}"
     );
     // A deployment saved before that check is refused when it starts, as
-    // it would be whatever it restores. (A job keyed by the record key is
-    // refused at another parallelism than its snapshots': `state_keying.rs`.)
+    // it would be whatever it restores. (A job keyed by the record key
+    // rescales with its state: `state_keying.rs`.)
     force_parallelism(&app, 2).await;
     let refused = a.post(&format!("{JOB}/start"), json!({ "restore": "latest" })).await.error(400);
     assert!(refused.contains("job `hourly` cannot run at parallelism 2"), "{refused}");
@@ -318,7 +318,7 @@ async fn a_recovered_run_keeps_its_task_groups_when_the_parallelism_changed() {
         })
         .await
         .unwrap();
-    app.store.set_task_groups(&left.id, 1).await.unwrap();
+    app.store.set_task_groups(&left.id, 1, None).await.unwrap();
     app.store.set_run_state(&left.id, sluice_console::store::RunState::Running, None).await.unwrap();
     force_parallelism(&app, 2).await;
 

@@ -39,6 +39,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/projects/{p}/jobs/{j}/snapshots", &["get", "post"]),
     ("/projects/{p}/jobs/{j}/restore", &["post"]),
     ("/projects/{p}/jobs/{j}/upgrade", &["post"]),
+    ("/projects/{p}/jobs/{j}/rescale", &["post"]),
     ("/projects/{p}/jobs/{j}/parameters", &["post"]),
     ("/projects/{p}/jobs/{j}/runs", &["get"]),
     ("/projects/{p}/jobs/{j}/metrics", &["get"]),

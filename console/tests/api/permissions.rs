@@ -47,6 +47,7 @@ async fn operator_actions(client: &Client, have: &str) {
     denied(client.post(&format!("{JOB}/snapshots"), json!({})).await, "operator", have);
     denied(client.post(&format!("{JOB}/restore"), json!({ "snapshot": "1-0" })).await, "operator", have);
     denied(client.post(&format!("{JOB}/upgrade"), json!({ "version": 1 })).await, "operator", have);
+    denied(client.post(&format!("{JOB}/rescale"), json!({ "parallelism": 1 })).await, "operator", have);
     denied(client.post(&format!("{JOB}/parameters"), json!({ "parameters": {} })).await, "operator", have);
 }
 

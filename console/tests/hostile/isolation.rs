@@ -47,7 +47,7 @@ async fn project_b_is_neither_readable_nor_changeable_by_a_developer_of_project_
         assert!(!answer.text.contains(B_SECRET) && !answer.text.contains("b-warehouse"), "{path}: {}", answer.text);
         answer.refused(403, &["you are not a member of project `b`"]);
     }
-    let changes: [(Method, String, Option<Value>); 15] = [
+    let changes: [(Method, String, Option<Value>); 16] = [
         (Method::POST, "/projects/b/jobs".into(), Some(json!({ "name": "planted" }))),
         (
             Method::PUT,
@@ -59,6 +59,7 @@ async fn project_b_is_neither_readable_nor_changeable_by_a_developer_of_project_
         (Method::POST, format!("{LEDGER}/snapshots"), Some(json!({}))),
         (Method::POST, format!("{LEDGER}/restore"), Some(json!({ "snapshot": "latest" }))),
         (Method::POST, format!("{LEDGER}/upgrade"), Some(json!({ "version": 1 }))),
+        (Method::POST, format!("{LEDGER}/rescale"), Some(json!({ "parallelism": 1 }))),
         (Method::POST, format!("{LEDGER}/parameters"), Some(json!({ "parameters": { "x": "1" } }))),
         (Method::POST, format!("{LEDGER}/debug"), Some(json!({ "from_topic": 100 }))),
         (Method::POST, format!("{LEDGER}/preview"), Some(json!({ "limit": 100 }))),

@@ -52,6 +52,7 @@ async fn a_developer_cannot_start_schedule_or_size_a_job_nor_raise_their_role() 
         ("/snapshots", json!({})),
         ("/restore", json!({ "snapshot": "latest" })),
         ("/upgrade", json!({ "version": 1 })),
+        ("/rescale", json!({ "parallelism": 1 })),
         ("/parameters", json!({ "parameters": { "since_ms": "0" } })),
     ];
     for (action, body) in operations {

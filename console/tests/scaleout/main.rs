@@ -43,8 +43,11 @@ fn orders(wave: u64, n: usize) -> Vec<(i32, String, String)> {
 fn clicks(wave: u64, n: usize) -> Vec<(i32, String, String)> {
     (0..n as u64)
         .map(|i| {
-            let user = format!("u{}", (i * 7919 + wave * 31) % 150);
-            ((i % 2) as i32, user, "{}".to_owned())
+            // Each user on one partition, as Kafka's partitioner puts a
+            // key's records: the job keeps its counts in one shard per
+            // partition (it declares its state keyed by the record key).
+            let user = (i * 7919 + wave * 31) % 150;
+            ((user % 2) as i32, format!("u{user}"), "{}".to_owned())
         })
         .collect()
 }

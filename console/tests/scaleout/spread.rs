@@ -1,10 +1,10 @@
-//! One run's partition groups spread over workers (task leases, issue 18):
-//! a keyed count at parallelism 2 over three `sluice worker` processes of
-//! one slot each runs its two tasks on two workers. SIGKILL the worker of
-//! one task: that task alone moves to the third worker and resumes from
-//! its group's latest snapshot, while the other task goes on where it was
-//! under the same lease epoch; the table ends as a failure-free run
-//! leaves it.
+//! One run's tasks spread over workers (task leases, issues 18 and 19): a
+//! keyed count over four partitions (four shards) at parallelism 2 over
+//! three `sluice worker` processes of one slot each runs its two tasks of
+//! two shards each on two workers. SIGKILL the worker of one task: its two
+//! shards move together to the third worker and resume from their latest
+//! snapshots, while the other task goes on where it was under the same
+//! lease epochs; the table ends as a failure-free run leaves it.
 
 use std::collections::BTreeMap;
 
@@ -18,43 +18,53 @@ use crate::wait::wait_for;
 use crate::{counts_spec, rows};
 
 /// Clicks of 150 users, wave `wave`, each user always on one partition
-/// (user number mod 2), so per-partition state is per-user state.
+/// (user number mod 4), so per-partition state is per-user state.
 fn clicks_by_user(wave: u64, n: usize) -> Vec<(i32, String, String)> {
     (0..n as u64)
         .map(|i| {
             let user = (i * 7919 + wave * 31) % 150;
-            ((user % 2) as i32, format!("u{user}"), "{}".to_owned())
+            ((user % 4) as i32, format!("u{user}"), "{}".to_owned())
         })
         .collect()
 }
 
-/// Where the job's tasks run: (task, worker, epoch), by task.
-async fn placement(admin: &Client) -> Result<Vec<(u64, String, i64)>, String> {
+/// One shard of the running job: its task, worker and lease epoch.
+#[derive(Debug, Clone, PartialEq)]
+struct Placed {
+    task: u64,
+    shard: u64,
+    worker: String,
+    epoch: i64,
+}
+
+/// Where the job's four shards run, by shard, once each task's shards share
+/// a worker and the two tasks are on two workers.
+async fn placement(admin: &Client) -> Result<Vec<Placed>, String> {
     let metrics = admin.get("/projects/p/jobs/counts/metrics").await.expect(200);
-    let tasks: Vec<(u64, String, i64)> = metrics["tasks"]
+    let mut placed: Vec<Placed> = metrics["tasks"]
         .as_array()
-        .map(|tasks| {
-            tasks
-                .iter()
-                .map(|t| {
-                    (
-                        t["task"].as_u64().unwrap_or(99),
-                        t["worker"].as_str().unwrap_or_default().to_owned(),
-                        t["epoch"].as_i64().unwrap_or(0),
-                    )
-                })
-                .collect()
+        .into_iter()
+        .flatten()
+        .map(|t| Placed {
+            task: t["task"].as_u64().unwrap_or(99),
+            shard: t["shard"].as_u64().unwrap_or(99),
+            worker: t["worker"].as_str().unwrap_or_default().to_owned(),
+            epoch: t["epoch"].as_i64().unwrap_or(0),
         })
-        .unwrap_or_default();
-    if metrics["state"] == "running" && tasks.len() == 2 && tasks[0].1 != tasks[1].1 {
-        Ok(tasks)
-    } else {
-        Err(metrics.to_string())
-    }
+        .collect();
+    placed.sort_by_key(|p| p.shard);
+    let worker_of = |task: u64| -> Vec<&str> {
+        let mut w: Vec<&str> = placed.iter().filter(|p| p.task == task).map(|p| p.worker.as_str()).collect();
+        w.dedup();
+        w
+    };
+    let (zero, one) = (worker_of(0), worker_of(1));
+    let settled = placed.len() == 4 && zero.len() == 1 && one.len() == 1 && zero != one;
+    if metrics["state"] == "running" && settled { Ok(placed) } else { Err(metrics.to_string()) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runs_groups_spread_over_workers_and_a_lost_worker_moves_only_its_own_group() {
+async fn a_runs_tasks_spread_over_workers_and_a_lost_worker_moves_only_its_own_shards() {
     let shared = Shared::new().await;
     let (_console, address) = shared.console("console");
     let mut workers: BTreeMap<String, Process> =
@@ -62,7 +72,7 @@ async fn a_runs_groups_spread_over_workers_and_a_lost_worker_moves_only_its_own_
     let admin = Client::anonymous(&address).login("admin", ADMIN_PASSWORD).await;
     let brokers = kafka_brokers();
     let topic = unique_topic("spread-clicks");
-    create_topic(&brokers, &topic, 2).await;
+    create_topic(&brokers, &topic, 4).await;
     let table = format!("spread_counts_{}", std::process::id());
 
     admin.post("/projects", json!({ "name": "p", "description": "spread" })).await.expect(201);
@@ -76,11 +86,13 @@ async fn a_runs_groups_spread_over_workers_and_a_lost_worker_moves_only_its_own_
     admin.put("/projects/p/jobs/counts/deployment", deployment).await.expect(200);
     admin.post("/projects/p/jobs/counts/start", json!({ "restore": "none" })).await.expect(201);
 
-    // Two tasks on two workers: each worker has one slot.
+    // Four shards (one per partition) in two tasks on two workers: shards
+    // 0 and 2 are task 0, 1 and 3 task 1, and each worker has one slot.
     let placed = wait_for("the two tasks to run on two workers", PATIENCE, || placement(&admin)).await;
+    assert_eq!(placed.iter().map(|p| (p.shard, p.task)).collect::<Vec<_>>(), [(0, 0), (1, 1), (2, 0), (3, 1)]);
     let view = admin.get("/workers").await.expect(200);
     let busy: Vec<&Value> = view.as_array().unwrap().iter().filter(|w| w["tasks"] == 1).collect();
-    assert_eq!(busy.len(), 2, "one task on each of two workers: {view}");
+    assert_eq!(busy.len(), 2, "one task (two shards) on each of two workers: {view}");
 
     let send = |wave: u64| {
         let (brokers, topic) = (brokers.clone(), topic.clone());
@@ -97,15 +109,17 @@ async fn a_runs_groups_spread_over_workers_and_a_lost_worker_moves_only_its_own_
     .await;
 
     // SIGKILL the worker of task 1; task 0 must not notice.
-    let (victim, survivor) = (placed[1].clone(), placed[0].clone());
-    workers.get_mut(&victim.1).unwrap().kill();
-    let moved = wait_for("task 1 to move to the third worker", PATIENCE, || async {
+    let victim = placed[1].worker.clone();
+    let survivor = placed[0].worker.clone();
+    workers.get_mut(&victim).unwrap().kill();
+    let moved = wait_for("task 1's two shards to move together to the third worker", PATIENCE, || async {
         let now = placement(&admin).await?;
-        if now[1].1 != victim.1 && now[1].1 != survivor.1 { Ok(now) } else { Err(format!("{now:?}")) }
+        if now[1].worker != victim && now[1].worker != survivor { Ok(now) } else { Err(format!("{now:?}")) }
     })
     .await;
-    assert_eq!(moved[0], survivor, "task 0 stayed where it was, under the same lease epoch");
-    assert!(moved[1].2 > victim.2, "task 1 moved under a newer epoch: {moved:?} after {victim:?}");
+    assert_eq!((&moved[0], &moved[2]), (&placed[0], &placed[2]), "task 0 stayed where it was, under the same epochs");
+    assert_eq!(moved[1].worker, moved[3].worker, "task 1's shards moved together: {moved:?}");
+    assert!(moved[1].epoch > placed[1].epoch && moved[3].epoch > placed[3].epoch, "newer epochs: {moved:?}");
     send(2).await;
 
     let mut expected: BTreeMap<String, i64> = BTreeMap::new();
@@ -124,8 +138,9 @@ async fn a_runs_groups_spread_over_workers_and_a_lost_worker_moves_only_its_own_
     // The takeover is a job event that names the task that moved.
     let events = admin.get("/projects/p/events?kind=run").await.expect(200);
     let takeovers: Vec<&Value> = events.as_array().unwrap().iter().filter(|e| e["action"] == "run.takeover").collect();
-    assert_eq!(takeovers.len(), 1, "one task moved: {events}");
-    assert!(takeovers[0]["detail"].as_str().unwrap_or_default().contains("task 1 of run"), "{events}");
+    assert_eq!(takeovers.len(), 2, "task 1's two shards moved: {events}");
+    let details: Vec<&str> = takeovers.iter().map(|e| e["detail"].as_str().unwrap_or_default()).collect();
+    assert!(details.iter().all(|d| d.contains("(task 1 of 2)")), "{events}");
 
     drop(workers);
     let pool = sqlx::PgPool::connect(&postgres_url()).await.unwrap();

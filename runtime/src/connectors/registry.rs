@@ -171,8 +171,48 @@ pub async fn build_source(
     })
 }
 
+/// How many shards a job keyed by record key splits its state into: the
+/// greatest common divisor of its inputs' partition counts (each Kafka
+/// topic's, datagen's `partitions`). Shard `s` of `S` reads the partitions
+/// `p` with `p % S == s` of every input; a key on partition `h % P` of an
+/// input of `P` partitions (Kafka's default partitioner, datagen) is then in
+/// shard `h % S` of every input, since `S` divides each `P`: co-partitioned
+/// inputs meet in one shard. A job with a connector that cannot be split (a
+/// file source or sink, a SQL source) has one shard. Kafka metadata is
+/// waited for as long as a source's `startup_timeout`.
+pub async fn shard_count(spec: &JobSpec, connections: &Connections) -> Result<u32, ConnectorError> {
+    let cx = BuildContext::new(spec, connections);
+    let unsplittable_sink =
+        spec.sinks.values().chain(spec.dead_letter.as_ref()).any(|s| matches!(s, SinkSpec::File(_)));
+    let unsplittable_source = spec.sources.values().any(|s| matches!(s, SourceSpec::File(_) | SourceSpec::Sql(_)));
+    if unsplittable_sink || unsplittable_source {
+        return Ok(1);
+    }
+    let mut counts = Vec::new();
+    for (name, source) in &spec.sources {
+        match source {
+            SourceSpec::Kafka(c) => counts.extend(kafka::partition_counts(cx, name, c).await?),
+            SourceSpec::Datagen(c) => counts.push(c.partitions.clamp(1, i32::MAX) as u32),
+            SourceSpec::File(_) | SourceSpec::Sql(_) => counts.push(1),
+        }
+    }
+    Ok(counts.into_iter().reduce(gcd).unwrap_or(1).max(1))
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
 pub async fn build_sink(cx: BuildContext<'_>, name: &str, sink: &SinkSpec) -> Result<Box<dyn Sink>, ConnectorError> {
     Ok(match sink {
+        SinkSpec::File(_) if !cx.group.is_whole() => {
+            return Err(ConnectorError::config(
+                "file sink",
+                name,
+                "a file sink writes one file and cannot be shared by partition groups, so the job's parallelism \
+                 must be 1",
+            ));
+        }
         SinkSpec::File(c) => Box::new(file::FileSink::create(cx, name, c)?),
         SinkSpec::Memory(_) => Box::new(memory::MemorySink::default()),
         SinkSpec::Kafka(c) => Box::new(kafka::KafkaSink::connect(cx, name, c).await?),
@@ -193,4 +233,21 @@ pub async fn build_dimension(
         DimensionSpec::Sql(c) => cached(Arc::new(sql::SqlDimension::connect(cx, name, c).await?), &c.cache),
         DimensionSpec::Redis(c) => cached(Arc::new(redis::RedisDimension::connect(cx, name, c).await?), &c.cache),
     })
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::gcd;
+
+    #[test]
+    fn co_partitioned_inputs_share_their_shards() {
+        assert_eq!([8, 4].into_iter().reduce(gcd), Some(4));
+        assert_eq!([3, 1].into_iter().reduce(gcd), Some(1));
+        assert_eq!([6, 4].into_iter().reduce(gcd), Some(2));
+        // A key on partition h % 8 of one input and h % 4 of the other is in
+        // shard h % 4 of both.
+        for h in 0..64u32 {
+            assert_eq!((h % 8) % 4, (h % 4) % 4);
+        }
+    }
 }

@@ -301,8 +301,15 @@ impl<'a> TaskBuilder<'a> {
                     path: PathBuf::from(format!("{}.dead-letters.jsonl", spec.name)),
                     append: true,
                 });
-                let dead_spec = spec.dead_letter.as_ref().unwrap_or(&default);
-                registry::build_sink(cx, "dead_letter", dead_spec).await.map_err(connector)?
+                match &spec.dead_letter {
+                    Some(declared) => registry::build_sink(cx, "dead_letter", declared).await.map_err(connector)?,
+                    // Named after the job, which each partition group's
+                    // caller names apart: no two groups share the file.
+                    None => {
+                        let whole = BuildContext { group: PartitionGroup::default(), ..cx };
+                        registry::build_sink(whole, "dead_letter", &default).await.map_err(connector)?
+                    }
+                }
             }
         };
 

@@ -131,7 +131,7 @@ export async function renderOperate(root, args) {
   function fillSnapshotChoices() {
     clear(snapshotList, snapshots.map((s) => h('option', { value: s.id }, `${fmtTime(s.created_ms)} (${s.trigger})`)));
     clear(restoreSelect, snapshots.length
-      ? snapshots.map((s) => h('option', { value: s.id }, `${s.id} — ${fmtTime(s.created_ms)} (${s.trigger}${s.incremental ? ', incremental' : ''})`))
+      ? snapshots.map((s) => h('option', { value: s.id }, `${s.id} — ${fmtTime(s.created_ms)} (${s.trigger}${s.incremental ? ', incremental' : ''}${s.shard ? `, shard ${s.shard}` : ''})`))
       : h('option', { value: '' }, 'no snapshots'));
   }
   fillSnapshotChoices();
@@ -145,6 +145,19 @@ export async function renderOperate(root, args) {
     const answer = await post(`${path}/upgrade`, { version: Number(upgradeVersion.value) });
     if (answer && answer.run) showRun(answer.run, 'Upgraded');
     else clear(status, 'Upgraded: the next start runs the new version.');
+    await args.reloadInfo();
+    await refreshSnapshots();
+  }));
+
+  // Rescale: the shards move between tasks with their snapshots.
+  const current = args.info.deployment ? args.info.deployment.parallelism : 1;
+  const rescaleTo = h('input', { id: 'rescale-parallelism', type: 'number', min: '1', max: '64', value: String(current) });
+  const rescale = h('button', { id: 'rescale-button', type: 'button' }, 'Rescale');
+  const rescaleError = errorBox('rescale-error');
+  rescale.addEventListener('click', () => act(rescale, rescaleError, async () => {
+    const answer = await post(`${path}/rescale`, { parallelism: Number(rescaleTo.value) });
+    if (answer && answer.run) showRun(answer.run, 'Rescaled');
+    else clear(status, `Rescaled: the next start runs ${rescaleTo.value} task(s).`);
     await args.reloadInfo();
     await refreshSnapshots();
   }));
@@ -175,5 +188,9 @@ export async function renderOperate(root, args) {
     section('Restore a snapshot', h('div', { class: 'inline' }, field('Snapshot', restoreSelect), restoreButton), restoreError),
     section('Upgrade', h('p', { class: 'muted' }, 'Stops with a snapshot and starts the chosen version from it.'),
       h('div', { class: 'inline' }, field('Version', upgradeVersion), upgrade), upgradeError),
+    section('Rescale', h('p', { class: 'muted' },
+      'Stops with a snapshot of every shard and starts again with the shards packed into this many tasks; '
+      + 'the Overview shows which task runs each shard.'),
+      h('div', { class: 'inline' }, field('Parallelism', rescaleTo), rescale), rescaleError),
     section('Parameters', params.el, h('div', { class: 'form-actions' }, paramsSave, paramsError, paramsSaved)));
 }

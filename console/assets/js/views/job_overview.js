@@ -79,6 +79,7 @@ export async function renderOverview(root, args) {
       charts.snapshots.update(s.t_ms, [s.snapshot_ms, s.snapshot_bytes]);
       clear(tasksBox, table('tasks-table', [
         ['Task', (t) => t.task],
+        ['Shard', (t) => t.shard ?? t.task],
         ['Key', (t) => t.key ? h('code', null, t.key) : '—'],
         ['Worker', (t) => t.worker ?? '—'],
         ['Lease epoch', (t) => (t.epoch ? String(t.epoch) : '—')],
@@ -122,6 +123,8 @@ function drawRun(box, info, { base }) {
     h('dt', null, 'Started'), h('dd', null, fmtTime(run.started_ms ?? run.created_ms)),
     run.ended_ms ? [h('dt', null, 'Ended'), h('dd', null, fmtTime(run.ended_ms))] : null,
     run.scheduled_ms ? [h('dt', null, 'Scheduled for'), h('dd', null, fmtTime(run.scheduled_ms))] : null,
+    run.task_groups ? [h('dt', null, 'Parallelism'), h('dd', { id: 'run-parallelism' },
+      `${run.parallelism ?? run.task_groups} task(s) over ${run.task_groups} shard(s)`)] : null,
     h('dt', null, 'Restored from'), h('dd', null, run.restore_from || 'none'),
     run.start_position ? [h('dt', null, 'Start position'), h('dd', null, run.start_position)] : null,
     run.error ? [h('dt', null, 'Error'), h('dd', { class: 'error-text', id: 'run-error' }, run.error)] : null));

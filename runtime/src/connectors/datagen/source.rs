@@ -84,7 +84,7 @@ impl DatagenSource {
                 "datagen",
                 &self.name,
                 format!(
-                    "{} partition groups (the job's parallelism) need at least as many partitions, but `partitions` is {}",
+                    "{} shards (the most partitions of the job's sources) need at least as many partitions here, but `partitions` is {}; give every source of a job split by partition the same partition count",
                     group.count, self.config.partitions
                 ),
             ));
@@ -320,7 +320,7 @@ mod tests {
         all.sort();
         assert_eq!(seen, all);
         let too_many = DatagenSource::new("gen", 0, &config).unwrap().group(PartitionGroup { index: 0, count: 4 });
-        assert!(too_many.err().unwrap().to_string().contains("parallelism"));
+        assert!(too_many.err().unwrap().to_string().contains("need at least as many partitions"));
     }
 
     #[tokio::test]

@@ -13,4 +13,4 @@ mod source;
 
 pub use config::{KafkaFormat, KafkaSinkConfig, KafkaSourceConfig, StartPosition, Timestamp};
 pub use sink::KafkaSink;
-pub use source::{ExpiredPosition, KafkaSource};
+pub use source::{ExpiredPosition, KafkaSource, partition_counts};

@@ -74,6 +74,29 @@ pub struct KafkaSource {
     committed: HashMap<(usize, i32), i64>,
 }
 
+/// The partition count of each of the source's topics, asked of the
+/// cluster as a task's start does (retried for `startup_timeout`).
+pub async fn partition_counts(
+    cx: BuildContext<'_>,
+    name: &str,
+    config: &KafkaSourceConfig,
+) -> Result<Vec<u32>, ConnectorError> {
+    let client = client_config(cx, CONNECTOR, name, &config.connection, TUNED, &config.properties).await?;
+    let consumer: Arc<StreamConsumer> = Arc::new(
+        client
+            .create()
+            .map_err(|e| ConnectorError::config(CONNECTOR, name, format!("invalid Kafka client settings: {e}")))?,
+    );
+    let mut counts = Vec::new();
+    for topic in config.topic_list() {
+        let c = consumer.clone();
+        let fetch = move |topic: &str| c.fetch_metadata(Some(topic), Duration::from_secs(5));
+        let all = partitions(fetch, &cx.connections.policy, CONNECTOR, name, &topic, config.startup_timeout).await?;
+        counts.push(all.len() as u32);
+    }
+    Ok(counts)
+}
+
 impl KafkaSource {
     pub async fn connect(
         cx: BuildContext<'_>,
