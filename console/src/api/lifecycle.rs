@@ -226,15 +226,15 @@ async fn check_chosen_snapshot(state: &AppState, project: &Project, job: &Job, c
             job.name
         )));
     }
-    let mut shards: Vec<&ShardKey> = ids.iter().map(|(shard, _)| shard).collect();
-    shards.dedup_by_key(|s| s.index);
-    for shard in shards {
-        if state.worker.chosen_for_shard(&job.id, &shard.key, chosen).await?.is_none() {
+    // Every shard the state is kept in, those without any snapshot too.
+    let shards = state.worker.kept_shards(&project.name, job, "").await?.unwrap_or(1);
+    for index in 0..shards {
+        let key = snapshot_key(&project.name, &job.name, index, shards);
+        if state.worker.chosen_for_shard(&job.id, &key, chosen).await?.is_none() {
             return Err(ApiError::bad(format!(
-                "snapshot `{chosen}` cannot be restored: shard {} of job `{}` has no snapshot taken at or before it \
-                 by the run that took it; pick a snapshot taken by a stop or by \"snapshot now\", which cover every \
-                 shard",
-                shard.index, job.name
+                "snapshot `{chosen}` cannot be restored: shard {index} of job `{}` has no snapshot taken by the run \
+                 that took it; pick a snapshot taken by a stop or by \"snapshot now\", which cover every shard",
+                job.name
             )));
         }
     }

@@ -161,31 +161,26 @@ impl Store {
         Ok(())
     }
 
-    /// When the job's newest run that began at or before `ms` (ms since
-    /// the epoch) began: the run that took a snapshot of that time.
+    /// When the job's newest run that started at or before `ms` (ms since
+    /// the epoch) started: the run that took a snapshot of that time (runs
+    /// that never started took none).
     pub async fn run_began_before(&self, job_id: &str, ms: i64) -> StoreResult<Option<i64>> {
-        let row = sqlx::query(
-            "select max(coalesce(started_ms, created_ms)) as began from runs
-             where job_id = $1 and coalesce(started_ms, created_ms) <= $2",
-        )
-        .bind(job_id)
-        .bind(ms)
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query("select max(started_ms) as began from runs where job_id = $1 and started_ms <= $2")
+            .bind(job_id)
+            .bind(ms)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("began")?)
     }
 
-    /// When the job's first run that began after `ms` began (the end of
-    /// the history of the run running at `ms`).
+    /// When the job's first run that started after `ms` started (the end
+    /// of the history of the run running at `ms`).
     pub async fn run_began_after(&self, job_id: &str, ms: i64) -> StoreResult<Option<i64>> {
-        let row = sqlx::query(
-            "select min(coalesce(started_ms, created_ms)) as began from runs
-             where job_id = $1 and coalesce(started_ms, created_ms) > $2",
-        )
-        .bind(job_id)
-        .bind(ms)
-        .fetch_one(&self.pool)
-        .await?;
+        let row = sqlx::query("select min(started_ms) as began from runs where job_id = $1 and started_ms > $2")
+            .bind(job_id)
+            .bind(ms)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(row.try_get("began")?)
     }
 

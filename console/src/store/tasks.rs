@@ -105,7 +105,7 @@ impl Store {
         let planned = sqlx::query(&format!(
             "update runs set task_groups = coalesce(task_groups, $1), parallelism = coalesce(parallelism, $4),
                lease_epoch = {}
-             where id = $2 and not exists (select 1 from run_tasks t where t.run_id = $2)",
+             where id = $2 and state = 'starting' and not exists (select 1 from run_tasks t where t.run_id = $2)",
             next_epoch("$3")
         ))
         .bind(i64::from(groups))
@@ -355,17 +355,19 @@ impl Store {
     /// plans them, then assigns them): left for assignment, or created for
     /// a console's own worker that did not plan them within a minute (its
     /// process died).
-    pub async fn unplanned_runs(&self) -> StoreResult<Vec<Run>> {
+    /// Each with its project's id.
+    pub async fn unplanned_runs(&self) -> StoreResult<Vec<(Run, String)>> {
+        let columns = run_columns();
         let rows = sqlx::query(&format!(
-            "select {RUN_COLUMNS} from runs where state = 'starting'
-               and not exists (select 1 from run_tasks t where t.run_id = runs.id)
-               and (worker is null or created_ms < $1)
-             order by created_ms"
+            "select {columns}, j.project_id from runs r join jobs j on j.id = r.job_id where r.state = 'starting'
+               and not exists (select 1 from run_tasks t where t.run_id = r.id)
+               and (r.worker is null or r.created_ms < $1)
+             order by r.created_ms"
         ))
         .bind(now_ms() - 60_000)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(Run::from_row).collect()
+        rows.iter().map(|r| Ok((Run::from_row(r)?, r.try_get("project_id")?))).collect()
     }
 
     /// Hands task `group` of run `run_id` (held by `from` at `epoch`) back

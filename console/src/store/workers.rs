@@ -96,13 +96,17 @@ impl Store {
     /// A worker's heartbeat: its state and what it runs.
     pub async fn heartbeat(&self, id: &str, state: WorkerState, status: &serde_json::Value) -> StoreResult<()> {
         let now = self.clock_ms().await?;
-        sqlx::query("update workers set state = $1, heartbeat_ms = $2, status = $3 where id = $4")
-            .bind(state.as_str())
-            .bind(now)
-            .bind(status.to_string())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        // A beat read before a drain began never undoes it.
+        sqlx::query(
+            "update workers set state = case when state = 'draining' and $1 = 'up' then state else $1 end,
+             heartbeat_ms = $2, status = $3 where id = $4",
+        )
+        .bind(state.as_str())
+        .bind(now)
+        .bind(status.to_string())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

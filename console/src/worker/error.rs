@@ -26,8 +26,8 @@ pub enum WorkerError {
     /// Something the run needs was deleted meanwhile.
     #[error("{0}")]
     Gone(String),
-    /// A service the run needs (its Kafka cluster) cannot be reached now;
-    /// the control plane tries again at its next tick.
+    /// A service the run needs (its Kafka cluster) did not answer in time;
+    /// the run fails with the reason, as a task that cannot connect does.
     #[error("{0}")]
     Unavailable(String),
     /// The metadata store failed.

@@ -81,8 +81,9 @@ pub struct Worker {
     pub lease: Duration,
     /// Runs being launched now (by the API or by the lease loop).
     launching: Mutex<HashSet<String>>,
-    /// Runs the control plane is planning now (in the background).
-    planning: Mutex<HashSet<String>>,
+    /// Runs the control plane is planning now (in the background), with
+    /// their projects.
+    planning: Mutex<HashMap<String, String>>,
     /// Held from a run's quota check to its planned shards, so runs
     /// planned at once by this console never pass a quota together.
     admitting: tokio::sync::Mutex<()>,
@@ -294,7 +295,7 @@ impl Worker {
             slots: slots.max(1),
             lease: lease.max(Duration::from_millis(300)),
             launching: Mutex::new(HashSet::new()),
-            planning: Mutex::new(HashSet::new()),
+            planning: Mutex::new(HashMap::new()),
             admitting: tokio::sync::Mutex::new(()),
             nudge: tokio::sync::Notify::new(),
             draining: AtomicBool::new(false),
@@ -441,7 +442,14 @@ impl Worker {
                 drop(admitting);
                 Ok(())
             }
-            Err(e @ (WorkerError::Invalid(_) | WorkerError::Gone(_) | WorkerError::Task(_))) => {
+            // A Kafka cluster that did not answer in time fails the run as
+            // a task that cannot connect does (it is started again later).
+            Err(
+                e @ (WorkerError::Invalid(_)
+                | WorkerError::Gone(_)
+                | WorkerError::Task(_)
+                | WorkerError::Unavailable(_)),
+            ) => {
                 let message = e.for_tenant();
                 if self.store.move_run(&run.id, RunState::Starting, RunState::Failed).await? {
                     self.store.set_run_error(&run.id, &message).await?;

@@ -112,8 +112,8 @@ async fn pick_worker(worker: &Worker, store: &Store, except: Option<&str>) -> an
 /// task, else to the live worker with the most free slots (so a run's
 /// tasks spread over the workers).
 async fn assign(worker: &Arc<Worker>, store: &Store) -> anyhow::Result<()> {
-    for run in store.unplanned_runs().await? {
-        plan_in_background(worker, run);
+    for (run, project) in store.unplanned_runs().await? {
+        plan_in_background(worker, run, project);
     }
     for (run, ended) in store.settle_runs().await? {
         ended_event(store, &run, ended).await?;
@@ -138,19 +138,23 @@ async fn assign(worker: &Arc<Worker>, store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs planned at once in the background, at most.
+/// Runs planned at once in the background, at most, and of one project.
 const PLANNING_AT_ONCE: usize = 8;
+const PLANNING_PER_PROJECT: usize = 2;
 
-/// Plans `run` (which may wait on its tenant's Kafka cluster for its
-/// partition count) off the control plane's loop, each run once at a time
-/// and at most `PLANNING_AT_ONCE` runs at once, so one tenant's unreachable
-/// broker delays no other run's assignment or any takeover.
-fn plan_in_background(worker: &Arc<Worker>, run: crate::store::Run) {
+/// Plans `run` of `project` (which may wait on its tenant's Kafka cluster
+/// for its partition count, up to a minute, then fails) off the control
+/// plane's loop: each run once at a time, at most `PLANNING_AT_ONCE` runs
+/// and `PLANNING_PER_PROJECT` of one project at once, so one tenant's
+/// unreachable broker delays no other tenant's run, assignment or takeover.
+fn plan_in_background(worker: &Arc<Worker>, run: crate::store::Run, project: String) {
     let guard = {
         let mut planning = worker.planning.lock().expect("planning lock");
-        if planning.len() >= PLANNING_AT_ONCE || !planning.insert(run.id.clone()) {
+        let of_project = planning.values().filter(|p| **p == project).count();
+        if planning.len() >= PLANNING_AT_ONCE || of_project >= PLANNING_PER_PROJECT || planning.contains_key(&run.id) {
             return;
         }
+        planning.insert(run.id.clone(), project);
         Planning { worker: worker.clone(), run: run.id.clone() }
     };
     tokio::spawn(async move {

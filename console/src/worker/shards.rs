@@ -108,15 +108,20 @@ impl Worker {
         deployment: &Deployment,
         running: Option<&Run>,
     ) -> WorkerResult<(Option<u32>, u32)> {
+        // A scheduled run is not restarted: only a running one is checked.
+        let running = running.filter(|r| r.state != crate::store::RunState::Scheduled);
         let running_shards = running.and_then(|r| r.task_groups).map(|n| n.clamp(1, i64::from(MAX_SHARDS)) as u32);
         let kept = match running_shards {
             Some(shards) => Some(shards),
             None => self.kept_shards(&project.name, job, "").await?,
         };
         let except = running.map(|r| r.id.as_str());
+        let restarts = running.is_some();
         let asked = deployment.parallelism.clamp(1, i64::from(MAX_SHARDS)) as u32;
         let shape = RunShape { shards: kept.unwrap_or(asked), parallelism: kept.map_or(asked, |k| asked.min(k)) };
-        self.check_quota(project, except.unwrap_or(""), deployment, shape).await?;
+        if restarts {
+            self.check_quota(project, except.unwrap_or(""), deployment, shape).await?;
+        }
         Ok((kept, shape.parallelism))
     }
 
@@ -142,8 +147,9 @@ impl Worker {
     }
 
     /// The shard count of the deployment's inputs (`registry::shard_count`),
-    /// at most `MAX_SHARDS`. A broker that cannot be reached is a platform
-    /// error, retried at the next planning; a spec that cannot work fails.
+    /// brought down to at most `MAX_SHARDS` (to a divisor of it, so that it
+    /// still divides every input's partitions). A broker that does not
+    /// answer in time, or a spec that cannot work, fails the run.
     async fn input_partitions(&self, project: &Project, deployment: &Deployment, job: &str) -> WorkerResult<u32> {
         let stored = self.store.connections(&project.id).await?;
         let connections = self.project_connections(&project.name, &stored)?;
@@ -159,8 +165,9 @@ impl Worker {
             Ok(Err(e)) => return Err(WorkerError::Invalid(format!("cannot count the job's input partitions: {e}"))),
             Err(_) => return Err(unreachable(format!("no answer within {PARTITIONS_TIMEOUT:?}"))),
         };
-        // More partitions than shards: a shard reads several (`p % 64`).
-        Ok(shards.min(MAX_SHARDS))
+        // More partitions than shards: a shard reads several. The count
+        // must still divide every input's partitions (co-partitioning).
+        Ok((1..=shards.min(MAX_SHARDS)).rev().find(|d| shards % d == 0).unwrap_or(1))
     }
 }
 

@@ -46,6 +46,13 @@ async fn counts(url: &str) -> BTreeMap<String, i64> {
     rows.iter().map(|r| (r.get("user"), r.get("events"))).collect()
 }
 
+/// Records the running job read since its run started: after a restore,
+/// only what came after its snapshots (a shard that restored nothing would
+/// read its partition again from the start).
+async fn records_in(a: &Client) -> u64 {
+    a.get(&format!("{JOB}/metrics")).await.expect(200)["totals"]["records_in"].as_u64().unwrap_or(0)
+}
+
 /// Where the running job's shards are: (task, shard) of each, by shard.
 async fn shard_map(a: &Client) -> Result<Vec<(u64, u64)>, String> {
     let metrics = a.get(&format!("{JOB}/metrics")).await.expect(200);
@@ -115,6 +122,7 @@ async fn a_job_keyed_by_the_record_key_keeps_its_state_in_shards_through_every_r
     assert_eq!(map, [(0, 0), (1, 1), (2, 2), (3, 3)]);
     produce_unbatched(&brokers, &topic, wave(8, 1000)).await;
     counts_are(21).await;
+    assert_eq!(records_in(a).await, 8, "each shard went on from its snapshot");
 
     // Rescale 4 -> 2: shards s and s + 2 share task s.
     a.post(&format!("{JOB}/rescale"), json!({ "parallelism": 2 })).await.expect(200);
@@ -123,6 +131,7 @@ async fn a_job_keyed_by_the_record_key_keeps_its_state_in_shards_through_every_r
     assert_eq!(map, [(0, 0), (1, 1), (0, 2), (1, 3)]);
     produce_unbatched(&brokers, &topic, wave(8, 2000)).await;
     counts_are(22).await;
+    assert_eq!(records_in(a).await, 8, "each shard went on from its snapshot");
 
     // The snapshot list covers every shard.
     let snapshots = a.get(&format!("{JOB}/snapshots")).await.expect(200);
@@ -138,6 +147,7 @@ async fn a_job_keyed_by_the_record_key_keeps_its_state_in_shards_through_every_r
     assert_eq!((run["task_groups"].as_i64(), run["parallelism"].as_i64()), (Some(4), Some(4)), "{run}");
     produce_unbatched(&brokers, &topic, wave(8, 3000)).await;
     counts_are(23).await;
+    assert_eq!(records_in(a).await, 8, "each shard went on from its snapshot");
     let refused = a.post(&format!("{JOB}/rescale"), json!({ "parallelism": 65 })).await.error(400);
     assert!(refused.contains("between 1 and 64"), "{refused}");
 
@@ -160,6 +170,9 @@ async fn a_job_keyed_by_the_record_key_keeps_its_state_in_shards_through_every_r
     // again: eight records in, and the counts end as they were.
     wait_for_records_in(a, "keyed", "counts", 8).await;
     counts_are(24).await;
+    assert_eq!(records_in(a).await, 8, "every shard restored a snapshot from before the last wave");
+    let errors = a.get("/projects/keyed/events?kind=error").await.expect(200);
+    assert!(!errors.to_string().contains("run.shard_without_snapshot"), "{errors}");
 
     // A version whose state is global cannot restore four shards: refused
     // before the running job stops, not after.

@@ -84,7 +84,7 @@ impl DatagenSource {
                 "datagen",
                 &self.name,
                 format!(
-                    "{} shards (the most partitions of the job's sources) need at least as many partitions here, but `partitions` is {}; give every source of a job split by partition the same partition count",
+                    "{} shards (what the job's inputs' partition counts can all be split into) need at least as many partitions here, but `partitions` is {}; give every source of a job split by partition the same partition count",
                     group.count, self.config.partitions
                 ),
             ));
