@@ -69,9 +69,7 @@ impl From<WorkerError> for ApiError {
     /// own failures (its stores) are logged and answered generically.
     fn from(e: WorkerError) -> Self {
         match e {
-            WorkerError::Invalid(message) | WorkerError::Task(message) | WorkerError::Unavailable(message) => {
-                ApiError::BadRequest(message)
-            }
+            WorkerError::Invalid(message) | WorkerError::Task(message) => ApiError::BadRequest(message),
             WorkerError::Conflict(message) => ApiError::Conflict(message),
             WorkerError::Gone(message) => ApiError::NotFound(message),
             WorkerError::Store(e) => e.into(),

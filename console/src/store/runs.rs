@@ -161,27 +161,19 @@ impl Store {
         Ok(())
     }
 
-    /// When the job's newest run that started at or before `ms` (ms since
-    /// the epoch) started: the run that took a snapshot of that time (runs
-    /// that never started took none).
-    pub async fn run_began_before(&self, job_id: &str, ms: i64) -> StoreResult<Option<i64>> {
-        let row = sqlx::query("select max(started_ms) as began from runs where job_id = $1 and started_ms <= $2")
-            .bind(job_id)
-            .bind(ms)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("began")?)
-    }
-
-    /// When the job's first run that started after `ms` started (the end
-    /// of the history of the run running at `ms`).
-    pub async fn run_began_after(&self, job_id: &str, ms: i64) -> StoreResult<Option<i64>> {
-        let row = sqlx::query("select min(started_ms) as began from runs where job_id = $1 and started_ms > $2")
-            .bind(job_id)
-            .bind(ms)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.try_get("began")?)
+    /// The history of the job's run that was running at `ms` (ms since the
+    /// epoch): when it started, and when the job's next run started (none
+    /// while it is the last). Runs that never started took no snapshots.
+    pub async fn run_window(&self, job_id: &str, ms: i64) -> StoreResult<(Option<i64>, Option<i64>)> {
+        let row = sqlx::query(
+            "select (select max(started_ms) from runs where job_id = $1 and started_ms <= $2) as began,
+                    (select min(started_ms) from runs where job_id = $1 and started_ms > $2) as next",
+        )
+        .bind(job_id)
+        .bind(ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("began")?, row.try_get("next")?))
     }
 
     /// The shards of the job's newest run before `except` that recorded

@@ -26,10 +26,6 @@ pub enum WorkerError {
     /// Something the run needs was deleted meanwhile.
     #[error("{0}")]
     Gone(String),
-    /// A service the run needs (its Kafka cluster) did not answer in time;
-    /// the run fails with the reason, as a task that cannot connect does.
-    #[error("{0}")]
-    Unavailable(String),
     /// The metadata store failed.
     #[error("metadata store: {0}")]
     Store(#[from] StoreError),

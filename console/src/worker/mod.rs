@@ -442,14 +442,7 @@ impl Worker {
                 drop(admitting);
                 Ok(())
             }
-            // A Kafka cluster that did not answer in time fails the run as
-            // a task that cannot connect does (it is started again later).
-            Err(
-                e @ (WorkerError::Invalid(_)
-                | WorkerError::Gone(_)
-                | WorkerError::Task(_)
-                | WorkerError::Unavailable(_)),
-            ) => {
+            Err(e @ (WorkerError::Invalid(_) | WorkerError::Gone(_) | WorkerError::Task(_))) => {
                 let message = e.for_tenant();
                 if self.store.move_run(&run.id, RunState::Starting, RunState::Failed).await? {
                     self.store.set_run_error(&run.id, &message).await?;

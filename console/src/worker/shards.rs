@@ -134,9 +134,9 @@ impl Worker {
     /// keys, so each may stand at its own point of the input.
     pub async fn chosen_for_shard(&self, job_id: &str, key: &str, chosen: &str) -> WorkerResult<Option<String>> {
         let taken_ms = chosen.get(..13).and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
-        let began = self.store.run_began_before(job_id, taken_ms).await?.unwrap_or(0);
-        let since = format!("{:013}", began.max(0));
-        let ended = self.store.run_began_after(job_id, taken_ms).await?.map(|ms| format!("{ms:013}"));
+        let (began, next) = self.store.run_window(job_id, taken_ms).await?;
+        let since = format!("{:013}", began.unwrap_or(0).max(0));
+        let ended = next.map(|ms| format!("{ms:013}"));
         let ids = self.snapshots.list(key).await?;
         let same_run: Vec<String> = ids
             .into_iter()
@@ -156,14 +156,14 @@ impl Worker {
         let base_dir = plan::project_files(&self.data_dir, &project.name);
         let key = plan::snapshot_key(&project.name, job, 0, 1);
         let spec = plan::job_spec(deployment, &key, None, &base_dir).map_err(WorkerError::Invalid)?;
-        let counted = tokio::time::timeout(PARTITIONS_TIMEOUT, shard_count(&spec, &connections)).await;
-        let unreachable =
-            |why: String| WorkerError::Unavailable(format!("cannot count the job's input partitions: {why}"));
-        let shards = match counted {
+        let shards = match tokio::time::timeout(PARTITIONS_TIMEOUT, shard_count(&spec, &connections)).await {
             Ok(Ok(shards)) => shards,
-            Ok(Err(e)) if e.retryable() => return Err(unreachable(e.to_string())),
-            Ok(Err(e)) => return Err(WorkerError::Invalid(format!("cannot count the job's input partitions: {e}"))),
-            Err(_) => return Err(unreachable(format!("no answer within {PARTITIONS_TIMEOUT:?}"))),
+            Ok(Err(e)) => return Err(WorkerError::Task(format!("cannot count the job's input partitions: {e}"))),
+            Err(_) => {
+                return Err(WorkerError::Task(format!(
+                    "cannot count the job's input partitions: no answer within {PARTITIONS_TIMEOUT:?}"
+                )));
+            }
         };
         // More partitions than shards: a shard reads several. The count
         // must still divide every input's partitions (co-partitioning).
