@@ -5,7 +5,8 @@ use serde::de::DeserializeOwned;
 
 use crate::buffer::{Buffered, RowBuffer, RowBytes, WriteBuffer};
 use crate::host::{Host, LogLevel, MetricKind, Rejected, RowOp, StateKind, TimeDomain, Timer};
-use crate::state::{MapState, StateOptions, ValueState};
+use crate::state::{MapState, StateOptions, StateValue, ValueState};
+use crate::value_cache::{Lookup, ValueCache};
 use crate::{Error, Key, Result};
 
 /// How many restored values of a state are decoded when it is declared.
@@ -20,6 +21,14 @@ const EMIT_CHUNK_BYTES: usize = 4 << 20;
 /// The same for buffered value-state writes.
 const WRITE_CHUNK: usize = 64 << 10;
 const WRITE_CHUNK_BYTES: usize = 4 << 20;
+/// Decoded value-state entries kept in a call before its writes are
+/// encoded into the write buffer and the cache starts again; also when the
+/// entries read into it hold this many bytes as stored, with their keys
+/// and a fixed overhead each (the decoded size is not known, and the job's
+/// memory has a ceiling).
+const VALUE_CACHE_ENTRIES: usize = 16 << 10;
+const VALUE_CACHE_BYTES: usize = 1 << 20;
+const CACHED_ENTRY_OVERHEAD: usize = 64;
 
 /// The job's view of its host: sinks, dimensions, timers, time, parameters,
 /// logs and metrics. Passed to every [`crate::Job`] method.
@@ -32,6 +41,15 @@ pub struct Context {
     rows: RowBuffer,
     pub(crate) rejected: Vec<Rejected>,
     writes: WriteBuffer,
+    /// Value-state entries of this call, decoded (`value_cache.rs`).
+    values: ValueCache,
+    /// Bytes of the entries read into `values` since it was emptied (see
+    /// `VALUE_CACHE_BYTES`).
+    cached_bytes: usize,
+    /// Declared states' names by handle, for messages.
+    state_names: Vec<(u32, String)>,
+    /// The first state value of this call that did not encode.
+    unwritten: Option<Error>,
     /// Where state values are encoded before they are buffered.
     scratch: Vec<u8>,
     /// Index of the record being processed; `None` inside `on_timer`.
@@ -49,6 +67,10 @@ impl Context {
             rows: RowBuffer::default(),
             rejected: Vec::new(),
             writes: WriteBuffer::default(),
+            values: ValueCache::default(),
+            cached_bytes: 0,
+            state_names: Vec::new(),
+            unwritten: None,
             scratch: Vec::new(),
             origin: None,
         }
@@ -57,19 +79,16 @@ impl Context {
     // ---- state ----
 
     /// Declares a keyed value state.
-    pub fn value_state<T: DeserializeOwned>(&mut self, name: &str) -> Result<ValueState<T>> {
+    pub fn value_state<T: StateValue>(&mut self, name: &str) -> Result<ValueState<T>> {
         self.value_state_with(name, StateOptions::default())
     }
 
     /// Declares a keyed value state with options (TTL).
-    pub fn value_state_with<T: DeserializeOwned>(
-        &mut self,
-        name: &str,
-        options: StateOptions,
-    ) -> Result<ValueState<T>> {
+    pub fn value_state_with<T: StateValue>(&mut self, name: &str, options: StateOptions) -> Result<ValueState<T>> {
         let state = self.declare(name, StateKind::Value, options)?;
         self.check_restored::<T>(name, state)?;
-        Ok(ValueState::new(state, options.ttl.is_none_or(|ttl| !ttl.is_zero())))
+        // The host keeps whole milliseconds: a TTL under one is zero there.
+        Ok(ValueState::new(state, options.ttl.is_none_or(|ttl| ttl.as_millis() != 0)))
     }
 
     /// Declares a keyed map state.
@@ -105,63 +124,122 @@ impl Context {
         Ok(())
     }
 
-    /// A value as this call sees it: its own buffered write, else the
-    /// host's. `own_writes` false: only the host's (a zero TTL makes every
-    /// write invisible at once).
-    pub(crate) fn read_value<T>(
+    /// A value as this call sees it: as the call last read or wrote it
+    /// (kept decoded), else its buffered write, else the host's. Found in
+    /// the buffer or the host, it is kept decoded for the rest of the call.
+    /// `own_writes` false: only the host's (a zero TTL makes every write
+    /// invisible at once).
+    pub(crate) fn read_value<T: Serialize + Clone + 'static>(
         &mut self,
         state: u32,
         key: &[u8],
         own_writes: bool,
-        decode: impl FnOnce(&[u8]) -> Result<T>,
+        decode: impl Fn(&[u8]) -> Result<T>,
     ) -> Result<Option<T>> {
-        if own_writes {
-            match self.writes.get(state, key) {
-                Buffered::Value(bytes) => return decode(bytes).map(Some),
-                Buffered::Removed => return Ok(None),
-                Buffered::Unknown => {}
-            }
+        if !own_writes {
+            return self.host.get(state, key).map(|stored| decode(stored.bytes(&mut [0; 24]))).transpose();
         }
-        self.host.get(state, key).map(|stored| decode(stored.bytes(&mut [0; 24]))).transpose()
+        if let Lookup::Found(value) = self.values.get(state, key, &decode)? {
+            return Ok(value);
+        }
+        let mut stored_len = 0;
+        let value = match self.writes.get(state, key) {
+            Buffered::Value(bytes) => {
+                stored_len = bytes.len();
+                Some(decode(bytes)?)
+            }
+            Buffered::Removed => None,
+            Buffered::Unknown => match self.host.get(state, key) {
+                None => None,
+                Some(stored) => {
+                    let mut small = [0; 24];
+                    let bytes = stored.bytes(&mut small);
+                    stored_len = bytes.len();
+                    Some(decode(bytes)?)
+                }
+            },
+        };
+        self.cached_bytes += key.len() + stored_len + CACHED_ENTRY_OVERHEAD;
+        self.values.cache_read(state, key, value.clone());
+        self.spill_full_cache();
+        Ok(value)
     }
 
-    /// Buffers a value write, encoded by `encode`; the host gets the
-    /// writes of a call at its end.
-    pub(crate) fn write_value(
+    /// Writes a value. A key this call has read is kept decoded and
+    /// encoded at the end of the call, once; a key written without a read
+    /// (a blind write: nothing reads it back in a read-modify-write) is
+    /// encoded at once, as is every write of a zero-TTL state, so a job's
+    /// writes never pile up decoded.
+    pub(crate) fn write_value<T: Serialize + Clone + 'static>(
         &mut self,
         state: u32,
         key: &[u8],
-        encode: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+        own_writes: bool,
+        value: &T,
     ) -> Result<()> {
-        let mut value = std::mem::take(&mut self.scratch);
-        value.clear();
-        let encoded = encode(&mut value);
-        if encoded.is_ok() {
-            self.writes.put(state, key, Some(&value));
+        if own_writes && self.values.write(state, key, Some(value)) {
+            return Ok(());
         }
-        self.scratch = value;
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
+        let encoded = crate::codec::encode_into(&mut bytes, value);
+        if encoded.is_ok() {
+            self.writes.put(state, key, Some(&bytes));
+        }
+        self.scratch = bytes;
         encoded?;
         self.flush_full_writes();
         Ok(())
     }
 
-    /// Buffers the removal of a value.
-    pub(crate) fn remove_value(&mut self, state: u32, key: &[u8]) {
+    /// Removes a value, as [`Context::write_value`] writes one.
+    pub(crate) fn remove_value<T: Serialize + Clone + 'static>(&mut self, state: u32, key: &[u8], own_writes: bool) {
+        if own_writes && self.values.write::<T>(state, key, None) {
+            return;
+        }
         self.writes.put(state, key, None);
         self.flush_full_writes();
     }
 
-    fn flush_full_writes(&mut self) {
-        if self.writes.len() >= WRITE_CHUNK || self.writes.data_len() >= WRITE_CHUNK_BYTES {
-            self.flush_writes();
+    fn spill_full_cache(&mut self) {
+        if self.values.len() >= VALUE_CACHE_ENTRIES || self.cached_bytes >= VALUE_CACHE_BYTES {
+            self.spill_cache();
         }
+    }
+
+    /// Encodes the cache's writes into the write buffer (handing it to the
+    /// host whenever it is full) and empties the cache. A value that does
+    /// not encode is reported when the call ends.
+    fn spill_cache(&mut self) {
+        self.cached_bytes = 0;
+        let (writes, host) = (&mut self.writes, &mut self.host);
+        let drained = self.values.drain_writes(|state, key, value| {
+            writes.put(state, key, value);
+            flush_if_full(writes, host.as_mut());
+        });
+        if let Err(failed) = drained
+            && self.unwritten.is_none()
+        {
+            let name = self.state_names.iter().find(|(id, _)| *id == failed.state).map_or("?", |(_, n)| n.as_str());
+            let key = String::from_utf8_lossy(&failed.key);
+            self.unwritten = Some(Error::fatal(format!("state `{name}`, key `{key}`: {}", failed.error)));
+        }
+    }
+
+    fn flush_full_writes(&mut self) {
+        flush_if_full(&mut self.writes, self.host.as_mut());
     }
 
     fn declare(&mut self, name: &str, kind: StateKind, options: StateOptions) -> Result<u32> {
         let ttl_ms = options.ttl.map(|ttl| ttl.as_millis() as u64);
-        self.host
+        let state = self
+            .host
             .declare_state(name, kind, ttl_ms)
-            .map_err(|e| Error::fatal(format!("cannot declare state `{name}`: {e}")))
+            .map_err(|e| Error::fatal(format!("cannot declare state `{name}`: {e}")))?;
+        if !self.state_names.iter().any(|(id, _)| *id == state) {
+            self.state_names.push((state, name.to_owned()));
+        }
+        Ok(state)
     }
 
     // ---- output ----
@@ -242,13 +320,17 @@ impl Context {
 
     /// Hands buffered rows, rejections and state writes to the host: at
     /// the end of every call, so the host holds all state between calls.
-    pub(crate) fn flush(&mut self) {
+    /// `Err`: a state value written in the call does not encode (every
+    /// other write still reaches the host).
+    pub(crate) fn flush(&mut self) -> Result<()> {
         self.flush_rows();
         if !self.rejected.is_empty() {
             self.host.reject(&self.rejected);
             self.rejected.clear();
         }
+        self.spill_cache();
         self.flush_writes();
+        self.unwritten.take().map_or(Ok(()), Err)
     }
 
     // ---- dimensions ----
@@ -378,6 +460,14 @@ impl Context {
             }
         };
         self.host.record_metric(id, value);
+    }
+}
+
+/// Hands the buffered state writes to the host when they reach a chunk.
+fn flush_if_full(writes: &mut WriteBuffer, host: &mut dyn Host) {
+    if writes.len() >= WRITE_CHUNK || writes.data_len() >= WRITE_CHUNK_BYTES {
+        host.write(&writes.writes);
+        writes.clear();
     }
 }
 

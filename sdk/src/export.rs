@@ -16,8 +16,8 @@ pub(crate) const NO_EVENT_TIME: i64 = i64::MIN;
 pub fn process_batch<J: Job>(job: &mut J, ctx: &mut Context, batch: &Batch) -> Result<(), String> {
     let result = process_records(job, ctx, batch);
     ctx.origin = None;
-    ctx.flush();
-    result
+    let flushed = ctx.flush();
+    result.and(flushed.map_err(message))
 }
 
 fn process_records<J: Job>(job: &mut J, ctx: &mut Context, batch: &Batch) -> Result<(), String> {
@@ -72,9 +72,7 @@ fn process_records<J: Job>(job: &mut J, ctx: &mut Context, batch: &Batch) -> Res
     if n > 0 {
         // Rows of the batch's aggregate take the id of its last record.
         ctx.origin = Some(n as u32 - 1);
-        job.finish_batch(ctx).map_err(|e| match e {
-            Error::Record(m) | Error::Fatal(m) => m,
-        })?;
+        job.finish_batch(ctx).map_err(message)?;
     }
     Ok(())
 }
@@ -85,25 +83,31 @@ pub fn fire_timers<J: Job>(job: &mut J, ctx: &mut Context, timers: &[Timer]) -> 
     for (index, timer) in timers.iter().enumerate() {
         ctx.origin = Some(index as u32);
         if let Err(e) = job.on_timer(ctx, timer) {
-            result = Err(match e {
-                Error::Record(reason) | Error::Fatal(reason) => reason,
-            });
+            result = Err(message(e));
             break;
         }
     }
     ctx.origin = None;
-    ctx.flush();
-    result
+    let flushed = ctx.flush();
+    result.and(flushed.map_err(message))
+}
+
+/// An error's message, where every error is fatal (the end of a call,
+/// `finish_batch`, timers, `open`).
+fn message(e: Error) -> String {
+    match e {
+        Error::Record(m) | Error::Fatal(m) => m,
+    }
 }
 
 /// Opens a job against a host.
 pub(crate) fn open<J: Job>(mut ctx: Context) -> Result<(Context, J), String> {
     match J::open(&mut ctx) {
         Ok(job) => {
-            ctx.flush();
+            ctx.flush().map_err(message)?;
             Ok((ctx, job))
         }
-        Err(Error::Record(m) | Error::Fatal(m)) => Err(m),
+        Err(e) => Err(message(e)),
     }
 }
 

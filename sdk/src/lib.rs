@@ -43,6 +43,7 @@ mod key;
 mod record;
 mod state;
 pub mod testing;
+mod value_cache;
 #[cfg(target_arch = "wasm32")]
 mod wasm_host;
 
@@ -52,7 +53,7 @@ pub use host::{LogLevel, MetricKind, RowOp, TimeDomain, Timer};
 pub use key::Key;
 pub use record::{Position, Record};
 pub use sluice_sdk_macros::job;
-pub use state::{MapState, StateOptions, ValueState};
+pub use state::{MapState, StateOptions, StateValue, ValueState};
 
 /// The job author's guide: every Rust sample in it is compiled and run as a
 /// doctest of this crate.
@@ -129,7 +130,8 @@ pub trait Job: Sized + 'static {
 pub mod prelude {
     pub use crate::helpers::{CountDistinct, LastValue, TumblingWindow, WindowResult};
     pub use crate::{
-        Context, Error, Job, Key, MapState, Record, Result, StateKeying, StateOptions, TimeDomain, Timer, ValueState,
+        Context, Error, Job, Key, MapState, Record, Result, StateKeying, StateOptions, StateValue, TimeDomain, Timer,
+        ValueState,
     };
 }
 

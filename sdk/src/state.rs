@@ -20,13 +20,25 @@ impl StateOptions {
     }
 }
 
+/// What a [`ValueState`] can hold: any type serde can store that can be
+/// cloned (values read or written in a call are kept decoded in the job,
+/// and a read hands out a clone).
+pub trait StateValue: Serialize + DeserializeOwned + Clone + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Clone + 'static> StateValue for T {}
+
 /// One value of type `T` per key, held by the host. Values are stored as
 /// MessagePack with field names (`codec.rs`), so adding an `Option` or
 /// `#[serde(default)]` field to `T` keeps old snapshots readable.
 ///
-/// Writes are buffered in the job and reach the host at the end of the
-/// call (reads see them at once): a read-modify-write per record costs one
-/// host call.
+/// Within a call (a batch, or a round of timers), a key once read is kept
+/// decoded in the job: later reads are clones, writes replace the kept
+/// value, and the writes reach the host at the end of the call, encoded
+/// once per key. A key touched by every record of a batch costs one host
+/// call, one decode and one encode per batch (hence `T: Clone`). A write
+/// of a key the call has not read is encoded at once. Exceptions: a state
+/// with a zero TTL reads the host every time, and a call touching more
+/// than 16 Ki keys, or 1 MiB of stored values, starts its cache again.
 #[derive(Debug)]
 pub struct ValueState<T> {
     id: u32,
@@ -48,17 +60,21 @@ impl<T> ValueState<T> {
     }
 }
 
-impl<T: Serialize + DeserializeOwned> ValueState<T> {
+impl<T: StateValue> ValueState<T> {
     pub fn get(&self, ctx: &mut Context, key: &(impl Key + ?Sized)) -> Result<Option<T>> {
         ctx.read_value(self.id, &key.key_bytes(), self.own_writes, decode)
     }
 
+    /// Sets the value of `key`. A value that does not serialize is an
+    /// error here for a key the call has not read, and fails the call when
+    /// it ends for one it has (naming the state and key; the call's other
+    /// writes are kept).
     pub fn set(&self, ctx: &mut Context, key: &(impl Key + ?Sized), value: &T) -> Result<()> {
-        ctx.write_value(self.id, &key.key_bytes(), |out| encode_into(out, value))
+        ctx.write_value(self.id, &key.key_bytes(), self.own_writes, value)
     }
 
     pub fn remove(&self, ctx: &mut Context, key: &(impl Key + ?Sized)) {
-        ctx.remove_value(self.id, &key.key_bytes());
+        ctx.remove_value::<T>(self.id, &key.key_bytes(), self.own_writes);
     }
 }
 

@@ -61,7 +61,7 @@ struct UserOrder {
 }
 
 /// A row of the `last_order` view.
-#[derive(Serialize, Deserialize, PartialEq)]
+#[derive(Serialize, Deserialize, PartialEq, Clone)]
 struct LastOrder {
     order_no: Option<String>,
     customer_tel: Option<String>,
@@ -70,7 +70,7 @@ struct LastOrder {
 }
 
 /// The running aggregate of one hour, besides its distinct counts.
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, Clone)]
 struct HourTotals {
     /// Users whose last order falls in this hour; 0 means the group is gone.
     users: u64,

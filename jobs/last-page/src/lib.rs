@@ -16,7 +16,6 @@
 //! A row is emitted (an upsert) only when the group's values change.
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sluice_sdk::prelude::*;
 
 mod cases;
@@ -35,19 +34,21 @@ struct UserLog {
 }
 
 /// The last page of one (account_id, device_id) group: the aggregated columns.
-#[derive(Serialize, Deserialize, PartialEq)]
+#[derive(Serialize, Deserialize, PartialEq, Clone)]
 struct Page {
     bury_point_type: Option<String>,
     page_name: Option<String>,
 }
 
-/// A row of `user_last_log`.
+/// A row of `user_last_log`. (Its columns are listed rather than
+/// `#[serde(flatten)]`ed from a `Page`: flattening serializes through a
+/// map, at every emitted row.)
 #[derive(Serialize)]
 struct UserLastLog {
     account_id: String,
     device_id: Option<String>,
-    #[serde(flatten)]
-    last: Page,
+    bury_point_type: Option<String>,
+    page_name: Option<String>,
 }
 
 pub struct LastPage {
@@ -69,9 +70,7 @@ impl Job for LastPage {
         let Some(account_id) = log.account_id else {
             return Ok(()); // where account_id is not null
         };
-        // The group key as JSON rather than the SDK's `a|b` tuple key: ids
-        // may contain `|`, and a null device_id is its own group.
-        let group = json!([account_id, log.device_id]).to_string();
+        let group = group_key(&account_id, log.device_id.as_deref());
 
         // Flink's LAST_VALUE skips nulls: a null keeps the previous value.
         let previous = self.last.get(ctx, &group)?;
@@ -84,6 +83,29 @@ impl Job for LastPage {
             return Ok(()); // same page again: the sink row already says so
         }
         self.last.set(ctx, &group, &current)?;
-        ctx.emit(SINK, &UserLastLog { account_id, device_id: log.device_id, last: current })
+        let Page { bury_point_type, page_name } = current;
+        ctx.emit(SINK, &UserLastLog { account_id, device_id: log.device_id, bury_point_type, page_name })
+    }
+}
+
+/// The state key of an (account_id, device_id) group: the pair as JSON
+/// (`["a","d"]`, `["a",null]`) rather than the SDK's `a|b` tuple key, since
+/// ids may contain `|` and a null device_id is its own group. Written
+/// straight from the pair, without a JSON tree; the text is the one
+/// `json!([account_id, device_id]).to_string()` gives, which earlier
+/// versions stored.
+fn group_key(account_id: &str, device_id: Option<&str>) -> String {
+    serde_json::to_string(&(account_id, device_id)).expect("strings serialize")
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn group_keys_are_the_json_pair_earlier_versions_stored() {
+        for (account, device) in [("a", Some("d")), ("a", None), ("x|y", Some("\"q\" \\ é\n")), ("", Some(""))] {
+            assert_eq!(group_key(account, device), serde_json::json!([account, device]).to_string());
+        }
     }
 }

@@ -39,7 +39,7 @@ pub enum Cell {
 }
 
 /// Users who registered on one day through one channel, and how far they got.
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, Clone)]
 pub struct FunnelTotals {
     registered: i64,
     applied: i64,
@@ -48,7 +48,7 @@ pub struct FunnelTotals {
 }
 
 /// Applications of one day and product type, by the class of their status.
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, Clone)]
 pub struct ApprovalTotals {
     applied: i64,
     auditing: i64,
@@ -57,7 +57,7 @@ pub struct ApprovalTotals {
 }
 
 /// Loans disbursed on one day, of one product type.
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, Clone)]
 pub struct DisbursementTotals {
     loans: i64,
     first_loans: i64,
@@ -66,7 +66,7 @@ pub struct DisbursementTotals {
 
 /// Loans disbursed in one month, and in which month on book each first
 /// reached 1+ and 30+ days past due (offset -> loans).
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, Clone)]
 pub struct VintageMonth {
     loans: i64,
     dpd1: BTreeMap<i64, i64>,
@@ -74,7 +74,7 @@ pub struct VintageMonth {
 }
 
 /// Job-wide facts: the data clock and the months that had disbursements.
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Serialize, Deserialize, Default, Clone)]
 pub struct Meta {
     /// The latest event time seen on any input (never goes back).
     pub clock: Option<i64>,
@@ -260,7 +260,7 @@ impl LendingReport {
 }
 
 /// Stores an aggregate, or removes it once its group is empty.
-fn store<K: Key + ?Sized, T: Serialize + serde::de::DeserializeOwned>(
+fn store<K: Key + ?Sized, T: StateValue>(
     ctx: &mut Context,
     state: &ValueState<T>,
     key: &K,

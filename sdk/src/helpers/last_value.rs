@@ -1,7 +1,4 @@
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::{Context, Key, Result, StateOptions, ValueState};
+use crate::{Context, Key, Result, StateOptions, StateValue, ValueState};
 
 /// The last value seen per key — Flink SQL's `last_value(..) ... group by key`.
 /// `update` returns the value it replaced, so a job can retract the old
@@ -11,7 +8,7 @@ pub struct LastValue<T> {
     state: ValueState<T>,
 }
 
-impl<T: Serialize + DeserializeOwned> LastValue<T> {
+impl<T: StateValue> LastValue<T> {
     pub fn open(ctx: &mut Context, name: &str) -> Result<Self> {
         Self::open_with(ctx, name, StateOptions::default())
     }

@@ -10,7 +10,8 @@ builds the binaries and installs PyFlink first; see docs/BENCHMARKS.md.
 Environment: BENCH_EVENTS (1000000), BENCH_RUNS (3), BENCH_SEED (17),
 BENCH_MALFORMED (0.002), BENCH_FLINK_CONFIGS (default,minibatch),
 BENCH_KAFKA (1: also hourly-premium from Kafka into PostgreSQL),
-BENCH_KAFKA_RUNS (BENCH_RUNS), SLUICE
+BENCH_KAFKA_RUNS (BENCH_RUNS), BENCH_CPUS (unset; e.g. 0: both engines
+pinned to CPU 0, the single-core comparison), SLUICE
 (the binary), BENCH_COMPONENTS (the jobs' .wasm directory), BENCH_PG
 (postgresql://postgres@127.0.0.1:5432/test), BENCH_KAFKA_BROKERS
 (127.0.0.1:19092).
@@ -238,7 +239,8 @@ def main():
     load = os.getloadavg()
     report = [
         f"Measured {date.today()} on {platform.node()} ({os.cpu_count()} cores, {platform.processor() or platform.machine()}), "
-        f"{EVENTS:,} events per job, seed {SEED}, {RUNS} runs; load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; "
+        f"{EVENTS:,} events per job, seed {SEED}, {RUNS} runs, "
+        f"{'engines pinned to CPU(s) ' + measure.CPUS if measure.CPUS else 'engines on all CPUs'}; load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}; "
         f"{time.time() - started:.0f} s in all.",
         "",
         *table_lines(lines),

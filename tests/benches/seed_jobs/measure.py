@@ -51,16 +51,28 @@ class Run:
         self.wall, self.first_row, self.end, self.cpu, self.returncode = wall, first_row, end, cpu, returncode
 
 
+# BENCH_CPUS (e.g. "0"): every engine's process runs on these CPUs only
+# (`taskset -c`, inherited by its threads and children, PyFlink's JVM
+# included): issue 17's "single core" comparison. Unset: all CPUs.
+CPUS = os.environ.get("BENCH_CPUS", "")
+
+
+def pinned(cmd):
+    """`cmd`, restricted to BENCH_CPUS when it is set."""
+    return ["taskset", "-c", CPUS, *cmd] if CPUS else list(cmd)
+
+
 def run(cmd, outputs, stdout, stderr, env=None, cwd=None, end_marker=None, first_row_probe=None):
-    """Runs `cmd` to its end. `outputs`: files whose first byte is the first
-    result row. `end_marker(stderr_text, start_epoch)` may return when the
-    job itself finished (seconds from start), else the process exit counts.
-    `first_row_probe()` replaces the output files for sinks that are not files."""
+    """Runs `cmd` to its end (on BENCH_CPUS). `outputs`: files whose first
+    byte is the first result row. `end_marker(stderr_text, start_epoch)` may
+    return when the job itself finished (seconds from start), else the
+    process exit counts. `first_row_probe()` replaces the output files for
+    sinks that are not files."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(stdout, "wb") as out, open(stderr, "wb") as err:
         start_epoch = time.time()
         start = time.monotonic()
-        process = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
+        process = subprocess.Popen(pinned(cmd), stdout=out, stderr=err, env=env, cwd=cwd)
         first_row = None
         while process.poll() is None:
             if first_row is None:
