@@ -308,3 +308,70 @@ async fn keyed_counts_are_exact_after_kills_and_restores() {
     let got: std::collections::BTreeMap<String, i64> = got.into_iter().collect();
     assert_eq!(got, want, "every record counted exactly once after {kills} kills");
 }
+
+/// One job feeding another through a topic (issue 19's hop): the upstream
+/// job forwards orders to `mid` with row ids, the downstream job counts
+/// them per user with `dedup_by_row_id`. Both are aborted at every crash
+/// point and killed mid-run; each kill of the upstream makes it write again
+/// the rows since its last snapshot. The counts are exact, and a control
+/// downstream run without dedup over the same topic counts those again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_job_feeding_another_through_kafka_is_applied_once() {
+    let (brokers, topic, data) = produce_orders(EVENTS).await;
+    let mid = unique_topic("recovery-mid");
+    create_topic(&brokers, &mid, 3).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
+    let run = std::process::id();
+    let small = "[batch]\nmax_records = 200\n[snapshot]\ninterval = \"150ms\"\n";
+
+    let upstream = tmp.path().join("forward.toml");
+    std::fs::write(
+        &upstream,
+        format!(
+            "name = \"hop_forward_{run}\"\ncomponent = \"unused.wasm\"\n\
+             [sources.orders]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nbounded = true\n\
+             [sinks.out]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{mid}\"\nrow_id_header = true\n{small}"
+        ),
+    )
+    .unwrap();
+    let (kills, restores) = run_with_kills("bench_passthrough", &upstream, &dir("up"), &brokers, &KILLS_AFTER_MS);
+    assert!(kills >= 3 && restores >= 3, "upstream killed {kills} times mid-run, {restores} restores");
+
+    let count_spec = |name: &str, dedup: bool| {
+        let table = format!("recovery_hop_{name}_{run}");
+        let spec = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &spec,
+            format!(
+                "name = \"hop_{name}_{run}\"\ncomponent = \"unused.wasm\"\n\
+                 [sources.orders]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{mid}\"\nbounded = true\n\
+                 dedup_by_row_id = {dedup}\n\
+                 [sinks.counts]\nkind = \"sql\"\nconnection = \"warehouse\"\ntable = \"{table}\"\n\
+                 primary_key = [\"user\"]\ncreate_table = true\n\
+                 columns = {{ user = \"varchar(16)\", events = \"bigint\" }}\n{small}"
+            ),
+        )
+        .unwrap();
+        (spec, table)
+    };
+    let (deduped, deduped_table) = count_spec("deduped", true);
+    let (kills, restores) = run_with_kills("guest_keyed_count", &deduped, &dir("down"), &brokers, &KILLS_AFTER_MS);
+    assert!(kills >= 3 && restores >= 3, "downstream killed {kills} times mid-run, {restores} restores");
+    let (plain, plain_table) = count_spec("plain", false);
+    finish(start("guest_keyed_count", &plain, &dir("plain"), &brokers));
+
+    let mut want: std::collections::BTreeMap<String, i64> = Default::default();
+    for (_, key, _) in &data {
+        *want.entry(key.clone()).or_default() += 1;
+    }
+    let counts = |rows: Vec<Vec<String>>| -> std::collections::BTreeMap<String, i64> {
+        rows.into_iter().map(|r| (r[0].clone(), r[1].parse().unwrap())).collect()
+    };
+    let select = "select \"user\", events::text from {table}";
+    let got = counts(take_rows(&deduped_table, select).await);
+    let plain = counts(take_rows(&plain_table, select).await);
+    assert_eq!(got, want, "every order counted exactly once downstream");
+    let (replayed, total) = (plain.values().sum::<i64>(), data.len() as i64);
+    assert!(replayed > total, "the kills made the upstream write rows again ({replayed} rows for {total} orders)");
+}

@@ -18,6 +18,8 @@ const NO_ORIGIN: u32 = u32::MAX;
 const ROW_DELETE: u8 = 1;
 /// `rows.flags` bit: the row's spans are in the input batch's data.
 const ROW_FORWARDED: u8 = 2;
+/// `rows.flags` bit: the row is of the batch as a whole (`finish_batch`).
+const ROW_OF_BATCH: u8 = 4;
 /// Value length of a write that removes its key (`writes.spans`).
 const REMOVED: u32 = u32::MAX;
 
@@ -59,11 +61,15 @@ impl RowBuffer {
         sink: u32,
         op: RowOp,
         origin: Option<u32>,
+        of_batch: bool,
         bytes: RowBytes<'_>,
         value: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
         let r = &mut self.rows;
         let mut flags = if op == RowOp::Delete { ROW_DELETE } else { 0 };
+        if of_batch {
+            flags |= ROW_OF_BATCH;
+        }
         let spans = match bytes {
             RowBytes::Forwarded(spans) => {
                 flags |= ROW_FORWARDED;
@@ -255,19 +261,20 @@ mod tests {
     #[test]
     fn rows_keep_own_and_forwarded_bytes_apart() {
         let mut b = RowBuffer::default();
-        b.push::<()>(0, RowOp::Upsert, Some(3), RowBytes::Own(Some(b"k")), |d| {
+        b.push::<()>(0, RowOp::Upsert, Some(3), false, RowBytes::Own(Some(b"k")), |d| {
             d.extend_from_slice(b"{}");
             Ok(())
         })
         .unwrap();
-        b.push::<()>(1, RowOp::Delete, None, RowBytes::Own(None), |d| {
+        b.push::<()>(1, RowOp::Delete, None, false, RowBytes::Own(None), |d| {
             d.extend_from_slice(b"{\"a\":1}");
             Ok(())
         })
         .unwrap();
-        b.push::<()>(0, RowOp::Upsert, Some(4), RowBytes::Forwarded([10, 2, 12, 30]), |_| unreachable!()).unwrap();
+        b.push::<()>(0, RowOp::Upsert, Some(4), true, RowBytes::Forwarded([10, 2, 12, 30]), |_| unreachable!())
+            .unwrap();
         assert_eq!(
-            b.push(0, RowOp::Upsert, None, RowBytes::Own(Some(b"lost")), |d| {
+            b.push(0, RowOp::Upsert, None, false, RowBytes::Own(Some(b"lost")), |d| {
                 d.extend_from_slice(b"half");
                 Err("fails")
             }),
@@ -276,7 +283,7 @@ mod tests {
         let r = &b.rows;
         assert_eq!(r.data, b"k{}{\"a\":1}", "a failed row leaves nothing behind");
         assert_eq!(r.sinks, [0, 1, 0]);
-        assert_eq!(r.flags, [0, ROW_DELETE, ROW_FORWARDED]);
+        assert_eq!(r.flags, [0, ROW_DELETE, ROW_FORWARDED | ROW_OF_BATCH]);
         assert_eq!(r.spans, [0, 1, 1, 2, 0, NO_KEY, 3, 7, 10, 2, 12, 30]);
         assert_eq!(r.origins, [3, NO_ORIGIN, 4]);
     }

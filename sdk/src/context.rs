@@ -54,6 +54,8 @@ pub struct Context {
     scratch: Vec<u8>,
     /// Index of the record being processed; `None` inside `on_timer`.
     pub(crate) origin: Option<u32>,
+    /// Whether rows emitted now are of the batch as a whole (`finish_batch`).
+    pub(crate) of_batch: bool,
 }
 
 impl Context {
@@ -73,6 +75,7 @@ impl Context {
             unwritten: None,
             scratch: Vec::new(),
             origin: None,
+            of_batch: false,
         }
     }
 
@@ -297,7 +300,7 @@ impl Context {
         bytes: RowBytes<'_>,
         value: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<()> {
-        self.rows.push(sink, op, self.origin, bytes, value)?;
+        self.rows.push(sink, op, self.origin, self.of_batch, bytes, value)?;
         if self.rows.len() >= EMIT_CHUNK || self.rows.data_len() >= EMIT_CHUNK_BYTES {
             self.flush_rows();
         }

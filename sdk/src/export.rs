@@ -70,9 +70,14 @@ fn process_records<J: Job>(job: &mut J, ctx: &mut Context, batch: &Batch) -> Res
         }
     }
     if n > 0 {
-        // Rows of the batch's aggregate take the id of its last record.
+        // Rows of the batch as a whole take the id of its last record, and
+        // say so: which records they sum up depends on where the batch
+        // ended, which a replay may change.
         ctx.origin = Some(n as u32 - 1);
-        job.finish_batch(ctx).map_err(message)?;
+        ctx.of_batch = true;
+        let finished = job.finish_batch(ctx).map_err(message);
+        ctx.of_batch = false;
+        finished?;
     }
     Ok(())
 }

@@ -110,8 +110,10 @@ pub trait Job: Sized + 'static {
     /// mini-batch aggregation does. An upsert sink needs only a key's last
     /// row, so this gives the same table with fewer rows to encode and
     /// write. Rows emitted here take their id from the batch's last record,
+    /// marked as the batch's (`batch/<source>/<partition>/<offset>/<n>`),
     /// so they suit upsert sinks (keyed by their primary key), not append
-    /// sinks, whose rows would depend on where batches begin and end. An
+    /// sinks, whose rows would depend on where batches begin and end; a
+    /// downstream job's `dedup_by_row_id` passes them unchecked. An
     /// error returned here fails the task: there is no one record to reject.
     fn finish_batch(&mut self, ctx: &mut Context) -> Result<()> {
         let _ = ctx;

@@ -152,6 +152,10 @@ impl Host for TestHost {
                 "state `{name}` is declared after `open`: declare every state in `Job::open` (a function job keeps none)"
             ));
         }
+        // As the runtime: `sluice.` names are the platform's.
+        if name.starts_with("sluice.") {
+            return Err(format!("state `{name}`: names starting with `sluice.` are the platform's; rename it"));
+        }
         if let Some(i) = s.states.iter().position(|t| t.name == name) {
             let table = &mut s.states[i];
             if table.kind.is_some_and(|k| k != kind) {

@@ -3,7 +3,10 @@
 //! (a) Kafka -> WASM passthrough -> Kafka, against a plain rdkafka
 //!     consume -> produce loop on the same broker and data (the I/O ceiling);
 //! (b) Kafka -> WASM passthrough -> PostgreSQL upsert, in rows/s on one
-//!     connection.
+//!     connection;
+//! (c) the hop between two jobs: the passthrough writing row ids
+//!     (`row_id_header`), and a second passthrough reading that topic with
+//!     `dedup_by_row_id` against the same without it.
 //!
 //! `cargo bench -p sluice-tests --bench pipeline` (starts Tansu through
 //! scripts/tansu.sh when it is not up; PostgreSQL must be up). `BENCH_RECORDS`
@@ -100,9 +103,14 @@ async fn plain_copy(brokers: &str, input: &str, out: &str, n: usize) -> Duration
 /// Runs the passthrough job from `input` to the sink in `sink_toml` until `n`
 /// records went in, then stops it (which flushes its sinks).
 async fn sluice_copy(brokers: &str, input: &str, sink_toml: &str, n: usize) -> Duration {
+    sluice_copy_with(brokers, input, "", sink_toml, n).await
+}
+
+/// [`sluice_copy`] with `source_toml` added to the source's table.
+async fn sluice_copy_with(brokers: &str, input: &str, source_toml: &str, sink_toml: &str, n: usize) -> Duration {
     let spec = format!(
         "name = \"bench\"\ncomponent = \"unused.wasm\"\n[batch]\nmax_records = 4096\n\
-         [sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{input}\"\nproperties = {{ \"fetch.wait.max.ms\" = \"{}\" }}\n{sink_toml}\n\
+         [sources.in]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{input}\"\nproperties = {{ \"fetch.wait.max.ms\" = \"{}\" }}\n{source_toml}{sink_toml}\n\
          [dead_letter]\nkind = \"memory\"\n",
         fetch_wait()
     );
@@ -188,4 +196,33 @@ async fn main() {
     sqlx::query(&format!("drop table {table}")).execute(&pool).await.unwrap();
     println!("| (b) Kafka -> WASM passthrough -> PostgreSQL upsert (1 connection) | {:.0} | — |", rate(n, pg));
     assert_eq!(rows as usize, n, "every record is a row");
+
+    // (c) One job's output, with row ids, read by another with and without
+    // dedup, alternating.
+    let kafka_sink = |topic: &str, ids: bool| {
+        format!("[sinks.out]\nkind = \"kafka\"\nconnection = \"events\"\ntopic = \"{topic}\"\nrow_id_header = {ids}\n")
+    };
+    let hop = unique_topic("bench-hop");
+    create_topic(&brokers, &hop, 1).await;
+    let stamped = sluice_copy(&brokers, &input, &kafka_sink(&hop, true), n).await;
+    let (mut plain, mut dedup) = (Duration::MAX, Duration::MAX);
+    for _ in 0..ROUNDS {
+        let (plain_out, dedup_out) = (unique_topic("bench-hop-plain"), unique_topic("bench-hop-dedup"));
+        create_topic(&brokers, &plain_out, 1).await;
+        create_topic(&brokers, &dedup_out, 1).await;
+        plain = plain.min(sluice_copy(&brokers, &hop, &kafka_sink(&plain_out, false), n).await);
+        let dedup_source = "dedup_by_row_id = true\n";
+        dedup = dedup.min(sluice_copy_with(&brokers, &hop, dedup_source, &kafka_sink(&dedup_out, false), n).await);
+    }
+    println!(
+        "| (c) Kafka -> WASM passthrough -> Kafka with `row_id_header` (one run) | {:.0} | {:.0}% |",
+        rate(n, stamped),
+        100.0 * ceiling.as_secs_f64() / stamped.as_secs_f64()
+    );
+    println!("| (c) that topic -> WASM passthrough -> Kafka | {:.0} | — |", rate(n, plain));
+    println!(
+        "| (c) that topic -> WASM passthrough -> Kafka, `dedup_by_row_id` | {:.0} | {:.0}% of the line above |",
+        rate(n, dedup),
+        100.0 * plain.as_secs_f64() / dedup.as_secs_f64()
+    );
 }

@@ -3,6 +3,7 @@
 
 mod dimension_fences;
 mod kafka;
+mod kafka_hop;
 mod redis;
 mod sql;
 mod sql_hardening;

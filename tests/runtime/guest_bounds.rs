@@ -237,6 +237,20 @@ async fn a_rejection_reason_is_cut() {
     assert_eq!(reason, cut('x', REASON));
 }
 
+// ---- the platform's state ----
+
+#[tokio::test]
+async fn a_job_cannot_declare_the_platforms_state() {
+    let job = "platform-state";
+    let run = run_bounded_with(job, BOUNDED, &[("open", "platform-state")], ok_batches(1, 1)).await;
+    let error = run.instance_error(job).to_string();
+    assert!(
+        error.contains("state `sluice.applied_origins`: names starting with `sluice.` are the platform's"),
+        "{error}"
+    );
+    assert_nothing_delivered(&run, job);
+}
+
 // ---- a loop in open ----
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod hostile;
 mod lease;
 mod load;
 mod parity;
+mod row_ids;
 mod s3_server;
 mod snapshots;
 mod state_cost;

@@ -167,6 +167,7 @@ impl RunningJob {
                 epoch: t.epoch,
                 records_in: TaskMetrics::get(&t.metrics.records_in),
                 records_out: TaskMetrics::get(&t.metrics.records_out),
+                replays_dropped: TaskMetrics::get(&t.metrics.replays_dropped),
             })
             .collect()
     }
@@ -213,6 +214,10 @@ pub struct TaskStatus {
     pub epoch: i64,
     pub records_in: u64,
     pub records_out: u64,
+    /// Records its `dedup_by_row_id` sources dropped as replays of rows it
+    /// had applied.
+    #[serde(default)]
+    pub replays_dropped: u64,
 }
 
 /// The operator's settings of a worker.

@@ -124,8 +124,25 @@ impl PartitionGroup {
 /// deterministic id, the same on every replay.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RowOrigin {
-    Record { source: u32, partition: i32, offset: i64 },
-    Timer { domain: TimeDomain, time: i64, key: Vec<u8>, tag: String },
+    Record {
+        source: u32,
+        partition: i32,
+        offset: i64,
+    },
+    /// A row of a batch as a whole (mini-batch output), at the position of
+    /// the batch's last record: which records the batch held depends on
+    /// the run, so unlike a record's rows, a replay may give other ones.
+    Batch {
+        source: u32,
+        partition: i32,
+        offset: i64,
+    },
+    Timer {
+        domain: TimeDomain,
+        time: i64,
+        key: Vec<u8>,
+        tag: String,
+    },
     Open,
 }
 
@@ -138,12 +155,16 @@ pub struct RowId {
 }
 
 impl RowId {
-    /// Text form, e.g. `orders/0/1234/0` or `timer/event/1700000000000/6b6579/window/0`.
+    /// Text form, e.g. `orders/0/1234/0`, `batch/orders/0/1234/0` or
+    /// `timer/event/1700000000000/6b6579/window/0`.
     pub fn render(&self, source_names: &[String]) -> String {
+        let name = |source: &u32| source_names.get(*source as usize).map_or("?", String::as_str);
         match &self.origin {
             RowOrigin::Record { source, partition, offset } => {
-                let name = source_names.get(*source as usize).map_or("?", String::as_str);
-                format!("{name}/{partition}/{offset}/{}", self.emit_index)
+                format!("{}/{partition}/{offset}/{}", name(source), self.emit_index)
+            }
+            RowOrigin::Batch { source, partition, offset } => {
+                format!("batch/{}/{partition}/{offset}/{}", name(source), self.emit_index)
             }
             RowOrigin::Timer { domain, time, key, tag } => {
                 let domain = match domain {

@@ -103,7 +103,10 @@ impl SinkSpec {
     /// See [`SourceSpec::check`].
     pub fn check(&self) -> Result<(), String> {
         match self {
-            SinkSpec::Kafka(c) => kafka_properties(&c.properties),
+            SinkSpec::Kafka(c) => {
+                kafka_properties(&c.properties)?;
+                c.check_row_ids()
+            }
             SinkSpec::Sql(c) => c.check(),
             SinkSpec::File(_) | SinkSpec::Memory(_) => Ok(()),
         }

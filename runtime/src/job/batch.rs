@@ -123,6 +123,30 @@ impl RecordBatch {
         self.records.clear();
     }
 
+    /// Keeps the records whose entry of `keep` is true, in order (a record
+    /// past the end of `keep` is kept). Copies the kept ones into fresh
+    /// buffers of the same capacity: for the rare batch that drops some.
+    pub fn retain(&mut self, keep: &[bool]) {
+        let mut kept = RecordBatch::with_capacity(self.records.capacity(), self.inner.data.capacity());
+        for (i, r) in self.records.iter().enumerate() {
+            if !keep.get(i).copied().unwrap_or(true) {
+                continue;
+            }
+            let headers: Vec<(&str, &[u8])> =
+                self.headers(r).map(|(name, value)| (std::str::from_utf8(name).unwrap_or_default(), value)).collect();
+            kept.push(NewRecord {
+                key: r.key.map(|k| self.bytes(k)),
+                value: self.bytes(r.value),
+                event_time: r.event_time,
+                headers: &headers,
+                source: r.source,
+                partition: r.partition,
+                offset: r.offset,
+            });
+        }
+        *self = kept;
+    }
+
     pub fn records(&self) -> &[RecordMeta] {
         &self.records
     }
@@ -179,6 +203,20 @@ mod tests {
 
         batch.clear();
         assert!(batch.is_empty() && batch.as_wit().meta.is_empty() && batch.as_wit().header_ends.is_empty());
+    }
+
+    #[test]
+    fn retain_keeps_the_chosen_records_with_their_keys_and_headers() {
+        let mut batch = RecordBatch::default();
+        batch.push(NewRecord { offset: 1, ..record(Some(b"a"), b"1", &[("h", b"x")]) });
+        batch.push(NewRecord { offset: 2, ..record(None, b"2", &[]) });
+        batch.push(NewRecord { offset: 3, event_time: Some(9), ..record(Some(b"c"), b"3", &[("i", b"y")]) });
+        batch.retain(&[false, true]);
+        let [b, c] = batch.records() else { panic!("two records kept") };
+        assert_eq!((b.offset, b.key, batch.bytes(b.value)), (2, None, &b"2"[..]));
+        assert_eq!((c.offset, c.event_time, c.key.map(|k| batch.bytes(k))), (3, Some(9), Some(&b"c"[..])));
+        assert_eq!(batch.headers(c).collect::<Vec<_>>(), [(&b"i"[..], &b"y"[..])]);
+        assert_eq!(batch.as_wit().header_ends, [0, 1], "the columns are rebuilt too");
     }
 
     #[test]

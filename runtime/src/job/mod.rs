@@ -5,6 +5,7 @@ pub mod ceilings;
 #[cfg(test)]
 mod fuzz_spec;
 pub mod lease;
+pub mod origin_dedup;
 mod overrides;
 pub mod run;
 pub mod spec;

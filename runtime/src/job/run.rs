@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::batch::RecordBatch;
+use super::origin_dedup::OriginDedup;
 use super::spec::JobSpec;
 use super::task::{Task, TaskSettings};
 use super::timers::{TimerService, Watermarks};
@@ -337,6 +338,9 @@ impl<'a> TaskBuilder<'a> {
             tracing::info!(job = %spec.name, snapshot = %snapshot.meta.id, "restoring");
         }
         host.set_now(self.clock.now_ms());
+        // Declared before the job's own states, whose names cannot take it.
+        let dedup = OriginDedup::declare(spec, &mut host.state)
+            .map_err(|e| connector(ConnectorError::config("kafka source", super::origin_dedup::TABLE, e)))?;
         let instance = JobInstance::open(engine, component, host, limits).await?;
         let dropped = instance.host().state.undeclared();
         if !dropped.is_empty() && !self.allow_non_restored_state {
@@ -373,6 +377,7 @@ impl<'a> TaskBuilder<'a> {
             snapshot_seq: 0,
             staged,
             lease: self.lease,
+            dedup,
         })
     }
 

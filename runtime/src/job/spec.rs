@@ -210,11 +210,36 @@ impl JobSpec {
         for (name, sink) in &self.sinks {
             sink.check().map_err(|e| invalid("sink", name, e))?;
         }
+        self.check_row_id_topics()?;
         for (name, dimension) in &self.dimensions {
             dimension.check().map_err(|e| invalid("dimension", name, e))?;
         }
         if let Some(dead_letter) = &self.dead_letter {
             dead_letter.check().map_err(|e| invalid("sink", "dead_letter", e))?;
+        }
+        Ok(())
+    }
+
+    /// Refuses two Kafka sinks stamping row ids into one topic: each has its
+    /// producer, so the rows of one input record could arrive out of their
+    /// emit order, and a consumer dropping replays by id would drop the
+    /// earlier one.
+    fn check_row_id_topics(&self) -> Result<(), SpecError> {
+        let mut seen: Vec<(&str, &str, &str)> = Vec::new();
+        let dead_letter = self.dead_letter.iter().map(|d| ("dead_letter", d));
+        for (name, sink) in self.sinks.iter().map(|(n, s)| (n.as_str(), s)).chain(dead_letter) {
+            let SinkSpec::Kafka(k) = sink else { continue };
+            if !k.row_id_header {
+                continue;
+            }
+            if let Some((other, ..)) = seen.iter().find(|(_, c, t)| *c == k.connection && *t == k.topic) {
+                return Err(SpecError::Invalid(format!(
+                    "sinks `{other}` and `{name}` both write row ids to topic `{}`: rows of one record could \
+                     arrive out of order; write that topic from one sink",
+                    k.topic
+                )));
+            }
+            seen.push((name, &k.connection, &k.topic));
         }
         Ok(())
     }
@@ -275,6 +300,34 @@ mod tests {
             JobSpec::parse(&MINIMAL.replace("path = \"in.jsonl\"", "path = \"in.jsonl\"\npaht = 1"), Path::new("."))
                 .unwrap_err();
         assert!(err.to_string().contains("paht"), "{err}");
+    }
+
+    #[test]
+    fn row_id_sinks_keep_their_partitioning_and_timeouts_and_one_topic_to_themselves() {
+        let sink = |name: &str, topic: &str, extra: &str| {
+            format!(
+                "[sinks.{name}]\nkind = \"kafka\"\nconnection = \"c\"\ntopic = \"{topic}\"\nrow_id_header = true\n{extra}"
+            )
+        };
+        let parse = |sinks: String| {
+            JobSpec::parse(&MINIMAL.replace("[sinks.out]", &format!("{sinks}[sinks.out]")), Path::new("."))
+        };
+        assert!(parse(sink("a", "t", "") + &sink("b", "u", "")).is_ok());
+        let dead_letter = sink("a", "t", "").replace("[sinks.a]", "[dead_letter]");
+        let err = parse(sink("a", "t", "") + &dead_letter).unwrap_err().to_string();
+        assert!(err.contains("sinks `a` and `dead_letter` both write row ids to topic `t`"), "{err}");
+        let err = parse(sink("a", "t", "") + &sink("b", "t", "")).unwrap_err().to_string();
+        assert!(err.contains("sinks `a` and `b` both write row ids to topic `t`"), "{err}");
+        for key in ["partitioner", "message.timeout.ms", "delivery.timeout.ms"] {
+            let err =
+                parse(sink("a", "t", &format!("[sinks.a.properties]\n\"{key}\" = \"1\"\n"))).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("Kafka property `{key}` cannot be set with `row_id_header = true`")),
+                "{err}"
+            );
+        }
+        let plain = "[sinks.a]\nkind = \"kafka\"\nconnection = \"c\"\ntopic = \"t\"\n[sinks.a.properties]\npartitioner = \"random\"\n";
+        assert!(parse(plain.to_owned()).is_ok(), "without row ids the spec may choose");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::batch::RecordBatch;
+use super::origin_dedup::OriginDedup;
 use super::run::SnapshotSettings;
 use super::timers::Watermarks;
 use crate::clock::Clock;
@@ -112,6 +113,8 @@ pub struct Task {
     pub(crate) staged: Vec<(String, Arc<StagedDimension>)>,
     /// Checked before every write; closed when the worker's lease is gone.
     pub(crate) lease: Arc<super::LeaseGate>,
+    /// Drops replayed rows of upstream jobs (sources with `dedup_by_row_id`).
+    pub(crate) dedup: Option<OriginDedup>,
 }
 
 impl Task {
@@ -217,6 +220,12 @@ impl Task {
     /// Processes what is in the batch, then fires due timers.
     async fn step(&mut self) -> Result<(), TaskError> {
         self.instance.host_mut().set_now(self.clock.now_ms());
+        if let Some(dedup) = &mut self.dedup {
+            // Before anything reads the batch: a dropped record was applied
+            // before, with its event time and its rows.
+            let dropped = dedup.filter(&mut self.batch, &mut self.instance.host_mut().state);
+            TaskMetrics::add(&self.metrics.replays_dropped, dropped as u64);
+        }
         if !self.batch.is_empty() {
             for meta in self.batch.records() {
                 if let Some(t) = meta.event_time {
@@ -261,7 +270,8 @@ impl Task {
             .into_iter()
             .map(|r| {
                 let (source, partition, offset) = match &r.row.id.origin {
-                    RowOrigin::Record { source, partition, offset } => {
+                    RowOrigin::Record { source, partition, offset }
+                    | RowOrigin::Batch { source, partition, offset } => {
                         (self.source_names.get(*source as usize).cloned(), Some(*partition), Some(*offset))
                     }
                     _ => (None, None, None),
@@ -335,7 +345,8 @@ impl Task {
     async fn route_batch_output(&mut self) -> Result<(), TaskError> {
         let output = self.instance.output();
         let records = self.batch.records();
-        let origin = |index: Option<u32>| match index.and_then(|i| records.get(i as usize)) {
+        let origin = |index: Option<u32>, of_batch: bool| match index.and_then(|i| records.get(i as usize)) {
+            Some(m) if of_batch => RowOrigin::Batch { source: m.source, partition: m.partition, offset: m.offset },
             Some(m) => RowOrigin::Record { source: m.source, partition: m.partition, offset: m.offset },
             None => RowOrigin::Open,
         };
@@ -352,7 +363,7 @@ impl Task {
 
     async fn route_timer_output(&mut self, timers: &[Timer]) -> Result<(), TaskError> {
         let output = self.instance.output();
-        let origin = |index: Option<u32>| match index.and_then(|i| timers.get(i as usize)) {
+        let origin = |index: Option<u32>, _: bool| match index.and_then(|i| timers.get(i as usize)) {
             Some(t) => RowOrigin::Timer { domain: t.domain, time: t.time, key: t.key.clone(), tag: t.tag.clone() },
             None => RowOrigin::Open,
         };
@@ -533,22 +544,23 @@ fn micros(d: Duration) -> u64 {
 }
 
 /// Gives each emitted row its deterministic id: its origin and its index
-/// among the rows of that origin (rows of one origin arrive together).
+/// among the rows of that origin (rows of one origin arrive together; a
+/// batch's own rows after its last record's).
 fn with_ids<'a>(
     emitted: impl Iterator<Item = RowRef<'a>>,
-    origin_of: impl Fn(Option<u32>) -> RowOrigin,
+    origin_of: impl Fn(Option<u32>, bool) -> RowOrigin,
 ) -> Vec<(u32, SinkRow)> {
-    let mut last: Option<Option<u32>> = None;
+    let mut last: Option<(Option<u32>, bool)> = None;
     let mut emit_index = 0;
     emitted
         .map(|e| {
-            if last == Some(e.origin) {
+            if last == Some((e.origin, e.of_batch)) {
                 emit_index += 1;
             } else {
-                last = Some(e.origin);
+                last = Some((e.origin, e.of_batch));
                 emit_index = 0;
             }
-            let id = RowId { origin: origin_of(e.origin), emit_index };
+            let id = RowId { origin: origin_of(e.origin, e.of_batch), emit_index };
             (e.sink, SinkRow { op: e.op, key: e.key.map(<[u8]>::to_vec), value: e.value.to_vec(), id })
         })
         .collect()

@@ -41,6 +41,9 @@ pub struct TaskMetrics {
     pub state_bytes: AtomicU64,
     /// Job log lines dropped because a call wrote too many.
     pub logs_dropped: AtomicU64,
+    /// Records a source with `dedup_by_row_id` dropped: rows of an upstream
+    /// job that this job had applied before (the upstream replayed them).
+    pub replays_dropped: AtomicU64,
     custom: Mutex<Vec<CustomMetric>>,
     logs: Mutex<std::collections::VecDeque<(LogLevel, String)>>,
 }
@@ -74,6 +77,7 @@ impl Default for TaskMetrics {
             state_ops: AtomicU64::new(0),
             state_bytes: AtomicU64::new(0),
             logs_dropped: AtomicU64::new(0),
+            replays_dropped: AtomicU64::new(0),
             custom: Mutex::default(),
             logs: Mutex::default(),
         }

@@ -30,3 +30,5 @@ pub const NO_ORIGIN: u32 = u32::MAX;
 pub const ROW_DELETE: u8 = 1;
 /// `rows.flags` bit: the row's spans are in the input batch's data.
 pub const ROW_FORWARDED: u8 = 2;
+/// `rows.flags` bit: the row is of the batch as a whole (`finish-batch`).
+pub const ROW_OF_BATCH: u8 = 4;

@@ -85,6 +85,8 @@ export async function renderOverview(root, args) {
         ['Lease epoch', (t) => (t.epoch ? String(t.epoch) : '—')],
         ['Records in', (t) => fmtNum(t.records_in)],
         ['Records out', (t) => fmtNum(t.records_out)],
+        // Rows of an upstream job applied before (`dedup_by_row_id`).
+        ['Replays dropped', (t) => fmtNum(t.replays_dropped ?? 0)],
         ['State', (t) => t.state ? badge(t.state) : badge(m.state)],
       ], m.tasks || [], { empty: 'no tasks running' }));
       args.setState(m.state);

@@ -43,6 +43,12 @@ pub struct KafkaSourceConfig {
     /// skip. librdkafka producers put at most 10,000 messages in a batch.
     #[serde(default = "default_resume_lookback")]
     pub resume_lookback: i64,
+    /// Drop records whose `sluice-row-id` header (a Kafka sink's
+    /// `row_id_header`) names a row this job already applied: the rows of
+    /// an upstream Sluice job are applied once however often it replays
+    /// (`job::origin_dedup`).
+    #[serde(default)]
+    pub dedup_by_row_id: bool,
     /// librdkafka consumer settings over the connection's: only batching,
     /// fetch sizes, timeouts and retries (`connections::SPEC_TUNABLE`).
     #[serde(default)]
@@ -125,6 +131,24 @@ pub struct KafkaSinkConfig {
     /// linger, compression, timeouts and retries (`connections::SPEC_TUNABLE`).
     #[serde(default)]
     pub properties: IndexMap<String, String>,
+}
+
+/// Producer settings a sink with `row_id_header` keeps to itself: where a
+/// row goes, and that no message is given up on while later ones of its
+/// partition are delivered, are what lets a consumer drop replays by id.
+pub const ROW_ID_FIXED: &[&str] = &["partitioner", "message.timeout.ms", "delivery.timeout.ms"];
+
+impl KafkaSinkConfig {
+    /// Refuses properties that would break what `row_id_header` promises.
+    pub fn check_row_ids(&self) -> Result<(), String> {
+        match self.properties.keys().find(|k| self.row_id_header && ROW_ID_FIXED.contains(&k.as_str())) {
+            Some(key) => Err(format!(
+                "Kafka property `{key}` cannot be set with `row_id_header = true`: consumers that drop replays \
+                 by row id (`dedup_by_row_id`) rely on where each row goes and on no message being given up"
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 fn default_commit_interval() -> Duration {

@@ -17,7 +17,7 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::{ComponentType, Lift, Linker, WasmList};
 
 use super::HostState;
-use crate::wasm::bindings::{NO_KEY, NO_ORIGIN, ROW_DELETE, ROW_FORWARDED, Rejected, RowOp};
+use crate::wasm::bindings::{NO_KEY, NO_ORIGIN, ROW_DELETE, ROW_FORWARDED, ROW_OF_BATCH, Rejected, RowOp};
 use crate::wasm::limits::{LimitHit, MAX_REASON};
 
 /// Bytes a row costs the task besides its key and value (its id, columns).
@@ -34,6 +34,9 @@ pub struct RowRef<'a> {
     /// The input record (in `process`) or timer (in `on-timer`) that
     /// produced the row; `None` while opening.
     pub origin: Option<u32>,
+    /// The row is of the batch as a whole (`finish_batch`), its origin the
+    /// batch's last record.
+    pub of_batch: bool,
 }
 
 /// What the job emitted and rejected since the task last cleared it: the
@@ -106,6 +109,7 @@ impl Output {
                 key: (s[1] != NO_KEY).then(|| &bytes[s[0] as usize..][..s[1] as usize]),
                 value: &bytes[s[2] as usize..][..s[3] as usize],
                 origin: (self.origins[i] != NO_ORIGIN).then_some(self.origins[i]),
+                of_batch: flags & ROW_OF_BATCH != 0,
             }
         })
     }
@@ -167,7 +171,7 @@ fn check(rows: &Columns, sinks: usize, input_len: usize) -> Result<(), String> {
     }
     for i in 0..n {
         let flags = rows.flags[i];
-        if flags & !(ROW_DELETE | ROW_FORWARDED) != 0 {
+        if flags & !(ROW_DELETE | ROW_FORWARDED | ROW_OF_BATCH) != 0 {
             return Err(format!("row {i} has unknown flags {flags:#x}"));
         }
         let (len, what) =
@@ -322,10 +326,17 @@ mod tests {
         assert_eq!(
             got,
             [
-                RowRef { sink: 0, op: RowOp::Upsert, key: Some(b"k"), value: b"{}", origin: Some(0) },
-                RowRef { sink: 1, op: RowOp::Delete, key: None, value: b"{}", origin: None },
-                RowRef { sink: 0, op: RowOp::Upsert, key: Some(b"ab"), value: b"{\"x\"}", origin: Some(3) },
-                RowRef { sink: 1, op: RowOp::Upsert, key: Some(b"j"), value: b"[1]", origin: Some(4) },
+                RowRef { sink: 0, op: RowOp::Upsert, key: Some(b"k"), value: b"{}", origin: Some(0), of_batch: false },
+                RowRef { sink: 1, op: RowOp::Delete, key: None, value: b"{}", origin: None, of_batch: false },
+                RowRef {
+                    sink: 0,
+                    op: RowOp::Upsert,
+                    key: Some(b"ab"),
+                    value: b"{\"x\"}",
+                    origin: Some(3),
+                    of_batch: false
+                },
+                RowRef { sink: 1, op: RowOp::Upsert, key: Some(b"j"), value: b"[1]", origin: Some(4), of_batch: false },
             ]
         );
         assert_eq!(output.len(), 4);
@@ -342,7 +353,9 @@ mod tests {
         assert!(refused(forwarded_outside, 7).contains("outside the input batch"));
         assert!(refused(Built::new(b"{}", &[(0, 0, [0, NO_KEY, u32::MAX, 2], 0)]), 0).contains("outside"));
         assert!(refused(Built::new(b"{}", &[(3, 0, [0, NO_KEY, 0, 2], 0)]), 0).contains("unknown sink handle 3"));
-        assert!(refused(Built::new(b"{}", &[(0, 4, [0, NO_KEY, 0, 2], 0)]), 0).contains("unknown flags"));
+        assert!(refused(Built::new(b"{}", &[(0, 8, [0, NO_KEY, 0, 2], 0)]), 0).contains("unknown flags"));
+        let of_batch = Built::new(b"{}", &[(0, ROW_OF_BATCH, [0, NO_KEY, 0, 2], 0)]);
+        assert!(check(&of_batch.columns(), 1, 0).is_ok(), "a batch's row is known");
         let mut ragged = Built::new(b"{}", &[(0, 0, [0, NO_KEY, 0, 2], 0)]);
         ragged.origins.clear();
         assert!(refused(ragged, 0).contains("inconsistent columns"));

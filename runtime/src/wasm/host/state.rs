@@ -26,6 +26,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
                 "state `{name}` is declared after `open`: declare every state in `Job::open` (a function job keeps none)"
             )),));
         }
+        if crate::job::origin_dedup::is_reserved(&name) {
+            return Ok((Err(format!("state `{name}`: names starting with `sluice.` are the platform's; rename it")),));
+        }
         Ok((store.data_mut().state.declare(&name, kind, ttl_ms).map_err(|e| e.to_string()),))
     })?;
     i.func_wrap("get", |store: Store, (state, key): (u32, WasmList<u8>)| {

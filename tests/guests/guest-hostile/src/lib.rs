@@ -32,7 +32,9 @@
 //!
 //! Any other value is rejected (dead letter).
 //!
-//! The job parameter `open = "loop"` makes `open` spin forever instead.
+//! The job parameter `open = "loop"` makes `open` spin forever instead;
+//! `open = "platform-state"` makes it declare the platform's state
+//! `sluice.applied_origins` (refused).
 
 use std::hint::black_box;
 
@@ -56,8 +58,12 @@ pub struct Hostile {
 #[sluice_sdk::job]
 impl Job for Hostile {
     fn open(ctx: &mut Context) -> Result<Self> {
-        if ctx.param("open").as_deref() == Some("loop") {
-            spin();
+        match ctx.param("open").as_deref() {
+            Some("loop") => spin(),
+            Some("platform-state") => {
+                ctx.value_state::<String>("sluice.applied_origins")?;
+            }
+            _ => {}
         }
         Ok(Hostile {
             values: ctx.value_state("values")?,

@@ -1,0 +1,467 @@
+//! Applying another Sluice job's rows once (`dedup_by_row_id` on a Kafka
+//! source), however often that job replays them.
+//!
+//! A Kafka sink with `row_id_header = true` stamps every message with its
+//! row's deterministic id, `<source>/<partition>/<offset>/<emit index>`: the
+//! input record of the upstream job that produced it, and its place among
+//! that record's rows; and with the job's name (`sluice-row-job`, without a
+//! shard's suffix), so the streams of two jobs writing one topic stay
+//! apart. The upstream job handles each of its input
+//! partitions in offset order, and its producer is idempotent and gapless,
+//! so within one partition of the topic between the two jobs the ids of one
+//! upstream input partition (an *origin stream*) only grow, until the
+//! upstream job restores a snapshot and replays: it then writes ids it has
+//! written before, with the same rows (a job's output is a function of its
+//! state and input). The downstream source keeps, per (its partition, origin
+//! job, source and partition), the highest id it let through (a *mark*) and drops every record
+//! at or below it.
+//!
+//! The marks are the task's state, in a platform table
+//! ([`TABLE`]), so a snapshot holds them with the source positions they go
+//! with, a restore brings both back together, and a shard takes its
+//! partitions' marks along when it moves. Written once per batch for each
+//! stream that moved, read once per stream when the task first sees it: the
+//! per-record cost is a header scan and a lookup, whatever the state size.
+//!
+//! Messages without the header (another producer), and rows a timer or
+//! `open` emitted (their ids name no input position), pass unchecked.
+
+use hashbrown::hash_map::EntryRef;
+use hashbrown::{Equivalent, HashMap};
+
+use super::batch::{RecordBatch, RecordMeta};
+use crate::connectors::registry::SourceSpec;
+use crate::job::spec::JobSpec;
+use crate::state::{DeclareError, StateBackend};
+use crate::wasm::bindings::StateKind;
+
+/// The state table of the marks. Job declarations cannot use names that
+/// start with `sluice.` (see [`is_reserved`]).
+pub const TABLE: &str = "sluice.applied_origins";
+
+/// The headers a Kafka sink with `row_id_header = true` writes: the row's
+/// id, and the job it is of.
+pub const ROW_ID_HEADER: &str = "sluice-row-id";
+pub const ROW_JOB_HEADER: &str = "sluice-row-job";
+
+/// Marks one task keeps: one per (partition it reads, upstream source and
+/// partition). Past this, rows of new streams pass unchecked (with a
+/// warning), so a topic written by something other than Sluice jobs cannot
+/// grow the task's memory without bound, nor stop it.
+pub const MAX_STREAMS: usize = 65_536;
+
+/// Longest upstream job or source name checked; a longer one passes
+/// unchecked.
+pub const MAX_ORIGIN_NAME: usize = 128;
+
+/// Whether a state name belongs to the platform.
+pub fn is_reserved(name: &str) -> bool {
+    name.starts_with("sluice.")
+}
+
+/// An upstream row's place in its origin stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Mark {
+    offset: i64,
+    emit: u32,
+}
+
+/// A parsed `sluice-row-id` of a row that came from an input record.
+#[derive(Debug, PartialEq, Eq)]
+struct RowId<'a> {
+    /// The upstream job (empty when the header is missing: an older one).
+    job: &'a str,
+    source: &'a str,
+    partition: i32,
+    mark: Mark,
+}
+
+/// Parses `<source>/<partition>/<offset>/<emit index>`; `None` for any other
+/// form (a batch's, a timer's or `open`'s rows, a source name with `/` or
+/// longer than [`MAX_ORIGIN_NAME`], not a row id at all).
+fn parse_row_id(id: &[u8]) -> Option<RowId<'_>> {
+    let text = std::str::from_utf8(id).ok()?;
+    let mut parts = text.rsplitn(4, '/');
+    let emit = parts.next()?.parse().ok()?;
+    let offset = parts.next()?.parse().ok()?;
+    let partition = parts.next()?.parse().ok()?;
+    let source = parts.next()?;
+    if source.contains('/') || source.len() > MAX_ORIGIN_NAME {
+        return None;
+    }
+    Some(RowId { job: "", source, partition, mark: Mark { offset, emit } })
+}
+
+/// An origin stream as one partition of this task sees it.
+#[derive(Debug, Clone, Hash, PartialEq, Eq)]
+struct Stream {
+    source: u32,
+    partition: i32,
+    origin_partition: i32,
+    origin_job: Box<str>,
+    origin: Box<str>,
+}
+
+/// [`Stream`] borrowed from a record, for lookups without allocating.
+/// Hashes as `Stream` does: the same fields in the same order, `&str`
+/// hashing as `str`.
+#[derive(Hash)]
+struct StreamRef<'a> {
+    source: u32,
+    partition: i32,
+    origin_partition: i32,
+    origin_job: &'a str,
+    origin: &'a str,
+}
+
+impl StreamRef<'_> {
+    /// The mark's key in [`TABLE`], readable in the console's state view:
+    /// `["<source>",<partition>,"<origin job>","<origin source>",<origin partition>]`.
+    fn key(&self, source_names: &[String]) -> Vec<u8> {
+        let source = &source_names[self.source as usize];
+        let key = (source, self.partition, self.origin_job, self.origin, self.origin_partition);
+        serde_json::to_vec(&key).expect("strings and numbers serialize")
+    }
+}
+
+impl From<&StreamRef<'_>> for Stream {
+    fn from(s: &StreamRef<'_>) -> Self {
+        Stream {
+            source: s.source,
+            partition: s.partition,
+            origin_partition: s.origin_partition,
+            origin_job: s.origin_job.into(),
+            origin: s.origin.into(),
+        }
+    }
+}
+
+/// A stream's mark, and whether it moved in the current batch.
+struct Marked {
+    mark: Option<Mark>,
+    moved: bool,
+}
+
+impl Equivalent<Stream> for StreamRef<'_> {
+    fn equivalent(&self, s: &Stream) -> bool {
+        (self.source, self.partition, self.origin_partition, self.origin_job, self.origin)
+            == (s.source, s.partition, s.origin_partition, &*s.origin_job, &*s.origin)
+    }
+}
+
+/// The marks of a task; see the module docs.
+pub struct OriginDedup {
+    /// By the job's source index: whether its records are checked.
+    checked: Vec<bool>,
+    source_names: Vec<String>,
+    table: u32,
+    /// Loaded from the state on first sight.
+    marks: HashMap<Stream, Marked>,
+    /// Marks in the state, counted toward [`MAX_STREAMS`].
+    count: usize,
+    /// Whether the task has warned that streams pass unchecked.
+    warned: bool,
+    /// Streams whose mark moved in the current batch.
+    moved: Vec<Stream>,
+    /// Which records of the current batch to keep (filled only once one is
+    /// dropped).
+    keep: Vec<bool>,
+}
+
+impl OriginDedup {
+    /// Declares the marks' table in `state` (restored or new) when a source
+    /// of `spec` dedups, or when the restored state has marks; the dedup
+    /// when a source does. A job that no longer dedups empties the table
+    /// (declared, so the restore does not refuse it as state the job
+    /// dropped): marks that stopped moving would be wrong for a later
+    /// version that dedups again.
+    pub fn declare(spec: &JobSpec, state: &mut StateBackend) -> Result<Option<Self>, DeclareError> {
+        let checked: Vec<bool> = spec.sources.values().map(dedups).collect();
+        let wanted = checked.iter().any(|c| *c);
+        if !wanted && state.table_by_name(TABLE).is_none() {
+            return Ok(None);
+        }
+        let table = state.declare(TABLE, StateKind::Value, None)?;
+        if !wanted {
+            let keys: Vec<Vec<u8>> = state.table(table).map(|t| t.values.keys().cloned().collect()).unwrap_or_default();
+            for key in keys {
+                state.remove(table, &key);
+            }
+            return Ok(None);
+        }
+        let count = state.table(table).map_or(0, |t| t.len());
+        Ok(Some(OriginDedup {
+            checked,
+            source_names: spec.source_names(),
+            table,
+            marks: HashMap::new(),
+            count,
+            warned: false,
+            moved: Vec::new(),
+            keep: Vec::new(),
+        }))
+    }
+
+    /// Drops the records of `batch` whose rows were applied before, and
+    /// records the marks that moved in `state`. Returns how many it dropped.
+    pub fn filter(&mut self, batch: &mut RecordBatch, state: &mut StateBackend) -> usize {
+        self.keep.clear();
+        let mut dropped = 0;
+        for (i, record) in batch.records().iter().enumerate() {
+            let applied = match self.row_id(batch, record) {
+                Some(id) => self.applied(record, &id, state),
+                None => false,
+            };
+            if applied {
+                if dropped == 0 {
+                    self.keep.resize(i, true);
+                }
+                dropped += 1;
+            }
+            if dropped > 0 {
+                self.keep.push(!applied);
+            }
+        }
+        for stream in self.moved.drain(..) {
+            let Some(Marked { mark: Some(mark), moved }) = self.marks.get_mut(&stream) else { continue };
+            *moved = false;
+            let key = StreamRef {
+                source: stream.source,
+                partition: stream.partition,
+                origin_partition: stream.origin_partition,
+                origin_job: &stream.origin_job,
+                origin: &stream.origin,
+            }
+            .key(&self.source_names);
+            let value = serde_json::to_vec(&(mark.offset, mark.emit)).expect("two numbers serialize");
+            state.set(self.table, &key, &value);
+        }
+        if dropped > 0 {
+            batch.retain(&self.keep);
+        }
+        dropped
+    }
+
+    /// The row id of a record of a checked source.
+    fn row_id<'b>(&self, batch: &'b RecordBatch, record: &RecordMeta) -> Option<RowId<'b>> {
+        if !self.checked.get(record.source as usize).copied().unwrap_or(false) {
+            return None;
+        }
+        let (mut id, mut job) = (None, &b""[..]);
+        for (name, value) in batch.headers(record) {
+            if name == ROW_ID_HEADER.as_bytes() {
+                id = Some(value);
+            } else if name == ROW_JOB_HEADER.as_bytes() {
+                job = value;
+            }
+        }
+        let job = std::str::from_utf8(job).ok().filter(|j| j.len() <= MAX_ORIGIN_NAME)?;
+        Some(RowId { job, ..parse_row_id(id?)? })
+    }
+
+    /// Whether the row was applied before; if not, it is now (unless its
+    /// stream is past [`MAX_STREAMS`]: then it passes unchecked).
+    fn applied(&mut self, record: &RecordMeta, id: &RowId<'_>, state: &StateBackend) -> bool {
+        let at = StreamRef {
+            source: record.source,
+            partition: record.partition,
+            origin_partition: id.partition,
+            origin_job: id.job,
+            origin: id.source,
+        };
+        let entry = match self.marks.entry_ref(&at) {
+            EntryRef::Occupied(e) => e.into_mut(),
+            EntryRef::Vacant(e) => {
+                let key = at.key(&self.source_names);
+                let stored = state.get(self.table, &key).flatten();
+                let stored = stored.and_then(|v| serde_json::from_slice::<(i64, u32)>(v).ok());
+                if stored.is_none() {
+                    if self.count >= MAX_STREAMS {
+                        if !self.warned {
+                            self.warned = true;
+                            tracing::warn!(
+                                source = %self.source_names[record.source as usize],
+                                "more than {MAX_STREAMS} origin streams in `sluice-row-id` headers: rows of new \
+                                 ones pass unchecked (is the topic written by something other than Sluice jobs?)"
+                            );
+                        }
+                        return false;
+                    }
+                    self.count += 1;
+                }
+                e.insert(Marked { mark: stored.map(|(offset, emit)| Mark { offset, emit }), moved: false })
+            }
+        };
+        if entry.mark.is_some_and(|m| id.mark <= m) {
+            return true;
+        }
+        entry.mark = Some(id.mark);
+        if !entry.moved {
+            entry.moved = true;
+            self.moved.push(Stream::from(&at));
+        }
+        false
+    }
+}
+
+/// Whether a source checks row ids.
+fn dedups(source: &SourceSpec) -> bool {
+    matches!(source, SourceSpec::Kafka(k) if k.dedup_by_row_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::job::batch::NewRecord;
+
+    #[test]
+    fn row_ids_of_records_parse_and_others_do_not() {
+        let id = parse_row_id(b"orders/3/1234/2").expect("a record's id");
+        assert_eq!(id, RowId { job: "", source: "orders", partition: 3, mark: Mark { offset: 1234, emit: 2 } });
+        for other in [
+            &b"timer/event/1700000000000/6b6579/window/0"[..],
+            b"timer/event/1700000000000/6b6579/5/0",
+            b"open/0",
+            b"a/b/1/2/3",
+            b"orders/x/1/0",
+            b"orders/0/1/-1",
+            b"\xff/0/1/0",
+            b"",
+        ] {
+            assert_eq!(parse_row_id(other), None, "{}", String::from_utf8_lossy(other));
+        }
+        assert!(Mark { offset: 5, emit: 0 } > Mark { offset: 4, emit: 9 }, "the offset comes first");
+    }
+
+    fn spec(dedup: bool) -> JobSpec {
+        let text = format!(
+            "name = \"down\"\ncomponent = \"x.wasm\"\n[sources.mid]\nkind = \"kafka\"\nconnection = \"c\"\n\
+             topic = \"t\"\ndedup_by_row_id = {dedup}\n[sinks.out]\nkind = \"memory\"\n"
+        );
+        JobSpec::parse(&text, Path::new(".")).expect("spec")
+    }
+
+    /// A batch of (partition, row id) records of source 0; an id
+    /// `job@id` also has the job's header.
+    fn batch(records: &[(i32, &str)]) -> RecordBatch {
+        let mut batch = RecordBatch::default();
+        for (offset, (partition, id)) in records.iter().enumerate() {
+            let value = format!("{offset}");
+            let (job, id) = id.split_once('@').unwrap_or(("", id));
+            let both = [(ROW_ID_HEADER, id.as_bytes()), (ROW_JOB_HEADER, job.as_bytes())];
+            let headers = match (id.is_empty(), job.is_empty()) {
+                (true, _) => &both[..0],
+                (false, true) => &both[..1],
+                (false, false) => &both[..],
+            };
+            batch.push(NewRecord {
+                key: None,
+                value: value.as_bytes(),
+                event_time: None,
+                headers,
+                source: 0,
+                partition: *partition,
+                offset: offset as i64,
+            });
+        }
+        batch
+    }
+
+    fn values(batch: &RecordBatch) -> Vec<String> {
+        batch.records().iter().map(|r| String::from_utf8_lossy(batch.bytes(r.value)).into_owned()).collect()
+    }
+
+    #[test]
+    fn replayed_rows_are_dropped_per_partition_and_origin_and_the_marks_survive_a_restore() {
+        let mut state = StateBackend::default();
+        let mut dedup = OriginDedup::declare(&spec(true), &mut state).unwrap().expect("a source dedups");
+        let mut first = batch(&[(0, "in/0/10/0"), (0, "in/0/10/1"), (0, "in/1/3/0"), (1, "in/0/11/0"), (0, "")]);
+        assert_eq!(dedup.filter(&mut first, &mut state), 0);
+        assert_eq!(first.len(), 5);
+
+        // A replay: partition 0 gets origin 0 again from offset 10 (emit 1
+        // is a duplicate, emit 2 is new), partition 1 gets 11 again and 12.
+        let mut replay = batch(&[
+            (0, "in/0/10/1"),
+            (0, "in/0/10/2"),
+            (1, "in/0/11/0"),
+            (1, "in/0/12/0"),
+            (0, "in/1/3/0"),
+            (0, "other/1/3/0"),
+            (0, "timer/event/5/6b/w/0"),
+        ]);
+        assert_eq!(dedup.filter(&mut replay, &mut state), 3);
+        assert_eq!(values(&replay), ["1", "3", "5", "6"], "the new rows and the unchecked ones, in order");
+
+        // The marks are state: a task restored from its image drops the same.
+        let image = state.image(0);
+        let mut restored = StateBackend::restore(image);
+        let mut again = OriginDedup::declare(&spec(true), &mut restored).unwrap().unwrap();
+        assert!(restored.undeclared().is_empty());
+        let mut replay = batch(&[(0, "in/0/10/2"), (1, "in/0/12/0"), (0, "other/1/3/0"), (0, "in/0/13/0")]);
+        assert_eq!(again.filter(&mut replay, &mut restored), 3);
+        assert_eq!(values(&replay), ["3"]);
+
+        // A version without dedup empties the marks (and is no "state not
+        // restored"), so a later one that dedups again starts afresh.
+        let mut without = StateBackend::restore(restored.image(0));
+        assert!(OriginDedup::declare(&spec(false), &mut without).unwrap().is_none());
+        assert!(without.undeclared().is_empty() && without.table_by_name(TABLE).is_some_and(|t| t.is_empty()));
+    }
+
+    #[test]
+    fn two_upstream_jobs_with_the_same_source_names_are_apart() {
+        let mut state = StateBackend::default();
+        let mut dedup = OriginDedup::declare(&spec(true), &mut state).unwrap().unwrap();
+        let mut first = batch(&[(0, "p__a@in/0/10/0"), (0, "p__b@in/0/5/0"), (0, "p__b@in/0/10/0")]);
+        assert_eq!(dedup.filter(&mut first, &mut state), 0, "b's rows are not a's");
+        let mut again = batch(&[(0, "p__a@in/0/10/0"), (0, "p__b@in/0/10/0"), (0, "p__b@in/0/11/0")]);
+        assert_eq!(dedup.filter(&mut again, &mut state), 2);
+        let keys: Vec<String> = state
+            .table_by_name(TABLE)
+            .unwrap()
+            .values
+            .keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        assert!(keys.contains(&r#"["mid",0,"p__b","in",0]"#.to_owned()), "{keys:?}");
+        let long_job = format!("{}@in/0/1/0", "j".repeat(MAX_ORIGIN_NAME + 1));
+        assert_eq!(dedup.filter(&mut batch(&[(0, &long_job), (0, &long_job)]), &mut state), 0, "passes unchecked");
+    }
+
+    #[test]
+    fn a_job_without_dedup_has_no_table() {
+        let mut state = StateBackend::default();
+        assert!(OriginDedup::declare(&spec(false), &mut state).unwrap().is_none());
+        assert!(state.table_by_name(TABLE).is_none());
+        assert!(is_reserved(TABLE) && !is_reserved("totals"));
+    }
+
+    #[test]
+    fn past_the_bound_new_streams_pass_unchecked_and_known_ones_are_still_checked() {
+        let mut state = StateBackend::default();
+        let mut dedup = OriginDedup::declare(&spec(true), &mut state).unwrap().unwrap();
+        dedup.count = MAX_STREAMS - 1;
+        let mut first = batch(&[(0, "a/0/1/0"), (0, "a/0/2/0")]);
+        assert_eq!(dedup.filter(&mut first, &mut state), 0);
+        let mut past = batch(&[(0, "b/0/1/0"), (0, "b/0/1/0"), (0, "a/0/2/0")]);
+        assert_eq!(dedup.filter(&mut past, &mut state), 1, "only the known stream's replay is dropped");
+        assert_eq!(values(&past), ["0", "1"]);
+        assert_eq!(state.table_by_name(TABLE).map(|t| t.len()), Some(1), "no mark for the stream past the bound");
+
+        // A restored task counts the marks it restored.
+        let mut restored = StateBackend::restore(state.image(0));
+        let again = OriginDedup::declare(&spec(true), &mut restored).unwrap().unwrap();
+        assert_eq!(again.count, 1);
+    }
+
+    #[test]
+    fn long_origin_names_and_batch_rows_pass_unchecked() {
+        let long = format!("{}/0/1/0", "n".repeat(MAX_ORIGIN_NAME + 1));
+        assert_eq!(parse_row_id(long.as_bytes()), None);
+        assert!(parse_row_id(format!("{}/0/1/0", "n".repeat(MAX_ORIGIN_NAME)).as_bytes()).is_some());
+        assert_eq!(parse_row_id(b"batch/in/0/10/0"), None, "a batch's rows depend on where it ended");
+    }
+}
