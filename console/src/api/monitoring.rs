@@ -222,6 +222,7 @@ pub async fn prometheus(State(state): State<AppState>, request: axum::extract::R
         ("last_snapshot_bytes", "Size of the last snapshot, bytes"),
         ("batch_latency_us", "Processing time of the last batch, microseconds"),
         ("dead_letters_dropped", "Dead letters dropped from the metadata store over the per-job bound"),
+        ("replays_dropped", "Records dedup_by_row_id sources dropped as rows of an upstream job applied before"),
     ]
     .map(|(name, help)| {
         let family = Family::<JobLabels, Gauge>::default();
@@ -247,6 +248,7 @@ pub async fn prometheus(State(state): State<AppState>, request: axum::extract::R
             metrics.iter().map(|m| m.last_snapshot_bytes.load(Relaxed)).sum::<u64>() as i64,
             max(|m| m.last_batch_latency_us.load(Relaxed)) as i64,
             state.store.dead_letter_counts(&job_id).await.map_or(0, |(_, dropped)| dropped),
+            metrics.iter().map(|m| m.replays_dropped.load(Relaxed)).sum::<u64>() as i64,
         ];
         for (family, value) in gauges.iter().zip(values) {
             family.get_or_create(&labels).set(value);

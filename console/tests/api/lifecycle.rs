@@ -121,6 +121,9 @@ async fn a_kafka_job_runs_snapshots_stops_restores_and_upgrades_with_its_state()
         .find(|l| l.starts_with("sluice_records_in{") && l.contains("project=\"life\"") && l.contains("job=\"hourly\""))
         .unwrap_or_else(|| panic!("no sluice_records_in of the job: {}", prometheus.text));
     assert!(line.ends_with(" 200"), "{line}");
+    let replays =
+        prometheus.text.lines().find(|l| l.starts_with("sluice_replays_dropped{") && l.contains("job=\"hourly\""));
+    assert!(replays.is_some_and(|l| l.ends_with(" 0")), "no replays dropped by a job without dedup: {replays:?}");
 
     let twice = a.post(&format!("{JOB}/start"), json!({ "restore": "none" })).await.error(409);
     assert!(twice.contains("already has a running run") && twice.contains("stop it first"), "{twice}");

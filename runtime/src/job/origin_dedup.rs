@@ -181,7 +181,7 @@ impl OriginDedup {
         if !wanted && state.table_by_name(TABLE).is_none() {
             return Ok(None);
         }
-        let table = state.declare(TABLE, StateKind::Value, None)?;
+        let table = state.declare_platform(TABLE, StateKind::Value)?;
         if !wanted {
             let keys: Vec<Vec<u8>> = state.table(table).map(|t| t.values.keys().cloned().collect()).unwrap_or_default();
             for key in keys {

@@ -41,6 +41,9 @@ pub struct StateTable {
     /// Whether the running job declared it (a restored state the job no
     /// longer declares is "non-restored" after an upgrade).
     pub declared: bool,
+    /// The host's own (`sluice.` names): the job was given no handle to it
+    /// and may not use one.
+    pub platform: bool,
     /// What changed since the last snapshot image, when incremental
     /// snapshots are on (`None`: not tracked).
     changes: Option<Changes>,
@@ -97,6 +100,7 @@ impl StateTable {
             values: HashMap::new(),
             maps: HashMap::new(),
             declared: true,
+            platform: false,
             changes: track_changes.then(Changes::default),
             expiry: ttl_ms.map(|_| ExpiryIndex::default()),
             expiry_stale: false,
@@ -188,6 +192,20 @@ impl StateBackend {
             self.expire_table(i);
         }
         Ok(i as u32)
+    }
+
+    /// Declares a state of the host's own: as [`declare`](Self::declare),
+    /// and marked so that the job cannot use its handle.
+    pub fn declare_platform(&mut self, name: &str, kind: StateKind) -> Result<u32, DeclareError> {
+        let handle = self.declare(name, kind, None)?;
+        self.tables[handle as usize].platform = true;
+        Ok(handle)
+    }
+
+    /// Whether the job may use `handle`: one the host gave it, not a
+    /// platform table's.
+    pub fn is_guest_handle(&self, handle: u32) -> bool {
+        self.tables.get(handle as usize).is_some_and(|t| !t.platform)
     }
 
     /// The table behind a handle. A handle the host never gave out is a guest

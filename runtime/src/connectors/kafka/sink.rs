@@ -88,11 +88,11 @@ impl KafkaSink {
         // stream: a message given up on while a later one was delivered
         // would then be dropped as a replay. So no message times out (a
         // flush that cannot finish fails the task, which restores and
-        // writes again), and errors that could leave a gap stop the
-        // producer. The spec cannot set these (`ROW_ID_FIXED`).
-        // Over the connection's settings too: `consistent` places an empty
-        // key where it went before (the default spreads it at random), and
-        // `delivery.timeout.ms` is `message.timeout.ms`'s other name.
+        // writes again; `delivery.timeout.ms` is the same setting's other
+        // name), errors that could leave a gap stop the producer, and a row
+        // goes where it went before (`consistent` hashes an empty key too,
+        // where the default spreads it at random). These override the
+        // connection's settings, and a spec cannot set them (`ROW_ID_FIXED`).
         let row_ids = [
             ("message.timeout.ms", "0"),
             ("delivery.timeout.ms", "0"),

@@ -32,6 +32,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
         Ok((store.data_mut().state.declare(&name, kind, ttl_ms).map_err(|e| e.to_string()),))
     })?;
     i.func_wrap("get", |store: Store, (state, key): (u32, WasmList<u8>)| {
+        let state = guest_handle(&store.data().state, state)?;
         let value = store.data().state.get(state, key.as_le_slice(&store)).ok_or_else(|| bad_handle("state", state))?;
         Ok((value.map(stored),))
     })?;
@@ -50,10 +51,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
         store.data_mut().check_state_size()
     })?;
     i.func_wrap("remove", |mut store: Store, (state, key): (u32, WasmList<u8>)| {
+        let state = guest_handle(&store.data().state, state)?;
         with_state(&mut store, |s, memory| s.remove(state, key.as_le_slice(&memory)))
             .ok_or_else(|| bad_handle("state", state))
     })?;
     i.func_wrap("map-get", |store: Store, (state, key, field): (u32, WasmList<u8>, WasmList<u8>)| {
+        let state = guest_handle(&store.data().state, state)?;
         let value = store
             .data()
             .state
@@ -64,6 +67,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
     i.func_wrap(
         "map-set",
         |mut store: Store, (state, key, field, value): (u32, WasmList<u8>, WasmList<u8>, WasmList<u8>)| {
+            let state = guest_handle(&store.data().state, state)?;
             with_state(&mut store, |s, memory| {
                 s.map_set(state, key.as_le_slice(&memory), field.as_le_slice(&memory), value.as_le_slice(&memory))
             })
@@ -72,10 +76,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
         },
     )?;
     i.func_wrap("map-remove", |mut store: Store, (state, key, field): (u32, WasmList<u8>, WasmList<u8>)| {
+        let state = guest_handle(&store.data().state, state)?;
         with_state(&mut store, |s, memory| s.map_remove(state, key.as_le_slice(&memory), field.as_le_slice(&memory)))
             .ok_or_else(|| bad_handle("state", state))
     })?;
     i.func_wrap("map-add", |mut store: Store, (state, key, field, delta): (u32, WasmList<u8>, WasmList<u8>, i64)| {
+        let state = guest_handle(&store.data().state, state)?;
         let total = with_state(&mut store, |s, memory| {
             s.map_add(state, key.as_le_slice(&memory), field.as_le_slice(&memory), delta)
         })
@@ -85,6 +91,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
         Ok((total,))
     })?;
     i.func_wrap("map-entries", |store: Store, (state, key): (u32, WasmList<u8>)| {
+        let state = guest_handle(&store.data().state, state)?;
         Ok((store
             .data()
             .state
@@ -92,12 +99,20 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>, instance: &str) -> w
             .ok_or_else(|| bad_handle("state", state))?,))
     })?;
     i.func_wrap("map-len", |store: Store, (state, key): (u32, WasmList<u8>)| {
+        let state = guest_handle(&store.data().state, state)?;
         Ok((store.data().state.map_len(state, key.as_le_slice(&store)).ok_or_else(|| bad_handle("state", state))?,))
     })?;
     i.func_wrap("sample", |store: Store, (state, max): (u32, u32)| {
+        let state = guest_handle(&store.data().state, state)?;
         Ok((store.data().state.sample(state, max as usize).ok_or_else(|| bad_handle("state", state))?,))
     })?;
     Ok(())
+}
+
+/// `handle` when the job may use it; a platform table's handle (which the
+/// job was never given) is refused as unknown.
+fn guest_handle(state: &StateBackend, handle: u32) -> wasmtime::Result<u32> {
+    if state.is_guest_handle(handle) { Ok(handle) } else { Err(bad_handle("state", handle)) }
 }
 
 /// A WIT `writes` as the guest passed it: its lists, still in guest memory.
@@ -135,6 +150,7 @@ fn apply(state: &mut StateBackend, data: &[u8], states: &[u32], spans: &[u32]) -
             .ok_or_else(|| wasmtime::Error::msg(format!("write {i} has bytes outside its data")))
     };
     for (i, (&handle, s)) in states.iter().zip(spans.chunks_exact(4)).enumerate() {
+        let handle = guest_handle(state, handle)?;
         let key = bytes(i, s[0], s[1])?;
         let done =
             if s[3] == REMOVED { state.remove(handle, key) } else { state.set(handle, key, bytes(i, s[2], s[3])?) };
@@ -161,6 +177,24 @@ fn stored(value: &[u8]) -> Stored {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_job_cannot_use_a_platform_tables_handle() {
+        let mut state = StateBackend::default();
+        let platform = state.declare_platform("sluice.applied_origins", StateKind::Value).unwrap();
+        let own = state.declare("totals", StateKind::Value, None).unwrap();
+        assert_eq!(guest_handle(&state, own).unwrap(), own);
+        let refused = guest_handle(&state, platform).unwrap_err().to_string();
+        assert_eq!(refused, format!("the job used unknown state handle {platform}"));
+        assert!(guest_handle(&state, 9).is_err(), "nor one never given out");
+
+        // A write through it is refused, and the writes before it stand.
+        let data = b"kvkv";
+        let err = apply(&mut state, data, &[own, platform], &[0, 1, 1, 1, 2, 1, 3, 1]).unwrap_err();
+        assert!(err.to_string().contains("unknown state handle"), "{err}");
+        assert_eq!(state.get(own, b"k"), Some(Some(&b"v"[..])));
+        assert_eq!(state.get(platform, b"k"), Some(None));
+    }
 
     #[test]
     fn small_values_are_inline_and_little_endian() {
