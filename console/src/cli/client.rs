@@ -424,8 +424,13 @@ pub async fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
                 t.lag.map_or_else(|| "-".into(), |l| l.to_string())
             );
             for task in m.tasks {
+                // Only a job deduplicating an upstream's rows drops replays.
+                let replays = match task.replays_dropped {
+                    0 => String::new(),
+                    n => format!(", replays dropped {n}"),
+                };
                 println!(
-                    "  task {} shard {} on {}: in {}, out {}",
+                    "  task {} shard {} on {}: in {}, out {}{replays}",
                     task.task, task.shard, task.worker, task.records_in, task.records_out
                 );
             }
