@@ -39,12 +39,19 @@ fn repo() -> &'static Path {
 }
 
 fn start(component: &str, spec: &Path, snapshots: &str, brokers: &str) -> Child {
-    start_crashing_at(component, spec, snapshots, brokers, None)
+    start_crashing_at(component, spec, snapshots, brokers, None, &[])
 }
 
-/// Starts a run; with `crash_at` (`point:n`), it aborts the n-th time it
-/// reaches that crash point (runtime/src/fault.rs).
-fn start_crashing_at(component: &str, spec: &Path, snapshots: &str, brokers: &str, crash_at: Option<&str>) -> Child {
+/// Starts a run with `extra` arguments; with `crash_at` (`point:n`), it
+/// aborts the n-th time it reaches that crash point (runtime/src/fault.rs).
+fn start_crashing_at(
+    component: &str,
+    spec: &Path,
+    snapshots: &str,
+    brokers: &str,
+    crash_at: Option<&str>,
+    extra: &[String],
+) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
     match crash_at {
         Some(at) => command.env("SLUICE_CRASH_AT", at),
@@ -59,6 +66,7 @@ fn start_crashing_at(component: &str, spec: &Path, snapshots: &str, brokers: &st
         .arg(snapshots)
         .args(["--connection", &format!("events={brokers}")])
         .args(["--connection", &format!("warehouse={}", postgres_url())])
+        .args(extra)
         .stderr(Stdio::piped())
         .spawn()
         .expect("sluice runs")
@@ -95,9 +103,22 @@ const CRASH_AT: [&str; 4] = ["batch-processed:25", "sink-flushed:4", "snapshot-w
 /// latest snapshot, then to the end. Returns the number of kills that
 /// landed while it ran, and how many restarts restored a snapshot.
 fn run_with_kills(component: &str, spec: &Path, snapshots: &str, brokers: &str, delays: &[u64]) -> (usize, usize) {
+    run_with_kills_args(component, spec, snapshots, brokers, delays, &[])
+}
+
+/// `run_with_kills` with `extra` arguments to every `sluice run`.
+fn run_with_kills_args(
+    component: &str,
+    spec: &Path,
+    snapshots: &str,
+    brokers: &str,
+    delays: &[u64],
+    extra: &[String],
+) -> (usize, usize) {
+    let start = |crash_at: Option<&str>| start_crashing_at(component, spec, snapshots, brokers, crash_at, extra);
     let (mut kills, mut restores) = (0, 0);
     for at in CRASH_AT {
-        let mut child = start_crashing_at(component, spec, snapshots, brokers, Some(at));
+        let mut child = start(Some(at));
         let status = child.wait().unwrap();
         let err = stderr(&mut child);
         let point = at.split(':').next().unwrap();
@@ -105,7 +126,7 @@ fn run_with_kills(component: &str, spec: &Path, snapshots: &str, brokers: &str, 
         restores += err.contains("restoring snapshot") as usize;
     }
     for &delay_ms in delays {
-        let mut child = start(component, spec, snapshots, brokers);
+        let mut child = start(None);
         std::thread::sleep(Duration::from_millis(delay_ms));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL: no flush, no snapshot on the way out
@@ -114,7 +135,7 @@ fn run_with_kills(component: &str, spec: &Path, snapshots: &str, brokers: &str, 
         }
         restores += stderr(&mut child).contains("restoring snapshot") as usize;
     }
-    restores += finish(start(component, spec, snapshots, brokers)).contains("restoring snapshot") as usize;
+    restores += finish(start(None)).contains("restoring snapshot") as usize;
     (kills, restores)
 }
 
@@ -374,4 +395,51 @@ async fn a_killed_job_feeding_another_through_kafka_is_applied_once() {
     assert_eq!(got, want, "every order counted exactly once downstream");
     let (replayed, total) = (plain.values().sum::<i64>(), data.len() as i64);
     assert!(replayed > total, "the kills made the upstream write rows again ({replayed} rows for {total} orders)");
+}
+
+/// hourly-premium in two repartition stages (`jobs/hourly-premium-staged`)
+/// at parallelism 2: each stage runs as two shards, `sluice run --stage K
+/// --stage-topics events:PREFIX --shard I/2`, the second stage after the
+/// first has finished. Every process is aborted at each crash point and
+/// killed mid-run; a first-stage kill between writing changes to the
+/// repartition topic and snapshotting them makes it write them again, which
+/// the second stage drops. The table equals the seed's SQL over the orders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_staged_job_at_parallelism_two_gives_the_seed_sql() {
+    let (brokers, topic, data) = produce_orders(EVENTS).await;
+    let prefix = unique_topic("recovery-stages");
+    create_topic(&brokers, &format!("{prefix}-s1"), 2).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let table = format!("recovery_staged_{}", std::process::id());
+    let spec_path = tmp.path().join("staged.toml");
+    // Shards cannot share the spec's dead-letter file: without it, each
+    // writes `<name>.dead-letters.jsonl` of its own.
+    let mut text = spec("hourly-premium", &topic, &table);
+    let dead_letter = text.find("[dead_letter]").expect("kafka.toml declares its dead letters");
+    let end = text[dead_letter..].find("\n\n").map_or(text.len(), |e| dead_letter + e);
+    text.replace_range(dead_letter..end, "");
+    std::fs::write(&spec_path, text).unwrap();
+    let snapshots = tmp.path().join("snapshots").to_string_lossy().into_owned();
+    for stage in 0..2 {
+        for shard in 0..2 {
+            let extra: Vec<String> = [
+                "--stage".to_owned(),
+                stage.to_string(),
+                "--stage-topics".to_owned(),
+                format!("events:{prefix}"),
+                "--shard".to_owned(),
+                format!("{shard}/2"),
+            ]
+            .into();
+            let (kills, restores) =
+                run_with_kills_args("hourly_premium_staged", &spec_path, &snapshots, &brokers, &KILLS_AFTER_MS, &extra);
+            assert!(kills >= 3 && restores >= 3, "stage {stage} shard {shard}: {kills} kills, {restores} restores");
+        }
+    }
+    let orders: Vec<(u64, serde_json::Value)> =
+        data.iter().map(|(_, key, value)| (key.parse().unwrap(), serde_json::from_str(value).unwrap())).collect();
+    let want = sluice_tests::seed_sql::hourly_premium(&orders).await;
+    assert!(want.len() >= 12, "twelve hours of orders: {want:?}");
+    let select = "select biz_date, total_premium::text, policy_cnt::text, policy_holder_cnt::text from {table} order by biz_date";
+    assert_eq!(take_rows(&table, select).await, want, "after every kill the table equals the seed SQL");
 }

@@ -56,6 +56,8 @@ pub struct Context {
     pub(crate) origin: Option<u32>,
     /// Whether rows emitted now are of the batch as a whole (`finish_batch`).
     pub(crate) of_batch: bool,
+    /// The instance's stage, asked of the host once.
+    stage: Option<u32>,
 }
 
 impl Context {
@@ -76,6 +78,7 @@ impl Context {
             scratch: Vec::new(),
             origin: None,
             of_batch: false,
+            stage: None,
         }
     }
 
@@ -415,6 +418,22 @@ impl Context {
                 text.parse().map_err(|e| Error::fatal(format!("parameter `{name}` = `{text}` is invalid: {e}")))
             }
         }
+    }
+
+    /// The stage this instance runs: an index into [`crate::Job::STAGES`],
+    /// 0 for a job of one stage. It stays the same for the instance's life.
+    pub fn stage(&mut self) -> u32 {
+        *self.stage.get_or_insert_with(|| self.host.stage())
+    }
+
+    /// Sends `row` to the next stage of a staged job ([`crate::Job::STAGES`]),
+    /// keyed by the key that stage groups by: the platform routes it to the
+    /// next stage's task holding that key. Call it from `process` only:
+    /// the next stage drops a replay by the input record a row came from,
+    /// so the runtime fails the task on a row sent from `finish_batch`,
+    /// `on_timer` or `open`.
+    pub fn to_next_stage<K: Key + ?Sized, R: Serialize + ?Sized>(&mut self, key: &K, row: &R) -> Result<()> {
+        self.emit_keyed(crate::NEXT_STAGE, key, row)
     }
 
     pub fn job_name(&mut self) -> String {

@@ -167,6 +167,10 @@ mod component {
             }
         }
 
+        fn stages() -> Vec<String> {
+            J::STAGES.iter().map(|s| (*s).to_owned()).collect()
+        }
+
         fn open() -> Result<(), JobError> {
             let (ctx, job) =
                 super::open::<J>(Context::new(Box::new(WasmHost))).map_err(|message| JobError { message })?;

@@ -37,6 +37,7 @@ pub(crate) trait Host {
     fn job_name(&mut self) -> String;
     fn parameters(&mut self) -> Vec<(String, String)>;
     fn source_names(&mut self) -> Vec<String>;
+    fn stage(&mut self) -> u32;
     fn log(&mut self, level: LogLevel, message: &str);
     fn metric(&mut self, name: &str, kind: MetricKind) -> u32;
     fn record_metric(&mut self, metric: u32, value: f64);

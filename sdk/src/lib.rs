@@ -63,7 +63,12 @@ mod author_guide {}
 
 /// The ABI revision of the WIT contract this SDK speaks; the runtime refuses
 /// components built against another one.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
+
+/// The sink a stage of a staged job ([`Job::STAGES`]) sends its rows to the
+/// next stage through; [`Context::to_next_stage`] emits to it. The platform
+/// adds it to every stage but the last.
+pub const NEXT_STAGE: &str = "sluice.next-stage";
 
 /// How a job's state relates to its input's partitioning: what decides
 /// whether the platform may run it in parallel. At parallelism n, n tasks
@@ -95,6 +100,30 @@ pub trait Job: Sized + 'static {
     /// const STATE_KEYING: StateKeying = StateKeying::ByRecordKey;
     /// ```
     const STATE_KEYING: StateKeying = StateKeying::Global;
+
+    /// The job's repartition stages, by name, in order; empty (the default)
+    /// for a job of one stage. A job whose state is keyed by something other
+    /// than its input's key (hourly-premium: the last order per user, then
+    /// totals per hour) declares two stages, as a SQL query has a
+    /// `group by` per level:
+    ///
+    /// ```ignore
+    /// const STATE_KEYING: StateKeying = StateKeying::ByRecordKey; // stage 0
+    /// const STAGES: &'static [&'static str] = &["last_order", "hour_totals"];
+    /// ```
+    ///
+    /// Every instance runs one stage ([`Context::stage`]). Stage 0 reads the
+    /// job's sources and is keyed as `STATE_KEYING` says; it sends rows on
+    /// with [`Context::to_next_stage`], keyed by the next stage's key. The
+    /// platform routes them through a repartition topic partitioned by that
+    /// key, exactly once in effect, and stage k reads them as its only
+    /// source, so each later stage keeps state by its record key and the
+    /// whole job may run in parallel, up to its shard count. Send stage rows
+    /// from `process` only (their ids then name their input record; the
+    /// runtime refuses others), and make them a function of the input and
+    /// state alone: the next stage keeps what it applied of a first run and
+    /// drops the replay's rows by id.
+    const STAGES: &'static [&'static str] = &[];
 
     /// Creates the job: declare state handles and read parameters here.
     fn open(ctx: &mut Context) -> Result<Self>;
@@ -132,8 +161,8 @@ pub trait Job: Sized + 'static {
 pub mod prelude {
     pub use crate::helpers::{CountDistinct, LastValue, TumblingWindow, WindowResult};
     pub use crate::{
-        Context, Error, Job, Key, MapState, Record, Result, StateKeying, StateOptions, StateValue, TimeDomain, Timer,
-        ValueState,
+        Context, Error, Job, Key, MapState, NEXT_STAGE, Record, Result, StateKeying, StateOptions, StateValue,
+        TimeDomain, Timer, ValueState,
     };
 }
 

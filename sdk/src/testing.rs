@@ -115,6 +115,7 @@ struct Shared {
     job_name: String,
     parameters: Vec<(String, String)>,
     sources: Vec<String>,
+    stage: u32,
     sinks: Vec<String>,
     dimensions: Vec<(String, DimensionRows)>,
     states: Vec<StateTable>,
@@ -300,6 +301,9 @@ impl Host for TestHost {
     fn source_names(&mut self) -> Vec<String> {
         self.0.borrow().sources.clone()
     }
+    fn stage(&mut self) -> u32 {
+        self.0.borrow().stage
+    }
     fn log(&mut self, level: LogLevel, message: &str) {
         self.0.borrow_mut().logs.push((level, message.to_owned()));
     }
@@ -341,6 +345,12 @@ impl<J: Job> JobTesterBuilder<J> {
         self.shared.sources.push(name.to_owned());
         self
     }
+    /// Runs stage `stage` of a staged job (`Job::STAGES`); 0 by default.
+    /// Declare the sink [`crate::NEXT_STAGE`] to see what it sends on.
+    pub fn stage(mut self, stage: u32) -> Self {
+        self.shared.stage = stage;
+        self
+    }
     pub fn sink(mut self, name: &str) -> Self {
         self.shared.sinks.push(name.to_owned());
         self
@@ -368,6 +378,10 @@ impl<J: Job> JobTesterBuilder<J> {
         }
         if self.shared.sources.is_empty() {
             self.shared.sources.push("input".to_owned());
+        }
+        let stages = J::STAGES.len().max(1);
+        if self.shared.stage as usize >= stages {
+            return Err(format!("stage {} does not exist: the job declares {stages}", self.shared.stage));
         }
         let shared = Rc::new(RefCell::new(self.shared));
         let (ctx, job) = crate::export::open::<J>(Context::new(Box::new(TestHost(shared.clone()))))?;

@@ -78,6 +78,9 @@ impl Host for WasmHost {
     fn source_names(&mut self) -> Vec<String> {
         context::source_names()
     }
+    fn stage(&mut self) -> u32 {
+        context::stage()
+    }
     fn log(&mut self, level: LogLevel, message: &str) {
         context::log(level, message)
     }

@@ -1,10 +1,20 @@
 //! Hourly premium totals with last-value de-duplication per user.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use sluice_gen::insurance::InsuranceOrders;
 use sluice_gen::{GenOptions, Scenario};
+use sluice_runtime::connectors::memory::MemorySink;
+use sluice_runtime::job::stages::{StageTopics, stage_job_name, stage_spec};
+use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
+use sluice_runtime::metrics::TaskMetrics;
+use sluice_tests::kafka::{create_topic, unique_topic};
+use sluice_tests::services::kafka_brokers;
+use sluice_tests::{engine, load};
 
 use crate::feeds::{keyed_json, stream};
-use crate::harness::{Db, drop_tables, load_events, run_job, text_rows, topic_with, unique_table};
+use crate::harness::{Db, connections, drop_tables, run_job, text_rows, topic_with, unique_table};
 
 /// Orders (`sluice gen insurance-orders`) over six hours: 300 users order
 /// ten times each on average (the last order counts), order numbers and
@@ -24,74 +34,43 @@ fn orders() -> Vec<(u64, serde_json::Value)> {
     keyed_json(&stream(&events, "user_order"))
 }
 
-/// The seed's SQL, over the events in arrival order (`seq`).
-const EXPECTED: &str = "
-    with last_order as (
-        select distinct on (id) id, order_no, customer_tel, gmt_modified::bigint as gmt_modified,
-               account_payble::numeric as account_payble
-        from {events} order by id, seq::bigint desc
+/// The job over `topic` into table `sink` (connections `events`, `warehouse`).
+fn spec(topic: &str, sink: &str) -> String {
+    format!(
+        r#"
+        name = "hourly_premium"
+        component = "unused.wasm"
+        [parameters]
+        utc_offset_minutes = "480"
+        since_ms = "0"
+        [sources.user_order]
+        kind = "kafka"
+        connection = "events"
+        topic = "{topic}"
+        bounded = true
+        event_time_field = "gmt_modified"
+        [sinks.hs_order]
+        kind = "sql"
+        connection = "warehouse"
+        table = "{sink}"
+        primary_key = ["biz_date"]
+        create_table = true
+        batch_size = 500
+        columns = {{ biz_date = "varchar(10)", total_premium = "decimal(18,2)", policy_cnt = "bigint", policy_holder_cnt = "bigint" }}
+        "#
     )
-    select to_char(to_timestamp(gmt_modified / 1000) at time zone 'UTC' + interval '8 hours', 'YYYYMMDDHH24'),
-           sum(coalesce(account_payble, 0))::numeric(18, 2)::text,
-           count(distinct order_no)::text,
-           count(distinct customer_tel)::text
-    from last_order group by 1 order by 1";
+}
 
 #[tokio::test]
 async fn hourly_premium_into_postgres_and_mariadb() {
     let events = orders();
     let topic = topic_with("user-order", 3, &events).await;
-    let events_table = unique_table("user_order");
-    let rows: Vec<Vec<Option<String>>> = events
-        .iter()
-        .enumerate()
-        .map(|(seq, (_, e))| {
-            let text = |f: &str| Some(e[f].to_string().trim_matches('"').to_owned());
-            vec![
-                Some(seq.to_string()),
-                text("id"),
-                text("order_no"),
-                text("customer_tel"),
-                text("gmt_modified"),
-                text("account_payble"),
-            ]
-        })
-        .collect();
-    let pg = load_events(
-        &events_table,
-        "seq text, id text, order_no text, customer_tel text, gmt_modified text, account_payble text",
-        &["seq", "id", "order_no", "customer_tel", "gmt_modified", "account_payble"],
-        &rows,
-    )
-    .await;
-    let expected = text_rows(&pg, &EXPECTED.replace("{events}", &events_table)).await;
+    let expected = sluice_tests::seed_sql::hourly_premium(&events).await;
     assert!(expected.len() >= 6, "the events span six hours: {expected:?}");
 
     for db in Db::ALL {
         let sink = unique_table("hs_order");
-        let spec = format!(
-            r#"
-            name = "hourly_premium"
-            component = "unused.wasm"
-            [parameters]
-            utc_offset_minutes = "480"
-            since_ms = "0"
-            [sources.user_order]
-            kind = "kafka"
-            connection = "events"
-            topic = "{topic}"
-            bounded = true
-            event_time_field = "gmt_modified"
-            [sinks.hs_order]
-            kind = "sql"
-            connection = "warehouse"
-            table = "{sink}"
-            primary_key = ["biz_date"]
-            create_table = true
-            batch_size = 500
-            columns = {{ biz_date = "varchar(10)", total_premium = "decimal(18,2)", policy_cnt = "bigint", policy_holder_cnt = "bigint" }}
-            "#
-        );
+        let spec = spec(&topic, &sink);
         let dead = run_job("hourly_premium", &spec, db).await;
         assert!(dead.is_empty(), "{db:?}: no dead letters: {dead:?}");
         let pool = db.pool().await;
@@ -108,5 +87,83 @@ async fn hourly_premium_into_postgres_and_mariadb() {
         drop_tables(&pool, &[&sink]).await;
         assert_eq!(actual, expected, "{db:?}: hs_order equals the seed SQL over the same events");
     }
-    drop_tables(&pg, &[&events_table]).await;
+}
+
+/// Runs stage `stage` of `spec` (the staged job) as `tasks` tasks, each a
+/// share of the stage's input partitions, to the end of that input;
+/// returns the replayed rows the tasks dropped.
+async fn run_stage(spec: &JobSpec, topics: &StageTopics, stage: u32, tasks: u32) -> u64 {
+    let mut staged = stage_spec(spec, stage, 2, topics).expect("the stage's spec");
+    staged.name = stage_job_name(&spec.name, stage);
+    let component = load("hourly_premium_staged").await.expect("component");
+    let metrics = Arc::new(TaskMetrics::default());
+    let runs = (0..tasks).map(|task| {
+        let (staged, component, metrics) = (&staged, &component, metrics.clone());
+        async move {
+            let built = TaskBuilder::new(staged)
+                .connections(connections(Db::Postgres))
+                .dead_letter(Box::new(MemorySink::default()))
+                .stage(stage)
+                .partition_group(task, tasks)
+                .metrics(metrics)
+                .build(engine(), component)
+                .await
+                .expect("task");
+            let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+            let end = tokio::time::timeout(Duration::from_secs(120), built.run(stop_rx)).await;
+            assert_eq!(end.expect("the stage ends within 120 s").expect("it runs"), TaskEnd::Finished);
+        }
+    });
+    futures::future::join_all(runs).await;
+    TaskMetrics::get(&metrics.replays_dropped)
+}
+
+/// The staged job (`jobs/hourly-premium-staged`: last order per user, then
+/// totals per hour through a repartition topic) gives the seed's SQL at 1,
+/// 2 and 4 tasks per stage, and when its first stage writes everything
+/// again (a replay), its second applies none of it twice.
+#[tokio::test]
+async fn staged_hourly_premium_gives_the_sql_at_every_parallelism() {
+    let events = orders();
+    let input = topic_with("user-order", 4, &events).await;
+    let expected = sluice_tests::seed_sql::hourly_premium(&events).await;
+    assert!(expected.len() >= 6, "the events span six hours: {expected:?}");
+    let pool = Db::Postgres.pool().await;
+
+    // The job's own spec is no stage's: refused with what to do.
+    let plain = JobSpec::parse(&spec(&input, "unused"), std::path::Path::new(".")).expect("spec");
+    let component = load("hourly_premium_staged").await.expect("component");
+    let built = TaskBuilder::new(&plain).connections(connections(Db::Postgres)).build(engine(), &component).await;
+    let Err(refused) = built else { panic!("a staged component needs a stage's spec") };
+    let refused = refused.to_string();
+    assert!(refused.contains("not one stage's") && refused.contains("--stage-topics"), "{refused}");
+
+    for (tasks, replay) in [(1, false), (2, false), (4, false), (2, true)] {
+        let sink = unique_table("hs_order");
+        let spec = JobSpec::parse(&spec(&input, &sink), std::path::Path::new(".")).expect("spec");
+        let topics = StageTopics { connection: "events".into(), prefix: unique_topic("hp-stages"), bounded: true };
+        create_topic(&kafka_brokers(), &topics.topic(1), 4).await;
+        run_stage(&spec, &topics, 0, tasks).await;
+        if replay {
+            // From empty state the first stage writes every change again,
+            // with the same row ids.
+            run_stage(&spec, &topics, 0, tasks).await;
+        }
+        let dropped = run_stage(&spec, &topics, 1, tasks).await;
+        let actual = text_rows(
+            &pool,
+            &format!(
+                "select biz_date, total_premium::text, policy_cnt::text, policy_holder_cnt::text from {sink} \
+                 order by biz_date"
+            ),
+        )
+        .await;
+        drop_tables(&pool, &[&sink]).await;
+        assert_eq!(actual, expected, "{tasks} tasks per stage (replay: {replay}): hs_order equals the seed SQL");
+        if replay {
+            assert!(dropped > events.len() as u64 / 2, "the replayed changes were dropped: {dropped}");
+        } else {
+            assert_eq!(dropped, 0, "{tasks} tasks");
+        }
+    }
 }

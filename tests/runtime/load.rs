@@ -58,7 +58,7 @@ async fn a_component_without_the_job_export_is_refused() {
     let LoadError::MissingExport { found } = &error else { panic!("expected MissingExport, got {error:?}") };
     assert!(found.contains("acme:other/thing"), "the exports found are listed: {found}");
     assert!(!found.contains("sluice:job"), "{found}");
-    assert_mentions(&error, &["does not export `sluice:job/job@0.3.0`", "acme:other/thing", "#[sluice_sdk::job]"]);
+    assert_mentions(&error, &["does not export `sluice:job/job@0.4.0`", "acme:other/thing", "#[sluice_sdk::job]"]);
 }
 
 #[tokio::test]
@@ -66,7 +66,7 @@ async fn a_component_built_against_an_older_contract_is_refused() {
     let error = refuse("guest_old_contract").await;
     let LoadError::WrongVersion { found } = &error else { panic!("expected WrongVersion, got {error:?}") };
     assert_eq!(found, "sluice:job/job@0.0.9");
-    assert_mentions(&error, &["sluice:job/job@0.0.9", "sluice:job@0.3.0", "rebuild it with a matching sluice-sdk"]);
+    assert_mentions(&error, &["sluice:job/job@0.0.9", "sluice:job@0.4.0", "rebuild it with a matching sluice-sdk"]);
 }
 
 #[tokio::test]
@@ -74,7 +74,7 @@ async fn a_component_importing_what_sluice_does_not_provide_is_refused() {
     let error = refuse("guest_foreign_import").await;
     let LoadError::UnknownImport(import) = &error else { panic!("expected UnknownImport, got {error:?}") };
     assert_eq!(import, "acme:net/fetch");
-    assert_mentions(&error, &["`acme:net/fetch`", "Sluice does not provide", "sluice:job/*@0.3.0", "WASI"]);
+    assert_mentions(&error, &["`acme:net/fetch`", "Sluice does not provide", "sluice:job/*@0.4.0", "WASI"]);
 }
 
 #[tokio::test]
@@ -83,6 +83,21 @@ async fn a_component_with_another_abi_revision_is_refused() {
     let LoadError::AbiVersion { found } = &error else { panic!("expected AbiVersion, got {error:?}") };
     assert_eq!(*found, 99);
     assert_mentions(&error, &["ABI revision 99", &format!("needs {}", sluice_runtime::wasm::ABI_VERSION), "rebuild"]);
+}
+
+#[tokio::test]
+async fn a_component_declaring_an_overlong_stage_name_is_refused() {
+    let error = refuse("guest_bad_stages").await;
+    let LoadError::Stages(message) = &error else { panic!("expected Stages, got {error:?}") };
+    assert!(message.contains("reading them failed") && message.contains("at most 64 bytes"), "{message}");
+    assert_mentions(&error, &["stages (`Job::STAGES`) cannot run"]);
+}
+
+#[tokio::test]
+async fn a_component_declaring_stages_has_them_read_at_load() {
+    let loaded = sluice_tests::load("hourly_premium_staged").await.expect("the staged job loads");
+    assert_eq!(loaded.stages, ["last_order", "hour_totals"]);
+    assert!(sluice_tests::load("hourly_premium").await.expect("loads").stages.is_empty(), "a job of one stage");
 }
 
 #[tokio::test]

@@ -10,4 +10,5 @@ mod parity;
 mod row_ids;
 mod s3_server;
 mod snapshots;
+mod stages;
 mod state_cost;

@@ -4,6 +4,7 @@
 
 pub mod kafka;
 pub mod proxy;
+pub mod seed_sql;
 pub mod services;
 
 use std::collections::BTreeMap;

@@ -106,25 +106,36 @@ pub fn check_parallelism(parallelism: i64) -> ApiResult<()> {
 }
 
 /// Refuses a deployment at parallelism above 1 whose version declares its
-/// state global: split between tasks, such a job gives partial results.
-/// Checked when a deployment is saved, changed (upgrade, parameters) or
-/// started, so it is refused before anything stops; the runtime refuses
-/// building such a task too.
+/// state global: split between tasks, such a job gives partial results;
+/// and a schedule for a version in repartition stages, whose later stages
+/// follow their topics and never finish (a cron start would find it still
+/// running). Checked when a deployment is saved, changed (upgrade,
+/// parameters) or started, so it is refused before anything stops; the
+/// runtime refuses building a global task in parallel too.
 pub async fn check_parallel_state(state: &AppState, job: &Job, deployment: &Deployment) -> ApiResult<()> {
-    if deployment.parallelism <= 1 {
+    if deployment.parallelism <= 1 && deployment.schedule.is_none() {
         return Ok(());
     }
     let gone = || ApiError::NotFound(format!("the version of job `{}`'s deployment was deleted", job.name));
     let version = state.store.version(&deployment.version_id).await?.ok_or_else(gone)?;
     let bytes = state.store.component(&version.hash).await?.ok_or_else(gone)?;
     let loaded = compile(state, bytes.into()).await?;
+    if deployment.schedule.is_some() && !loaded.stages.is_empty() {
+        return Err(ApiError::bad(format!(
+            "job `{}` runs in repartition stages, whose later stages follow their topics and never finish, so it \
+             cannot run on a schedule: remove the schedule and start it by hand",
+            job.name
+        )));
+    }
     check_state_keying(&job.name, loaded.state_keying, deployment.parallelism.clamp(1, 64) as u32)
         .map_err(|e| ApiError::bad(e.to_string()))
 }
 
 /// Refuses restoring state kept in several shards (by a version keyed by
-/// the record key) with a version whose state is global, one shard, which
-/// would start from empty state: checked before a job is stopped.
+/// the record key) with a version whose state is global, one shard, and
+/// state kept in some number of repartition stages with a version of
+/// another, either of which would start (part of) the state empty:
+/// checked before a job is stopped.
 pub async fn check_state_layout(
     state: &AppState,
     project: &Project,
@@ -132,15 +143,20 @@ pub async fn check_state_layout(
     deployment: &Deployment,
 ) -> ApiResult<()> {
     let Some(kept) = state.worker.kept_shards(&project.name, job, "").await? else { return Ok(()) };
-    if kept <= 1 {
+    let kept_stages = state.store.last_planned_run(&job.id, "").await?.and_then(|r| r.stages).unwrap_or(1);
+    if kept <= 1 && kept_stages <= 1 {
         return Ok(());
     }
     let gone = || ApiError::NotFound(format!("the version of job `{}`'s deployment was deleted", job.name));
     let version = state.store.version(&deployment.version_id).await?.ok_or_else(gone)?;
     let bytes = state.store.component(&version.hash).await?.ok_or_else(gone)?;
     let loaded = compile(state, bytes.into()).await?;
-    if loaded.state_keying == sluice_runtime::wasm::StateKeying::Global {
+    if kept > 1 && loaded.state_keying == sluice_runtime::wasm::StateKeying::Global {
         return Err(ApiError::bad(crate::worker::shards::global_over_shards(&job.name, kept)));
+    }
+    let stages = loaded.stages.len().max(1) as i64;
+    if stages != kept_stages {
+        return Err(ApiError::bad(crate::worker::stages::stages_changed(&job.name, kept_stages as u32, stages as u32)));
     }
     Ok(())
 }

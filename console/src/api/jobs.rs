@@ -156,6 +156,8 @@ pub struct ValidateAnswer {
     pub size: usize,
     /// `global` (parallelism 1 only) or `by-record-key` (may run split by partition).
     pub state_keying: String,
+    /// Its repartition stages by name (`Job::STAGES`); empty for a job of one.
+    pub stages: Vec<String>,
 }
 
 #[utoipa::path(post, path = "/validate", tag = "jobs", request_body(description = "The component (.wasm) bytes", content(("application/wasm"), ("application/octet-stream"))),
@@ -181,6 +183,7 @@ pub async fn validate(
         hash: loaded.hash,
         size,
         state_keying: state_keying_name(loaded.state_keying).to_owned(),
+        stages: loaded.stages,
     }))
 }
 

@@ -11,7 +11,8 @@ use super::jobs::resolve_version;
 use super::{ApiError, ApiResult, AppState, Json, audit, job_access};
 use crate::auth::{CurrentUser, Role};
 use crate::store::{Deployment, Job, NewRun, Project, Run, RunState, User, now_ms};
-use crate::worker::plan::{self, StartPosition, snapshot_key};
+use crate::worker::plan::{self, StartPosition};
+use crate::worker::stages::{GroupKey, group_keys, stage_of_key};
 use sluice_runtime::snapshot::Snapshot;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -226,36 +227,39 @@ async fn check_chosen_snapshot(state: &AppState, project: &Project, job: &Job, c
             job.name
         )));
     }
+    // A staged job's snapshot goes with its run's repartition topics, which
+    // a later start from empty state deleted.
+    let taken_ms = chosen.get(..13).and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
+    let taken_by = state.store.run_at(&job.id, taken_ms).await?.and_then(|r| r.stage_topics);
+    let newest = state.store.last_planned_run(&job.id, "").await?.and_then(|r| r.stage_topics);
+    if taken_by.is_some() && taken_by != newest {
+        return Err(ApiError::bad(format!(
+            "snapshot `{chosen}` was taken before job `{}` last started from empty state, which deleted the \
+             repartition topics its stages' state goes with; restore a snapshot taken since, or `none`",
+            job.name
+        )));
+    }
     // Every shard the state is kept in, those without any snapshot too.
-    let shards = state.worker.kept_shards(&project.name, job, "").await?.unwrap_or(1);
-    for index in 0..shards {
-        let key = snapshot_key(&project.name, &job.name, index, shards);
-        if state.worker.chosen_for_shard(&job.id, &key, chosen).await?.is_none() {
+    for group in state.worker.kept_keys(project, job).await? {
+        if state.worker.chosen_for_shard(&job.id, &group.key, chosen).await?.is_none() {
             return Err(ApiError::bad(format!(
-                "snapshot `{chosen}` cannot be restored: shard {index} of job `{}` has no snapshot taken by the run \
+                "snapshot `{chosen}` cannot be restored: shard `{}` of job `{}` has no snapshot taken by the run \
                  that took it; pick a snapshot taken by a stop or by \"snapshot now\", which cover every shard",
-                job.name
+                group.key, job.name
             )));
         }
     }
     Ok(())
 }
 
-/// One shard's snapshots: its index and snapshot key.
-struct ShardKey {
-    index: u32,
-    key: String,
-}
-
-/// Every snapshot id of the job with its shard, in the shards its state is
-/// kept in (one for a job that has no snapshots at several shards).
-async fn job_snapshot_ids(state: &AppState, project: &Project, job: &Job) -> ApiResult<Vec<(ShardKey, String)>> {
-    let shards = state.worker.kept_shards(&project.name, job, "").await?.unwrap_or(1);
+/// Every snapshot id of the job with its group (stage and shard), in the
+/// groups its state is kept in (one for a job that has no snapshots at
+/// several shards).
+async fn job_snapshot_ids(state: &AppState, project: &Project, job: &Job) -> ApiResult<Vec<(GroupKey, String)>> {
     let mut out = Vec::new();
-    for index in 0..shards {
-        let key = snapshot_key(&project.name, &job.name, index, shards);
-        let ids = state.worker.snapshots.list(&key).await.map_err(|e| ApiError::Internal(e.into()))?;
-        out.extend(ids.into_iter().map(|id| (ShardKey { index, key: key.clone() }, id)));
+    for group in state.worker.kept_keys(project, job).await? {
+        let ids = state.worker.snapshots.list(&group.key).await.map_err(|e| ApiError::Internal(e.into()))?;
+        out.extend(ids.into_iter().map(|id| (group.clone(), id)));
     }
     Ok(out)
 }
@@ -278,10 +282,11 @@ async fn remote_snapshot(state: &AppState, project: &Project, job: &Job) -> ApiR
         .filter(|r| r.state == RunState::Running)
         .ok_or_else(|| ApiError::Conflict("the job is not running; start it first".into()))?;
     // The run's own groups (it keeps them whatever the deployment says now).
-    let groups = match run.task_groups {
+    let shards = match run.task_groups {
         Some(groups) => groups.clamp(1, 64) as u32,
         None => state.store.deployment(&job.id).await?.map_or(1, |d| d.parallelism.clamp(1, 64) as u32),
     };
+    let stages = run.stages.unwrap_or(1).clamp(1, 64) as u32;
     let asked = state.store.request_snapshot(&run.id).await?;
     wake_holders(state, &run.id).await?;
     let deadline = std::time::Instant::now() + STOP_WAIT;
@@ -296,8 +301,7 @@ async fn remote_snapshot(state: &AppState, project: &Project, job: &Job) -> ApiR
     }
     let snapshots = &state.worker.snapshots;
     let mut taken = Vec::new();
-    for group in 0..groups {
-        let key = snapshot_key(&project.name, &job.name, group, groups);
+    for GroupKey { key, .. } in group_keys(&project.name, &job.name, shards, stages) {
         let ids = snapshots.list(&key).await.map_err(|e| ApiError::Internal(e.into()))?;
         // The worker answered after storing them: the newest are its.
         let id = ids.last().ok_or_else(|| ApiError::Conflict(format!("the worker stored no snapshot of `{key}`")))?;
@@ -321,6 +325,9 @@ pub struct SnapshotInfo {
     /// taken at or before it.
     #[serde(default)]
     pub shard: u32,
+    /// The repartition stage it holds the state of (0 for a job of one).
+    #[serde(default)]
+    pub stage: u32,
 }
 
 impl SnapshotInfo {
@@ -338,6 +345,7 @@ impl SnapshotInfo {
                 .map(|p| format!("{}/{}: {}", p.source, p.partition, p.next_offset))
                 .collect(),
             shard: plan::shard_of(&s.meta.job),
+            stage: stage_of_key(&s.meta.job),
         }
     }
 }
@@ -357,7 +365,7 @@ pub async fn list_snapshots(
     for (shard, id) in ids.iter().take(50) {
         let key = &shard.key;
         match store.get(key, id).await {
-            Ok(s) => out.push(SnapshotInfo { shard: shard.index, ..SnapshotInfo::of(&s) }),
+            Ok(s) => out.push(SnapshotInfo { shard: shard.shard, stage: shard.stage, ..SnapshotInfo::of(&s) }),
             Err(e) => tracing::warn!(snapshot = %id, error = %e, "unreadable snapshot left out of the list"),
         }
     }

@@ -402,6 +402,12 @@ pub async fn create_topic(
     if !(1..=1024).contains(&body.partitions) {
         return Err(ApiError::bad("partitions must be between 1 and 1024"));
     }
+    if sluice_runtime::job::stages::is_reserved_topic(&body.name) {
+        return Err(ApiError::bad(format!(
+            "topic name `{}` begins with `sluice.` or `sluice_`, which name the platform's repartition topics",
+            body.name
+        )));
+    }
     crate::topics::create(&connection, &body.name, body.partitions)
         .await
         .map_err(|e| ApiError::bad(format!("{e:#}")))?;

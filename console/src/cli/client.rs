@@ -429,8 +429,10 @@ pub async fn job(args: JobArgs) -> anyhow::Result<ExitCode> {
                     0 => String::new(),
                     n => format!(", replays dropped {n}"),
                 };
+                let stage = if task.stage > 0 { format!("stage {} ", task.stage) } else { String::new() };
+                let lag = task.lag.map_or_else(String::new, |l| format!(", lag {l}"));
                 println!(
-                    "  task {} shard {} on {}: in {}, out {}{replays}",
+                    "  task {} {stage}shard {} on {}: in {}, out {}{replays}{lag}",
                     task.task, task.shard, task.worker, task.records_in, task.records_out
                 );
             }

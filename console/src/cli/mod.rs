@@ -82,6 +82,10 @@ async fn validate(component: &std::path::Path) -> anyhow::Result<()> {
         sluice_runtime::wasm::StateKeying::Global => "state global: runs at parallelism 1",
         sluice_runtime::wasm::StateKeying::ByRecordKey => "state keyed by the record key: may run in parallel",
     };
-    println!("{}: valid Sluice job component (sha256 {}; {keying})", component.display(), loaded.hash);
+    let stages = match loaded.stages.as_slice() {
+        [] => String::new(),
+        names => format!("; {} repartition stages: {}", names.len(), names.join(" → ")),
+    };
+    println!("{}: valid Sluice job component (sha256 {}; {keying}{stages})", component.display(), loaded.hash);
     Ok(())
 }

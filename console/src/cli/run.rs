@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sluice_runtime::connections::Connections;
+use sluice_runtime::job::stages::{StageTopics, stage_job_name, stage_spec};
 use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
 use sluice_runtime::snapshot::{Snapshot, SnapshotStore};
-use sluice_runtime::wasm::JobEngine;
+use sluice_runtime::wasm::{JobEngine, LoadedComponent};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -50,6 +51,36 @@ pub struct RunArgs {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Run stage K of a job in repartition stages (`Job::STAGES`), which
+    /// needs --stage-topics. Run each stage as a process of its own; over
+    /// bounded input, start a stage once the one before has finished.
+    #[arg(long, requires = "stage_topics")]
+    pub stage: Option<u32>,
+    /// Where a staged job's stages pass rows on: `CONNECTION:PREFIX`, a
+    /// Kafka connection and the topics' prefix; stage k reads
+    /// `PREFIX-s<k>`. Create those topics first, each with as many
+    /// partitions as its stage is to have shards.
+    #[arg(long, value_parser = parse_stage_topics)]
+    pub stage_topics: Option<(String, String)>,
+    /// Run shard I of N (`I/N`): the input partitions p with p % N == I
+    /// (of a later stage, its topic's), with snapshots of its own.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+}
+
+fn parse_stage_topics(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((c, p)) if !c.is_empty() && !p.is_empty() => Ok((c.to_owned(), p.to_owned())),
+        _ => Err(format!("`{text}` is not CONNECTION:PREFIX")),
+    }
+}
+
+fn parse_shard(text: &str) -> Result<(u32, u32), String> {
+    let parsed = text.split_once('/').and_then(|(i, n)| Some((i.parse::<u32>().ok()?, n.parse::<u32>().ok()?)));
+    match parsed {
+        Some((i, n)) if i < n && n <= 64 => Ok((i, n)),
+        _ => Err(format!("`{text}` is not I/N with I < N <= 64")),
+    }
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {
@@ -64,11 +95,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let loaded = engine.load_file(&component).await.with_context(|| format!("cannot load {}", component.display()))?;
 
     let connections = load_connections(&spec, &args)?;
+    let spec = one_task_of(spec, &loaded, &args)?;
     let metrics = Arc::new(TaskMetrics::default());
     let mut builder = TaskBuilder::new(&spec)
         .connections(connections)
         .metrics(metrics.clone())
-        .allow_non_restored_state(args.allow_non_restored_state);
+        .allow_non_restored_state(args.allow_non_restored_state)
+        .stage(args.stage.unwrap_or(0));
+    if let Some((index, count)) = args.shard {
+        builder = builder.partition_group(index, count);
+    }
     if let Some(location) = &args.snapshots {
         let store = sluice_runtime::snapshot::open_store(location).await?;
         if let Some(snapshot) = snapshot_to_restore(store.as_ref(), &spec.name, &args.from).await? {
@@ -108,6 +144,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The spec of the task this run is: with `--stage-topics`, the stage's
+/// (`job::stages::stage_spec`, named `<name>__s<k>` after stage 0), and with
+/// `--shard I/N` named `<name>__pI-of-N`, so each keeps snapshots of its own.
+fn one_task_of(spec: JobSpec, loaded: &LoadedComponent, args: &RunArgs) -> anyhow::Result<JobSpec> {
+    let mut spec = match &args.stage_topics {
+        Some((connection, prefix)) => {
+            let stage = args.stage.unwrap_or(0);
+            let stages = loaded.stages.len().max(1) as u32;
+            let bounded = spec.sources.values().all(|s| s.is_bounded());
+            let topics = StageTopics { connection: connection.clone(), prefix: prefix.clone(), bounded };
+            let mut staged = stage_spec(&spec, stage, stages, &topics)?;
+            staged.name = stage_job_name(&spec.name, stage);
+            staged
+        }
+        None => spec,
+    };
+    if let Some((index, count)) = args.shard {
+        spec.name = format!("{}__p{index}-of-{count}", spec.name);
+    }
+    Ok(spec)
 }
 
 /// The snapshot `--from` names: none, the latest intact one, or an id.

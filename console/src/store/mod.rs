@@ -76,6 +76,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "task leases", include_str!("../../migrations/0009_task_leases.sql")),
     (10, "component state keying", include_str!("../../migrations/0010_component_state_keying.sql")),
     (11, "run parallelism", include_str!("../../migrations/0011_run_parallelism.sql")),
+    (12, "run stages", include_str!("../../migrations/0012_run_stages.sql")),
 ];
 
 impl Store {

@@ -82,10 +82,18 @@ pub struct Run {
     /// planned before shards (each group was a task of its own).
     #[serde(default)]
     pub parallelism: Option<i64>,
+    /// Its repartition stages (`Job::STAGES`), when the job has several:
+    /// each has the run's shards, so its groups are `stages × shards`.
+    /// None until planned, and for a job of one stage.
+    #[serde(default)]
+    pub stages: Option<i64>,
+    /// The prefix of its repartition topics (`<prefix>-s<k>`), when staged.
+    #[serde(default)]
+    pub stage_topics: Option<String>,
 }
 
 pub(super) const RUN_COLUMNS: &str = "id, job_id, version_id, state, restore_from, start_position, scheduled_ms, started_ms, \
-                           ended_ms, error, worker, created_by, created_ms, task_groups, parallelism";
+                           ended_ms, error, worker, created_by, created_ms, task_groups, parallelism, stages, stage_topics";
 
 impl Run {
     /// The tasks a planned run's shards are packed into (a run planned
@@ -111,22 +119,48 @@ impl Run {
             created_ms: r.try_get("created_ms")?,
             task_groups: r.try_get("task_groups")?,
             parallelism: r.try_get("parallelism")?,
+            stages: r.try_get("stages")?,
+            stage_topics: r.try_get("stage_topics")?,
         })
     }
 }
 
-/// A run's shards and the tasks they are packed into.
+/// A run's shards and the tasks they are packed into. A job of several
+/// repartition stages runs every stage in `shards` shards: group `g` is
+/// shard `g % shards` of stage `g / shards`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunShape {
     pub shards: u32,
     /// Tasks: at most the shards (a task with no shard would idle).
     pub parallelism: u32,
+    /// Repartition stages: 1 for a job of one stage.
+    pub stages: u32,
 }
 
 impl RunShape {
-    /// The task shard `shard` runs in.
-    pub fn task_of(&self, shard: u32) -> u32 {
-        shard % self.parallelism.max(1)
+    /// One stage's shards packed into `parallelism` tasks.
+    pub fn new(shards: u32, parallelism: u32) -> RunShape {
+        RunShape { shards, parallelism, stages: 1 }
+    }
+
+    /// Every (stage, shard) of the run: its lease rows and runtime tasks.
+    pub fn groups(&self) -> u32 {
+        self.shards.max(1) * self.stages.max(1)
+    }
+
+    /// The stage group `group` runs.
+    pub fn stage_of(&self, group: u32) -> u32 {
+        group / self.shards.max(1)
+    }
+
+    /// The shard of its stage group `group` is.
+    pub fn shard_of(&self, group: u32) -> u32 {
+        group % self.shards.max(1)
+    }
+
+    /// The task group `group` runs in.
+    pub fn task_of(&self, group: u32) -> u32 {
+        group % self.parallelism.max(1)
     }
 }
 
@@ -161,6 +195,18 @@ impl Store {
         Ok(())
     }
 
+    /// Records the stages and repartition topics of a run that goes on in
+    /// another's (a resumed run), before it is planned.
+    pub async fn set_stages(&self, run_id: &str, stages: Option<i64>, stage_topics: Option<&str>) -> StoreResult<()> {
+        sqlx::query("update runs set stages = $1, stage_topics = $2 where id = $3 and stages is null")
+            .bind(stages)
+            .bind(stage_topics)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The history of the job's run that was running at `ms` (ms since the
     /// epoch): when it started, and when the job's next run started (none
     /// while it is the last). Runs that never started took no snapshots.
@@ -179,18 +225,36 @@ impl Store {
     /// The shards of the job's newest run before `except` that recorded
     /// them: the shards the job's state was last kept in.
     pub async fn last_task_groups(&self, job_id: &str, except: &str) -> StoreResult<Option<i64>> {
-        let row = sqlx::query(
-            "select task_groups from runs where job_id = $1 and id <> $2 and task_groups is not null \
-             order by created_ms desc, id desc limit 1",
-        )
+        Ok(self.last_planned_run(job_id, except).await?.and_then(|r| r.task_groups))
+    }
+
+    /// The job's run that was running at `ms` (the newest started by
+    /// then): the run that took a snapshot taken at `ms`.
+    pub async fn run_at(&self, job_id: &str, ms: i64) -> StoreResult<Option<Run>> {
+        let row = sqlx::query(&format!(
+            "select {RUN_COLUMNS} from runs where job_id = $1 and started_ms <= $2 \
+             order by started_ms desc, id desc limit 1"
+        ))
+        .bind(job_id)
+        .bind(ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Run::from_row).transpose()
+    }
+
+    /// The job's newest run before `except` that was planned (recorded its
+    /// shards): the run whose shards, stages and repartition topics the
+    /// job's state was last kept in.
+    pub async fn last_planned_run(&self, job_id: &str, except: &str) -> StoreResult<Option<Run>> {
+        let row = sqlx::query(&format!(
+            "select {RUN_COLUMNS} from runs where job_id = $1 and id <> $2 and task_groups is not null \
+             order by created_ms desc, id desc limit 1"
+        ))
         .bind(job_id)
         .bind(except)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(match row {
-            Some(r) => r.try_get("task_groups")?,
-            None => None,
-        })
+        row.as_ref().map(Run::from_row).transpose()
     }
 
     pub async fn create_run(&self, new: NewRun<'_>) -> StoreResult<Run> {

@@ -98,20 +98,29 @@ impl Store {
     /// `owner` at epoch 0 (it launches them itself) or waiting for
     /// assignment, and the run's fencing floor. Says whether it planned
     /// them now.
-    pub async fn plan_tasks(&self, run: &Run, shape: RunShape, owner: Option<&str>) -> StoreResult<bool> {
+    pub async fn plan_tasks(
+        &self,
+        run: &Run,
+        shape: RunShape,
+        stage_topics: Option<&str>,
+        owner: Option<&str>,
+    ) -> StoreResult<bool> {
         let now = self.clock_ms().await?;
-        let groups = shape.shards;
+        let groups = shape.groups();
+        let stages = (shape.stages > 1).then_some(i64::from(shape.stages));
         let mut tx = self.pool.begin().await?;
         let planned = sqlx::query(&format!(
             "update runs set task_groups = coalesce(task_groups, $1), parallelism = coalesce(parallelism, $4),
-               lease_epoch = {}
+               stages = coalesce(stages, $5), stage_topics = coalesce(stage_topics, $6), lease_epoch = {}
              where id = $2 and state = 'starting' and not exists (select 1 from run_tasks t where t.run_id = $2)",
             next_epoch("$3")
         ))
-        .bind(i64::from(groups))
+        .bind(i64::from(shape.shards))
         .bind(&run.id)
         .bind(&run.job_id)
         .bind(i64::from(shape.parallelism))
+        .bind(stages)
+        .bind(stage_topics)
         .execute(&mut *tx)
         .await?;
         if planned.rows_affected() != 1 {

@@ -13,16 +13,19 @@ use sluice_runtime::connections::Connections;
 use sluice_runtime::connectors::memory::{MemoryRecord, MemorySink, MemorySource};
 use sluice_runtime::connectors::registry::{self, BuildContext};
 use sluice_runtime::connectors::staged::StagedDimension;
-use sluice_runtime::connectors::{ConnectorError, RowOp, Source, SourceStatus};
+use sluice_runtime::connectors::{ConnectorError, RowOp, SinkRow, Source, SourceStatus};
 use sluice_runtime::job::batch::RecordBatch;
+use sluice_runtime::job::stages::{NEXT_STAGE_SINK, STAGE_SOURCE, StageTopics, stage_spec};
 use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
 use sluice_runtime::wasm::LoadedComponent;
 
 use super::{DebugSlot, Worker, WorkerError, WorkerResult};
 
-/// Most records a debug run takes.
+/// Most records a debug run takes (and a later stage of it).
 pub const MAX_DEBUG_RECORDS: usize = 10_000;
+/// Most rows a debug run returns, over all its stages.
+const MAX_DEBUG_ROWS: usize = 100_000;
 /// Longest a debug run (or a preview's read of live sources) may take.
 const DEBUG_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a preview waits for live records.
@@ -87,6 +90,9 @@ impl Worker {
             .await?
     }
 
+    /// Runs the job's stages one after the other (a job of one stage runs
+    /// once): the first over `input`, each later one over the rows the one
+    /// before sent on, which the output shows as sink `sluice.next-stage`.
     async fn debug_run_here(
         &self,
         component: &LoadedComponent,
@@ -94,8 +100,66 @@ impl Worker {
         connections: &Connections,
         input: DebugInput,
     ) -> WorkerResult<DebugOutput> {
-        let metrics = Arc::new(TaskMetrics::default());
-        let mut builder = TaskBuilder::new(spec).connections(connections.clone()).metrics(metrics.clone());
+        let stages = component.stages.len().max(1) as u32;
+        // Every stage's connectors between stages are memory ones: the
+        // repartition topics' connection is never used.
+        let topics = StageTopics { connection: "debug".into(), prefix: "debug".into(), bounded: true };
+        let mut output = DebugOutput { records_in: 0, rows: Vec::new(), dead_letters: Vec::new(), logs: Vec::new() };
+        let mut carried = Vec::new();
+        // One deadline for every stage.
+        let deadline = Instant::now() + DEBUG_TIMEOUT;
+        for stage in 0..stages {
+            let staged = if stages > 1 {
+                stage_spec(spec, stage, stages, &topics).map_err(|e| WorkerError::Invalid(e.to_string()))?
+            } else {
+                spec.clone()
+            };
+            let metrics = Arc::new(TaskMetrics::default());
+            let builder =
+                TaskBuilder::new(&staged).connections(connections.clone()).metrics(metrics.clone()).stage(stage);
+            let builder = if stage == 0 {
+                self.debug_sources(builder, spec, connections, input.clone()).await?
+            } else {
+                let batches = vec![std::mem::take(&mut carried)];
+                builder.source(STAGE_SOURCE, Box::new(MemorySource::new(batches)))
+            };
+            let (ran, next) = self.debug_stage(builder, &staged, connections, component, deadline).await?;
+            if stage == 0 {
+                output.records_in = TaskMetrics::get(&metrics.records_in);
+            }
+            // What the next stage reads, as many as a debug run takes.
+            carried = next
+                .into_iter()
+                .take(MAX_DEBUG_RECORDS)
+                .enumerate()
+                .map(|(i, row)| MemoryRecord {
+                    key: row.key,
+                    value: row.value,
+                    offset: i as i64,
+                    ..MemoryRecord::default()
+                })
+                .collect();
+            let room = MAX_DEBUG_ROWS.saturating_sub(output.rows.len());
+            output.rows.extend(ran.rows.into_iter().take(room));
+            output.dead_letters.extend(ran.dead_letters);
+            output.logs.extend(
+                metrics
+                    .logs()
+                    .into_iter()
+                    .map(|(level, message)| LogLine { level: format!("{level:?}").to_lowercase(), message }),
+            );
+        }
+        Ok(output)
+    }
+
+    /// The first stage's sources: the pasted lines, or the live sources cut short.
+    async fn debug_sources<'a>(
+        &self,
+        mut builder: TaskBuilder<'a>,
+        spec: &JobSpec,
+        connections: &Connections,
+        input: DebugInput,
+    ) -> WorkerResult<TaskBuilder<'a>> {
         let cx = BuildContext::new(spec, connections);
         match input {
             DebugInput::Lines { source, text } => {
@@ -136,6 +200,21 @@ impl Worker {
                 }
             }
         }
+        Ok(builder)
+    }
+
+    /// Runs one stage with memory sinks and staged dimension writes, until
+    /// `deadline`; its rows and dead letters (no records in, no logs), and
+    /// the rows it sent to the next stage as they are.
+    async fn debug_stage(
+        &self,
+        mut builder: TaskBuilder<'_>,
+        spec: &JobSpec,
+        connections: &Connections,
+        component: &LoadedComponent,
+        deadline: Instant,
+    ) -> WorkerResult<(DebugOutput, Vec<SinkRow>)> {
+        let cx = BuildContext::new(spec, connections);
         let mut sinks = Vec::new();
         for name in spec.sink_names() {
             let sink = MemorySink::default();
@@ -152,7 +231,7 @@ impl Worker {
         builder = builder.dead_letter(Box::new(dead.clone()));
         let task = builder.build(self.engine(), component).await.map_err(WorkerError::task)?;
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        let end = tokio::time::timeout(DEBUG_TIMEOUT, task.run(stop_rx))
+        let end = tokio::time::timeout_at(deadline.into(), task.run(stop_rx))
             .await
             .map_err(|_| WorkerError::Task(format!("the debug run did not finish within {DEBUG_TIMEOUT:?}")))?
             .map_err(WorkerError::task)?;
@@ -169,16 +248,14 @@ impl Worker {
                 })
             })
             .collect();
-        Ok(DebugOutput {
-            records_in: TaskMetrics::get(&metrics.records_in),
+        let next = sinks.iter().find(|(name, _)| name == NEXT_STAGE_SINK).map(|(_, s)| s.rows()).unwrap_or_default();
+        let output = DebugOutput {
+            records_in: 0,
             rows,
             dead_letters: dead.rows().iter().map(|r| serde_json::from_slice(&r.value).unwrap_or_default()).collect(),
-            logs: metrics
-                .logs()
-                .into_iter()
-                .map(|(level, message)| LogLine { level: format!("{level:?}").to_lowercase(), message })
-                .collect(),
-        })
+            logs: Vec::new(),
+        };
+        Ok((output, next))
     }
 }
 

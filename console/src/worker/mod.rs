@@ -21,6 +21,7 @@ mod quota;
 pub mod restore;
 pub mod scheduler;
 pub mod shards;
+pub mod stages;
 mod threads;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -29,6 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sluice_runtime::job::stages::{StageTopics, stage_spec};
 use sluice_runtime::job::task::TaskCommand;
 use sluice_runtime::job::{Ceilings, LeaseGate, TaskBuilder, TaskEnd};
 use sluice_runtime::metrics::TaskMetrics;
@@ -148,9 +150,9 @@ impl RunningJob {
         self.tasks.lock().expect("tasks lock").iter().map(|(g, t)| (*g, t.key.clone(), t.epoch)).collect()
     }
 
-    /// The run's shards (all of them, here or elsewhere).
+    /// The run's groups, every stage's shards (all of them, here or elsewhere).
     pub fn run_groups(&self) -> u32 {
-        self.plan.shape.shards
+        self.plan.shape.groups()
     }
 
     /// What each task held here has done so far, for the console.
@@ -161,13 +163,15 @@ impl RunningJob {
             .iter()
             .map(|(g, t)| TaskStatus {
                 task: self.plan.shape.task_of(*g) as usize,
-                shard: *g as usize,
+                stage: self.plan.shape.stage_of(*g) as usize,
+                shard: self.plan.shape.shard_of(*g) as usize,
                 key: t.key.clone(),
                 worker: worker.to_owned(),
                 epoch: t.epoch,
                 records_in: TaskMetrics::get(&t.metrics.records_in),
                 records_out: TaskMetrics::get(&t.metrics.records_out),
                 replays_dropped: TaskMetrics::get(&t.metrics.replays_dropped),
+                lag: Some(t.metrics.lag.load(Ordering::Relaxed)).filter(|l| *l >= 0),
             })
             .collect()
     }
@@ -203,7 +207,11 @@ pub struct LiveStatus {
 pub struct TaskStatus {
     /// The task (worker slot) its shard is packed into.
     pub task: usize,
-    /// The shard (partition group): its state, snapshots and partitions.
+    /// The repartition stage it runs (0 for a job of one stage).
+    #[serde(default)]
+    pub stage: usize,
+    /// The shard (partition group) of its stage: its state, snapshots and
+    /// partitions.
     #[serde(default)]
     pub shard: usize,
     pub key: String,
@@ -218,6 +226,10 @@ pub struct TaskStatus {
     /// had applied.
     #[serde(default)]
     pub replays_dropped: u64,
+    /// Records behind the end of its Kafka sources (a later stage's: of its
+    /// repartition topic); none without Kafka sources.
+    #[serde(default)]
+    pub lag: Option<i64>,
 }
 
 /// The operator's settings of a worker.
@@ -271,6 +283,8 @@ struct LaunchPlan {
     deployment: Deployment,
     component: LoadedComponent,
     shape: RunShape,
+    /// Where its stages pass rows on, for a job of several (`stages.rs`).
+    topics: Option<StageTopics>,
 }
 
 impl Worker {
@@ -375,11 +389,16 @@ impl Worker {
         if let Err(e) = self.previous_run_gone(&plan.run).await {
             return fail(e).await;
         }
+        // Outside the admission lock: the tenant's cluster may be slow.
+        if let Err(e) = self.prepare_topics(&plan).await {
+            return fail(e).await;
+        }
         let admitting = self.admitting.lock().await;
         if let Err(e) = self.admit(&plan).await {
             return fail(e).await;
         }
-        let planned = self.store.plan_tasks(&plan.run, plan.shape, Some(&self.id)).await?;
+        let prefix = plan.topics.as_ref().map(|t| t.prefix.as_str());
+        let planned = self.store.plan_tasks(&plan.run, plan.shape, prefix, Some(&self.id)).await?;
         drop(admitting);
         if !planned {
             let places = self.store.run_tasks(&plan.run.id).await?;
@@ -389,7 +408,7 @@ impl Worker {
         }
         let plan = Arc::new(plan);
         let restore = RestoreFrom::parse(plan.run.restore_from.as_deref());
-        for group in 0..plan.shape.shards {
+        for group in 0..plan.shape.groups() {
             let renewed_at = Instant::now();
             let claimed =
                 self.store.claim_task(&plan.run, group, &self.id, Some(&self.id), None, self.lease_ms()).await?;
@@ -421,6 +440,17 @@ impl Worker {
         }
     }
 
+    /// Makes the repartition topics of a staged run that has none recorded
+    /// yet (not planned, or resumed with fresh state).
+    async fn prepare_topics(&self, plan: &LaunchPlan) -> WorkerResult<()> {
+        match &plan.topics {
+            Some(topics) if plan.run.stage_topics.is_none() => {
+                self.prepare_stage_topics(&plan.run, &plan.project, &plan.job, topics, &plan.shape).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Checks what a run must pass before its tasks are planned: the
     /// project's quota.
     async fn admit(&self, plan: &LaunchPlan) -> WorkerResult<()> {
@@ -435,15 +465,19 @@ impl Worker {
     pub async fn plan_for_assignment(&self, run: &Run) -> WorkerResult<()> {
         // The whole plan, component included, so a run its workers would
         // refuse (a global job at parallelism 2) fails here, before any task.
-        let plan = self.plan(run.clone()).await;
+        let plan = match self.plan(run.clone()).await {
+            // Outside the admission lock: the tenant's cluster may be slow.
+            Ok(plan) => self.prepare_topics(&plan).await.map(|()| plan),
+            Err(e) => Err(e),
+        };
         let admitting = self.admitting.lock().await;
         let checked = match plan {
-            Ok(plan) => self.admit(&plan).await.map(|()| plan.shape),
+            Ok(plan) => self.admit(&plan).await.map(|()| (plan.shape, plan.topics.map(|t| t.prefix))),
             Err(e) => Err(e),
         };
         match checked {
-            Ok(shape) => {
-                self.store.plan_tasks(run, shape, None).await?;
+            Ok((shape, prefix)) => {
+                self.store.plan_tasks(run, shape, prefix.as_deref(), None).await?;
                 drop(admitting);
                 Ok(())
             }
@@ -553,7 +587,7 @@ impl Worker {
         } else {
             LeaseGate::until(renewed_at, self.write_window())
         });
-        let key = plan::snapshot_key(&plan.project.name, &plan.job.name, group, plan.shape.shards);
+        let key = stages::group_key(&plan.project.name, &plan.job.name, &plan.shape, group);
         let share = self.share_for(plan)?;
         let built = async {
             // Before anything is restored: from here on an older owner's
@@ -595,8 +629,10 @@ impl Worker {
             "run",
             "run.started",
             &format!(
-                "run {}: shard {group} of {} in task {} of {} on {} (lease epoch {epoch}, restore {})",
+                "run {}: {}shard {} of {} in task {} of {} on {} (lease epoch {epoch}, restore {})",
                 plan.run.id,
+                if plan.shape.stages > 1 { format!("stage {} ", plan.shape.stage_of(group)) } else { String::new() },
+                plan.shape.shard_of(group),
                 plan.shape.shards,
                 plan.shape.task_of(group),
                 plan.shape.parallelism,
@@ -669,8 +705,10 @@ impl Worker {
         let version = self.store.version(&run.version_id).await?.ok_or_else(|| gone("version"))?;
         let bytes = self.store.component(&version.hash).await?.ok_or_else(|| gone("component"))?;
         let component = self.load(&bytes).await?;
-        let shape = self.run_shape(&run, &project, &job, &deployment, component.state_keying).await?;
-        Ok(LaunchPlan { run, project, job, deployment, component, shape })
+        let stages = component.stages.len().max(1) as u32;
+        let shape = self.run_shape(&run, &project, &job, &deployment, component.state_keying, stages).await?;
+        let topics = self.stage_topics(&run, &project, &job, &deployment, &shape).await?;
+        Ok(LaunchPlan { run, project, job, deployment, component, shape, topics })
     }
 
     /// Builds task `group` (snapshot key `key`) on the job threads and
@@ -690,19 +728,26 @@ impl Worker {
         };
         let stored = self.store.connections(&plan.project.id).await?;
         let base_dir = plan::project_files(&self.data_dir, &plan.project.name);
-        let spec = plan::job_spec(&plan.deployment, key, start.as_ref(), &base_dir).map_err(WorkerError::Invalid)?;
+        let mut spec =
+            plan::job_spec(&plan.deployment, key, start.as_ref(), &base_dir).map_err(WorkerError::Invalid)?;
+        let stage = plan.shape.stage_of(group);
+        if let Some(topics) = &plan.topics {
+            spec =
+                stage_spec(&spec, stage, plan.shape.stages, topics).map_err(|e| WorkerError::Invalid(e.to_string()))?;
+        }
         self.ceilings.check(&spec).map_err(|e| WorkerError::Invalid(e.to_string()))?;
         let connections = self.project_connections(&plan.project.name, &stored)?;
         let first_started = plan.run.started_ms.unwrap_or(plan.run.created_ms);
-        let snapshot = self.snapshot_to_restore(&plan.job.id, key, restore, first_started).await?;
-        if snapshot.is_none() && *restore == RestoreFrom::Latest && plan.shape.shards > 1 {
+        let state_began = plan.topics.as_ref().and_then(|t| stages::state_began_ms(&t.prefix));
+        let snapshot = self.snapshot_to_restore(&plan.job.id, key, restore, first_started, state_began).await?;
+        if snapshot.is_none() && *restore == RestoreFrom::Latest && plan.shape.groups() > 1 {
             // Its other shards restore theirs: say that this one cannot.
             let kept = self.kept_shards(&plan.project.name, &plan.job, &plan.run.id).await?;
             if kept == Some(plan.shape.shards) {
                 let detail = format!(
-                    "run {}: shard {group} of {} has no snapshot to restore (its task never stored one); it starts \
-                     from its sources' start position while the job's other shards restore theirs",
-                    plan.run.id, plan.shape.shards
+                    "run {}: shard `{key}` has no snapshot to restore (its task never stored one); it starts from \
+                     its sources' start position while the job's other shards restore theirs",
+                    plan.run.id
                 );
                 self.event(plan, "error", "run.shard_without_snapshot", &detail).await;
             }
@@ -717,7 +762,7 @@ impl Worker {
         let task_key = key.to_owned();
         let metrics = Arc::new(TaskMetrics::default());
         let (worker, component, dead_letters) = (self.clone(), plan.component.clone(), dead_letters.clone());
-        let groups = plan.shape.shards;
+        let (shard, shards) = (plan.shape.shard_of(group), plan.shape.shards);
         let task_metrics = metrics.clone();
         // Connectors and the guest's `open` run on the job threads too:
         // what they connect to belongs to those threads' runtime.
@@ -741,7 +786,8 @@ impl Worker {
                 .lease(gate)
                 .lease_fences(&fence_job, floor, &task_key, epoch)
                 .dead_letter(dead_letters.sink(declared_dead_letter))
-                .partition_group(group, groups);
+                .stage(stage)
+                .partition_group(shard, shards);
             if let Some(snapshot) = snapshot {
                 builder = builder.restore(snapshot);
             }
@@ -754,6 +800,20 @@ impl Worker {
         Ok((control, metrics, handle))
     }
 
+    /// The newest snapshot of `key` taken at or after `since_ms` that loads.
+    async fn newest_since(&self, key: &str, since_ms: i64) -> WorkerResult<Option<Snapshot>> {
+        // Snapshot ids begin with their time (ms, 13 digits).
+        let since = format!("{:013}", since_ms.max(0));
+        let ids = self.snapshots.list(key).await?;
+        for id in ids.iter().rev().filter(|id| id.as_str() >= since.as_str()) {
+            match self.snapshots.load(key, id).await {
+                Ok(snapshot) => return Ok(Some(snapshot)),
+                Err(e) => tracing::warn!(key, snapshot = %id, "skipping a snapshot that cannot be restored: {e}"),
+            }
+        }
+        Ok(None)
+    }
+
     /// What shard `key` restores; `first_started` is when the run first
     /// started (a resumed run takes its own snapshots from then on).
     async fn snapshot_to_restore(
@@ -762,24 +822,20 @@ impl Worker {
         key: &str,
         restore: &RestoreFrom,
         first_started: i64,
+        state_began: Option<i64>,
     ) -> WorkerResult<Option<Snapshot>> {
         match restore {
             RestoreFrom::None => Ok(None),
-            RestoreFrom::Latest => Ok(self.snapshots.latest(key).await?),
-            RestoreFrom::Resume(first) => {
-                // Snapshot ids begin with their time (ms, 13 digits).
-                let since = format!("{:013}", first_started.max(0));
-                let ids = self.snapshots.list(key).await?;
-                for id in ids.iter().rev().filter(|id| id.as_str() >= since.as_str()) {
-                    match self.snapshots.load(key, id).await {
-                        Ok(snapshot) => return Ok(Some(snapshot)),
-                        Err(e) => {
-                            tracing::warn!(key, snapshot = %id, "skipping a snapshot that cannot be restored: {e}")
-                        }
-                    }
-                }
-                Box::pin(self.snapshot_to_restore(job_id, key, first, first_started)).await
-            }
+            // A staged job's state goes with its repartition topics: only
+            // snapshots taken since they were made.
+            RestoreFrom::Latest => match state_began {
+                Some(since) => self.newest_since(key, since).await,
+                None => Ok(self.snapshots.latest(key).await?),
+            },
+            RestoreFrom::Resume(first) => match self.newest_since(key, first_started).await? {
+                Some(snapshot) => Ok(Some(snapshot)),
+                None => Box::pin(self.snapshot_to_restore(job_id, key, first, first_started, state_began)).await,
+            },
             RestoreFrom::Snapshot(id) => {
                 // The chosen snapshot is one shard's; every other shard
                 // restores its newest taken at or before it in the same

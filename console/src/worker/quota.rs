@@ -68,7 +68,8 @@ pub struct Usage {
 pub fn planned_shape(run: &Run, deployment: &Deployment) -> RunShape {
     let bounded = |n: i64| n.clamp(1, i64::from(MAX_SHARDS)) as u32;
     let shards = bounded(run.task_groups.unwrap_or(deployment.parallelism));
-    RunShape { shards, parallelism: run.parallelism.map_or(shards, |n| bounded(n).min(shards)) }
+    let stages = run.stages.unwrap_or(1).clamp(1, 64) as u32;
+    RunShape { shards, parallelism: run.parallelism.map_or(shards, |n| bounded(n).min(shards)), stages }
 }
 
 /// Guest memory per task of a deployment, MiB: its `memory_mb` over the
@@ -121,7 +122,7 @@ impl Worker {
             if let Some(deployment) = deployments.get(&run.job_id) {
                 let shape = planned_shape(&run, deployment);
                 usage.tasks += u64::from(shape.parallelism);
-                usage.memory_mb += u64::from(shape.shards) * task_memory_mb(deployment);
+                usage.memory_mb += u64::from(shape.groups()) * task_memory_mb(deployment);
             }
         }
         Ok((self.quotas.with(&own), usage))
@@ -138,7 +139,7 @@ impl Worker {
     ) -> WorkerResult<()> {
         let (quota, usage) = self.quota(project, Some(run_id)).await?;
         let tasks = u64::from(shape.parallelism);
-        let memory = u64::from(shape.shards) * task_memory_mb(deployment);
+        let memory = u64::from(shape.groups()) * task_memory_mb(deployment);
         let mut over = Vec::new();
         if usage.tasks + tasks > quota.max_tasks {
             over.push(format!(

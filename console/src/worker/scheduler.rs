@@ -326,8 +326,13 @@ pub async fn recover(worker: &Arc<Worker>, store: &Store, fresh: bool) -> anyhow
             // whatever the deployment's parallelism says now.
             if let Some(groups) = run.task_groups {
                 store.set_task_groups(&resumed.id, groups, run.parallelism).await?;
+                // Fresh state reads fresh repartition topics.
+                let topics = if fresh { None } else { run.stage_topics.as_deref() };
+                store.set_stages(&resumed.id, run.stages, topics).await?;
                 resumed.task_groups = Some(groups);
                 resumed.parallelism = run.parallelism;
+                resumed.stages = run.stages;
+                resumed.stage_topics = if fresh { None } else { run.stage_topics.clone() };
             }
             run_event(store, &run.job_id, "run.resumed", &format!("run {} resumes run {}", resumed.id, run.id)).await?;
             if worker.takes_runs

@@ -27,7 +27,8 @@ use super::{Worker, WorkerError, WorkerResult, plan};
 pub use crate::store::RunShape;
 use crate::store::{Deployment, Job, Project, Run};
 
-/// The most shards (and tasks) a run may have.
+/// The most shards (and tasks) a run may have; a staged run's groups
+/// (shards × stages) too, so each stage has at most `64 / stages` shards.
 pub const MAX_SHARDS: u32 = 64;
 
 /// How long planning waits for its inputs' partition counts in all
@@ -57,6 +58,7 @@ impl Worker {
         job: &Job,
         deployment: &Deployment,
         keying: StateKeying,
+        stages: u32,
     ) -> WorkerResult<RunShape> {
         let asked = run.parallelism.unwrap_or(deployment.parallelism).clamp(1, i64::from(MAX_SHARDS)) as u32;
         if let Some(groups) = run.task_groups {
@@ -64,20 +66,39 @@ impl Worker {
             // A run planned before shards ran each group as a task.
             let parallelism = run.parallelism.map_or(shards, |_| asked.min(shards));
             check_state_keying(&job.name, keying, parallelism).map_err(|e| WorkerError::Invalid(e.to_string()))?;
-            return Ok(RunShape { shards, parallelism });
+            let planned = run.stages.unwrap_or(1).clamp(1, 64) as u32;
+            if planned != stages {
+                return Err(WorkerError::Invalid(format!(
+                    "run {} was planned in {planned} stage(s) and its version declares {stages}",
+                    run.id
+                )));
+            }
+            return Ok(RunShape { shards, parallelism, stages });
         }
         check_state_keying(&job.name, keying, asked).map_err(|e| WorkerError::Invalid(e.to_string()))?;
         let restores_state = !matches!(RestoreFrom::parse(run.restore_from.as_deref()), RestoreFrom::None);
         let kept = if restores_state { self.kept_shards(&project.name, job, &run.id).await? } else { None };
+        if kept.is_some() {
+            self.check_kept_stages(job, run, stages).await?;
+        }
         let shards = match (kept, keying) {
             (Some(kept), _) => kept,
             (None, StateKeying::Global) => 1,
-            (None, StateKeying::ByRecordKey) => self.input_partitions(project, deployment, &job.name).await?,
+            (None, StateKeying::ByRecordKey) => {
+                self.input_partitions(project, deployment, &job.name, MAX_SHARDS / stages.max(1)).await?
+            }
         };
         if keying == StateKeying::Global && shards > 1 {
             return Err(WorkerError::Invalid(global_over_shards(&job.name, shards)));
         }
-        Ok(RunShape { shards, parallelism: asked.min(shards) })
+        if shards * stages > MAX_SHARDS {
+            return Err(WorkerError::Invalid(format!(
+                "job `{}` keeps its state in {shards} shards, and {stages} stages of them make more than {MAX_SHARDS} \
+                 tasks' state; start with restore `none` to shard it afresh",
+                job.name
+            )));
+        }
+        Ok(RunShape { shards, parallelism: asked.min(shards), stages })
     }
 
     /// The shards the job's state is kept in: those of its newest run
@@ -118,7 +139,9 @@ impl Worker {
         let except = running.map(|r| r.id.as_str());
         let restarts = running.is_some();
         let asked = deployment.parallelism.clamp(1, i64::from(MAX_SHARDS)) as u32;
-        let shape = RunShape { shards: kept.unwrap_or(asked), parallelism: kept.map_or(asked, |k| asked.min(k)) };
+        let stages = running.and_then(|r| r.stages).unwrap_or(1).clamp(1, 64) as u32;
+        let shape =
+            RunShape { shards: kept.unwrap_or(asked), parallelism: kept.map_or(asked, |k| asked.min(k)), stages };
         if restarts {
             self.check_quota(project, except.unwrap_or(""), deployment, shape).await?;
         }
@@ -147,10 +170,16 @@ impl Worker {
     }
 
     /// The shard count of the deployment's inputs (`registry::shard_count`),
-    /// brought down to at most `MAX_SHARDS` (to a divisor of it, so that it
-    /// still divides every input's partitions). A broker that does not
-    /// answer in time, or a spec that cannot work, fails the run.
-    async fn input_partitions(&self, project: &Project, deployment: &Deployment, job: &str) -> WorkerResult<u32> {
+    /// brought down to at most `max` (to a divisor of it, so that it still
+    /// divides every input's partitions). A broker that does not answer in
+    /// time, or a spec that cannot work, fails the run.
+    async fn input_partitions(
+        &self,
+        project: &Project,
+        deployment: &Deployment,
+        job: &str,
+        max: u32,
+    ) -> WorkerResult<u32> {
         let stored = self.store.connections(&project.id).await?;
         let connections = self.project_connections(&project.name, &stored)?;
         let base_dir = plan::project_files(&self.data_dir, &project.name);
@@ -167,7 +196,7 @@ impl Worker {
         };
         // More partitions than shards: a shard reads several. The count
         // must still divide every input's partitions (co-partitioning).
-        Ok((1..=shards.min(MAX_SHARDS)).rev().find(|d| shards % d == 0).unwrap_or(1))
+        Ok((1..=shards.min(max.max(1))).rev().find(|d| shards % d == 0).unwrap_or(1))
     }
 }
 
@@ -177,9 +206,13 @@ mod tests {
 
     #[test]
     fn shards_are_packed_round_robin() {
-        let shape = RunShape { shards: 4, parallelism: 2 };
+        let shape = RunShape::new(4, 2);
         let tasks: Vec<u32> = (0..4).map(|s| shape.task_of(s)).collect();
         assert_eq!(tasks, [0, 1, 0, 1]);
-        assert_eq!(RunShape { shards: 4, parallelism: 1 }.task_of(3), 0);
+        assert_eq!(RunShape::new(4, 1).task_of(3), 0);
+        let staged = RunShape { shards: 2, parallelism: 2, stages: 2 };
+        let groups: Vec<(u32, u32, u32)> =
+            (0..staged.groups()).map(|g| (staged.stage_of(g), staged.shard_of(g), staged.task_of(g))).collect();
+        assert_eq!(groups, [(0, 0, 0), (0, 1, 1), (1, 0, 0), (1, 1, 1)], "(stage, shard, task)");
     }
 }

@@ -15,14 +15,14 @@ use crate::one_active_run::{new_run, store_with_job};
 const LEASE_MS: i64 = 60_000;
 
 fn shape(shards: u32, parallelism: u32) -> RunShape {
-    RunShape { shards, parallelism }
+    RunShape::new(shards, parallelism)
 }
 
 async fn keeps_the_lease_rules(store: &Store, job: &str, version: &str) {
     // Two groups, planned for assignment: each is claimed on its own.
     let first = new_run(store, job, version, RunState::Starting).await.unwrap();
-    assert!(store.plan_tasks(&first, shape(2, 2), None).await.unwrap());
-    assert!(!store.plan_tasks(&first, shape(2, 2), None).await.unwrap(), "planned once");
+    assert!(store.plan_tasks(&first, shape(2, 2), None, None).await.unwrap());
+    assert!(!store.plan_tasks(&first, shape(2, 2), None, None).await.unwrap(), "planned once");
     let floor1 = store.run_floor(&first.id).await.unwrap();
     let unassigned: Vec<u32> = store.unassigned_tasks().await.unwrap().into_iter().map(|(_, g, _)| g).collect();
     assert_eq!(unassigned, vec![0, 1]);
@@ -71,7 +71,7 @@ async fn keeps_the_lease_rules(store: &Store, job: &str, version: &str) {
     // fences shut out that run's zombies; a failed task fails the run at
     // once, and its other task's worker sees the run gone.
     let second = new_run(store, job, version, RunState::Starting).await.unwrap();
-    assert!(store.plan_tasks(&second, shape(2, 2), Some("w1")).await.unwrap());
+    assert!(store.plan_tasks(&second, shape(2, 2), None, Some("w1")).await.unwrap());
     let floor2 = store.run_floor(&second.id).await.unwrap();
     assert!(floor2 > b2, "the next run's floor {floor2} is above the last epoch {b2}");
     assert!(store.unassigned_tasks().await.unwrap().is_empty(), "planned for w1, not for assignment");
@@ -92,7 +92,7 @@ async fn keeps_the_lease_rules(store: &Store, job: &str, version: &str) {
     // would wait for a worker no stopping run gets): it ends instead, and
     // the control plane's sweep ends a run whose last task is gone.
     let stopping = new_run(store, job, version, RunState::Starting).await.unwrap();
-    assert!(store.plan_tasks(&stopping, shape(2, 2), None).await.unwrap());
+    assert!(store.plan_tasks(&stopping, shape(2, 2), None, None).await.unwrap());
     let f = store.claim_task(&stopping, 0, "w1", None, None, LEASE_MS).await.unwrap().unwrap();
     let g = store.claim_task(&stopping, 1, "w2", None, None, LEASE_MS).await.unwrap().unwrap();
     assert!(store.request_stop(&stopping.id, true).await.unwrap());
@@ -119,7 +119,7 @@ async fn keeps_the_lease_rules(store: &Store, job: &str, version: &str) {
     // A run whose tasks were all handed back (no worker) is stopped at
     // once by a stop request.
     let third = new_run(store, job, version, RunState::Starting).await.unwrap();
-    assert!(store.plan_tasks(&third, shape(1, 1), None).await.unwrap());
+    assert!(store.plan_tasks(&third, shape(1, 1), None, None).await.unwrap());
     let e = store.claim_task(&third, 0, "w1", None, None, LEASE_MS).await.unwrap().unwrap();
     assert!(store.mark_run_running(&third.id, 0, e).await.unwrap());
     assert!(store.release_task(&third.id, 0, "w1", e).await.unwrap());
@@ -132,7 +132,7 @@ async fn keeps_the_lease_rules(store: &Store, job: &str, version: &str) {
     store.register_worker("w1", "host-1", 1).await.unwrap();
     store.register_worker("w2", "host-2", 1).await.unwrap();
     let packed = new_run(store, job, version, RunState::Starting).await.unwrap();
-    assert!(store.plan_tasks(&packed, shape(4, 2), None).await.unwrap());
+    assert!(store.plan_tasks(&packed, shape(4, 2), None, None).await.unwrap());
     let planned = store.run(&packed.id).await.unwrap().unwrap();
     assert_eq!((planned.task_groups, planned.parallelism), (Some(4), Some(2)));
     assert_eq!(store.task_partner(&packed.id, 2, None).await.unwrap(), None, "nothing of task 0 placed yet");

@@ -33,5 +33,6 @@ mod quotas;
 mod roles;
 mod schedule;
 mod sign_in;
+mod stages;
 mod state_keying;
 mod validation;

@@ -50,6 +50,18 @@ pub enum SourceSpec {
     Sql(sql::SqlSourceConfig),
 }
 
+impl SourceSpec {
+    /// Whether the source ends: files and SQL queries, Kafka sources with
+    /// `bounded`, datagen with a `count`.
+    pub fn is_bounded(&self) -> bool {
+        match self {
+            SourceSpec::File(_) | SourceSpec::Sql(_) => true,
+            SourceSpec::Datagen(d) => d.count.is_some(),
+            SourceSpec::Kafka(k) => k.bounded,
+        }
+    }
+}
+
 /// A sink in the spec, chosen by `kind`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

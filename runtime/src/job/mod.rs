@@ -9,6 +9,7 @@ pub mod origin_dedup;
 mod overrides;
 pub mod run;
 pub mod spec;
+pub mod stages;
 pub mod task;
 pub mod timers;
 

@@ -40,6 +40,8 @@ pub enum BuildError {
     PartitionGroup { job: String, index: u32, count: u32 },
     #[error("{}", global_state_refusal(job, *count))]
     GlobalState { job: String, count: u32 },
+    #[error("job `{job}`: {message}")]
+    Stage { job: String, message: String },
 }
 
 /// Refuses running a job at parallelism `count` above 1 unless its
@@ -97,6 +99,8 @@ pub struct TaskBuilder<'a> {
     restore: Option<Snapshot>,
     allow_non_restored_state: bool,
     group: PartitionGroup,
+    /// The stage of a staged job the task runs (`job::stages`).
+    stage: u32,
     lease: Arc<super::LeaseGate>,
     /// The fences dimension commits go through, under a lease.
     lease_fences: Option<LeaseFences>,
@@ -125,6 +129,7 @@ impl<'a> TaskBuilder<'a> {
             restore: None,
             allow_non_restored_state: false,
             group: PartitionGroup::default(),
+            stage: 0,
             lease: Arc::new(super::LeaseGate::unbounded()),
             lease_fences: None,
         }
@@ -219,9 +224,37 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
+    /// Runs stage `stage` of a staged job, with a spec made for it
+    /// (`stages::stage_spec`); 0 by default.
+    pub fn stage(mut self, stage: u32) -> Self {
+        self.stage = stage;
+        self
+    }
+
     pub fn metrics(mut self, metrics: Arc<TaskMetrics>) -> Self {
         self.metrics = metrics;
         self
+    }
+
+    /// Refuses a stage the component does not declare, and a stage that
+    /// sends rows on without the sink to send them through (a staged job's
+    /// spec as written, not made for a stage).
+    fn check_stage(&self, component: &LoadedComponent) -> Result<(), BuildError> {
+        let stages = component.stages.len().max(1) as u32;
+        let refuse = |message: String| Err(BuildError::Stage { job: self.spec.name.clone(), message });
+        if self.stage >= stages {
+            return refuse(format!("stage {} does not exist: the component declares {stages}", self.stage));
+        }
+        if self.stage + 1 < stages && !self.spec.sinks.contains_key(super::stages::NEXT_STAGE_SINK) {
+            return refuse(format!(
+                "the component runs in {stages} stages ({}), which pass rows on through repartition topics, but \
+                 this spec is not one stage's (it has no sink `{}`): deploy it on the console, which runs every \
+                 stage, or run each stage with `sluice run --stage K --stage-topics CONNECTION:PREFIX`",
+                component.stages.join(" → "),
+                super::stages::NEXT_STAGE_SINK
+            ));
+        }
+        Ok(())
     }
 
     /// Builds the connectors and opens the job instance.
@@ -233,7 +266,10 @@ impl<'a> TaskBuilder<'a> {
         if self.group.index >= self.group.count {
             return Err(BuildError::PartitionGroup { job, index: self.group.index, count: self.group.count });
         }
-        check_state_keying(&job, component.state_keying, self.group.count)?;
+        self.check_stage(component)?;
+        // A later stage reads rows keyed by what it groups by.
+        let keying = if self.stage > 0 { StateKeying::ByRecordKey } else { component.state_keying };
+        check_state_keying(&job, keying, self.group.count)?;
         let connections = std::mem::take(&mut self.connections);
         let restore = self.restore.take();
         let cx = BuildContext { spec, connections: &connections, restore: restore.as_ref(), group: self.group };
@@ -320,6 +356,7 @@ impl<'a> TaskBuilder<'a> {
             sources: spec.source_names(),
             sinks: spec.sink_names(),
             dimensions: spec.dimension_names(),
+            stage: self.stage,
         });
         let mib = |n: u64| usize::try_from(n.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         let limits = JobLimits {
@@ -378,6 +415,7 @@ impl<'a> TaskBuilder<'a> {
             staged,
             lease: self.lease,
             dedup,
+            next_stage: spec.sinks.get_index_of(super::stages::NEXT_STAGE_SINK),
         })
     }
 

@@ -166,7 +166,10 @@ impl JobSpec {
 
     /// The spec as written, not yet checked.
     pub(super) fn unchecked(text: &str) -> Result<Self, SpecError> {
-        toml::from_str(text).map_err(|e| SpecError::Parse { path: PathBuf::new(), message: e.to_string() })
+        let spec =
+            toml::from_str(text).map_err(|e| SpecError::Parse { path: PathBuf::new(), message: e.to_string() })?;
+        super::stages::check_reserved_names(&spec)?;
+        Ok(spec)
     }
 
     pub(super) fn validate(&self) -> Result<(), SpecError> {

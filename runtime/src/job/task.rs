@@ -38,6 +38,12 @@ pub enum TaskError {
     /// The task's worker no longer holds the run: it wrote nothing more.
     #[error("job `{job}`: {reason}; this worker stopped writing")]
     LeaseLost { job: String, reason: super::LeaseLost },
+    /// A row for the next stage that did not come from an input record.
+    #[error(
+        "job `{job}`: a row for the next stage was sent from {from}; send rows to the next stage from \
+         `process` only: the next stage drops a replay by the input record a row came from"
+    )]
+    StageRow { job: String, from: &'static str },
 }
 
 /// How a task ended without error.
@@ -115,6 +121,9 @@ pub struct Task {
     pub(crate) lease: Arc<super::LeaseGate>,
     /// Drops replayed rows of upstream jobs (sources with `dedup_by_row_id`).
     pub(crate) dedup: Option<OriginDedup>,
+    /// The sink to the next repartition stage (`stages::NEXT_STAGE_SINK`),
+    /// whose rows must come from input records.
+    pub(crate) next_stage: Option<usize>,
 }
 
 impl Task {
@@ -377,6 +386,18 @@ impl Task {
             return Ok(());
         }
         self.check_lease()?;
+        if let Some(next) = self.next_stage {
+            let from =
+                rows.iter().filter(|(sink, _)| *sink as usize == next).find_map(|(_, row)| match row.id.origin {
+                    RowOrigin::Record { .. } => None,
+                    RowOrigin::Batch { .. } => Some("`finish_batch`"),
+                    RowOrigin::Timer { .. } => Some("`on_timer`"),
+                    RowOrigin::Open => Some("`open`"),
+                });
+            if let Some(from) = from {
+                return Err(TaskError::StageRow { job: self.job(), from });
+            }
+        }
         TaskMetrics::add(&self.metrics.records_out, rows.len() as u64);
         // Rows of one sink keep their emit order; the host checked sink handles.
         let mut per_sink: Vec<Vec<SinkRow>> = self.sinks.iter().map(|_| Vec::new()).collect();

@@ -14,16 +14,21 @@ use super::bindings::{SluiceJobPre, StateKeying};
 use super::cache::{ComponentCache, content_hash};
 use super::host::{HostState, JobInfo};
 use super::limits::JobLimits;
+use crate::job::stages::{MAX_STAGE_NAME, MAX_STAGES};
 use crate::metrics::TaskMetrics;
 
 /// The ABI revision this runtime speaks (the SDK's `ABI_VERSION`).
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 /// The contract's package and version, as it appears in import/export names.
 const CONTRACT: &str = "sluice:job";
-const CONTRACT_VERSION: &str = "0.3.0";
+const CONTRACT_VERSION: &str = "0.4.0";
 /// Memory allowed to the throwaway instance that reads a component's ABI
 /// revision at load (the largest a wasm32 memory can be).
 const VALIDATION_MEMORY: usize = 4 << 30;
+/// The bytes a component's `stages` may make the host copy: the most
+/// stages at the longest names, with the list's own entries, and room to
+/// spare.
+const STAGES_FUEL: usize = 4 * MAX_STAGES * (MAX_STAGE_NAME + 8);
 /// Granularity of CPU deadlines.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
@@ -58,6 +63,8 @@ pub enum LoadError {
     UnknownImport(String),
     #[error("the component does not match the Sluice contract: {0}")]
     Mismatch(String),
+    #[error("the component's stages (`Job::STAGES`) cannot run: {0}")]
+    Stages(String),
     #[error(
         "the component speaks Sluice ABI revision {found}, this runtime needs {ABI_VERSION}: \
          rebuild it with a matching sluice-sdk"
@@ -73,7 +80,17 @@ pub struct LoadedComponent {
     /// The job's declaration of how its state is keyed (`Job::STATE_KEYING`):
     /// whether it may run at parallelism above 1.
     pub state_keying: StateKeying,
+    /// The job's repartition stages by name (`Job::STAGES`), checked
+    /// (`job::stages::check_declared`); empty for a job of one stage.
+    pub stages: Vec<String>,
     pub(crate) pre: SluiceJobPre<HostState>,
+}
+
+/// What a component declares of itself, read at load.
+struct Declarations {
+    abi: u32,
+    state_keying: StateKeying,
+    stages: Vec<String>,
 }
 
 /// One per process.
@@ -142,11 +159,12 @@ impl JobEngine {
         self.check_names(&component)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
         let pre = SluiceJobPre::new(pre).map_err(|e| LoadError::Mismatch(format!("{e:#}")))?;
-        let (found, state_keying) = self.declarations(&pre).await?;
-        if found != ABI_VERSION {
-            return Err(LoadError::AbiVersion { found });
+        let Declarations { abi, state_keying, stages } = self.declarations(&pre).await?;
+        if abi != ABI_VERSION {
+            return Err(LoadError::AbiVersion { found: abi });
         }
-        Ok(LoadedComponent { hash, state_keying, pre })
+        crate::job::stages::check_declared(&stages).map_err(LoadError::Stages)?;
+        Ok(LoadedComponent { hash, state_keying, stages, pre })
     }
 
     fn check_names(&self, component: &wasmtime::component::Component) -> Result<(), LoadError> {
@@ -173,8 +191,8 @@ impl JobEngine {
     }
 
     /// The component's ABI revision and, if that is this runtime's, its
-    /// state keying, from a throwaway instance (no `open`).
-    async fn declarations(&self, pre: &SluiceJobPre<HostState>) -> Result<(u32, StateKeying), LoadError> {
+    /// state keying and stages, from a throwaway instance (no `open`).
+    async fn declarations(&self, pre: &SluiceJobPre<HostState>) -> Result<Declarations, LoadError> {
         // No spec yet at load time: the job's own memory limit applies when it runs.
         let limits = JobLimits { memory_bytes: VALIDATION_MEMORY, ..JobLimits::default() };
         let host = HostState::new(Arc::new(JobInfo::default()), Vec::new(), Arc::new(TaskMetrics::default()), limits);
@@ -187,13 +205,24 @@ impl JobEngine {
             .await
             .map_err(|e| LoadError::Mismatch(format!("calling abi-version failed: {e:#}")))?;
         if abi != ABI_VERSION {
-            return Ok((abi, StateKeying::Global));
+            return Ok(Declarations { abi, state_keying: StateKeying::Global, stages: Vec::new() });
         }
-        let keying = job
+        let state_keying = job
             .call_state_keying(&mut store)
             .await
             .map_err(|e| LoadError::Mismatch(format!("calling state-keying failed: {e:#}")))?;
-        Ok((abi, keying))
+        // Lifting the list copies every name into the host: the fuel bounds
+        // what a guest can make it copy (a list of many entries pointing
+        // at one long string would otherwise cost the host far more memory
+        // than the guest's own).
+        store.set_hostcall_fuel(STAGES_FUEL);
+        let stages = job.call_stages(&mut store).await.map_err(|e| {
+            LoadError::Stages(format!(
+                "reading them failed ({e:#}); a job declares at most {MAX_STAGES} stages of at most \
+                 {MAX_STAGE_NAME} bytes each"
+            ))
+        })?;
+        Ok(Declarations { abi, state_keying, stages })
     }
 
     /// A store with the memory limiter and CPU budget every job store

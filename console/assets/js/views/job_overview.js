@@ -79,6 +79,8 @@ export async function renderOverview(root, args) {
       charts.snapshots.update(s.t_ms, [s.snapshot_ms, s.snapshot_bytes]);
       clear(tasksBox, table('tasks-table', [
         ['Task', (t) => t.task],
+        // A staged job's stage: stage k > 0 reads its repartition topic.
+        ['Stage', (t) => t.stage ?? 0],
         ['Shard', (t) => t.shard ?? t.task],
         ['Key', (t) => t.key ? h('code', null, t.key) : '—'],
         ['Worker', (t) => t.worker ?? '—'],
@@ -87,6 +89,8 @@ export async function renderOverview(root, args) {
         ['Records out', (t) => fmtNum(t.records_out)],
         // Rows of an upstream job applied before (`dedup_by_row_id`).
         ['Replays dropped', (t) => fmtNum(t.replays_dropped ?? 0)],
+        // Records behind the end of its Kafka sources (of a later stage: its repartition topic).
+        ['Lag', (t) => (t.lag === null || t.lag === undefined ? '—' : fmtNum(t.lag))],
         ['State', (t) => t.state ? badge(t.state) : badge(m.state)],
       ], m.tasks || [], { empty: 'no tasks running' }));
       args.setState(m.state);
@@ -127,6 +131,10 @@ function drawRun(box, info, { base }) {
     run.scheduled_ms ? [h('dt', null, 'Scheduled for'), h('dd', null, fmtTime(run.scheduled_ms))] : null,
     run.task_groups ? [h('dt', null, 'Parallelism'), h('dd', { id: 'run-parallelism' },
       `${run.parallelism ?? run.task_groups} task(s) over ${run.task_groups} shard(s)`)] : null,
+    // A staged job: stage k > 0 reads topic `<prefix>-s<k>` (its lag is in the task table).
+    run.stages > 1 ? [h('dt', null, 'Stages'), h('dd', { id: 'run-stages' },
+      `${run.stages}, repartition topics `,
+      ...Array.from({ length: run.stages - 1 }, (_, i) => [i ? ', ' : '', h('code', null, `${run.stage_topics}-s${i + 1}`)]).flat())] : null,
     h('dt', null, 'Restored from'), h('dd', null, run.restore_from || 'none'),
     run.start_position ? [h('dt', null, 'Start position'), h('dd', null, run.start_position)] : null,
     run.error ? [h('dt', null, 'Error'), h('dd', { class: 'error-text', id: 'run-error' }, run.error)] : null));

@@ -20,6 +20,10 @@ impl Host for HostState {
         Ok(self.job.sources.clone())
     }
 
+    fn stage(&mut self) -> wasmtime::Result<u32> {
+        Ok(self.job.stage)
+    }
+
     fn log(&mut self, level: LogLevel, mut message: String) -> wasmtime::Result<()> {
         self.logs_in_call += 1;
         if self.logs_in_call > MAX_LOGS_PER_CALL {

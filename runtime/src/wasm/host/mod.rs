@@ -31,6 +31,8 @@ pub struct JobInfo {
     pub sources: Vec<String>,
     pub sinks: Vec<String>,
     pub dimensions: Vec<String>,
+    /// The stage the instance runs (`context.stage`), 0 for a job of one.
+    pub stage: u32,
 }
 
 /// Everything a job instance's imports act on.

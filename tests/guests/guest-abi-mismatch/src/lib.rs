@@ -1,4 +1,4 @@
-//! A guest that implements the current contract (`sluice:job@0.3.0`) by
+//! A guest that implements the current contract (`sluice:job@0.4.0`) by
 //! hand, without the SDK, but reports ABI revision 99: the runtime must
 //! refuse it with `LoadError::AbiVersion`.
 
@@ -25,6 +25,10 @@ impl Guest for AbiMismatch {
 
     fn state_keying() -> Keying {
         Keying::Global
+    }
+
+    fn stages() -> Vec<String> {
+        Vec::new()
     }
 
     fn open() -> Result<(), JobError> {

@@ -17,7 +17,7 @@ mod bindings {
             }
 
             world foreign {
-                include sluice:job/sluice-job@0.3.0;
+                include sluice:job/sluice-job@0.4.0;
                 import acme:net/fetch;
             }
         ",
@@ -33,11 +33,15 @@ pub struct ForeignImport;
 impl Guest for ForeignImport {
     /// The revision of the contract above (`sluice_sdk::ABI_VERSION`).
     fn abi_version() -> u32 {
-        3
+        4
     }
 
     fn state_keying() -> Keying {
         Keying::Global
+    }
+
+    fn stages() -> Vec<String> {
+        Vec::new()
     }
 
     fn open() -> Result<(), JobError> {

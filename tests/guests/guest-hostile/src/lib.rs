@@ -28,7 +28,10 @@
 //!   rejects a record once) with COUNT rejections of the batch's first
 //!   record, each with a reason of SIZE bytes (default 1 MiB);
 //! - `dimension-bomb COUNT SIZE`: upserts COUNT rows of SIZE bytes (default
-//!   64 KiB) under keys of their own into the dimension `bomb`.
+//!   64 KiB) under keys of their own into the dimension `bomb`;
+//! - `next-stage`: sends `{"ok":true}` to the next repartition stage;
+//! - `next-stage-later`: does so at the end of the batch (`finish_batch`),
+//!   which the runtime refuses: such a row's id names no input record.
 //!
 //! Any other value is rejected (dead letter).
 //!
@@ -53,6 +56,8 @@ pub struct Hostile {
     values: ValueState<String>,
     maps: MapState<str, String>,
     distinct: CountDistinct,
+    /// A row for the next stage to send in `finish_batch`.
+    next_stage_later: bool,
 }
 
 #[sluice_sdk::job]
@@ -69,7 +74,15 @@ impl Job for Hostile {
             values: ctx.value_state("values")?,
             maps: ctx.map_state("maps")?,
             distinct: CountDistinct::open(ctx, "distinct")?,
+            next_stage_later: false,
         })
+    }
+
+    fn finish_batch(&mut self, ctx: &mut Context) -> Result<()> {
+        if std::mem::take(&mut self.next_stage_later) {
+            ctx.to_next_stage("later", &serde_json::json!({ "ok": true }))?;
+        }
+        Ok(())
     }
 
     fn process(&mut self, ctx: &mut Context, record: &Record) -> Result<()> {
@@ -79,6 +92,11 @@ impl Job for Hostile {
         let (count, size) = (number().unwrap_or(u64::MAX), number());
         match command {
             b"ok" => ctx.emit(SINK, &serde_json::json!({ "ok": true })),
+            b"next-stage" => ctx.to_next_stage("now", &serde_json::json!({ "ok": true })),
+            b"next-stage-later" => {
+                self.next_stage_later = true;
+                Ok(())
+            }
             b"panic" => panic!("hostile guest asked to panic"),
             b"loop" => spin(),
             b"alloc" => hog(),

@@ -1,5 +1,5 @@
 //! A guest built against an older contract, `sluice:job@0.0.9`: it exports
-//! `sluice:job/job@0.0.9` instead of `@0.3.0`, so the runtime must refuse it
+//! `sluice:job/job@0.0.9` instead of `@0.4.0`, so the runtime must refuse it
 //! with `LoadError::WrongVersion`.
 
 // The generated ABI glue is unsafe by nature; the crate's own code is not.

@@ -1,0 +1,291 @@
+//! Staged runs (docs/ARCHITECTURE.md, "Staged runs"): a job whose component
+//! declares repartition stages runs each stage in the run's shards, stage
+//! k > 0 on the partitions of a repartition topic the platform makes on the
+//! Kafka cluster of the job's first Kafka source.
+//!
+//! The topics of a run are `<prefix>-s<k>`. The prefix names the state they
+//! go with: a run from empty state makes a new one,
+//! `sluice.<project>.<job>.<run id>`, so it never reads rows an earlier
+//! state wrote; a run that restores keeps the prefix of the run whose
+//! snapshots it restores. The topics of a job's earlier states are deleted
+//! when a run starts from empty state (as Kafka Streams' reset deletes its
+//! internal topics): their snapshots can then no longer be restored, which
+//! is refused with the reason.
+
+use sluice_runtime::connectors::registry::SourceSpec;
+use sluice_runtime::job::JobSpec;
+use sluice_runtime::job::stages::StageTopics;
+
+use super::restore::RestoreFrom;
+use super::{Worker, WorkerError, WorkerResult, plan};
+use crate::store::{Connection, Deployment, Job, Project, Run, RunShape};
+
+/// The snapshot key (and runtime job name) of group `group` of a run of
+/// `shape`: `plan::snapshot_key` of its shard, with `__s<k>` after the job's
+/// name for stage k > 0, so stage 0 keeps the keys of a job of one stage.
+pub fn group_key(project: &str, job: &str, shape: &RunShape, group: u32) -> String {
+    let stage = shape.stage_of(group);
+    let name = sluice_runtime::job::stages::stage_job_name(job, stage);
+    plan::snapshot_key(project, &name, shape.shard_of(group), shape.shards)
+}
+
+/// The stage a snapshot key (`group_key`) names: 0 for a job of one.
+/// Project and job names hold no `_`, so the key's `__` parts are
+/// project, job, then `s<k>` and `p<s>-of-<n>` where present.
+pub fn stage_of_key(key: &str) -> u32 {
+    key.split("__").skip(2).find_map(|part| part.strip_prefix('s')?.parse().ok()).unwrap_or(0)
+}
+
+/// The first words of every repartition topic of `job`. Project and job
+/// names hold no `.`, so no job's are another's.
+fn job_prefix(project: &str, job: &str) -> String {
+    format!("sluice.{project}.{job}.")
+}
+
+/// The time a snapshot was taken, from its id (which begins with it).
+fn snapshot_ms(id: &str) -> i64 {
+    id.get(..13).and_then(|t| t.parse::<i64>().ok()).unwrap_or(0)
+}
+
+/// When the state a staged run's topics go with began: the time in the id
+/// of the run that started it from empty state, which ends the prefix
+/// (`sluice.<project>.<job>.<run id>`; run ids begin with their creation
+/// time in hex, `store::new_id`). A restore takes only snapshots taken
+/// since: older ones go with the topics of an earlier state.
+pub fn state_began_ms(prefix: &str) -> Option<i64> {
+    let run = prefix.rsplit('.').next()?;
+    i64::from_str_radix(run.get(..12)?, 16).ok()
+}
+
+/// Why a version cannot restore state kept in another number of stages.
+pub fn stages_changed(job: &str, kept: u32, now: u32) -> String {
+    format!(
+        "job `{job}` keeps its state in {kept} stage(s), but this version declares {now}: its later stages would \
+         start from empty state while the first restores its own. Run a version with the same stages, or start \
+         with restore `none` to begin afresh"
+    )
+}
+
+/// The Kafka connection a staged job's repartition topics live on: its
+/// first Kafka source's.
+fn topics_connection(spec: &JobSpec) -> WorkerResult<String> {
+    spec.sources
+        .values()
+        .find_map(|s| match s {
+            SourceSpec::Kafka(k) => Some(k.connection.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            WorkerError::Invalid(
+                "the job runs in repartition stages, whose topics are kept on the Kafka cluster of its first Kafka \
+                 source, and its spec reads none: read the input from Kafka"
+                    .into(),
+            )
+        })
+}
+
+/// The longest a run's repartition topics may take to list, make and check.
+const PREPARE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One group's snapshots: its stage, its shard and its snapshot key.
+#[derive(Debug, Clone)]
+pub struct GroupKey {
+    pub stage: u32,
+    pub shard: u32,
+    pub key: String,
+}
+
+/// The snapshot keys of every group of a run of `shards` shards in
+/// `stages` stages.
+pub fn group_keys(project: &str, job: &str, shards: u32, stages: u32) -> Vec<GroupKey> {
+    let shape = RunShape { shards, parallelism: 1, stages };
+    (0..shape.groups())
+        .map(|g| GroupKey {
+            stage: shape.stage_of(g),
+            shard: shape.shard_of(g),
+            key: group_key(project, job, &shape, g),
+        })
+        .collect()
+}
+
+impl Worker {
+    /// The snapshot keys of every group the job's state is kept in: its
+    /// shards (one when it has no snapshots) in the stages of the run that
+    /// last kept them.
+    pub async fn kept_keys(&self, project: &Project, job: &Job) -> WorkerResult<Vec<GroupKey>> {
+        let shards = self.kept_shards(&project.name, job, "").await?.unwrap_or(1);
+        let stages = self.store.last_planned_run(&job.id, "").await?.and_then(|r| r.stages).unwrap_or(1);
+        Ok(group_keys(&project.name, &job.name, shards, stages.clamp(1, 64) as u32))
+    }
+
+    /// The run whose state `run` restores: the one that took its chosen
+    /// snapshot, else the job's newest planned run (for `latest`); none for
+    /// a start from empty state.
+    async fn restored_run(&self, job: &Job, run: &Run) -> WorkerResult<Option<Run>> {
+        Ok(match RestoreFrom::parse(run.restore_from.as_deref()) {
+            RestoreFrom::None => None,
+            RestoreFrom::Snapshot(id) => self.store.run_at(&job.id, snapshot_ms(&id)).await?,
+            RestoreFrom::Latest | RestoreFrom::Resume(_) => self.store.last_planned_run(&job.id, &run.id).await?,
+        })
+    }
+
+    /// Refuses restoring state kept in another number of stages than the
+    /// version declares (`kept_shards` said the state exists).
+    pub(super) async fn check_kept_stages(&self, job: &Job, run: &Run, stages: u32) -> WorkerResult<()> {
+        let kept = self.restored_run(job, run).await?;
+        let kept_stages = kept.and_then(|r| r.stages).unwrap_or(1).clamp(1, 64) as u32;
+        if kept_stages != stages {
+            return Err(WorkerError::Invalid(stages_changed(&job.name, kept_stages, stages)));
+        }
+        Ok(())
+    }
+
+    /// Where `run`'s stages pass rows on, for a run of several stages: the
+    /// connection of the job's first Kafka source, and the topics' prefix
+    /// (the run's own once planned; else that of the run whose state it
+    /// restores; else a new one).
+    pub(super) async fn stage_topics(
+        &self,
+        run: &Run,
+        project: &Project,
+        job: &Job,
+        deployment: &Deployment,
+        shape: &RunShape,
+    ) -> WorkerResult<Option<StageTopics>> {
+        if shape.stages <= 1 {
+            return Ok(None);
+        }
+        let base_dir = plan::project_files(&self.data_dir, &project.name);
+        let spec = plan::job_spec(deployment, &plan::snapshot_key(&project.name, &job.name, 0, 1), None, &base_dir)
+            .map_err(WorkerError::Invalid)?;
+        let connection = topics_connection(&spec)?;
+        let prefix = match &run.stage_topics {
+            Some(prefix) => prefix.clone(),
+            None => {
+                let restored = match self.kept_shards(&project.name, job, &run.id).await? {
+                    Some(_) => self.restored_run(job, run).await?,
+                    None => None,
+                };
+                restored
+                    .and_then(|r| r.stage_topics)
+                    .unwrap_or_else(|| format!("{}{}", job_prefix(&project.name, &job.name), run.id))
+            }
+        };
+        Ok(Some(StageTopics { connection, prefix, bounded: false }))
+    }
+
+    /// Makes the repartition topics of a run about to be planned, each
+    /// with the run's shards as partitions, when the run starts from empty
+    /// state (its own prefix), after deleting those of the job's earlier
+    /// states; a restoring run needs the topics of the state it restores.
+    /// Bounded by `PREPARE_TIMEOUT` in all: the cluster is the tenant's.
+    pub(super) async fn prepare_stage_topics(
+        &self,
+        run: &Run,
+        project: &Project,
+        job: &Job,
+        topics: &StageTopics,
+        shape: &RunShape,
+    ) -> WorkerResult<()> {
+        let prepared = self.prepare_stage_topics_now(run, project, job, topics, shape);
+        tokio::time::timeout(PREPARE_TIMEOUT, prepared).await.map_err(|_| {
+            WorkerError::Task(format!(
+                "the repartition topics on connection `{}` were not ready within {PREPARE_TIMEOUT:?}",
+                topics.connection
+            ))
+        })?
+    }
+
+    async fn prepare_stage_topics_now(
+        &self,
+        run: &Run,
+        project: &Project,
+        job: &Job,
+        topics: &StageTopics,
+        shape: &RunShape,
+    ) -> WorkerResult<()> {
+        let connection = self.kafka_connection(project, &topics.connection).await?;
+        let policy = self.connection_policy(&project.name);
+        let listed = crate::topics::list_reachable(&connection, &policy)
+            .await
+            .map_err(|e| WorkerError::Task(format!("repartition topics, connection `{}`: {e:#}", topics.connection)))?;
+        let partitions = i32::try_from(shape.shards).unwrap_or(i32::MAX);
+        let job_topics = job_prefix(&project.name, &job.name);
+        if topics.prefix != format!("{job_topics}{}", run.id) {
+            for stage in 1..shape.stages {
+                let topic = topics.topic(stage);
+                match listed.iter().find(|t| t.name == topic) {
+                    Some(t) if t.partitions == partitions as usize => {}
+                    Some(t) => {
+                        return Err(WorkerError::Invalid(format!(
+                            "repartition topic `{topic}` has {} partitions where the job's state has {partitions} \
+                             shards; start with restore `none` to begin afresh",
+                            t.partitions
+                        )));
+                    }
+                    None => {
+                        return Err(WorkerError::Invalid(format!(
+                            "the state this run restores was kept with repartition topic `{topic}`, which is gone; \
+                             start with restore `none` to begin afresh"
+                        )));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        // A start from empty state: the topics of earlier states go first,
+        // best effort (a later restore of such a state is refused).
+        let mine = format!("{}-s", topics.prefix);
+        let old: Vec<String> = listed
+            .into_iter()
+            .map(|t| t.name)
+            .filter(|n| n.starts_with(&job_topics) && !n.starts_with(&mine))
+            .collect();
+        if let Err(e) = crate::topics::delete(&connection, &old).await {
+            tracing::warn!(topics = ?old, error = %format!("{e:#}"), "cannot delete old repartition topics");
+        }
+        for stage in 1..shape.stages {
+            crate::topics::ensure(&connection, &topics.topic(stage), partitions)
+                .await
+                .map_err(|e| WorkerError::Task(format!("repartition topic of stage {stage}: {e:#}")))?;
+        }
+        Ok(())
+    }
+
+    /// The project's Kafka connection `name`, held to the platform's rules.
+    async fn kafka_connection(&self, project: &Project, name: &str) -> WorkerResult<Connection> {
+        let connection =
+            self.store.connection(&project.id, name).await?.filter(|c| c.kind == "kafka").ok_or_else(|| {
+                WorkerError::Invalid(format!("project `{}` has no Kafka connection `{name}`", project.name))
+            })?;
+        let properties: indexmap::IndexMap<String, String> =
+            serde_json::from_str(&connection.properties).unwrap_or_default();
+        let listed: Vec<(&str, &str)> = properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.connection_policy(&project.name)
+            .check_kafka(&connection.url, &listed)
+            .await
+            .map_err(|e| WorkerError::Invalid(format!("connection `{name}`: {e}")))?;
+        Ok(connection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_zero_keeps_the_keys_of_a_job_of_one_stage() {
+        let shape = RunShape { shards: 2, parallelism: 1, stages: 2 };
+        let keys: Vec<String> = (0..shape.groups()).map(|g| group_key("demo", "hp", &shape, g)).collect();
+        assert_eq!(keys, ["demo__hp__p0-of-2", "demo__hp__p1-of-2", "demo__hp__s1__p0-of-2", "demo__hp__s1__p1-of-2"]);
+        assert_eq!(plan::shard_of(&keys[3]), 1);
+        assert_eq!(state_began_ms("sluice.demo.hp.019af0e2b3c4deadbeef"), Some(0x019af0e2b3c4));
+        assert_eq!(state_began_ms("sluice.demo.hp.x"), None);
+        let stages: Vec<u32> = keys.iter().map(|k| stage_of_key(k)).collect();
+        assert_eq!(stages, [0, 0, 1, 1]);
+        assert_eq!(stage_of_key("demo__s1"), 0, "a job named s1 is of one stage");
+        assert_eq!(stage_of_key("demo__s1__s1"), 1);
+        let one = RunShape::new(1, 1);
+        assert_eq!(group_key("demo", "hp", &one, 0), plan::snapshot_key("demo", "hp", 0, 1));
+    }
+}

@@ -1,0 +1,206 @@
+//! A job in repartition stages on the platform (issue 19): hourly-premium's
+//! staged form (`jobs/hourly-premium-staged`: the last order per user id,
+//! then totals per hour through a repartition topic) gives the seed's SQL
+//! into PostgreSQL at parallelism 1, rescaled to 4 and to 2 mid-stream from
+//! snapshots, and again when started afresh, which makes new repartition
+//! topics and deletes the old ones.
+
+use serde_json::{Value, json};
+use sluice_gen::insurance::InsuranceOrders;
+use sluice_gen::{GenOptions, Scenario};
+use sluice_tests::kafka::{create_topic, produce_unbatched, unique_topic};
+use sluice_tests::services::{kafka_brokers, postgres_url};
+use sqlx::Row;
+
+use crate::helpers::{Client, PATIENCE, component, spawn_app, wait_for, wait_for_run};
+
+const JOB: &str = "/projects/staged/jobs/hourly";
+
+/// Generated orders (no malformed ones), each with its user id as key.
+fn orders() -> Vec<(u64, Value)> {
+    let options =
+        GenOptions { seed: 23, count: 2400, step_ms: 6 * 3_600_000 / 2400, malformed: 0.0, ..GenOptions::default() };
+    InsuranceOrders
+        .generate(&options)
+        .into_iter()
+        .map(|e| (e.key.parse().expect("user ids"), serde_json::from_slice(&e.value).expect("JSON orders")))
+        .collect()
+}
+
+fn spec(topic: &str, table: &str) -> String {
+    format!(
+        r#"[parameters]
+utc_offset_minutes = "480"
+since_ms = "0"
+
+[sources.user_order]
+kind = "kafka"
+connection = "events"
+topic = "{topic}"
+start = "earliest"
+
+[sinks.hs_order]
+kind = "sql"
+connection = "warehouse"
+table = "{table}"
+primary_key = ["biz_date"]
+create_table = true
+columns = {{ biz_date = "varchar(10)", total_premium = "decimal(18,2)", policy_cnt = "bigint", policy_holder_cnt = "bigint" }}
+
+[batch]
+max_records = 200
+"#
+    )
+}
+
+/// Orders to partition `user id % 4`, as Kafka's partitioner keeps a key's.
+async fn produce_orders(topic: &str, orders: &[(u64, Value)]) {
+    let keys: Vec<String> = orders.iter().map(|(k, _)| k.to_string()).collect();
+    let messages = orders.iter().zip(&keys).map(|((k, v), key)| ((k % 4) as i32, key.as_str(), v.to_string()));
+    produce_unbatched(&kafka_brokers(), topic, messages).await;
+}
+
+/// Waits until the sink table holds `expected` (rows as text, by biz_date).
+async fn table_is(table: &str, expected: &[Vec<String>]) {
+    let pool = sqlx::PgPool::connect(&postgres_url()).await.expect("PostgreSQL");
+    let sql = format!(
+        "select biz_date, total_premium::text, policy_cnt::text, policy_holder_cnt::text from {table} order by biz_date"
+    );
+    wait_for(&format!("{table} to equal the seed SQL"), PATIENCE, || async {
+        let rows = sqlx::query(&sql).fetch_all(&pool).await.map_err(|e| e.to_string())?;
+        let rows: Vec<Vec<String>> = rows.iter().map(|r| (0..4).map(|i| r.get::<String, _>(i)).collect()).collect();
+        if rows == expected { Ok(()) } else { Err(format!("{rows:?}")) }
+    })
+    .await;
+}
+
+/// (task, stage, shard) of every task of the running job, once all `groups` run.
+async fn group_map(a: &Client, groups: usize) -> Result<Vec<(u64, u64, u64)>, String> {
+    let metrics = a.get(&format!("{JOB}/metrics")).await.expect(200);
+    let field = |t: &Value, f: &str| t[f].as_u64().unwrap_or(99);
+    let mut map: Vec<(u64, u64, u64)> = metrics["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| (field(t, "task"), field(t, "stage"), field(t, "shard")))
+        .collect();
+    map.sort_by_key(|(_, stage, shard)| (*stage, *shard));
+    if metrics["state"] == "running" && map.len() == groups { Ok(map) } else { Err(metrics.to_string()) }
+}
+
+async fn topics(a: &Client) -> Vec<String> {
+    let listed = a.get("/projects/staged/connections/events/topics").await.expect(200);
+    listed.as_array().unwrap().iter().filter_map(|t| t["name"].as_str().map(str::to_owned)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_job_gives_the_seed_sql_at_every_parallelism_and_rescale() {
+    let orders = orders();
+    let topic = unique_topic("api-staged");
+    create_topic(&kafka_brokers(), &topic, 4).await;
+    let table = format!("staged_hs_order_{}", std::process::id());
+    let app = spawn_app().await;
+    let a = &app.admin;
+    app.project("staged").await;
+    a.put("/projects/staged/connections/events", json!({ "kind": "kafka", "url": kafka_brokers() })).await.expect(204);
+    a.put("/projects/staged/connections/warehouse", json!({ "kind": "database", "url": postgres_url() }))
+        .await
+        .expect(204);
+    a.post("/projects/staged/jobs", json!({ "name": "hourly" })).await.expect(201);
+    let validated = a.post_bytes("/validate", component("hourly_premium_staged")).await.expect(200);
+    assert_eq!(validated["stages"], json!(["last_order", "hour_totals"]), "{validated}");
+    a.post_bytes(&format!("{JOB}/versions"), component("hourly_premium_staged")).await.expect(201);
+    a.put(&format!("{JOB}/deployment"), json!({ "spec": spec(&topic, &table), "parallelism": 1 })).await.expect(200);
+
+    // Parallelism 1: one task runs both stages' four shards.
+    let (first, rest) = orders.split_at(1200);
+    let (second, third) = rest.split_at(600);
+    produce_orders(&topic, first).await;
+    a.post(&format!("{JOB}/start"), json!({ "restore": "none" })).await.expect(201);
+    table_is(&table, &sluice_tests::seed_sql::hourly_premium(first).await).await;
+    let map = wait_for("eight groups in one task", PATIENCE, || group_map(a, 8)).await;
+    let expected: Vec<(u64, u64, u64)> = (0..2).flat_map(|stage| (0..4).map(move |shard| (0, stage, shard))).collect();
+    assert_eq!(map, expected);
+    let run = a.get(JOB).await.expect(200)["run"].clone();
+    assert_eq!((run["task_groups"].as_i64(), run["stages"].as_i64()), (Some(4), Some(2)), "{run}");
+    let prefix = run["stage_topics"].as_str().expect("repartition topics").to_owned();
+    assert!(prefix.starts_with("sluice.staged.hourly."), "{prefix}");
+    assert!(topics(a).await.contains(&format!("{prefix}-s1")), "the platform made the repartition topic");
+
+    // Rescale 1 -> 4 mid-stream: each group restores its own snapshot.
+    a.post(&format!("{JOB}/rescale"), json!({ "parallelism": 4 })).await.expect(200);
+    wait_for_run(a, "staged", "hourly", "running").await;
+    let map = wait_for("two groups in each of four tasks", PATIENCE, || group_map(a, 8)).await;
+    let expected: Vec<(u64, u64, u64)> =
+        (0..2).flat_map(|stage| (0..4).map(move |shard| ((stage * 4 + shard) % 4, stage, shard))).collect();
+    assert_eq!(map, expected);
+    produce_orders(&topic, second).await;
+    table_is(&table, &sluice_tests::seed_sql::hourly_premium(&orders[..1800]).await).await;
+
+    // Rescale 4 -> 2, then the rest of the orders.
+    a.post(&format!("{JOB}/rescale"), json!({ "parallelism": 2 })).await.expect(200);
+    wait_for_run(a, "staged", "hourly", "running").await;
+    wait_for("four groups in each of two tasks", PATIENCE, || group_map(a, 8)).await;
+    produce_orders(&topic, third).await;
+    let all = sluice_tests::seed_sql::hourly_premium(&orders).await;
+    table_is(&table, &all).await;
+    let run = a.get(JOB).await.expect(200)["run"].clone();
+    assert_eq!(run["stage_topics"], prefix.as_str(), "restoring runs keep the state's topics: {run}");
+
+    // The snapshot list covers both stages' shards.
+    let snapshots = a.get(&format!("{JOB}/snapshots")).await.expect(200);
+    let stages: std::collections::BTreeSet<u64> =
+        snapshots.as_array().unwrap().iter().filter_map(|s| s["stage"].as_u64()).collect();
+    assert_eq!(stages, [0, 1].into_iter().collect(), "{snapshots}");
+
+    // A start from empty state reads the input again into new topics, and
+    // the old ones are deleted; the table ends the same.
+    a.post(&format!("{JOB}/stop"), json!({ "snapshot": true })).await.expect(200);
+    wait_for_run(a, "staged", "hourly", "stopped").await;
+    a.post(&format!("{JOB}/start"), json!({ "restore": "none" })).await.expect(201);
+    wait_for_run(a, "staged", "hourly", "running").await;
+    let run = a.get(JOB).await.expect(200)["run"].clone();
+    let fresh = run["stage_topics"].as_str().expect("repartition topics").to_owned();
+    assert_ne!(fresh, prefix, "empty state, new topics");
+    let listed = topics(a).await;
+    assert!(listed.contains(&format!("{fresh}-s1")) && !listed.contains(&format!("{prefix}-s1")), "{listed:?}");
+    wait_for("the fresh run to read every order", PATIENCE, || async {
+        let m = a.get(&format!("{JOB}/metrics")).await.expect(200);
+        let stage0: u64 = m["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["stage"] == 0)
+            .map(|t| t["records_in"].as_u64().unwrap_or(0))
+            .sum();
+        if stage0 >= orders.len() as u64 { Ok(()) } else { Err(m.to_string()) }
+    })
+    .await;
+    table_is(&table, &all).await;
+
+    // Restoring a snapshot of the state whose topics were deleted is
+    // refused before the job stops.
+    let old = snapshots.as_array().unwrap().iter().find_map(|s| s["id"].as_str()).unwrap().to_owned();
+    let refused = a.post(&format!("{JOB}/restore"), json!({ "snapshot": old })).await.error(400);
+    assert!(refused.contains("deleted the repartition topics"), "{refused}");
+    wait_for_run(a, "staged", "hourly", "running").await;
+    let pool = sqlx::PgPool::connect(&postgres_url()).await.expect("PostgreSQL");
+    let _ = sqlx::query(&format!("drop table if exists {table}")).execute(&pool).await;
+}
+
+/// A staged job keeps its repartition topics on its input's Kafka cluster:
+/// one that reads no Kafka topic is refused at start, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_job_without_a_kafka_input_is_refused_with_the_reason() {
+    let app = spawn_app().await;
+    let a = &app.admin;
+    app.project("staged").await;
+    let warehouse = app.sqlite_url("staged", "warehouse.db");
+    a.put("/projects/staged/connections/warehouse", json!({ "kind": "database", "url": warehouse })).await.expect(204);
+    a.post("/projects/staged/jobs", json!({ "name": "hourly" })).await.expect(201);
+    a.post_bytes(&format!("{JOB}/versions"), component("hourly_premium_staged")).await.expect(201);
+    let spec = crate::fixtures::datagen_spec(Some(100));
+    a.put(&format!("{JOB}/deployment"), json!({ "spec": spec, "parallelism": 1 })).await.expect(200);
+    let refused = a.post(&format!("{JOB}/start"), json!({ "restore": "none" })).await.error(400);
+    assert!(refused.contains("read the input from Kafka"), "{refused}");
+}
