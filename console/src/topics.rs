@@ -89,14 +89,20 @@ const REPARTITION_REPLICATION: i32 = -1;
 /// Makes sure repartition topic `topic` exists with `partitions`
 /// partitions: creates it when it is missing, and refuses one with another
 /// count.
-pub async fn ensure(connection: &Connection, topic: &str, partitions: i32) -> anyhow::Result<()> {
+pub async fn ensure(
+    connection: &Connection,
+    policy: &ConnectionPolicy,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
     let found = |topics: Vec<TopicInfo>| topics.into_iter().find(|t| t.name == topic).map(|t| t.partitions);
-    let exists = match found(list(connection).await?) {
+    let exists = match found(list_reachable(connection, policy).await?) {
         None => {
-            match create_with(connection, topic, partitions, REPARTITION_REPLICATION, &[REPARTITION_RETENTION]).await {
+            let settings = [REPARTITION_RETENTION];
+            match create_with(connection, topic, partitions, REPARTITION_REPLICATION, &settings).await {
                 Ok(()) => return Ok(()),
                 // Created meanwhile by another planner: check what it made.
-                Err(e) => found(list(connection).await?).ok_or(e)?,
+                Err(e) => found(list_reachable(connection, policy).await?).ok_or(e)?,
             }
         }
         Some(n) => n,
@@ -108,11 +114,12 @@ pub async fn ensure(connection: &Connection, topic: &str, partitions: i32) -> an
     Ok(())
 }
 
-/// Deletes `names`.
-pub async fn delete(connection: &Connection, names: &[String]) -> anyhow::Result<()> {
+/// Deletes `names`, once the brokers the cluster advertises are checked.
+pub async fn delete(connection: &Connection, policy: &ConnectionPolicy, names: &[String]) -> anyhow::Result<()> {
     if names.is_empty() {
         return Ok(());
     }
+    list_reachable(connection, policy).await?;
     let admin = admin(connection)?;
     let options = AdminOptions::new().operation_timeout(Some(TIMEOUT));
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();

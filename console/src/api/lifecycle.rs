@@ -234,8 +234,9 @@ async fn check_chosen_snapshot(state: &AppState, project: &Project, job: &Job, c
     let newest = state.store.last_planned_run(&job.id, "").await?.and_then(|r| r.stage_topics);
     if taken_by.is_some() && taken_by != newest {
         return Err(ApiError::bad(format!(
-            "snapshot `{chosen}` was taken before job `{}` last started from empty state, which deleted the \
-             repartition topics its stages' state goes with; restore a snapshot taken since, or `none`",
+            "snapshot `{chosen}` is of a state of job `{}` that a later start replaced, and the repartition \
+             topics its stages go with are deleted or no longer the job's; restore a snapshot taken since, or \
+             `none`",
             job.name
         )));
     }
@@ -411,6 +412,11 @@ pub async fn restore(
     let deployment = deployment_of(&state, &job).await?;
     if !["none", "latest"].contains(&body.snapshot.as_str()) {
         check_chosen_snapshot(&state, &project, &job, &body.snapshot).await?;
+    }
+    // What the start would refuse, refused before the job stops.
+    check_parallel_state(&state, &job, &deployment).await?;
+    if body.snapshot != "none" {
+        check_state_layout(&state, &project, &job, &deployment).await?;
     }
     if state.store.active_run(&job.id).await?.is_some() {
         // The state goes back to the snapshot: nothing newer is kept.

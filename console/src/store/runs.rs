@@ -242,6 +242,21 @@ impl Store {
         row.as_ref().map(Run::from_row).transpose()
     }
 
+    /// The repartition topic prefixes the job's runs recorded, with their
+    /// stages: the topics the platform made for the job.
+    pub async fn stage_topic_prefixes(&self, job_id: &str) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "select stage_topics, max(stages) as stages from runs where job_id = $1 and stage_topics is not null \
+             group by stage_topics",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("stage_topics")?, r.try_get::<Option<i64>, _>("stages")?.unwrap_or(1))))
+            .collect()
+    }
+
     /// The job's newest run before `except` that was planned (recorded its
     /// shards): the run whose shards, stages and repartition topics the
     /// job's state was last kept in.

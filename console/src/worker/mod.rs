@@ -400,6 +400,9 @@ impl Worker {
         let prefix = plan.topics.as_ref().map(|t| t.prefix.as_str());
         let planned = self.store.plan_tasks(&plan.run, plan.shape, prefix, Some(&self.id)).await?;
         drop(admitting);
+        if let (true, Some(topics)) = (planned, &plan.topics) {
+            self.retire_old_stage_topics(&plan.run, &plan.project, &plan.job, topics).await;
+        }
         if !planned {
             let places = self.store.run_tasks(&plan.run.id).await?;
             if places.iter().any(|t| t.worker.as_deref() != Some(self.id.as_str())) {
@@ -472,13 +475,17 @@ impl Worker {
         };
         let admitting = self.admitting.lock().await;
         let checked = match plan {
-            Ok(plan) => self.admit(&plan).await.map(|()| (plan.shape, plan.topics.map(|t| t.prefix))),
+            Ok(plan) => self.admit(&plan).await.map(|()| plan),
             Err(e) => Err(e),
         };
         match checked {
-            Ok((shape, prefix)) => {
-                self.store.plan_tasks(run, shape, prefix.as_deref(), None).await?;
+            Ok(plan) => {
+                let prefix = plan.topics.as_ref().map(|t| t.prefix.as_str());
+                let planned = self.store.plan_tasks(run, plan.shape, prefix, None).await?;
                 drop(admitting);
+                if let (true, Some(topics)) = (planned, &plan.topics) {
+                    self.retire_old_stage_topics(&plan.run, &plan.project, &plan.job, topics).await;
+                }
                 Ok(())
             }
             Err(e @ (WorkerError::Invalid(_) | WorkerError::Gone(_) | WorkerError::Task(_))) => {

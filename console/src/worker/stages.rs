@@ -161,15 +161,14 @@ impl Worker {
         let connection = topics_connection(&spec)?;
         let prefix = match &run.stage_topics {
             Some(prefix) => prefix.clone(),
-            None => {
-                let restored = match self.kept_shards(&project.name, job, &run.id).await? {
-                    Some(_) => self.restored_run(job, run).await?,
-                    None => None,
-                };
-                restored
-                    .and_then(|r| r.stage_topics)
-                    .unwrap_or_else(|| format!("{}{}", job_prefix(&project.name, &job.name), run.id))
-            }
+            // A restoring run keeps the topics of the state it restores,
+            // even when some of its groups have no snapshot (those start
+            // from their sources' start, and dedup covers the rest).
+            None => self
+                .restored_run(job, run)
+                .await?
+                .and_then(|r| r.stage_topics)
+                .unwrap_or_else(|| format!("{}{}", job_prefix(&project.name, &job.name), run.id)),
         };
         Ok(Some(StageTopics { connection, prefix, bounded: false }))
     }
@@ -210,8 +209,7 @@ impl Worker {
             .await
             .map_err(|e| WorkerError::Task(format!("repartition topics, connection `{}`: {e:#}", topics.connection)))?;
         let partitions = i32::try_from(shape.shards).unwrap_or(i32::MAX);
-        let job_topics = job_prefix(&project.name, &job.name);
-        if topics.prefix != format!("{job_topics}{}", run.id) {
+        if topics.prefix != format!("{}{}", job_prefix(&project.name, &job.name), run.id) {
             for stage in 1..shape.stages {
                 let topic = topics.topic(stage);
                 match listed.iter().find(|t| t.name == topic) {
@@ -233,23 +231,52 @@ impl Worker {
             }
             return Ok(());
         }
-        // A start from empty state: the topics of earlier states go first,
-        // best effort (a later restore of such a state is refused).
-        let mine = format!("{}-s", topics.prefix);
-        let old: Vec<String> = listed
-            .into_iter()
-            .map(|t| t.name)
-            .filter(|n| n.starts_with(&job_topics) && !n.starts_with(&mine))
-            .collect();
-        if let Err(e) = crate::topics::delete(&connection, &old).await {
-            tracing::warn!(topics = ?old, error = %format!("{e:#}"), "cannot delete old repartition topics");
-        }
+        // A start from empty state: new topics. Those of earlier states go
+        // once the run is planned (`retire_old_stage_topics`).
         for stage in 1..shape.stages {
-            crate::topics::ensure(&connection, &topics.topic(stage), partitions)
+            crate::topics::ensure(&connection, &policy, &topics.topic(stage), partitions)
                 .await
                 .map_err(|e| WorkerError::Task(format!("repartition topic of stage {stage}: {e:#}")))?;
         }
         Ok(())
+    }
+
+    /// Once a run from empty state is planned: deletes the repartition
+    /// topics the job's earlier runs recorded (those of earlier states; a
+    /// restore of such a state is refused), on the run's connection, best
+    /// effort and bounded. Only topics the platform made for this job go:
+    /// names recorded in its runs, not whatever matches a prefix.
+    pub(super) async fn retire_old_stage_topics(&self, run: &Run, project: &Project, job: &Job, topics: &StageTopics) {
+        if topics.prefix != format!("{}{}", job_prefix(&project.name, &job.name), run.id) {
+            return;
+        }
+        let retired = async {
+            let connection = self.kafka_connection(project, &topics.connection).await?;
+            let policy = self.connection_policy(&project.name);
+            let old: Vec<String> = self
+                .store
+                .stage_topic_prefixes(&job.id)
+                .await?
+                .into_iter()
+                .filter(|(prefix, _)| *prefix != topics.prefix)
+                .flat_map(|(prefix, stages)| {
+                    let old = StageTopics { prefix, ..topics.clone() };
+                    (1..stages.clamp(1, 64) as u32).map(move |k| old.topic(k))
+                })
+                .collect();
+            let listed = crate::topics::list_reachable(&connection, &policy).await.map_err(WorkerError::task)?;
+            let present: Vec<String> = old.into_iter().filter(|n| listed.iter().any(|t| t.name == *n)).collect();
+            crate::topics::delete(&connection, &policy, &present).await.map_err(WorkerError::task)?;
+            Ok::<_, WorkerError>(present)
+        };
+        match tokio::time::timeout(PREPARE_TIMEOUT, retired).await {
+            Ok(Ok(deleted)) if !deleted.is_empty() => {
+                tracing::info!(run = %run.id, topics = ?deleted, "deleted the repartition topics of earlier states")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(run = %run.id, error = %e, "cannot delete old repartition topics"),
+            Err(_) => tracing::warn!(run = %run.id, "deleting old repartition topics took too long"),
+        }
     }
 
     /// The project's Kafka connection `name`, held to the platform's rules.
@@ -281,6 +308,9 @@ mod tests {
         assert_eq!(plan::shard_of(&keys[3]), 1);
         assert_eq!(state_began_ms("sluice.demo.hp.019af0e2b3c4deadbeef"), Some(0x019af0e2b3c4));
         assert_eq!(state_began_ms("sluice.demo.hp.x"), None);
+        let now = crate::store::now_ms();
+        let began = state_began_ms(&format!("sluice.demo.hp.{}", crate::store::new_id())).unwrap();
+        assert!((now..now + 1000).contains(&began), "a real run id: {began} vs {now}");
         let stages: Vec<u32> = keys.iter().map(|k| stage_of_key(k)).collect();
         assert_eq!(stages, [0, 0, 1, 1]);
         assert_eq!(stage_of_key("demo__s1"), 0, "a job named s1 is of one stage");
