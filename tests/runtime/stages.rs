@@ -13,9 +13,16 @@ use sluice_tests::{engine, load};
 /// The hostile guest as the first of two stages over `commands`, one batch;
 /// what the task ended with, and the rows it sent to the next stage.
 async fn first_stage(commands: &[&str]) -> (Result<TaskEnd, TaskError>, MemorySink) {
-    let text = "name = \"staged\"\ncomponent = \"unused.wasm\"\n\
-                [sources.input]\nkind = \"file\"\npath = \"unused.jsonl\"\n[sinks.out]\nkind = \"memory\"\n";
-    let spec = JobSpec::parse(text, Path::new(".")).unwrap();
+    first_stage_with(commands, "").await
+}
+
+/// [`first_stage`] with the guest's `open` parameter.
+async fn first_stage_with(commands: &[&str], open: &str) -> (Result<TaskEnd, TaskError>, MemorySink) {
+    let text = format!(
+        "name = \"staged\"\ncomponent = \"unused.wasm\"\n[parameters]\nopen = \"{open}\"\n\
+         [sources.input]\nkind = \"file\"\npath = \"unused.jsonl\"\n[sinks.out]\nkind = \"memory\"\n"
+    );
+    let spec = JobSpec::parse(&text, Path::new(".")).unwrap();
     let topics = StageTopics { connection: "events".into(), prefix: "unused".into(), bounded: true };
     let staged = stage_spec(&spec, 0, 2, &topics).unwrap();
     let records = commands
@@ -48,4 +55,11 @@ async fn rows_for_the_next_stage_come_from_input_records() {
     assert!(matches!(error, TaskError::StageRow { from: "`finish_batch`", .. }), "{error:?}");
     assert!(error.to_string().contains("from `process` only"), "{error}");
     assert!(next.rows().is_empty(), "nothing of the batch went on");
+
+    let (ended, _) = first_stage(&["next-stage-timer"]).await;
+    let error = ended.err().expect("a row for the next stage from on_timer fails the task");
+    assert!(matches!(error, TaskError::StageRow { from: "`on_timer`", .. }), "{error:?}");
+    let (ended, _) = first_stage_with(&["ok"], "next-stage").await;
+    let error = ended.err().expect("a row for the next stage from open fails the task");
+    assert!(matches!(error, TaskError::StageRow { from: "`open`", .. }), "{error:?}");
 }

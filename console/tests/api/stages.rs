@@ -204,6 +204,31 @@ async fn a_staged_job_gives_the_seed_sql_at_every_parallelism_and_rescale() {
     let refused = a.post(&format!("{JOB}/restore"), json!({ "snapshot": old })).await.error(400);
     assert!(refused.contains("a later start replaced"), "{refused}");
     wait_for_run(a, "staged", "hourly", "running").await;
+
+    // A version of one stage (keyed by the record key, so parallelism and
+    // shards are no objection) cannot take over state kept in two stages:
+    // refused before the job stops.
+    a.post_bytes(&format!("{JOB}/versions"), component("guest_keyed_count")).await.expect(201);
+    let refused = a.post(&format!("{JOB}/upgrade"), json!({ "version": 2 })).await.error(400);
+    assert!(refused.contains("keeps its state in 2 stage(s)") && refused.contains("restore `none`"), "{refused}");
+    wait_for_run(a, "staged", "hourly", "running").await;
+
+    // The fresh state stops without a snapshot; `latest` then finds only the
+    // earlier state's snapshots, which go with topics that are gone: none of
+    // them is restored, and every group starts from its start again.
+    a.post(&format!("{JOB}/stop"), json!({ "snapshot": false })).await.expect(200);
+    wait_for_run(a, "staged", "hourly", "stopped").await;
+    drop_table(&table).await;
+    a.post(&format!("{JOB}/start"), json!({ "restore": "latest" })).await.expect(201);
+    wait_for_run(a, "staged", "hourly", "running").await;
+    let run = a.get(JOB).await.expect(200)["run"].clone();
+    assert_eq!(run["stage_topics"], fresh.as_str(), "it goes on with the fresh state's topics: {run}");
+    wait_for("the first stage to read every order again", PATIENCE, || async {
+        let (read, _) = stage_counts(a, 0).await;
+        if read >= orders.len() as u64 { Ok(()) } else { Err(format!("{read} read")) }
+    })
+    .await;
+    table_is(&table, &all).await;
     drop_table(&table).await;
 }
 

@@ -31,13 +31,15 @@
 //!   64 KiB) under keys of their own into the dimension `bomb`;
 //! - `next-stage`: sends `{"ok":true}` to the next repartition stage;
 //! - `next-stage-later`: does so at the end of the batch (`finish_batch`),
-//!   which the runtime refuses: such a row's id names no input record.
+//!   which the runtime refuses: such a row's id names no input record;
+//! - `next-stage-timer`: does so from a processing-time timer (refused too).
 //!
 //! Any other value is rejected (dead letter).
 //!
 //! The job parameter `open = "loop"` makes `open` spin forever instead;
 //! `open = "platform-state"` makes it declare the platform's state
-//! `sluice.applied_origins` (refused).
+//! `sluice.applied_origins` (refused); `open = "next-stage"` makes it send
+//! a row to the next repartition stage from `open` (refused).
 
 use std::hint::black_box;
 
@@ -68,6 +70,7 @@ impl Job for Hostile {
             Some("platform-state") => {
                 ctx.value_state::<String>("sluice.applied_origins")?;
             }
+            Some("next-stage") => ctx.to_next_stage("open", &serde_json::json!({ "ok": true }))?,
             _ => {}
         }
         Ok(Hostile {
@@ -76,6 +79,13 @@ impl Job for Hostile {
             distinct: CountDistinct::open(ctx, "distinct")?,
             next_stage_later: false,
         })
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context, timer: &Timer) -> Result<()> {
+        if timer.tag == "next-stage" {
+            ctx.to_next_stage("timer", &serde_json::json!({ "ok": true }))?;
+        }
+        Ok(())
     }
 
     fn finish_batch(&mut self, ctx: &mut Context) -> Result<()> {
@@ -95,6 +105,11 @@ impl Job for Hostile {
             b"next-stage" => ctx.to_next_stage("now", &serde_json::json!({ "ok": true })),
             b"next-stage-later" => {
                 self.next_stage_later = true;
+                Ok(())
+            }
+            b"next-stage-timer" => {
+                let now = ctx.processing_time();
+                ctx.register_timer(TimeDomain::ProcessingTime, now, "k", "next-stage");
                 Ok(())
             }
             b"panic" => panic!("hostile guest asked to panic"),
