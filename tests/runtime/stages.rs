@@ -57,9 +57,9 @@ async fn rows_for_the_next_stage_come_from_input_records() {
     assert!(next.rows().is_empty(), "nothing of the batch went on");
 
     let (ended, _) = first_stage(&["next-stage-timer"]).await;
-    let error = ended.err().expect("a row for the next stage from on_timer fails the task");
+    let error = ended.expect_err("a row for the next stage from on_timer fails the task");
     assert!(matches!(error, TaskError::StageRow { from: "`on_timer`", .. }), "{error:?}");
     let (ended, _) = first_stage_with(&["ok"], "next-stage").await;
-    let error = ended.err().expect("a row for the next stage from open fails the task");
+    let error = ended.expect_err("a row for the next stage from open fails the task");
     assert!(matches!(error, TaskError::StageRow { from: "`open`", .. }), "{error:?}");
 }
