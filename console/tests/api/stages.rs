@@ -248,3 +248,37 @@ async fn a_staged_job_without_a_kafka_input_is_refused_with_the_reason() {
     let refused = a.post(&format!("{JOB}/start"), json!({ "restore": "none" })).await.error(400);
     assert!(refused.contains("read the input from Kafka"), "{refused}");
 }
+
+/// A staged run started at a later time goes through the control plane:
+/// the leader plans it (`plan_for_assignment`: topics made, groups
+/// planned) and hands its groups to the worker, which launches each
+/// (`launch_assigned`). The table equals the seed's SQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_run_planned_by_the_control_plane_gives_the_seed_sql() {
+    let orders = &orders()[..600];
+    let topic = unique_topic("api-staged-at");
+    create_topic(&kafka_brokers(), &topic, 4).await;
+    produce_orders(&topic, orders).await;
+    let table = format!("staged_at_hs_order_{}", std::process::id());
+    let app = spawn_app().await;
+    let a = &app.admin;
+    app.project("staged").await;
+    a.put("/projects/staged/connections/events", json!({ "kind": "kafka", "url": kafka_brokers() })).await.expect(204);
+    a.put("/projects/staged/connections/warehouse", json!({ "kind": "database", "url": postgres_url() }))
+        .await
+        .expect(204);
+    a.post("/projects/staged/jobs", json!({ "name": "hourly" })).await.expect(201);
+    a.post_bytes(&format!("{JOB}/versions"), component("hourly_premium_staged")).await.expect(201);
+    a.put(&format!("{JOB}/deployment"), json!({ "spec": spec(&topic, &table), "parallelism": 2 })).await.expect(200);
+
+    let at = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let run = a.post(&format!("{JOB}/start"), json!({ "restore": "none", "at": at.to_rfc3339() })).await.expect(201);
+    assert_eq!(run["state"], "scheduled", "{run}");
+    table_is(&table, &sluice_tests::seed_sql::hourly_premium(orders).await).await;
+    let map = wait_for("eight groups in two tasks", PATIENCE, || group_map(a, 8)).await;
+    assert!(map.iter().all(|(task, _, _)| *task < 2), "{map:?}");
+    let run = a.get(JOB).await.expect(200)["run"].clone();
+    let prefix = run["stage_topics"].as_str().expect("repartition topics").to_owned();
+    assert!(topics(a).await.contains(&format!("{prefix}-s1")), "the leader made the repartition topic");
+    drop_table(&table).await;
+}
