@@ -12,7 +12,7 @@ use sluice_tests::kafka::{create_topic, produce_unbatched, unique_topic};
 use sluice_tests::services::{kafka_brokers, postgres_url};
 use sqlx::Row;
 
-use crate::helpers::{Client, PATIENCE, component, spawn_app, wait_for, wait_for_run};
+use crate::helpers::{Client, PATIENCE, TestApp, component, spawn_app, wait_for, wait_for_run};
 
 const JOB: &str = "/projects/staged/jobs/hourly";
 
@@ -106,12 +106,10 @@ async fn topics(a: &Client) -> Vec<String> {
     listed.as_array().unwrap().iter().filter_map(|t| t["name"].as_str().map(str::to_owned)).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_staged_job_gives_the_seed_sql_at_every_parallelism_and_rescale() {
-    let orders = orders();
-    let topic = unique_topic("api-staged");
-    create_topic(&kafka_brokers(), &topic, 4).await;
-    let table = format!("staged_hs_order_{}", std::process::id());
+/// A console with project `staged`: connections `events` (Tansu) and
+/// `warehouse` (PostgreSQL), and job `hourly` with the staged component
+/// as version 1.
+async fn staged_console() -> TestApp {
     let app = spawn_app().await;
     let a = &app.admin;
     app.project("staged").await;
@@ -120,9 +118,20 @@ async fn a_staged_job_gives_the_seed_sql_at_every_parallelism_and_rescale() {
         .await
         .expect(204);
     a.post("/projects/staged/jobs", json!({ "name": "hourly" })).await.expect(201);
+    a.post_bytes(&format!("{JOB}/versions"), component("hourly_premium_staged")).await.expect(201);
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_job_gives_the_seed_sql_at_every_parallelism_and_rescale() {
+    let orders = orders();
+    let topic = unique_topic("api-staged");
+    create_topic(&kafka_brokers(), &topic, 4).await;
+    let table = format!("staged_hs_order_{}", std::process::id());
+    let app = staged_console().await;
+    let a = &app.admin;
     let validated = a.post_bytes("/validate", component("hourly_premium_staged")).await.expect(200);
     assert_eq!(validated["stages"], json!(["last_order", "hour_totals"]), "{validated}");
-    a.post_bytes(&format!("{JOB}/versions"), component("hourly_premium_staged")).await.expect(201);
     a.put(&format!("{JOB}/deployment"), json!({ "spec": spec(&topic, &table), "parallelism": 1 })).await.expect(200);
 
     // Parallelism 1: one task runs both stages' four shards.
@@ -260,15 +269,8 @@ async fn a_staged_run_planned_by_the_control_plane_gives_the_seed_sql() {
     create_topic(&kafka_brokers(), &topic, 4).await;
     produce_orders(&topic, orders).await;
     let table = format!("staged_at_hs_order_{}", std::process::id());
-    let app = spawn_app().await;
+    let app = staged_console().await;
     let a = &app.admin;
-    app.project("staged").await;
-    a.put("/projects/staged/connections/events", json!({ "kind": "kafka", "url": kafka_brokers() })).await.expect(204);
-    a.put("/projects/staged/connections/warehouse", json!({ "kind": "database", "url": postgres_url() }))
-        .await
-        .expect(204);
-    a.post("/projects/staged/jobs", json!({ "name": "hourly" })).await.expect(201);
-    a.post_bytes(&format!("{JOB}/versions"), component("hourly_premium_staged")).await.expect(201);
     a.put(&format!("{JOB}/deployment"), json!({ "spec": spec(&topic, &table), "parallelism": 2 })).await.expect(200);
 
     let at = chrono::Utc::now() + chrono::Duration::seconds(2);
