@@ -26,10 +26,17 @@
 //!   (e.g. `0` to replay old data).
 //!
 //! `hs_order` is an upsert table keyed by `biz_date`: an hour whose last
-//! order moved elsewhere is deleted (`ctx.delete` with its last row). Rows
-//! are emitted once per batch for each hour the batch changed (mini-batch
-//! output, `Job::finish_batch`): the table is the same as with a row per
-//! record, with far fewer rows to encode and write.
+//! order moved elsewhere is deleted (`ctx.delete` with its last row).
+//!
+//! Mini-batch, as Flink's `table.exec.mini-batch`: a batch's orders are
+//! folded per user first (`process` merges them into the user's view row),
+//! and `finish_batch` applies each user's change (-row before the batch,
+//! +row after) to the hours once, then emits one `hs_order` row per hour
+//! the batch changed. The table is the same as with a change per record;
+//! a user ordering several times in a batch costs one update of the hours
+//! instead of one per order.
+
+use std::collections::BTreeMap;
 
 use sluice_sdk::prelude::*;
 
@@ -44,6 +51,16 @@ pub struct HourlyPremium {
     /// user id -> last order
     last_order: LastValue<LastOrder>,
     hours: Hours,
+    /// Users whose view row the current batch changed, by id (ordered, so
+    /// the hours are updated in the same order on every run).
+    folded: BTreeMap<i64, Folded>,
+}
+
+/// A user's `last_order` row before the current batch and after its
+/// orders so far.
+struct Folded {
+    before: Option<LastOrder>,
+    current: LastOrder,
 }
 
 #[sluice_sdk::job]
@@ -53,6 +70,7 @@ impl Job for HourlyPremium {
             params: Params::open(ctx)?,
             last_order: LastValue::open(ctx, "last_order")?,
             hours: Hours::open(ctx)?,
+            folded: BTreeMap::new(),
         })
     }
 
@@ -62,27 +80,33 @@ impl Job for HourlyPremium {
             ctx.count("filtered", 1);
             return Ok(());
         };
-        let previous = self.last_order.get(ctx, &order.id)?;
-        let id = order.id;
-        let current = LastOrder::merged(order, gmt_modified, previous.as_ref());
-        if previous.as_ref() == Some(&current) {
-            return Ok(()); // the view row did not change: nothing downstream changes
+        match self.folded.get_mut(&order.id) {
+            Some(user) => user.current = LastOrder::merged(order, gmt_modified, Some(&user.current)),
+            None => {
+                let before = self.last_order.get(ctx, &order.id)?;
+                let id = order.id;
+                let current = LastOrder::merged(order, gmt_modified, before.as_ref());
+                self.folded.insert(id, Folded { before, current });
+            }
         }
-        self.last_order.set(ctx, &id, &current)?;
-
-        // The changelog of `last_order` is -old +current: apply it to the
-        // hours it touches. Their `hs_order` rows are emitted once per
-        // batch, in `finish_batch`, with what changed by then.
-        if let Some(old) = previous {
-            self.hours.apply(ctx, &self.params.biz_date(old.gmt_modified), &old, true)?;
-        }
-        self.hours.apply(ctx, &self.params.biz_date(current.gmt_modified), &current, false)
+        Ok(())
     }
 
-    /// Mini-batch output: one `hs_order` change per hour touched in the
-    /// batch (an upsert of its row, or the delete of an hour left without
+    /// Applies the batch's changes of `last_order` (-old +current per user)
+    /// to the hours they touch, then emits one `hs_order` change per hour
+    /// touched (an upsert of its row, or the delete of an hour left without
     /// orders), where the SQL's continuous query emits one per record.
     fn finish_batch(&mut self, ctx: &mut Context) -> Result<()> {
+        for (id, Folded { before, current }) in std::mem::take(&mut self.folded) {
+            if before.as_ref() == Some(&current) {
+                continue; // the view row did not change: nothing downstream changes
+            }
+            self.last_order.set(ctx, &id, &current)?;
+            if let Some(old) = before {
+                self.hours.apply(ctx, &self.params.biz_date(old.gmt_modified), &old, true)?;
+            }
+            self.hours.apply(ctx, &self.params.biz_date(current.gmt_modified), &current, false)?;
+        }
         self.hours.finish_batch(ctx)
     }
 }

@@ -16,7 +16,12 @@ pub(crate) fn raw_fields<'a, const N: usize>(
     json: &'a [u8],
     names: [Option<&str>; N],
 ) -> Option<[Option<&'a RawValue>; N]> {
-    let mut de = serde_json::Deserializer::from_slice(json);
+    // One UTF-8 check of the whole record, then a parse that trusts it:
+    // from bytes, serde_json checks every string on its own, which cost
+    // more than the check of the record (the file source reads ~270-byte
+    // orders at ~600k/s).
+    let text = std::str::from_utf8(json).ok()?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let found = de.deserialize_map(FieldsVisitor { names }).ok()?;
     de.end().ok()?;
     Some(found)
@@ -131,5 +136,9 @@ mod tests {
         assert_eq!(fields(r#"{"ts":1} x"#), None);
         assert_eq!(fields("[1]"), None);
         assert_eq!(fields("not json"), None);
+        // Not UTF-8 (a Latin-1 "é"), in an unread field's string: the
+        // record is refused whole, as serde_json refuses it from bytes.
+        assert_eq!(raw_fields(b"{\"ts\":1,\"name\":\"caf\xe9\"}", [Some("ts")]).map(|_| ()), None);
+        assert!(raw_fields("{\"ts\":1,\"name\":\"café\"}".as_bytes(), [Some("ts")]).is_some());
     }
 }
