@@ -3,12 +3,15 @@
 //! counted: a guest's writes to them are held to `limits.state_mb`, as its
 //! state is, so no job can grow the process through a dimension.
 
-use std::collections::BTreeMap;
+use hashbrown::HashMap;
 
-/// Rows by key, and the bytes of keys and rows together.
+/// Rows by key, and the bytes of keys and rows together. Hashed, not
+/// ordered: a lookup is on the path of every record that joins the table
+/// (an ordered map compared ~15 keys per lookup in a table of 24k
+/// customers, 8% of large-tx-alert's time); only listings sort.
 #[derive(Debug, Default)]
 pub struct HeldRows {
-    rows: BTreeMap<Vec<u8>, Vec<u8>>,
+    rows: HashMap<Vec<u8>, Vec<u8>>,
     bytes: usize,
 }
 
@@ -34,8 +37,10 @@ impl HeldRows {
     }
 
     /// Rows in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
-        self.rows.iter()
+    pub fn sorted(&self) -> Vec<(&Vec<u8>, &Vec<u8>)> {
+        let mut rows: Vec<_> = self.rows.iter().collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        rows
     }
 
     /// Bytes of the keys and rows held.
@@ -59,6 +64,9 @@ mod tests {
         rows.remove(b"ab");
         rows.remove(b"missing");
         assert_eq!(rows.bytes(), 2);
-        assert_eq!(rows.iter().collect::<Vec<_>>(), vec![(&b"c".to_vec(), &b"4".to_vec())]);
+        assert_eq!(rows.sorted(), vec![(&b"c".to_vec(), &b"4".to_vec())]);
+        rows.insert(b"a".to_vec(), b"5".to_vec());
+        let keys: Vec<&[u8]> = rows.sorted().into_iter().map(|(k, _)| k.as_slice()).collect();
+        assert_eq!(keys, [b"a", b"c"], "listed in key order");
     }
 }

@@ -109,7 +109,7 @@ impl StagedDimension {
 
     /// The writes not yet applied to the store, in key order.
     pub fn pending(&self) -> PendingWrites {
-        self.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.lock().sorted().into_iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Applies `writes` to the store and forgets them as pending (a pending
