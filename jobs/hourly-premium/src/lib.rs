@@ -34,7 +34,9 @@
 //! +row after) to the hours once, then emits one `hs_order` row per hour
 //! the batch changed. The table is the same as with a change per record;
 //! a user ordering several times in a batch costs one update of the hours
-//! instead of one per order.
+//! instead of one per order. (Only an hour whose premium sum reaches the
+//! saturation of i64 millionths, ~9.2e12 in all, could differ, since sums
+//! saturate in a different order.)
 
 use std::collections::BTreeMap;
 
@@ -51,8 +53,8 @@ pub struct HourlyPremium {
     /// user id -> last order
     last_order: LastValue<LastOrder>,
     hours: Hours,
-    /// Users whose view row the current batch changed, by id (ordered, so
-    /// the hours are updated in the same order on every run).
+    /// Users with orders in the current batch, by id (ordered, so the
+    /// hours are updated in the same order on every run).
     folded: BTreeMap<i64, Folded>,
 }
 

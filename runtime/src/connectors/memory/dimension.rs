@@ -60,7 +60,14 @@ impl DimensionStore for MemoryDimension {
     }
 
     async fn rows(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ConnectorError> {
-        Ok(self.rows.lock().expect("dimension lock").sorted().into_iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(self
+            .rows
+            .lock()
+            .expect("dimension lock")
+            .sorted()
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     fn held_bytes(&self) -> usize {
