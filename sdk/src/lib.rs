@@ -118,11 +118,12 @@ pub trait Job: Sized + 'static {
     /// platform routes them through a repartition topic partitioned by that
     /// key, exactly once in effect, and stage k reads them as its only
     /// source, so each later stage keeps state by its record key and the
-    /// whole job may run in parallel, up to its shard count. Send stage rows
-    /// from `process` only (their ids then name their input record; the
-    /// runtime refuses others), and make them a function of the input and
-    /// state alone: the next stage keeps what it applied of a first run and
-    /// drops the replay's rows by id.
+    /// whole job may run in parallel, up to its shard count. The job's
+    /// sinks are its last stage's: a stage before it only sends rows on.
+    /// Send stage rows from `process` only (their ids then name their input
+    /// record; the runtime refuses others), and make them a function of the
+    /// input and state alone: the next stage keeps what it applied of a
+    /// first run and drops the replay's rows by id.
     const STAGES: &'static [&'static str] = &[];
 
     /// Creates the job: declare state handles and read parameters here.

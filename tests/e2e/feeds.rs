@@ -1,19 +1,22 @@
 //! Feeds from `sluice_gen` scenarios: their events into Tansu topics (keyed
-//! partitioning, as a producer's default partitioner would), their valid
-//! rows into PostgreSQL for the batch queries, and runs of a WASM job with
-//! more connections than the harness's two.
+//! partitioning, as a producer's default partitioner would), and runs of a
+//! WASM job with more connections than the harness's two, in parallel
+//! tasks, or stage by stage. (The batch queries they are checked against
+//! are in `sluice_tests::seed_sql`.)
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_gen::Event;
 use sluice_runtime::connectors::memory::MemorySink;
+use sluice_runtime::job::stages::{StageTopics, stage_job_name, stage_spec};
 use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
+use sluice_runtime::metrics::TaskMetrics;
 use sluice_tests::kafka::{create_topic, produce, unique_topic};
 use sluice_tests::services::kafka_brokers;
 use sluice_tests::{engine, load};
-use sqlx::AnyPool;
 
-use crate::harness::{Db, connections, load_events};
+use crate::harness::{Db, connections};
 
 /// The partition of a key: FNV-1a, so all events of one key land in one
 /// partition, in the order they were generated.
@@ -58,33 +61,23 @@ pub fn malformed(events: &[&Event]) -> usize {
     events.iter().filter(|e| serde_json::from_slice::<serde_json::Value>(&e.value).is_err()).count()
 }
 
-/// Loads the JSON events into a fresh PostgreSQL table: a `seq` column
-/// (sending order) and one text column per field in `fields` (JSON null as
-/// NULL, strings unquoted, other values as their JSON text).
-pub async fn load_json(table: &str, events: &[&Event], fields: &[&str]) -> AnyPool {
-    let rows: Vec<Vec<Option<String>>> = events
-        .iter()
-        .enumerate()
-        .filter_map(|(seq, e)| Some((seq, serde_json::from_slice::<serde_json::Value>(&e.value).ok()?)))
-        .map(|(seq, v)| {
-            let cell = |f: &str| match &v[f] {
-                serde_json::Value::Null => None,
-                serde_json::Value::String(s) => Some(s.clone()),
-                other => Some(other.to_string()),
-            };
-            std::iter::once(Some(seq.to_string())).chain(fields.iter().map(|f| cell(f))).collect()
-        })
-        .collect();
-    let ddl =
-        std::iter::once("seq text".to_owned()).chain(fields.iter().map(|f| format!("{f} text"))).collect::<Vec<_>>();
-    let columns: Vec<&str> = std::iter::once("seq").chain(fields.iter().copied()).collect();
-    load_events(table, &ddl.join(", "), &columns, &rows).await
-}
-
 /// Runs the WASM job `component` with `spec` until its bounded sources are
 /// read, with the harness's `events` and `warehouse` connections plus
 /// `extra` (`NAME=URL`); returns the dead letters.
 pub async fn run_job_with(component: &str, spec: &str, db: Db, extra: &[String]) -> Vec<serde_json::Value> {
+    run_job_in_tasks(component, spec, db, extra, 1).await
+}
+
+/// [`run_job_with`] as `tasks` parallel tasks, task `i` reading the
+/// partitions `p % tasks == i` of every source (as the platform packs a
+/// job's shards); the dead letters of them all.
+pub async fn run_job_in_tasks(
+    component: &str,
+    spec: &str,
+    db: Db,
+    extra: &[String],
+    tasks: u32,
+) -> Vec<serde_json::Value> {
     let spec = JobSpec::parse(spec, std::path::Path::new(".")).expect("spec");
     let mut connections = connections(db);
     for e in extra {
@@ -92,18 +85,25 @@ pub async fn run_job_with(component: &str, spec: &str, db: Db, extra: &[String])
     }
     let loaded = load(component).await.expect("component");
     let dead = MemorySink::default();
-    let task = TaskBuilder::new(&spec)
-        .connections(connections)
-        .dead_letter(Box::new(dead.clone()))
-        .build(engine(), &loaded)
-        .await
-        .expect("task");
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let end = tokio::time::timeout(Duration::from_secs(300), task.run(stop_rx))
-        .await
-        .expect("job finished within 300 s")
-        .expect("job ran without error");
-    assert_eq!(end, TaskEnd::Finished);
+    let runs = (0..tasks).map(|index| {
+        let (spec, connections, loaded, dead) = (&spec, connections.clone(), &loaded, dead.clone());
+        async move {
+            let task = TaskBuilder::new(spec)
+                .connections(connections)
+                .dead_letter(Box::new(dead))
+                .partition_group(index, tasks)
+                .build(engine(), loaded)
+                .await
+                .expect("task");
+            let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+            let end = tokio::time::timeout(Duration::from_secs(300), task.run(stop_rx))
+                .await
+                .expect("job finished within 300 s")
+                .expect("job ran without error");
+            assert_eq!(end, TaskEnd::Finished);
+        }
+    });
+    futures::future::join_all(runs).await;
     dead.rows().iter().map(|r| serde_json::from_slice(&r.value).unwrap()).collect()
 }
 
@@ -130,5 +130,56 @@ fn bench_specs_parse() {
     for job in ["hourly-premium", "premium-drop", "last-page", "large-tx-alert", "lending-report"] {
         let path = sluice_tests::services::repo_root().join("jobs").join(job).join("bench.toml");
         JobSpec::load(&path).unwrap_or_else(|e| panic!("jobs/{job}/bench.toml: {e}"));
+    }
+}
+
+/// What the tasks of one stage did: records read, rows sent on (to every
+/// sink), replayed rows dropped, and records rejected (dead letters).
+#[derive(Debug, Clone, Copy)]
+pub struct StageCounts {
+    pub read: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub rejected: usize,
+}
+
+/// Runs stage `stage` of the `stages` of the staged job `component` with
+/// `spec` as `tasks` tasks, each a share of the stage's input partitions,
+/// to the end of that input (PostgreSQL as `warehouse`).
+pub async fn run_stage(
+    component: &str,
+    spec: &JobSpec,
+    topics: &StageTopics,
+    (stage, stages): (u32, u32),
+    tasks: u32,
+) -> StageCounts {
+    let mut staged = stage_spec(spec, stage, stages, topics).expect("the stage's spec");
+    staged.name = stage_job_name(&spec.name, stage);
+    let component = load(component).await.expect("component");
+    let metrics = Arc::new(TaskMetrics::default());
+    let dead = MemorySink::default();
+    let runs = (0..tasks).map(|task| {
+        let (staged, component, metrics, dead) = (&staged, &component, metrics.clone(), dead.clone());
+        async move {
+            let built = TaskBuilder::new(staged)
+                .connections(connections(Db::Postgres))
+                .dead_letter(Box::new(dead))
+                .stage(stage)
+                .partition_group(task, tasks)
+                .metrics(metrics)
+                .build(engine(), component)
+                .await
+                .expect("task");
+            let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+            let end = tokio::time::timeout(Duration::from_secs(120), built.run(stop_rx)).await;
+            assert_eq!(end.expect("the stage ends within 120 s").expect("it runs"), TaskEnd::Finished);
+        }
+    });
+    futures::future::join_all(runs).await;
+    StageCounts {
+        read: TaskMetrics::get(&metrics.records_in),
+        sent: TaskMetrics::get(&metrics.records_out),
+        dropped: TaskMetrics::get(&metrics.replays_dropped),
+        rejected: dead.rows().len(),
     }
 }

@@ -1,19 +1,16 @@
 //! Hourly premium totals with last-value de-duplication per user.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_gen::insurance::InsuranceOrders;
 use sluice_gen::{GenOptions, Scenario};
-use sluice_runtime::connectors::memory::MemorySink;
-use sluice_runtime::job::stages::{StageTopics, stage_job_name, stage_spec};
-use sluice_runtime::job::{JobSpec, TaskBuilder, TaskEnd};
-use sluice_runtime::metrics::TaskMetrics;
+use sluice_runtime::job::stages::StageTopics;
+use sluice_runtime::job::{JobSpec, TaskBuilder};
 use sluice_tests::kafka::{create_topic, read_topic, unique_topic};
 use sluice_tests::services::kafka_brokers;
 use sluice_tests::{engine, load};
 
-use crate::feeds::{keyed_json, stream};
+use crate::feeds::{keyed_json, run_stage, stream};
 use crate::harness::{Db, connections, drop_tables, run_job, text_rows, topic_with, unique_table};
 
 /// Orders (`sluice gen insurance-orders`) over six hours: 300 users order
@@ -89,47 +86,6 @@ async fn hourly_premium_into_postgres_and_mariadb() {
     }
 }
 
-/// What the tasks of one stage did: records read, rows sent on (to every
-/// sink), and replayed rows dropped.
-#[derive(Debug, Clone, Copy)]
-struct StageCounts {
-    read: u64,
-    sent: u64,
-    dropped: u64,
-}
-
-/// Runs stage `stage` of `spec` (the staged job) as `tasks` tasks, each a
-/// share of the stage's input partitions, to the end of that input.
-async fn run_stage(spec: &JobSpec, topics: &StageTopics, stage: u32, tasks: u32) -> StageCounts {
-    let mut staged = stage_spec(spec, stage, 2, topics).expect("the stage's spec");
-    staged.name = stage_job_name(&spec.name, stage);
-    let component = load("hourly_premium_staged").await.expect("component");
-    let metrics = Arc::new(TaskMetrics::default());
-    let runs = (0..tasks).map(|task| {
-        let (staged, component, metrics) = (&staged, &component, metrics.clone());
-        async move {
-            let built = TaskBuilder::new(staged)
-                .connections(connections(Db::Postgres))
-                .dead_letter(Box::new(MemorySink::default()))
-                .stage(stage)
-                .partition_group(task, tasks)
-                .metrics(metrics)
-                .build(engine(), component)
-                .await
-                .expect("task");
-            let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-            let end = tokio::time::timeout(Duration::from_secs(120), built.run(stop_rx)).await;
-            assert_eq!(end.expect("the stage ends within 120 s").expect("it runs"), TaskEnd::Finished);
-        }
-    });
-    futures::future::join_all(runs).await;
-    StageCounts {
-        read: TaskMetrics::get(&metrics.records_in),
-        sent: TaskMetrics::get(&metrics.records_out),
-        dropped: TaskMetrics::get(&metrics.replays_dropped),
-    }
-}
-
 /// The staged job (`jobs/hourly-premium-staged`: last order per user, then
 /// totals per hour through a repartition topic) gives the seed's SQL at 1,
 /// 2 and 4 tasks per stage, and when its first stage writes everything
@@ -155,7 +111,7 @@ async fn staged_hourly_premium_gives_the_sql_at_every_parallelism() {
         let spec = JobSpec::parse(&spec(&input, &sink), std::path::Path::new(".")).expect("spec");
         let topics = StageTopics { connection: "events".into(), prefix: unique_topic("hp-stages"), bounded: true };
         create_topic(&kafka_brokers(), &topics.topic(1), 4).await;
-        let first = run_stage(&spec, &topics, 0, tasks).await;
+        let first = run_stage("hourly_premium_staged", &spec, &topics, (0, 2), tasks).await;
         // Every row the first stage sent is in the repartition topic (the
         // broker acknowledged each one) before the second stage reads it:
         // `read_topic` fails saying how many it found when rows are missing.
@@ -168,9 +124,9 @@ async fn staged_hourly_premium_gives_the_sql_at_every_parallelism() {
         if replay {
             // From empty state the first stage writes every change again,
             // with the same row ids.
-            run_stage(&spec, &topics, 0, tasks).await;
+            run_stage("hourly_premium_staged", &spec, &topics, (0, 2), tasks).await;
         }
-        let second = run_stage(&spec, &topics, 1, tasks).await;
+        let second = run_stage("hourly_premium_staged", &spec, &topics, (1, 2), tasks).await;
         let actual = text_rows(
             &pool,
             &format!(

@@ -1,7 +1,7 @@
 //! Repartition stages in the runtime: rows for the next stage must come
 //! from input records (`process`), whose ids let the next stage drop a
 //! replay; rows from `finish_batch` fail the task before anything of the
-//! batch is written.
+//! batch is written. The job's sinks are its last stage's.
 
 use std::path::Path;
 
@@ -34,7 +34,6 @@ async fn first_stage_with(commands: &[&str], open: &str) -> (Result<TaskEnd, Tas
     let task = TaskBuilder::new(&staged)
         .source("input", Box::new(MemorySource::new(vec![records])))
         .sink(NEXT_STAGE_SINK, Box::new(next.clone()))
-        .sink("out", Box::new(MemorySink::default()))
         .dead_letter(Box::new(MemorySink::default()))
         .build(engine(), &load("guest_hostile").await.unwrap())
         .await
@@ -59,7 +58,20 @@ async fn rows_for_the_next_stage_come_from_input_records() {
     let (ended, _) = first_stage(&["next-stage-timer"]).await;
     let error = ended.expect_err("a row for the next stage from on_timer fails the task");
     assert!(matches!(error, TaskError::StageRow { from: "`on_timer`", .. }), "{error:?}");
-    let (ended, _) = first_stage_with(&["ok"], "next-stage").await;
+    let (ended, _) = first_stage_with(&["next-stage"], "next-stage").await;
     let error = ended.expect_err("a row for the next stage from open fails the task");
     assert!(matches!(error, TaskError::StageRow { from: "`open`", .. }), "{error:?}");
+}
+
+/// A stage before the last has only the sink to the next stage: a row for
+/// one of the job's sinks fails the task, saying where the job's sinks are
+/// (`stage_spec` leaves them to the last stage, so that a run's earlier
+/// stages hold no connections to them).
+#[tokio::test]
+async fn a_stage_before_the_last_writes_none_of_the_jobs_sinks() {
+    let (ended, next) = first_stage(&["next-stage", "ok"]).await;
+    let error = ended.expect_err("a row for a sink of the job from stage 0 fails the task");
+    let message = error.to_string();
+    assert!(message.contains("`out` is not a sink of stage 0") && message.contains("its last stage's"), "{message}");
+    assert!(next.rows().is_empty(), "nothing of the batch went on");
 }

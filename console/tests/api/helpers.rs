@@ -315,6 +315,34 @@ pub fn component(name: &str) -> Vec<u8> {
 
 pub use crate::wait::wait_for;
 
+/// (task, stage, shard) of every group of the running job at `job` (its
+/// path), by stage and shard, once all `groups` run.
+pub async fn group_map(client: &Client, job: &str, groups: usize) -> Result<Vec<(u64, u64, u64)>, String> {
+    let metrics = client.get(&format!("{job}/metrics")).await.expect(200);
+    let field = |t: &Value, f: &str| t[f].as_u64().unwrap_or(99);
+    let mut map: Vec<(u64, u64, u64)> = metrics["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| (field(t, "task"), field(t, "stage"), field(t, "shard")))
+        .collect();
+    map.sort_by_key(|(_, stage, shard)| (*stage, *shard));
+    if metrics["state"] == "running" && map.len() == groups { Ok(map) } else { Err(metrics.to_string()) }
+}
+
+/// (task, shard) of every shard of the running job of one stage at `job`,
+/// by shard, once all `shards` run.
+pub async fn shard_map(client: &Client, job: &str, shards: usize) -> Result<Vec<(u64, u64)>, String> {
+    let map = group_map(client, job, shards).await?;
+    Ok(map.into_iter().map(|(task, _, shard)| (task, shard)).collect())
+}
+
+/// Records the running job at `job` read since its run started: after a
+/// restore, only what came after its snapshots.
+pub async fn run_records_in(client: &Client, job: &str) -> u64 {
+    client.get(&format!("{job}/metrics")).await.expect(200)["totals"]["records_in"].as_u64().unwrap_or(0)
+}
+
 /// Generous: the machine is shared, and a first start compiles the component.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 

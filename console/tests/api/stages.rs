@@ -12,7 +12,7 @@ use sluice_tests::kafka::{create_topic, produce_unbatched, unique_topic};
 use sluice_tests::services::{kafka_brokers, postgres_url};
 use sqlx::Row;
 
-use crate::helpers::{Client, PATIENCE, TestApp, component, spawn_app, wait_for, wait_for_run};
+use crate::helpers::{Client, PATIENCE, TestApp, component, group_map, spawn_app, wait_for, wait_for_run};
 
 const JOB: &str = "/projects/staged/jobs/hourly";
 
@@ -74,20 +74,6 @@ async fn table_is(table: &str, expected: &[Vec<String>]) {
     .await;
 }
 
-/// (task, stage, shard) of every task of the running job, once all `groups` run.
-async fn group_map(a: &Client, groups: usize) -> Result<Vec<(u64, u64, u64)>, String> {
-    let metrics = a.get(&format!("{JOB}/metrics")).await.expect(200);
-    let field = |t: &Value, f: &str| t[f].as_u64().unwrap_or(99);
-    let mut map: Vec<(u64, u64, u64)> = metrics["tasks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| (field(t, "task"), field(t, "stage"), field(t, "shard")))
-        .collect();
-    map.sort_by_key(|(_, stage, shard)| (*stage, *shard));
-    if metrics["state"] == "running" && map.len() == groups { Ok(map) } else { Err(metrics.to_string()) }
-}
-
 /// Records in and replays dropped of the running job's tasks of `stage`.
 async fn stage_counts(a: &Client, stage: u64) -> (u64, u64) {
     let m = a.get(&format!("{JOB}/metrics")).await.expect(200);
@@ -140,7 +126,7 @@ async fn a_staged_job_gives_the_seed_sql_at_every_parallelism_and_rescale() {
     produce_orders(&topic, first).await;
     a.post(&format!("{JOB}/start"), json!({ "restore": "none" })).await.expect(201);
     table_is(&table, &sluice_tests::seed_sql::hourly_premium(first).await).await;
-    let map = wait_for("eight groups in one task", PATIENCE, || group_map(a, 8)).await;
+    let map = wait_for("eight groups in one task", PATIENCE, || group_map(a, JOB, 8)).await;
     let expected: Vec<(u64, u64, u64)> = (0..2).flat_map(|stage| (0..4).map(move |shard| (0, stage, shard))).collect();
     assert_eq!(map, expected);
     let run = a.get(JOB).await.expect(200)["run"].clone();
@@ -152,7 +138,7 @@ async fn a_staged_job_gives_the_seed_sql_at_every_parallelism_and_rescale() {
     // Rescale 1 -> 4 mid-stream: each group restores its own snapshot.
     a.post(&format!("{JOB}/rescale"), json!({ "parallelism": 4 })).await.expect(200);
     wait_for_run(a, "staged", "hourly", "running").await;
-    let map = wait_for("two groups in each of four tasks", PATIENCE, || group_map(a, 8)).await;
+    let map = wait_for("two groups in each of four tasks", PATIENCE, || group_map(a, JOB, 8)).await;
     let expected: Vec<(u64, u64, u64)> =
         (0..2).flat_map(|stage| (0..4).map(move |shard| ((stage * 4 + shard) % 4, stage, shard))).collect();
     assert_eq!(map, expected);
@@ -166,7 +152,7 @@ async fn a_staged_job_gives_the_seed_sql_at_every_parallelism_and_rescale() {
     // Rescale 4 -> 2, then the rest of the orders.
     a.post(&format!("{JOB}/rescale"), json!({ "parallelism": 2 })).await.expect(200);
     wait_for_run(a, "staged", "hourly", "running").await;
-    wait_for("four groups in each of two tasks", PATIENCE, || group_map(a, 8)).await;
+    wait_for("four groups in each of two tasks", PATIENCE, || group_map(a, JOB, 8)).await;
     produce_orders(&topic, third).await;
     let all = sluice_tests::seed_sql::hourly_premium(&orders).await;
     table_is(&table, &all).await;
@@ -277,7 +263,7 @@ async fn a_staged_run_planned_by_the_control_plane_gives_the_seed_sql() {
     let run = a.post(&format!("{JOB}/start"), json!({ "restore": "none", "at": at.to_rfc3339() })).await.expect(201);
     assert_eq!(run["state"], "scheduled", "{run}");
     table_is(&table, &sluice_tests::seed_sql::hourly_premium(orders).await).await;
-    let map = wait_for("eight groups in two tasks", PATIENCE, || group_map(a, 8)).await;
+    let map = wait_for("eight groups in two tasks", PATIENCE, || group_map(a, JOB, 8)).await;
     assert!(map.iter().all(|(task, _, _)| *task < 2), "{map:?}");
     let run = a.get(JOB).await.expect(200)["run"].clone();
     let prefix = run["stage_topics"].as_str().expect("repartition topics").to_owned();

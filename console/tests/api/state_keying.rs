@@ -13,7 +13,9 @@ use sluice_tests::kafka::{create_topic, produce_unbatched, unique_topic};
 use sluice_tests::services::kafka_brokers;
 use sqlx::Row;
 
-use crate::helpers::{Client, PATIENCE, component, spawn_app, wait_for, wait_for_records_in, wait_for_run};
+use crate::helpers::{
+    PATIENCE, component, run_records_in, shard_map, spawn_app, wait_for, wait_for_records_in, wait_for_run,
+};
 
 const JOB: &str = "/projects/keyed/jobs/counts";
 
@@ -44,26 +46,6 @@ async fn counts(url: &str) -> BTreeMap<String, i64> {
     let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect(url).await.expect("warehouse");
     let rows = sqlx::query("select user, events from counts").fetch_all(&pool).await.unwrap_or_default();
     rows.iter().map(|r| (r.get("user"), r.get("events"))).collect()
-}
-
-/// Records the running job read since its run started: after a restore,
-/// only what came after its snapshots (a shard that restored nothing would
-/// read its partition again from the start).
-async fn records_in(a: &Client) -> u64 {
-    a.get(&format!("{JOB}/metrics")).await.expect(200)["totals"]["records_in"].as_u64().unwrap_or(0)
-}
-
-/// Where the running job's shards are: (task, shard) of each, by shard.
-async fn shard_map(a: &Client) -> Result<Vec<(u64, u64)>, String> {
-    let metrics = a.get(&format!("{JOB}/metrics")).await.expect(200);
-    let mut map: Vec<(u64, u64)> = metrics["tasks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|t| (t["task"].as_u64().unwrap_or(99), t["shard"].as_u64().unwrap_or(99)))
-        .collect();
-    map.sort_by_key(|(_, shard)| *shard);
-    if metrics["state"] == "running" && map.len() == 4 { Ok(map) } else { Err(metrics.to_string()) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,7 +89,7 @@ async fn a_job_keyed_by_the_record_key_keeps_its_state_in_shards_through_every_r
     // Parallelism 1: one task runs the four shards (one per partition).
     a.post(&format!("{JOB}/start"), json!({ "restore": "none" })).await.expect(201);
     counts_are(20).await;
-    let map = wait_for("four shards in one task", PATIENCE, || shard_map(a)).await;
+    let map = wait_for("four shards in one task", PATIENCE, || shard_map(a, JOB, 4)).await;
     assert_eq!(map, [(0, 0), (0, 1), (0, 2), (0, 3)]);
     let run = a.get(JOB).await.expect(200)["run"].clone();
     assert_eq!((run["task_groups"].as_i64(), run["parallelism"].as_i64()), (Some(4), Some(1)), "{run}");
@@ -118,20 +100,20 @@ async fn a_job_keyed_by_the_record_key_keeps_its_state_in_shards_through_every_r
     assert_eq!((answer["shards"].as_u64(), answer["tasks"].as_u64()), (Some(4), Some(4)), "{answer}");
     assert_eq!(answer["run"]["restore_from"], "latest", "{answer}");
     wait_for_run(a, "keyed", "counts", "running").await;
-    let map = wait_for("each shard in a task of its own", PATIENCE, || shard_map(a)).await;
+    let map = wait_for("each shard in a task of its own", PATIENCE, || shard_map(a, JOB, 4)).await;
     assert_eq!(map, [(0, 0), (1, 1), (2, 2), (3, 3)]);
     produce_unbatched(&brokers, &topic, wave(8, 1000)).await;
     counts_are(21).await;
-    assert_eq!(records_in(a).await, 8, "each shard went on from its snapshot");
+    assert_eq!(run_records_in(a, JOB).await, 8, "each shard went on from its snapshot");
 
     // Rescale 4 -> 2: shards s and s + 2 share task s.
     a.post(&format!("{JOB}/rescale"), json!({ "parallelism": 2 })).await.expect(200);
     wait_for_run(a, "keyed", "counts", "running").await;
-    let map = wait_for("two shards in each of two tasks", PATIENCE, || shard_map(a)).await;
+    let map = wait_for("two shards in each of two tasks", PATIENCE, || shard_map(a, JOB, 4)).await;
     assert_eq!(map, [(0, 0), (1, 1), (0, 2), (1, 3)]);
     produce_unbatched(&brokers, &topic, wave(8, 2000)).await;
     counts_are(22).await;
-    assert_eq!(records_in(a).await, 8, "each shard went on from its snapshot");
+    assert_eq!(run_records_in(a, JOB).await, 8, "each shard went on from its snapshot");
 
     // The snapshot list covers every shard.
     let snapshots = a.get(&format!("{JOB}/snapshots")).await.expect(200);
@@ -147,7 +129,7 @@ async fn a_job_keyed_by_the_record_key_keeps_its_state_in_shards_through_every_r
     assert_eq!((run["task_groups"].as_i64(), run["parallelism"].as_i64()), (Some(4), Some(4)), "{run}");
     produce_unbatched(&brokers, &topic, wave(8, 3000)).await;
     counts_are(23).await;
-    assert_eq!(records_in(a).await, 8, "each shard went on from its snapshot");
+    assert_eq!(run_records_in(a, JOB).await, 8, "each shard went on from its snapshot");
     let refused = a.post(&format!("{JOB}/rescale"), json!({ "parallelism": 65 })).await.error(400);
     assert!(refused.contains("between 1 and 64"), "{refused}");
 
@@ -170,7 +152,7 @@ async fn a_job_keyed_by_the_record_key_keeps_its_state_in_shards_through_every_r
     // again: eight records in, and the counts end as they were.
     wait_for_records_in(a, "keyed", "counts", 8).await;
     counts_are(24).await;
-    assert_eq!(records_in(a).await, 8, "every shard restored a snapshot from before the last wave");
+    assert_eq!(run_records_in(a, JOB).await, 8, "every shard restored a snapshot from before the last wave");
     let errors = a.get("/projects/keyed/events?kind=error").await.expect(200);
     assert!(!errors.to_string().contains("run.shard_without_snapshot"), "{errors}");
 

@@ -130,6 +130,20 @@ pub struct LargeTxAlert {
 
 #[sluice_sdk::job]
 impl Job for LargeTxAlert {
+    /// Runs split by partition (issue 19). The movements are keyed by
+    /// customer id, so one customer's movements meet in one task, in order:
+    /// `recent_outflows` is keyed by customer id, and `seen_txn` by a txn id,
+    /// whose copies are one customer's movements. The reference feeds
+    /// upsert into the dimensions: `customer` rows are keyed by customer id
+    /// (co-partitioned with the movements when the two topics have as many
+    /// partitions); `segment_threshold` rows are read by every customer's
+    /// movements, so with that feed they must be in a store every task
+    /// shares (`sql`, `redis`): a `memory` dimension is held by each task
+    /// (docs/SPEC.md). A lookup reads the store as it is when the movement
+    /// is processed, as Flink's lookup join does, through a cache whose
+    /// `ttl` bounds how long another task's upsert takes to be seen.
+    const STATE_KEYING: StateKeying = StateKeying::ByRecordKey;
+
     fn open(ctx: &mut Context) -> Result<Self> {
         let default_threshold = amount_param(ctx, "default_threshold", "50000.00")?;
         let min_outflow = amount_param(ctx, "outflow_min_amount", "10000.00")?;
@@ -197,6 +211,20 @@ impl LargeTxAlert {
             "in" => false,
             other => return Err(Error::record(format!("direction `{other}` is neither `in` nor `out`"))),
         };
+        // The state is per customer and the job runs split by partition: a
+        // movement keyed by anything else could meet its customer's history,
+        // or its own copy, in another task. (Records without a key, from a
+        // file, are one task's anyway.)
+        if let Some(key) = record.key()
+            && key != m.customer_id.as_bytes()
+        {
+            return Err(Error::record(format!(
+                "record key `{}` is not the movement's customer_id `{}`: the feed must be keyed by customer_id, \
+                 so that a customer's movements stay in one partition, in order",
+                String::from_utf8_lossy(key),
+                m.customer_id
+            )));
+        }
         // Checked after validation: a rejected record leaves no trace, so
         // its (equally bad) duplicate is rejected too.
         if self.seen.get(ctx, &m.txn_id)?.is_some() {

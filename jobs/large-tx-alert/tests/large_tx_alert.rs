@@ -121,18 +121,24 @@ fn reference_feeds() {
     assert_eq!(t.dimension_row(THRESHOLDS, "broken"), None);
 }
 
-#[test]
-fn duplicates_across_batches_and_time_to_live() {
-    let mut t = JobTester::<LargeTxAlert>::builder()
+/// The job over movements, with empty dimensions and `params`.
+fn tester(params: &[(&str, &str)]) -> JobTester<LargeTxAlert> {
+    let mut builder = JobTester::<LargeTxAlert>::builder()
         .source(TXN_SOURCE)
         .sink(ALERT_TOPIC)
         .sink(ALERT_TABLE)
         .dimension(CUSTOMERS, Vec::<(String, Value)>::new())
         .dimension(THRESHOLDS, Vec::<(String, Value)>::new())
-        .param("dedup_hours", 1)
-        .processing_time(large_tx_alert::cases::NOW)
-        .open()
-        .unwrap();
+        .processing_time(large_tx_alert::cases::NOW);
+    for (name, value) in params {
+        builder = builder.param(name, value);
+    }
+    builder.open().unwrap()
+}
+
+#[test]
+fn duplicates_across_batches_and_time_to_live() {
+    let mut t = tester(&[("dedup_hours", "1")]);
     let big = TestRecord::json(&large_tx_alert::cases::txn("D1", "C1", "in", json!("70000"), 0));
     t.send(big.clone()).unwrap();
     t.send(big.clone()).unwrap();
@@ -143,6 +149,27 @@ fn duplicates_across_batches_and_time_to_live() {
     t.send(big).unwrap();
     assert_eq!(ids(&t), ["D1:large_amount", "D1:large_amount"]);
     assert_eq!(t.upserted(ALERT_TABLE, &["alert_id"]).len(), 1);
+}
+
+/// The job runs split by partition (its state keyed by customer): a
+/// movement keyed by something other than its customer id is a dead letter
+/// saying so, not a history split across tasks. Unkeyed records (a file)
+/// pass.
+#[test]
+fn movements_must_be_keyed_by_customer_id() {
+    let mut t = tester(&[]);
+    let big = |id: &str| TestRecord::json(&large_tx_alert::cases::txn(id, "C1", "in", json!("70000"), 0));
+    t.send(big("K1").with_key("C1")).unwrap();
+    t.send(big("K2")).unwrap();
+    t.send(big("K3").with_key("6229000000000000C1")).unwrap();
+    assert_eq!(ids(&t), ["K1:large_amount", "K2:large_amount"]);
+    let dead = t.dead_letters();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].reason.contains("record key `6229000000000000C1` is not the movement's customer_id `C1`"),
+        "{}",
+        dead[0].reason
+    );
 }
 
 #[test]

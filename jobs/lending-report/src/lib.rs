@@ -45,37 +45,21 @@ use sluice_sdk::prelude::*;
 pub mod calendar;
 pub mod cases;
 pub mod model;
-mod tables;
+pub mod tables;
 
 pub use cases::cases;
 pub use tables::{APPROVAL, DISBURSEMENT, FUNNEL, VINTAGE};
 
-use calendar::{Calendar, date_text};
-use model::{Loan, LoanRow, LoanState, Registration, RepayLog, UserRow, UserState};
-use tables::{ApprovalTotals, DisbursementTotals, FunnelTotals, META_KEY, Meta, Touched, VintageMonth};
-
-pub const USER_SOURCE: &str = "u_user";
-pub const LOAN_SOURCE: &str = "loan_list";
-pub const REPAY_SOURCE: &str = "repay_log";
-
-#[derive(Clone, Copy)]
-enum Feed {
-    Users,
-    Loans,
-    Repayments,
-}
+use calendar::date_text;
+use model::{Feed, Loan, LoanRow, LoanState, Registration, RepayLog, UserRow, UserState};
+pub use model::{LOAN_SOURCE, REPAY_SOURCE, USER_SOURCE};
+use tables::{Part, Report, Touched};
 
 pub struct LendingReport {
     feeds: Vec<Feed>,
-    calendar: Calendar,
-    max_mob: i64,
+    report: Report,
     users: ValueState<UserState>,
     loans: ValueState<LoanState>,
-    funnel: ValueState<FunnelTotals>,
-    approval: ValueState<ApprovalTotals>,
-    disbursement: ValueState<DisbursementTotals>,
-    vintage: ValueState<VintageMonth>,
-    meta: ValueState<Meta>,
     /// Report cells the current batch changed, with their rows before it.
     touched: Touched,
 }
@@ -83,40 +67,13 @@ pub struct LendingReport {
 #[sluice_sdk::job]
 impl Job for LendingReport {
     fn open(ctx: &mut Context) -> Result<Self> {
-        let offset_minutes: i64 = ctx.param_or("utc_offset_minutes", 480)?;
-        if offset_minutes.abs() > 18 * 60 {
-            return Err(Error::fatal(format!(
-                "parameter `utc_offset_minutes` = {offset_minutes} is not within ±18 hours"
-            )));
-        }
-        let max_mob: i64 = ctx.param_or("max_mob", 12)?;
-        if !(0..=120).contains(&max_mob) {
-            return Err(Error::fatal(format!("parameter `max_mob` = {max_mob} must be within 0..=120")));
-        }
-        let mut feeds = Vec::new();
-        while let Some(name) = ctx.source_name(feeds.len() as u32) {
-            feeds.push(match name.as_str() {
-                USER_SOURCE => Feed::Users,
-                LOAN_SOURCE => Feed::Loans,
-                REPAY_SOURCE => Feed::Repayments,
-                other => {
-                    return Err(Error::fatal(format!(
-                        "source `{other}`: the lending report reads sources named `{USER_SOURCE}`, `{LOAN_SOURCE}` and `{REPAY_SOURCE}`"
-                    )));
-                }
-            });
-        }
+        let report = Report::open(ctx)?;
+        let feeds = model::feeds(ctx)?;
         Ok(LendingReport {
             feeds,
-            calendar: Calendar { offset_ms: offset_minutes * 60_000 },
-            max_mob,
+            report,
             users: ctx.value_state("users")?,
             loans: ctx.value_state("loans")?,
-            funnel: ctx.value_state("funnel")?,
-            approval: ctx.value_state("approval")?,
-            disbursement: ctx.value_state("disbursement")?,
-            vintage: ctx.value_state("vintage")?,
-            meta: ctx.value_state("meta")?,
             touched: Touched::new(),
         })
     }
@@ -137,14 +94,14 @@ impl Job for LendingReport {
     /// once per batch, where the SQL's continuous queries emit per record.
     fn finish_batch(&mut self, ctx: &mut Context) -> Result<()> {
         let touched = std::mem::take(&mut self.touched);
-        self.flush(ctx, touched)
+        self.report.flush(ctx, touched)
     }
 }
 
 impl LendingReport {
     /// A `u_user` row: the user's registration replaces the one held.
     fn user(&self, ctx: &mut Context, touched: &mut Touched, row: UserRow) -> Result<()> {
-        self.advance_clock(ctx, touched, row.updatetime)?;
+        self.report.advance_clock(ctx, touched, row.updatetime)?;
         let mut user = self.users.get(ctx, &row.id)?.unwrap_or_default();
         if user.updatetime.is_some_and(|held| row.updatetime <= held) {
             ctx.count("stale_rows", 1);
@@ -153,7 +110,7 @@ impl LendingReport {
         self.apply_user(ctx, touched, row.id, -1)?;
         user.updatetime = Some(row.updatetime);
         user.registration = (row.isactive != 0).then(|| Registration {
-            date: date_text(self.calendar.day(row.inserttime)),
+            date: date_text(self.report.calendar.day(row.inserttime)),
             channel: row.channel.unwrap_or_else(|| "unknown".to_owned()),
         });
         self.users.set(ctx, &row.id, &user)?;
@@ -165,7 +122,7 @@ impl LendingReport {
     fn loan(&self, ctx: &mut Context, touched: &mut Touched, row: LoanRow) -> Result<()> {
         let id = row.id;
         let loan = Loan::from_row(row)?;
-        self.advance_clock(ctx, touched, loan.updatetime)?;
+        self.report.advance_clock(ctx, touched, loan.updatetime)?;
         let mut state = self.loans.get(ctx, &id)?.unwrap_or_default();
         if let Some(held) = &state.row
             && (loan.updatetime, loan.status) <= (held.updatetime, held.status)
@@ -211,7 +168,7 @@ impl LendingReport {
     /// A `repay_log` fact: the loan's first days 1+ and 30+ past due.
     fn repayment(&self, ctx: &mut Context, touched: &mut Touched, log: RepayLog) -> Result<()> {
         let due = log.due_day()?;
-        self.advance_clock(ctx, touched, log.create_time)?;
+        self.report.advance_clock(ctx, touched, log.create_time)?;
         let mut state = self.loans.get(ctx, &log.loan_id)?.unwrap_or_default();
         let earliest = |held: Option<i64>, reached: bool, day: i64| match (held, reached) {
             (Some(h), true) => Some(h.min(day)),
@@ -236,20 +193,28 @@ impl LendingReport {
         self.users.set(ctx, &user_id, &user)
     }
 
-    /// Moves the data clock forward to `time`; a new month brings every
-    /// disbursement month's next month on book.
-    fn advance_clock(&self, ctx: &mut Context, touched: &mut Touched, time: i64) -> Result<()> {
-        let mut meta = self.meta.get(ctx, META_KEY)?.unwrap_or_default();
-        if meta.clock.is_some_and(|c| time <= c) {
-            return Ok(());
-        }
-        let month = |t: i64| calendar::month_index(self.calendar.day(t));
-        if meta.clock.map(month) != Some(month(time)) {
-            for m in &meta.months {
-                self.touch(ctx, touched, tables::Cell::Vintage(*m))?;
+    /// Adds (`+1`) or retracts (`-1`) a user's funnel row.
+    fn apply_user(&self, ctx: &mut Context, touched: &mut Touched, user_id: i64, sign: i64) -> Result<()> {
+        let Some(user) = self.users.get(ctx, &user_id)? else { return Ok(()) };
+        let Some(reg) = &user.registration else { return Ok(()) };
+        let part = Part::funnel(reg, user.loans, user.approved, !user.disbursed.is_empty());
+        self.report.add(ctx, touched, &part, sign)
+    }
+
+    /// Adds (`+1`) or retracts (`-1`) a loan's parts of the approval,
+    /// disbursement and vintage tables.
+    fn apply_loan(&self, ctx: &mut Context, touched: &mut Touched, loan_id: i64, sign: i64) -> Result<()> {
+        let Some(state) = self.loans.get(ctx, &loan_id)? else { return Ok(()) };
+        let Some(loan) = &state.row else { return Ok(()) };
+        let first = match loan.lend_time {
+            Some(lend) => {
+                self.users.get(ctx, &loan.borrower_id)?.unwrap_or_default().disbursed.first() == Some(&(lend, loan_id))
             }
+            None => false,
+        };
+        for part in Part::of_loan(&self.report.calendar, loan, first, state.dpd1_day, state.dpd30_day) {
+            self.report.add(ctx, touched, &part, sign)?;
         }
-        meta.clock = Some(time);
-        self.meta.set(ctx, META_KEY, &meta)
+        Ok(())
     }
 }

@@ -3,9 +3,40 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sluice_sdk::{Error, Result};
+use sluice_sdk::{Context, Error, Result};
 
 use crate::calendar::parse_date;
+
+pub const USER_SOURCE: &str = "u_user";
+pub const LOAN_SOURCE: &str = "loan_list";
+pub const REPAY_SOURCE: &str = "repay_log";
+
+/// What a source carries.
+#[derive(Clone, Copy)]
+pub enum Feed {
+    Users,
+    Loans,
+    Repayments,
+}
+
+/// The feed of each of the job's sources, by its name; a source of
+/// another name fails the job.
+pub fn feeds(ctx: &mut Context) -> Result<Vec<Feed>> {
+    let mut feeds = Vec::new();
+    while let Some(name) = ctx.source_name(feeds.len() as u32) {
+        feeds.push(match name.as_str() {
+            USER_SOURCE => Feed::Users,
+            LOAN_SOURCE => Feed::Loans,
+            REPAY_SOURCE => Feed::Repayments,
+            other => {
+                return Err(Error::fatal(format!(
+                    "source `{other}`: the lending report reads sources named `{USER_SOURCE}`, `{LOAN_SOURCE}` and `{REPAY_SOURCE}`"
+                )));
+            }
+        });
+    }
+    Ok(feeds)
+}
 
 /// `loan_list.status`.
 pub const AUDITING: i64 = 1;
@@ -17,7 +48,7 @@ pub const OVERDUE: i64 = 6;
 pub const SETTLED: i64 = 7;
 
 /// A `u_user` row (state table; the columns the reports read).
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 pub struct UserRow {
     pub id: i64,
     pub channel: Option<String>,

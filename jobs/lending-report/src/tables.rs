@@ -1,23 +1,23 @@
 //! The four report tables: their running aggregates (state), their rows,
-//! and how a user's or a loan's contribution is added or retracted.
+//! and what one user or one loan adds to them ([`Part`]).
 //!
 //! Every change follows one pattern (as hourly-premium's retraction does):
-//! retract the contributions of everything the change affects, change the
-//! state, add the contributions back, then emit, for each table cell
-//! touched, the rows that differ from before (an upsert) or disappeared (a
-//! delete). Cells remember their rows from before they were first touched,
-//! so a retract followed by the same add emits nothing.
+//! retract the parts of everything the change affects, change the state,
+//! add the parts back, then emit, for each table cell touched, the rows
+//! that differ from before (an upsert) or disappeared (a delete). Cells
+//! remember their rows from before they were first touched, so a retract
+//! followed by the same add emits nothing. The staged form of the job
+//! (`jobs/lending-report-staged`) sends the parts' differences to the
+//! stage keyed by cell, which adds them to a [`Report`] the same way.
 
 use std::collections::BTreeMap;
-use std::collections::btree_map::Entry;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sluice_sdk::prelude::*;
 
-use crate::LendingReport;
-use crate::calendar::{date_text, month_index, month_text};
-use crate::model::{APPROVED, AUDITING, REJECTED};
+use crate::calendar::{Calendar, date_text, month_index, month_text};
+use crate::model::{APPROVED, AUDITING, Loan, REJECTED, Registration};
 
 pub const FUNNEL: &str = "loan_funnel";
 pub const APPROVAL: &str = "loan_approval";
@@ -26,7 +26,7 @@ pub const VINTAGE: &str = "loan_vintage";
 
 /// One group of a report table: one row, or for the vintage one row per
 /// month on book of a disbursement month.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Cell {
     /// (registration date, channel)
     Funnel(String, String),
@@ -39,38 +39,38 @@ pub enum Cell {
 }
 
 /// Users who registered on one day through one channel, and how far they got.
-#[derive(Serialize, Deserialize, Default, Clone)]
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
 pub struct FunnelTotals {
-    registered: i64,
-    applied: i64,
-    approved: i64,
-    disbursed: i64,
+    pub registered: i64,
+    pub applied: i64,
+    pub approved: i64,
+    pub disbursed: i64,
 }
 
 /// Applications of one day and product type, by the class of their status.
-#[derive(Serialize, Deserialize, Default, Clone)]
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
 pub struct ApprovalTotals {
-    applied: i64,
-    auditing: i64,
-    rejected: i64,
-    approved: i64,
+    pub applied: i64,
+    pub auditing: i64,
+    pub rejected: i64,
+    pub approved: i64,
 }
 
 /// Loans disbursed on one day, of one product type.
-#[derive(Serialize, Deserialize, Default, Clone)]
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
 pub struct DisbursementTotals {
-    loans: i64,
-    first_loans: i64,
-    amount_cents: i64,
+    pub loans: i64,
+    pub first_loans: i64,
+    pub amount_cents: i64,
 }
 
 /// Loans disbursed in one month, and in which month on book each first
 /// reached 1+ and 30+ days past due (offset -> loans).
-#[derive(Serialize, Deserialize, Default, Clone)]
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
 pub struct VintageMonth {
-    loans: i64,
-    dpd1: BTreeMap<i64, i64>,
-    dpd30: BTreeMap<i64, i64>,
+    pub loans: i64,
+    pub dpd1: BTreeMap<i64, i64>,
+    pub dpd30: BTreeMap<i64, i64>,
 }
 
 /// Job-wide facts: the data clock and the months that had disbursements.
@@ -86,18 +86,208 @@ pub const META_KEY: &str = "meta";
 /// Rows of the touched cells, as they were before the change.
 pub type Touched = BTreeMap<Cell, BTreeMap<String, Value>>;
 
-impl LendingReport {
+/// What one user (their funnel row) or one loan adds to one cell; with a
+/// sign, what a change adds or takes away.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Part {
+    pub cell: Cell,
+    pub totals: Totals,
+}
+
+/// The totals of a [`Part`], of its cell's table.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub enum Totals {
+    Funnel(FunnelTotals),
+    Approval(ApprovalTotals),
+    Disbursement(DisbursementTotals),
+    Vintage(VintageMonth),
+}
+
+impl Part {
+    /// A registered user's funnel row: counted, and whether they applied,
+    /// passed review and got money.
+    pub fn funnel(reg: &Registration, loans: i64, approved: i64, disbursed: bool) -> Part {
+        let totals = FunnelTotals {
+            registered: 1,
+            applied: i64::from(loans > 0),
+            approved: i64::from(approved > 0),
+            disbursed: i64::from(disbursed),
+        };
+        Part { cell: Cell::Funnel(reg.date.clone(), reg.channel.clone()), totals: Totals::Funnel(totals) }
+    }
+
+    /// A loan's parts: its application, and once disbursed its
+    /// disbursement (`first`: the borrower's first loan) and vintage, with
+    /// the months on book it first reached 1+ and 30+ days past due.
+    pub fn of_loan(
+        calendar: &Calendar,
+        loan: &Loan,
+        first: bool,
+        dpd1_day: Option<i64>,
+        dpd30_day: Option<i64>,
+    ) -> impl Iterator<Item = Part> {
+        let mut applied = ApprovalTotals { applied: 1, ..ApprovalTotals::default() };
+        match loan.status {
+            AUDITING => applied.auditing = 1,
+            REJECTED => applied.rejected = 1,
+            s if s >= APPROVED => applied.approved = 1,
+            _ => {}
+        }
+        let approval = Part {
+            cell: Cell::Approval(date_text(calendar.day(loan.inserttime)), loan.prod_type),
+            totals: Totals::Approval(applied),
+        };
+        let lent = loan.lend_time.map(|lend| {
+            let day = calendar.day(lend);
+            let disbursement =
+                DisbursementTotals { loans: 1, first_loans: i64::from(first), amount_cents: loan.amount_cents };
+            let month = month_index(day);
+            let mut vintage = VintageMonth { loans: 1, ..VintageMonth::default() };
+            // The month on book in which a milestone was first reached; one
+            // before the disbursement month (bad data) counts as month 0.
+            for (day, counts) in [(dpd1_day, &mut vintage.dpd1), (dpd30_day, &mut vintage.dpd30)] {
+                if let Some(day) = day {
+                    counts.insert((month_index(day) - month).max(0), 1);
+                }
+            }
+            [
+                Part {
+                    cell: Cell::Disbursement(date_text(day), loan.prod_type),
+                    totals: Totals::Disbursement(disbursement),
+                },
+                Part { cell: Cell::Vintage(month), totals: Totals::Vintage(vintage) },
+            ]
+        });
+        std::iter::once(approval).chain(lent.into_iter().flatten())
+    }
+
+    /// Adds `other` (a part of the same cell) times `sign`.
+    pub fn add(&mut self, other: &Part, sign: i64) {
+        match (&mut self.totals, &other.totals) {
+            (Totals::Funnel(t), Totals::Funnel(o)) => t.add(o, sign),
+            (Totals::Approval(t), Totals::Approval(o)) => t.add(o, sign),
+            (Totals::Disbursement(t), Totals::Disbursement(o)) => t.add(o, sign),
+            (Totals::Vintage(t), Totals::Vintage(o)) => t.add(o, sign),
+            (me, other) => debug_assert!(false, "{me:?} and {other:?} are totals of different tables"),
+        }
+    }
+
+    /// A part of the same cell that adds nothing.
+    pub fn zeroed(&self) -> Part {
+        let totals = match self.totals {
+            Totals::Funnel(_) => Totals::Funnel(FunnelTotals::default()),
+            Totals::Approval(_) => Totals::Approval(ApprovalTotals::default()),
+            Totals::Disbursement(_) => Totals::Disbursement(DisbursementTotals::default()),
+            Totals::Vintage(_) => Totals::Vintage(VintageMonth::default()),
+        };
+        Part { cell: self.cell.clone(), totals }
+    }
+
+    /// Whether it adds nothing.
+    pub fn is_zero(&self) -> bool {
+        match &self.totals {
+            Totals::Funnel(t) => *t == FunnelTotals::default(),
+            Totals::Approval(t) => *t == ApprovalTotals::default(),
+            Totals::Disbursement(t) => *t == DisbursementTotals::default(),
+            Totals::Vintage(t) => *t == VintageMonth::default(),
+        }
+    }
+}
+
+impl FunnelTotals {
+    fn add(&mut self, o: &FunnelTotals, sign: i64) {
+        self.registered += sign * o.registered;
+        self.applied += sign * o.applied;
+        self.approved += sign * o.approved;
+        self.disbursed += sign * o.disbursed;
+    }
+}
+
+impl ApprovalTotals {
+    fn add(&mut self, o: &ApprovalTotals, sign: i64) {
+        self.applied += sign * o.applied;
+        self.auditing += sign * o.auditing;
+        self.rejected += sign * o.rejected;
+        self.approved += sign * o.approved;
+    }
+}
+
+impl DisbursementTotals {
+    fn add(&mut self, o: &DisbursementTotals, sign: i64) {
+        self.loans += sign * o.loans;
+        self.first_loans += sign * o.first_loans;
+        self.amount_cents += sign * o.amount_cents;
+    }
+}
+
+impl VintageMonth {
+    fn add(&mut self, o: &VintageMonth, sign: i64) {
+        self.loans += sign * o.loans;
+        for (counts, other) in [(&mut self.dpd1, &o.dpd1), (&mut self.dpd30, &o.dpd30)] {
+            for (mob, n) in other {
+                let count = counts.entry(*mob).or_default();
+                *count += sign * n;
+                if *count == 0 {
+                    counts.remove(mob);
+                }
+            }
+        }
+    }
+}
+
+/// The report tables' state: a running aggregate per cell, and the clock.
+pub struct Report {
+    pub calendar: Calendar,
+    max_mob: i64,
+    funnel: ValueState<FunnelTotals>,
+    approval: ValueState<ApprovalTotals>,
+    disbursement: ValueState<DisbursementTotals>,
+    vintage: ValueState<VintageMonth>,
+    meta: ValueState<Meta>,
+}
+
+impl Report {
+    /// Reads the parameters `utc_offset_minutes` (480) and `max_mob` (12)
+    /// and declares the tables' state.
+    pub fn open(ctx: &mut Context) -> Result<Report> {
+        let calendar = Report::calendar(ctx)?;
+        let max_mob: i64 = ctx.param_or("max_mob", 12)?;
+        if !(0..=120).contains(&max_mob) {
+            return Err(Error::fatal(format!("parameter `max_mob` = {max_mob} must be within 0..=120")));
+        }
+        Ok(Report {
+            calendar,
+            max_mob,
+            funnel: ctx.value_state("funnel")?,
+            approval: ctx.value_state("approval")?,
+            disbursement: ctx.value_state("disbursement")?,
+            vintage: ctx.value_state("vintage")?,
+            meta: ctx.value_state("meta")?,
+        })
+    }
+
+    /// The business calendar of parameter `utc_offset_minutes` (480).
+    pub fn calendar(ctx: &mut Context) -> Result<Calendar> {
+        let offset_minutes: i64 = ctx.param_or("utc_offset_minutes", 480)?;
+        if offset_minutes.abs() > 18 * 60 {
+            return Err(Error::fatal(format!(
+                "parameter `utc_offset_minutes` = {offset_minutes} is not within ±18 hours"
+            )));
+        }
+        Ok(Calendar { offset_ms: offset_minutes * 60_000 })
+    }
+
     /// Remembers `cell`'s rows before its first change.
-    pub(crate) fn touch(&self, ctx: &mut Context, touched: &mut Touched, cell: Cell) -> Result<()> {
-        if let Entry::Vacant(entry) = touched.entry(cell) {
-            let rows = self.rows(ctx, entry.key())?;
-            entry.insert(rows);
+    pub fn touch(&self, ctx: &mut Context, touched: &mut Touched, cell: &Cell) -> Result<()> {
+        if !touched.contains_key(cell) {
+            let rows = self.rows(ctx, cell)?;
+            touched.insert(cell.clone(), rows);
         }
         Ok(())
     }
 
     /// Emits what changed in the touched cells.
-    pub(crate) fn flush(&self, ctx: &mut Context, touched: Touched) -> Result<()> {
+    pub fn flush(&self, ctx: &mut Context, touched: Touched) -> Result<()> {
         for (cell, before) in touched {
             let sink = match cell {
                 Cell::Funnel(..) => FUNNEL,
@@ -118,6 +308,62 @@ impl LendingReport {
             }
         }
         Ok(())
+    }
+
+    /// Adds `part` times `sign` to its cell; a cell left empty is removed.
+    pub fn add(&self, ctx: &mut Context, touched: &mut Touched, part: &Part, sign: i64) -> Result<()> {
+        self.touch(ctx, touched, &part.cell)?;
+        match (&part.cell, &part.totals) {
+            (Cell::Funnel(date, channel), Totals::Funnel(d)) => {
+                let key = (date, channel);
+                let mut t = self.funnel.get(ctx, &key)?.unwrap_or_default();
+                t.add(d, sign);
+                store(ctx, &self.funnel, &key, t, |t| t.registered == 0)
+            }
+            (Cell::Approval(date, prod_type), Totals::Approval(d)) => {
+                let key = (date, *prod_type);
+                let mut t = self.approval.get(ctx, &key)?.unwrap_or_default();
+                t.add(d, sign);
+                store(ctx, &self.approval, &key, t, |t| t.applied == 0)
+            }
+            (Cell::Disbursement(date, prod_type), Totals::Disbursement(d)) => {
+                let key = (date, *prod_type);
+                let mut t = self.disbursement.get(ctx, &key)?.unwrap_or_default();
+                t.add(d, sign);
+                store(ctx, &self.disbursement, &key, t, |t| t.loans == 0)
+            }
+            (Cell::Vintage(month), Totals::Vintage(d)) => {
+                let mut t = self.vintage.get(ctx, month)?.unwrap_or_default();
+                t.add(d, sign);
+                store(ctx, &self.vintage, month, t, |t| t.loans == 0)?;
+                if sign * d.loans > 0 {
+                    let mut meta = self.meta.get(ctx, META_KEY)?.unwrap_or_default();
+                    if let Err(at) = meta.months.binary_search(month) {
+                        meta.months.insert(at, *month);
+                        self.meta.set(ctx, META_KEY, &meta)?;
+                    }
+                }
+                Ok(())
+            }
+            (cell, totals) => Err(Error::fatal(format!("totals {totals:?} do not belong to cell {cell:?}"))),
+        }
+    }
+
+    /// Moves the data clock forward to `time`; a new month brings every
+    /// disbursement month's next month on book.
+    pub fn advance_clock(&self, ctx: &mut Context, touched: &mut Touched, time: i64) -> Result<()> {
+        let mut meta = self.meta.get(ctx, META_KEY)?.unwrap_or_default();
+        if meta.clock.is_some_and(|c| time <= c) {
+            return Ok(());
+        }
+        let month = |t: i64| month_index(self.calendar.day(t));
+        if meta.clock.map(month) != Some(month(time)) {
+            for m in &meta.months {
+                self.touch(ctx, touched, &Cell::Vintage(*m))?;
+            }
+        }
+        meta.clock = Some(time);
+        self.meta.set(ctx, META_KEY, &meta)
     }
 
     /// The rows a cell holds now, by row key.
@@ -179,83 +425,6 @@ impl LendingReport {
             }
         }
         Ok(rows)
-    }
-
-    /// Adds (`+1`) or retracts (`-1`) a user's funnel contribution.
-    pub(crate) fn apply_user(&self, ctx: &mut Context, touched: &mut Touched, user_id: i64, sign: i64) -> Result<()> {
-        let Some(user) = self.users.get(ctx, &user_id)? else { return Ok(()) };
-        let Some(reg) = user.registration else { return Ok(()) };
-        self.touch(ctx, touched, Cell::Funnel(reg.date.clone(), reg.channel.clone()))?;
-        let key = (&reg.date, &reg.channel);
-        let mut t = self.funnel.get(ctx, &key)?.unwrap_or_default();
-        t.registered += sign;
-        t.applied += sign * i64::from(user.loans > 0);
-        t.approved += sign * i64::from(user.approved > 0);
-        t.disbursed += sign * i64::from(!user.disbursed.is_empty());
-        if t.registered == 0 {
-            self.funnel.remove(ctx, &key);
-        } else {
-            self.funnel.set(ctx, &key, &t)?;
-        }
-        Ok(())
-    }
-
-    /// Adds (`+1`) or retracts (`-1`) a loan's contributions to the
-    /// approval, disbursement and vintage tables.
-    pub(crate) fn apply_loan(&self, ctx: &mut Context, touched: &mut Touched, loan_id: i64, sign: i64) -> Result<()> {
-        let Some(state) = self.loans.get(ctx, &loan_id)? else { return Ok(()) };
-        let Some(loan) = state.row else { return Ok(()) };
-
-        let date = date_text(self.calendar.day(loan.inserttime));
-        self.touch(ctx, touched, Cell::Approval(date.clone(), loan.prod_type))?;
-        let key = (&date, loan.prod_type);
-        let mut t = self.approval.get(ctx, &key)?.unwrap_or_default();
-        t.applied += sign;
-        match loan.status {
-            AUDITING => t.auditing += sign,
-            REJECTED => t.rejected += sign,
-            s if s >= APPROVED => t.approved += sign,
-            _ => {}
-        }
-        store(ctx, &self.approval, &key, t, |t| t.applied == 0)?;
-
-        let Some(lend) = loan.lend_time else { return Ok(()) };
-        let borrower = self.users.get(ctx, &loan.borrower_id)?.unwrap_or_default();
-        let first = borrower.disbursed.first() == Some(&(lend, loan_id));
-        let day = self.calendar.day(lend);
-        let date = date_text(day);
-        self.touch(ctx, touched, Cell::Disbursement(date.clone(), loan.prod_type))?;
-        let key = (&date, loan.prod_type);
-        let mut t = self.disbursement.get(ctx, &key)?.unwrap_or_default();
-        t.loans += sign;
-        t.first_loans += sign * i64::from(first);
-        t.amount_cents += sign * loan.amount_cents;
-        store(ctx, &self.disbursement, &key, t, |t| t.loans == 0)?;
-
-        let month = month_index(day);
-        self.touch(ctx, touched, Cell::Vintage(month))?;
-        let mut t = self.vintage.get(ctx, &month)?.unwrap_or_default();
-        t.loans += sign;
-        // The month on book in which a milestone was first reached; one
-        // before the disbursement month (bad data) counts as month 0.
-        for (day, counts) in [(state.dpd1_day, &mut t.dpd1), (state.dpd30_day, &mut t.dpd30)] {
-            if let Some(day) = day {
-                let mob = (month_index(day) - month).max(0);
-                *counts.entry(mob).or_default() += sign;
-                if counts[&mob] == 0 {
-                    counts.remove(&mob);
-                }
-            }
-        }
-        store(ctx, &self.vintage, &month, t, |t| t.loans == 0)?;
-        if sign > 0 {
-            let mut meta = self.meta.get(ctx, META_KEY)?.unwrap_or_default();
-            if let Err(at) = meta.months.binary_search(&month) {
-                meta.months.insert(at, month);
-                self.meta.set(ctx, META_KEY, &meta)?;
-            }
-        }
-        Ok(())
     }
 }
 

@@ -117,8 +117,12 @@ pub fn stage_job_name(job: &str, stage: u32) -> String {
 
 /// The spec stage `stage` of `stages` runs: `spec` (the job's, checked)
 /// with the stage's source (the job's for stage 0, else the repartition
-/// topic it reads) and, but for the last stage, the sink to the next one.
-/// The caller names it (`stage_job_name`, then a shard's suffix).
+/// topic it reads) and its sinks: the job's for the last stage, only the
+/// sink to the next one before it. The job's results come from its last
+/// stage; keeping its sinks there alone means a run of `n` shards holds
+/// `n` connections per sink, not `n × stages` (a SQL sink keeps its pool
+/// open from the start). The caller names it (`stage_job_name`, then a
+/// shard's suffix).
 pub fn stage_spec(spec: &JobSpec, stage: u32, stages: u32, topics: &StageTopics) -> Result<JobSpec, SpecError> {
     if stage >= stages.max(1) {
         return Err(SpecError::Invalid(format!("stage {stage} does not exist: the job declares {stages}")));
@@ -139,7 +143,7 @@ pub fn stage_spec(spec: &JobSpec, stage: u32, stages: u32, topics: &StageTopics)
     if stage + 1 < stages {
         let sink = json!({ "connection": topics.connection, "topic": topics.topic(stage + 1), "row_id_header": true });
         let sink = serde_json::from_value(sink).map_err(|e| SpecError::Invalid(format!("stage sink: {e}")))?;
-        staged.sinks.insert(NEXT_STAGE_SINK.to_owned(), SinkSpec::Kafka(sink));
+        staged.sinks = IndexMap::from([(NEXT_STAGE_SINK.to_owned(), SinkSpec::Kafka(sink))]);
     }
     staged.validate()?;
     Ok(staged)
@@ -172,7 +176,7 @@ mod tests {
         let first = stage_spec(&spec, 0, 2, &topics()).unwrap();
         assert_eq!(stage_job_name(&spec.name, 0), "p__hourly");
         assert_eq!(first.source_names(), ["user_order"]);
-        assert_eq!(first.sink_names(), ["hs_order", NEXT_STAGE_SINK]);
+        assert_eq!(first.sink_names(), [NEXT_STAGE_SINK], "the job's sinks are its last stage's");
         let SinkSpec::Kafka(next) = &first.sinks[NEXT_STAGE_SINK] else { panic!("a Kafka sink") };
         assert_eq!((next.topic.as_str(), next.row_id_header), ("sluice-p-hourly-s1", true));
     }
@@ -188,7 +192,7 @@ mod tests {
         assert!(source.dedup_by_row_id);
         assert_eq!(last.sink_names(), ["hs_order"], "the last stage sends nothing on");
         let middle = stage_spec(&spec, 1, 3, &topics()).unwrap();
-        assert_eq!(middle.sink_names(), ["hs_order", NEXT_STAGE_SINK]);
+        assert_eq!(middle.sink_names(), [NEXT_STAGE_SINK]);
         assert!(stage_spec(&spec, 2, 2, &topics()).unwrap_err().to_string().contains("does not exist"));
     }
 

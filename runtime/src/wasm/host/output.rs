@@ -212,6 +212,11 @@ impl HostState {
     fn sink_id(&self, name: &str) -> Result<u32, String> {
         match self.job.sinks.iter().position(|s| s == name) {
             Some(i) => Ok(i as u32),
+            None if self.job.sinks.iter().any(|s| s == crate::job::stages::NEXT_STAGE_SINK) => Err(format!(
+                "`{name}` is not a sink of stage {} of job `{}`: a stage before the last sends its rows on \
+                 (`ctx.to_next_stage`), and the job's sinks are its last stage's",
+                self.job.stage, self.job.name
+            )),
             None => {
                 Err(format!("`{name}` is not a sink of job `{}`; its sinks are {:?}", self.job.name, self.job.sinks))
             }
