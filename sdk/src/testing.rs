@@ -244,11 +244,17 @@ impl Host for TestHost {
     }
     fn sink_id(&mut self, name: &str) -> Result<u32, String> {
         let s = self.0.borrow();
-        s.sinks
-            .iter()
-            .position(|n| n == name)
-            .map(|i| i as u32)
-            .ok_or_else(|| format!("`{name}` is not declared; declared sinks: {:?}", s.sinks))
+        s.sinks.iter().position(|n| n == name).map(|i| i as u32).ok_or_else(|| {
+            if s.sinks.iter().any(|n| n == crate::NEXT_STAGE) && s.sinks.len() == 1 {
+                format!(
+                    "`{name}` is not a sink of stage {} of job `{}`: a stage before the last sends its rows on \
+                     (`ctx.to_next_stage`), and the job's sinks are its last stage's",
+                    s.stage, s.job_name
+                )
+            } else {
+                format!("`{name}` is not declared; declared sinks: {:?}", s.sinks)
+            }
+        })
     }
     fn emit(&mut self, rows: &Rows) {
         let mut s = self.0.borrow_mut();
@@ -346,7 +352,9 @@ impl<J: Job> JobTesterBuilder<J> {
         self
     }
     /// Runs stage `stage` of a staged job (`Job::STAGES`); 0 by default.
-    /// Declare the sink [`crate::NEXT_STAGE`] to see what it sends on.
+    /// A stage before the last has the one sink [`crate::NEXT_STAGE`],
+    /// whatever sinks are declared, as on the platform: its rows for a job
+    /// sink fail its batch.
     pub fn stage(mut self, stage: u32) -> Self {
         self.shared.stage = stage;
         self
@@ -382,6 +390,11 @@ impl<J: Job> JobTesterBuilder<J> {
         let stages = J::STAGES.len().max(1);
         if self.shared.stage as usize >= stages {
             return Err(format!("stage {} does not exist: the job declares {stages}", self.shared.stage));
+        }
+        // As on the platform, a stage before the last has one sink: the
+        // next stage. The job's sinks are its last stage's.
+        if (self.shared.stage as usize) + 1 < stages {
+            self.shared.sinks = vec![crate::NEXT_STAGE.to_owned()];
         }
         let shared = Rc::new(RefCell::new(self.shared));
         let (ctx, job) = crate::export::open::<J>(Context::new(Box::new(TestHost(shared.clone()))))?;

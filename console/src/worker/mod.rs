@@ -285,6 +285,10 @@ struct LaunchPlan {
     shape: RunShape,
     /// Where its stages pass rows on, for a job of several (`stages.rs`).
     topics: Option<StageTopics>,
+    /// The positions of the snapshots its staged groups restore from
+    /// another run's state, by snapshot key, once found
+    /// (`Worker::staged_restore`).
+    restored_positions: std::sync::Mutex<HashMap<String, Option<Vec<sluice_runtime::snapshot::SourcePosition>>>>,
 }
 
 impl Worker {
@@ -715,7 +719,16 @@ impl Worker {
         let stages = component.stages.len().max(1) as u32;
         let shape = self.run_shape(&run, &project, &job, &deployment, component.state_keying, stages).await?;
         let topics = self.stage_topics(&run, &project, &job, &deployment, &shape).await?;
-        Ok(LaunchPlan { run, project, job, deployment, component, shape, topics })
+        Ok(LaunchPlan {
+            run,
+            project,
+            job,
+            deployment,
+            component,
+            shape,
+            topics,
+            restored_positions: Default::default(),
+        })
     }
 
     /// Builds task `group` (snapshot key `key`) on the job threads and
@@ -746,11 +759,18 @@ impl Worker {
         let connections = self.project_connections(&plan.project.name, &stored)?;
         let first_started = plan.run.started_ms.unwrap_or(plan.run.created_ms);
         let state_began = plan.topics.as_ref().and_then(|t| stages::state_began_ms(&t.prefix));
-        let snapshot = self.snapshot_to_restore(&plan.job.id, key, restore, first_started, state_began).await?;
+        let generation = lease.floor as u64;
+        let staged = self.staged_restore(plan, group, key, restore, first_started, state_began, generation).await?;
+        let (snapshot, cuts) = match staged {
+            Some(staged) => staged,
+            None => (self.snapshot_to_restore(&plan.job.id, key, restore, first_started, state_began).await?, None),
+        };
         if snapshot.is_none() && *restore == RestoreFrom::Latest && plan.shape.groups() > 1 {
             // Its other shards restore theirs: say that this one cannot.
             let kept = self.kept_shards(&plan.project.name, &plan.job, &plan.run.id).await?;
-            if kept == Some(plan.shape.shards) {
+            // (A later stage's shard may pass over the snapshots it has:
+            // `staged_restore` says so.)
+            if kept == Some(plan.shape.shards) && (stage == 0 || self.snapshots.list(key).await?.is_empty()) {
                 let detail = format!(
                     "run {}: shard `{key}` has no snapshot to restore (its task never stored one); it starts from \
                      its sources' start position while the job's other shards restore theirs",
@@ -797,6 +817,9 @@ impl Worker {
                 .partition_group(shard, shards);
             if let Some(snapshot) = snapshot {
                 builder = builder.restore(snapshot);
+            }
+            if let Some(cuts) = cuts {
+                builder = builder.origin_cuts(cuts);
             }
             builder.build(&worker.engine, &component).await.map_err(|e| e.to_string())
         };

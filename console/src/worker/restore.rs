@@ -53,6 +53,14 @@ impl RestoreFrom {
             other => other,
         }
     }
+
+    /// [`first_start`](Self::first_start), borrowed.
+    pub fn first(&self) -> &RestoreFrom {
+        match self {
+            RestoreFrom::Resume(first) => first.first(),
+            other => other,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -156,17 +156,23 @@ impl Worker {
     /// from a history that run had left behind, and shards hold different
     /// keys, so each may stand at its own point of the input.
     pub async fn chosen_for_shard(&self, job_id: &str, key: &str, chosen: &str) -> WorkerResult<Option<String>> {
+        let same_run = self.same_run_snapshots(job_id, key, chosen).await?;
+        let before = same_run.iter().rev().find(|id| id.as_str() <= chosen);
+        Ok(before.or_else(|| same_run.iter().find(|id| id.as_str() > chosen)).cloned())
+    }
+
+    /// The snapshots of shard `key` taken by the run that took the job's
+    /// snapshot `chosen`, oldest first.
+    pub async fn same_run_snapshots(&self, job_id: &str, key: &str, chosen: &str) -> WorkerResult<Vec<String>> {
         let taken_ms = chosen.get(..13).and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
         let (began, next) = self.store.run_window(job_id, taken_ms).await?;
         let since = format!("{:013}", began.unwrap_or(0).max(0));
         let ended = next.map(|ms| format!("{ms:013}"));
         let ids = self.snapshots.list(key).await?;
-        let same_run: Vec<String> = ids
+        Ok(ids
             .into_iter()
             .filter(|id| id == chosen || (id.as_str() >= since.as_str() && ended.as_ref().is_none_or(|e| id < e)))
-            .collect();
-        let before = same_run.iter().rev().find(|id| id.as_str() <= chosen);
-        Ok(before.or_else(|| same_run.iter().find(|id| id.as_str() > chosen)).cloned())
+            .collect())
     }
 
     /// The shard count of the deployment's inputs (`registry::shard_count`),

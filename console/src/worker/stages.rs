@@ -14,10 +14,12 @@
 
 use sluice_runtime::connectors::registry::SourceSpec;
 use sluice_runtime::job::JobSpec;
+use sluice_runtime::job::origin_dedup::{OriginCut, applied_past, cuts_in};
 use sluice_runtime::job::stages::StageTopics;
+use sluice_runtime::snapshot::{Snapshot, SnapshotError, SourcePosition};
 
 use super::restore::RestoreFrom;
-use super::{Worker, WorkerError, WorkerResult, plan};
+use super::{LaunchPlan, Worker, WorkerError, WorkerResult, plan};
 use crate::store::{Connection, Deployment, Job, Project, Run, RunShape};
 
 /// The snapshot key (and runtime job name) of group `group` of a run of
@@ -84,6 +86,40 @@ fn topics_connection(spec: &JobSpec) -> WorkerResult<String> {
         })
 }
 
+/// The name stage `stage`'s rows carry as their upstream job
+/// (`sluice-row-job`): its groups' snapshot key without the shard.
+fn row_job(project: &str, job: &str, stage: u32) -> String {
+    plan::snapshot_key(project, &sluice_runtime::job::stages::stage_job_name(job, stage), 0, 1)
+}
+
+/// The cut a stage's restored snapshots make for the stage after:
+/// everything past their positions (`origin_dedup::OriginCut`).
+fn cut_after(job: String, generation: u64, restored: &[Option<Vec<SourcePosition>>]) -> OriginCut {
+    let from = restored.iter().flatten().flatten().map(|p| (p.source.clone(), p.partition, p.next_offset)).collect();
+    OriginCut { job, generation, from }
+}
+
+/// What a group of a staged run restores from another run's state: its
+/// snapshot, and for a later stage the cuts to give its task.
+pub(super) type StagedRestore = (Option<Snapshot>, Option<Vec<OriginCut>>);
+
+/// Which snapshots a staged restore may take: those `first` allows, of the
+/// state begun at `state_began`, taken before `before_ms` (the restoring
+/// run's first start).
+struct Window<'a> {
+    first: &'a RestoreFrom,
+    state_began: Option<i64>,
+    before_ms: i64,
+}
+
+/// A shard's snapshot for a staged restore, the cuts of earlier restores
+/// seen in its snapshots, and how many it passed over.
+struct Pick {
+    snapshot: Option<Snapshot>,
+    earlier_cuts: Vec<OriginCut>,
+    passed_over: usize,
+}
+
 /// The longest a run's repartition topics may take to list, make and check.
 const PREPARE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -138,6 +174,153 @@ impl Worker {
             return Err(WorkerError::Invalid(stages_changed(&job.name, kept_stages, stages)));
         }
         Ok(())
+    }
+
+    /// What group `group` (snapshot key `key`) of a staged run restores
+    /// when the run restores another run's state (`restore`'s first start
+    /// is `latest` or a snapshot; a group resuming with its own snapshot
+    /// since the run first started takes that, and keeps its state's
+    /// cuts). Stage by stage, each shard takes the newest snapshot the
+    /// one-stage rules allow, taken before the run first started, whose
+    /// marks stop short of where the stage before restarts (else none: it
+    /// reads its topic from the start); a later stage's task gets the cut
+    /// of the stage before at the run's `generation` (rows the earlier runs
+    /// wrote past that stage's restored positions are of a history the
+    /// restore left), with the earlier restores' cuts, which its snapshots
+    /// hold (docs/ARCHITECTURE.md, "Staged runs"). `None`: not a staged
+    /// restore (the one-stage rules).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn staged_restore(
+        &self,
+        plan: &LaunchPlan,
+        group: u32,
+        key: &str,
+        restore: &RestoreFrom,
+        first_started: i64,
+        state_began: Option<i64>,
+        generation: u64,
+    ) -> WorkerResult<Option<StagedRestore>> {
+        let first = restore.first();
+        if plan.shape.stages <= 1 || *first == RestoreFrom::None {
+            return Ok(None);
+        }
+        if matches!(restore, RestoreFrom::Resume(_))
+            && let Some(own) = self.newest_since(key, first_started).await?
+        {
+            return Ok(Some((Some(own), None)));
+        }
+        let stage = plan.shape.stage_of(group);
+        let (project, job) = (&plan.project.name, &plan.job.name);
+        let window = Window { first, state_began, before_ms: first_started };
+        let mut cut: Option<OriginCut> = None;
+        for k in 0..=stage {
+            let mut restored = Vec::new();
+            for shard in 0..plan.shape.shards {
+                let g = k * plan.shape.shards + shard;
+                let shard_key = group_key(project, job, &plan.shape, g);
+                let known = plan.restored_positions.lock().expect("positions lock").get(&shard_key).cloned();
+                if g != group
+                    && let Some(positions) = known
+                {
+                    restored.push(positions);
+                    continue;
+                }
+                let pick = self.consistent_snapshot(plan, &shard_key, &window, cut.as_ref()).await?;
+                let positions = pick.snapshot.as_ref().map(|s| s.meta.positions.clone());
+                plan.restored_positions.lock().expect("positions lock").insert(shard_key.clone(), positions);
+                if g == group {
+                    if pick.snapshot.is_none() && pick.passed_over > 0 {
+                        let detail = format!(
+                            "run {}: shard `{shard_key}` passed over its {} snapshot(s), each of which applied rows \
+                             of the stage before past where that stage restarts; it reads its repartition topic \
+                             from the start",
+                            plan.run.id, pick.passed_over
+                        );
+                        self.event(plan, "run", "run.stage_reads_from_start", &detail).await;
+                    }
+                    let cuts = cut.map(|c| {
+                        let new = OriginCut { generation, ..c };
+                        let mut cuts: Vec<OriginCut> = pick.earlier_cuts;
+                        cuts.retain(|e| (&e.job, e.generation) != (&new.job, new.generation));
+                        cuts.push(new);
+                        cuts
+                    });
+                    return Ok(Some((pick.snapshot, cuts)));
+                }
+                restored.push(pick.snapshot.map(|s| s.meta.positions));
+            }
+            cut = Some(cut_after(row_job(project, job, k), generation, &restored));
+        }
+        Ok(None)
+    }
+
+    /// The newest snapshot of `key` that `window` allows whose marks stop
+    /// short of `cut`. Without a cut (the first stage) a chosen snapshot is
+    /// taken as by a job of one stage: damaged or missing, it is refused.
+    async fn consistent_snapshot(
+        &self,
+        plan: &LaunchPlan,
+        key: &str,
+        window: &Window<'_>,
+        cut: Option<&OriginCut>,
+    ) -> WorkerResult<Pick> {
+        let chosen = matches!(window.first, RestoreFrom::Snapshot(_));
+        let candidates: Vec<String> = match window.first {
+            RestoreFrom::Snapshot(id) => match (self.chosen_for_shard(&plan.job.id, key, id).await?, cut) {
+                (Some(at), None) => vec![at],
+                (Some(at), Some(_)) => {
+                    let same_run = self.same_run_snapshots(&plan.job.id, key, id).await?;
+                    same_run.into_iter().filter(|s| *s <= at).rev().collect()
+                }
+                // The first stage's shards must have one (as a job of one
+                // stage); a later stage's reads its topic from the start.
+                (None, None) => {
+                    return Err(WorkerError::Invalid(format!(
+                        "snapshot `{id}` cannot be restored: shard `{key}` has no snapshot taken at or before it by \
+                         the run that took it; pick a snapshot taken by a stop or by \"snapshot now\", which cover \
+                         every shard"
+                    )));
+                }
+                (None, Some(_)) => Vec::new(),
+            },
+            // The state's snapshots, not the restoring run's own: every
+            // worker finds the same, whenever it plans.
+            _ => {
+                let since = format!("{:013}", window.state_began.unwrap_or(0).max(0));
+                let before = format!("{:013}", window.before_ms.max(0));
+                let ids = self.snapshots.list(key).await?;
+                ids.into_iter().filter(|id| *id >= since && *id < before).rev().collect()
+            }
+        };
+        let mut pick = Pick { snapshot: None, earlier_cuts: Vec::new(), passed_over: 0 };
+        for id in candidates {
+            let snapshot = match self.snapshots.load(key, &id).await {
+                Ok(snapshot) => snapshot,
+                Err(e @ (SnapshotError::Corrupt { .. } | SnapshotError::NotFound { .. }))
+                    if chosen && cut.is_none() =>
+                {
+                    return Err(WorkerError::Invalid(e.to_string()));
+                }
+                Err(e @ (SnapshotError::Corrupt { .. } | SnapshotError::NotFound { .. })) => {
+                    tracing::warn!(key, snapshot = %id, "skipping a snapshot that cannot be restored: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            for earlier in cuts_in(&snapshot.state) {
+                if !pick.earlier_cuts.contains(&earlier) {
+                    pick.earlier_cuts.push(earlier);
+                }
+            }
+            if cut.is_some_and(|c| applied_past(&snapshot.state, c)) {
+                tracing::info!(key, snapshot = %id, "passing over a snapshot that applied rows past the stage before's");
+                pick.passed_over += 1;
+                continue;
+            }
+            pick.snapshot = Some(snapshot);
+            break;
+        }
+        Ok(pick)
     }
 
     /// Where `run`'s stages pass rows on, for a run of several stages: the

@@ -5,6 +5,8 @@
 //! snapshots, and again when started afresh, which makes new repartition
 //! topics and deletes the old ones.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 use sluice_gen::insurance::InsuranceOrders;
 use sluice_gen::{GenOptions, Scenario};
@@ -28,10 +30,15 @@ fn orders() -> Vec<(u64, Value)> {
 }
 
 fn spec(topic: &str, table: &str) -> String {
+    spec_since(topic, table, 0)
+}
+
+/// `spec`, passing only orders modified at or after `since_ms`.
+fn spec_since(topic: &str, table: &str, since_ms: i64) -> String {
     format!(
         r#"[parameters]
 utc_offset_minutes = "480"
-since_ms = "0"
+since_ms = "{since_ms}"
 
 [sources.user_order]
 kind = "kafka"
@@ -63,15 +70,20 @@ async fn produce_orders(topic: &str, orders: &[(u64, Value)]) {
 /// Waits until the sink table holds `expected` (rows as text, by biz_date).
 async fn table_is(table: &str, expected: &[Vec<String>]) {
     let pool = sqlx::PgPool::connect(&postgres_url()).await.expect("PostgreSQL");
-    let sql = format!(
-        "select biz_date, total_premium::text, policy_cnt::text, policy_holder_cnt::text from {table} order by biz_date"
-    );
     wait_for(&format!("{table} to equal the seed SQL"), PATIENCE, || async {
-        let rows = sqlx::query(&sql).fetch_all(&pool).await.map_err(|e| e.to_string())?;
-        let rows: Vec<Vec<String>> = rows.iter().map(|r| (0..4).map(|i| r.get::<String, _>(i)).collect()).collect();
+        let rows = rows_of(&pool, table).await?;
         if rows == expected { Ok(()) } else { Err(format!("{rows:?}")) }
     })
     .await;
+}
+
+/// The sink table's rows as text, by biz_date.
+async fn rows_of(pool: &sqlx::PgPool, table: &str) -> Result<Vec<Vec<String>>, String> {
+    let sql = format!(
+        "select biz_date, total_premium::text, policy_cnt::text, policy_holder_cnt::text from {table} order by biz_date"
+    );
+    let rows = sqlx::query(&sql).fetch_all(pool).await.map_err(|e| e.to_string())?;
+    Ok(rows.iter().map(|r| (0..4).map(|i| r.get::<String, _>(i)).collect()).collect())
 }
 
 /// Records in and replays dropped of the running job's tasks of `stage`.
@@ -225,6 +237,80 @@ async fn a_staged_job_gives_the_seed_sql_at_every_parallelism_and_rescale() {
     .await;
     table_is(&table, &all).await;
     drop_table(&table).await;
+}
+
+/// Restoring an older snapshot of a staged job with another spec: a later
+/// `since_ms`, with which the first stage passes fewer orders on. The
+/// second stage drops the rows the first run's first stage wrote past the
+/// snapshot it restores (the restore's cut) and applies the restoring run's
+/// for that span instead, so every hour it writes again has the seed SQL's
+/// totals over the orders each run passed. Without the cut it applied the
+/// old rows and dropped the new ones as replays: the first run's totals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_an_older_snapshot_with_another_spec_gives_that_specs_rows_past_it() {
+    let orders = orders();
+    let topic = unique_topic("api-staged-cut");
+    create_topic(&kafka_brokers(), &topic, 4).await;
+    let table = format!("staged_cut_hs_order_{}", std::process::id());
+    let app = staged_console().await;
+    let a = &app.admin;
+    let deploy = |since_ms: i64| json!({ "spec": spec_since(&topic, &table, since_ms), "parallelism": 2 });
+    a.put(&format!("{JOB}/deployment"), deploy(0)).await.expect(200);
+    let (first, second) = orders.split_at(1200);
+    produce_orders(&topic, first).await;
+    a.post(&format!("{JOB}/start"), json!({ "restore": "none" })).await.expect(201);
+    let at_snapshot = sluice_tests::seed_sql::hourly_premium(first).await;
+    table_is(&table, &at_snapshot).await;
+
+    // A snapshot of every group, then the rest of the orders.
+    let taken = a.post(&format!("{JOB}/snapshots"), json!({})).await.expect(201);
+    let chosen = taken.as_array().unwrap().iter().filter_map(|s| s["id"].as_str()).max().unwrap().to_owned();
+    produce_orders(&topic, second).await;
+    let all = sluice_tests::seed_sql::hourly_premium(&orders).await;
+    table_is(&table, &all).await;
+
+    // Back to the snapshot, with orders before the middle of the rest
+    // filtered out. An upsert table keeps what the abandoned run wrote (as
+    // a Flink savepoint restore does): the table starts empty, and holds
+    // the hours the restored run writes.
+    let gmt = |order: &Value| order["gmt_modified"].as_i64().expect("gmt_modified");
+    let since_ms = gmt(&second[second.len() / 2].1);
+    let passed: Vec<(u64, Value)> =
+        first.iter().chain(second.iter().filter(|(_, o)| gmt(o) >= since_ms)).cloned().collect();
+    let want = by_hour(&sluice_tests::seed_sql::hourly_premium(&passed).await);
+    let (at_snapshot, all) = (by_hour(&at_snapshot), by_hour(&all));
+    let changed: Vec<&String> =
+        want.keys().chain(at_snapshot.keys()).filter(|h| want.get(*h) != at_snapshot.get(*h)).collect();
+    assert!(
+        changed.iter().any(|h| want.get(*h).is_some_and(|w| all.get(*h).is_some_and(|a| a != w))),
+        "some hour the restored run changes has other totals than the first run gave it: {want:?} {all:?}"
+    );
+    a.post(&format!("{JOB}/stop"), json!({ "snapshot": false })).await.expect(200);
+    wait_for_run(a, "staged", "hourly", "stopped").await;
+    drop_table(&table).await;
+    a.put(&format!("{JOB}/deployment"), deploy(since_ms)).await.expect(200);
+    a.post(&format!("{JOB}/restore"), json!({ "snapshot": chosen })).await.expect(201);
+    wait_for_run(a, "staged", "hourly", "running").await;
+    let pool = sqlx::PgPool::connect(&postgres_url()).await.expect("PostgreSQL");
+    wait_for(
+        "every hour the restored run changed to have the SQL's totals over the passed orders",
+        PATIENCE,
+        || async {
+            let written = by_hour(&rows_of(&pool, &table).await.unwrap_or_default());
+            let wrong: Vec<&String> = written.keys().filter(|h| written.get(*h) != want.get(*h)).collect();
+            let missing: Vec<&&String> = changed.iter().filter(|h| written.get(**h) != want.get(**h)).collect();
+            if wrong.is_empty() && missing.is_empty() { Ok(()) } else { Err(format!("{written:?}, want {want:?}")) }
+        },
+    )
+    .await;
+    assert_eq!(stage_counts(a, 0).await.0, second.len() as u64, "the first stage read the rest again");
+    assert!(stage_counts(a, 1).await.1 > 0, "the second stage dropped the first run's rows past the snapshot");
+    drop_table(&table).await;
+}
+
+/// Rows (biz_date first) by biz_date.
+fn by_hour(rows: &[Vec<String>]) -> BTreeMap<String, Vec<String>> {
+    rows.iter().map(|r| (r[0].clone(), r.clone())).collect()
 }
 
 /// A staged job keeps its repartition topics on its input's Kafka cluster:

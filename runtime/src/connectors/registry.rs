@@ -22,12 +22,16 @@ pub struct BuildContext<'a> {
     pub restore: Option<&'a Snapshot>,
     /// The share of each source's partitions this task reads.
     pub group: PartitionGroup,
+    /// The generation of the run the task is of (its lease floor on the
+    /// platform; 0 under `sluice run`): sinks with row ids stamp it on
+    /// their rows (`origin_dedup::ROW_GEN_HEADER`).
+    pub generation: u64,
 }
 
 impl<'a> BuildContext<'a> {
     /// A context for a fresh start (no snapshot).
     pub fn new(spec: &'a JobSpec, connections: &'a Connections) -> Self {
-        BuildContext { spec, connections, restore: None, group: PartitionGroup::default() }
+        BuildContext { spec, connections, restore: None, group: PartitionGroup::default(), generation: 0 }
     }
 
     /// Where source `name` resumes, when the task restores a snapshot.

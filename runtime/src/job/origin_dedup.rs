@@ -25,14 +25,29 @@
 //!
 //! Messages without the header (another producer), and rows a timer or
 //! `open` emitted (their ids name no input position), pass unchecked.
+//!
+//! **Cuts.** When a run restores another run's state, the stage before may
+//! restore a snapshot older than where its rows in the topic end: past its
+//! restored positions the topic holds rows of a history the restore left,
+//! which a version with another output would not write. The platform gives
+//! the restored task a cut ([`OriginCut`]): rows of an earlier run (their
+//! `sluice-row-gen`, the run's generation, below the cut's) from at or past
+//! the upstream's restored position are dropped, so the task applies the
+//! restoring run's rows for that span instead. Rows from before that
+//! position that it had not applied (in flight when the snapshots were
+//! taken) are still applied. The cuts are state too, and they add up: each
+//! restore adds one (the task is given those of its restored state and its
+//! newest snapshots besides), since the topic keeps every abandoned
+//! history, and a task that restarts within the run keeps them.
 
 use hashbrown::hash_map::EntryRef;
 use hashbrown::{Equivalent, HashMap};
+use serde::{Deserialize, Serialize};
 
 use super::batch::{RecordBatch, RecordMeta};
 use crate::connectors::registry::SourceSpec;
 use crate::job::spec::JobSpec;
-use crate::state::{DeclareError, StateBackend};
+use crate::state::{DeclareError, StateBackend, StateTableImage};
 use crate::wasm::bindings::StateKind;
 
 /// The state table of the marks. Job declarations cannot use names that
@@ -43,6 +58,81 @@ pub const TABLE: &str = "sluice.applied_origins";
 /// id, and the job it is of.
 pub const ROW_ID_HEADER: &str = "sluice-row-id";
 pub const ROW_JOB_HEADER: &str = "sluice-row-job";
+/// The generation of the run that wrote a row (its lease floor on the
+/// platform, increasing with every run of a job); none is generation 0.
+pub const ROW_GEN_HEADER: &str = "sluice-row-gen";
+
+/// The state table of the cuts: one value per (upstream job, generation).
+pub const CUTS_TABLE: &str = "sluice.origin_cuts";
+
+/// Where a restoring run's upstream stage `job` starts again (see the
+/// module docs): its rows written by runs of a generation below
+/// `generation`, from at or past `from`'s offset of their input partition
+/// (0 for a partition `from` does not list), are dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginCut {
+    /// The upstream job, as its `sluice-row-job` header names it.
+    pub job: String,
+    pub generation: u64,
+    /// (upstream source, partition, first offset not covered by the
+    /// upstream's restored snapshot).
+    pub from: Vec<(String, i32, i64)>,
+}
+
+/// A cut, for lookups: generation, and per source and partition the first
+/// cut offset.
+struct Cut {
+    generation: u64,
+    from: HashMap<Box<str>, HashMap<i32, i64>>,
+}
+
+impl From<&OriginCut> for Cut {
+    fn from(c: &OriginCut) -> Self {
+        let mut from: HashMap<Box<str>, HashMap<i32, i64>> = HashMap::new();
+        for (source, partition, offset) in &c.from {
+            from.entry(source.as_str().into()).or_default().insert(*partition, *offset);
+        }
+        Cut { generation: c.generation, from }
+    }
+}
+
+impl Cut {
+    /// Whether `offset` of the upstream's `source` partition is at or past
+    /// the cut.
+    fn past(&self, source: &str, partition: i32, offset: i64) -> bool {
+        offset >= self.from.get(source).and_then(|p| p.get(&partition)).copied().unwrap_or(0)
+    }
+}
+
+/// Whether a snapshot's marks show rows of `cut`'s job applied at or past
+/// the cut: a snapshot that cannot go with the upstream's restored one (it
+/// applied rows the upstream will write again, maybe otherwise).
+pub fn applied_past(state: &[StateTableImage], cut: &OriginCut) -> bool {
+    let past = Cut::from(cut);
+    let Some(table) = state.iter().find(|t| t.name == TABLE) else { return false };
+    table.values.iter().any(|(key, value, _)| {
+        let key = serde_json::from_slice::<(String, i32, String, String, i32)>(key);
+        let mark = serde_json::from_slice::<(i64, u32)>(value);
+        matches!((key, mark), (Ok((_, _, job, source, partition)), Ok((offset, _)))
+            if job == cut.job && past.past(&source, partition, offset))
+    })
+}
+
+/// The cuts a state holds (its task's restores').
+pub fn cuts_in(state: &[StateTableImage]) -> Vec<OriginCut> {
+    let Some(table) = state.iter().find(|t| t.name == CUTS_TABLE) else { return Vec::new() };
+    table.values.iter().filter_map(|(key, value, _)| parse_cut(key, value)).collect()
+}
+
+fn cuts_of_table(table: &crate::state::StateTable) -> Vec<OriginCut> {
+    table.values.iter().filter_map(|(key, entry)| parse_cut(key, &entry.value)).collect()
+}
+
+/// A cut as [`OriginDedup::set_cuts`] stores it.
+fn parse_cut(key: &[u8], value: &[u8]) -> Option<OriginCut> {
+    let (job, generation) = serde_json::from_slice(key).ok()?;
+    Some(OriginCut { job, generation, from: serde_json::from_slice(value).ok()? })
+}
 
 /// Marks one task keeps: one per (partition it reads, upstream source and
 /// partition). Past this, rows of new streams pass unchecked (with a
@@ -71,6 +161,8 @@ struct Mark {
 struct RowId<'a> {
     /// The upstream job (empty when the header is missing: an older one).
     job: &'a str,
+    /// The generation of the run that wrote it (0 without the header).
+    generation: u64,
     source: &'a str,
     partition: i32,
     mark: Mark,
@@ -89,7 +181,7 @@ fn parse_row_id(id: &[u8]) -> Option<RowId<'_>> {
     if source.contains('/') || source.len() > MAX_ORIGIN_NAME {
         return None;
     }
-    Some(RowId { job: "", source, partition, mark: Mark { offset, emit } })
+    Some(RowId { job: "", generation: 0, source, partition, mark: Mark { offset, emit } })
 }
 
 /// An origin stream as one partition of this task sees it.
@@ -166,6 +258,8 @@ pub struct OriginDedup {
     /// Which records of the current batch to keep (filled only once one is
     /// dropped).
     keep: Vec<bool>,
+    /// By upstream job: the cuts of the restores, from the state.
+    cuts: HashMap<Box<str>, Vec<Cut>>,
 }
 
 impl OriginDedup {
@@ -182,14 +276,25 @@ impl OriginDedup {
             return Ok(None);
         }
         let table = state.declare_platform(TABLE, StateKind::Value)?;
+        let cuts_table = match state.table_by_name(CUTS_TABLE) {
+            Some(_) => Some(state.declare_platform(CUTS_TABLE, StateKind::Value)?),
+            None => None,
+        };
         if !wanted {
-            let keys: Vec<Vec<u8>> = state.table(table).map(|t| t.values.keys().cloned().collect()).unwrap_or_default();
-            for key in keys {
-                state.remove(table, &key);
+            for table in [Some(table), cuts_table].into_iter().flatten() {
+                let keys: Vec<Vec<u8>> =
+                    state.table(table).map(|t| t.values.keys().cloned().collect()).unwrap_or_default();
+                for key in keys {
+                    state.remove(table, &key);
+                }
             }
             return Ok(None);
         }
         let count = state.table(table).map_or(0, |t| t.len());
+        let mut cuts: HashMap<Box<str>, Vec<Cut>> = HashMap::new();
+        for cut in cuts_table.and_then(|t| state.table(t)).map(cuts_of_table).unwrap_or_default() {
+            cuts.entry(cut.job.as_str().into()).or_default().push(Cut::from(&cut));
+        }
         Ok(Some(OriginDedup {
             checked,
             source_names: spec.source_names(),
@@ -199,6 +304,7 @@ impl OriginDedup {
             warned: false,
             moved: Vec::new(),
             keep: Vec::new(),
+            cuts,
         }))
     }
 
@@ -209,7 +315,7 @@ impl OriginDedup {
         let mut dropped = 0;
         for (i, record) in batch.records().iter().enumerate() {
             let applied = match self.row_id(batch, record) {
-                Some(id) => self.applied(record, &id, state),
+                Some(id) => self.cut(&id) || self.applied(record, &id, state),
                 None => false,
             };
             if applied {
@@ -247,16 +353,46 @@ impl OriginDedup {
         if !self.checked.get(record.source as usize).copied().unwrap_or(false) {
             return None;
         }
-        let (mut id, mut job) = (None, &b""[..]);
+        let (mut id, mut job, mut generation) = (None, &b""[..], 0);
         for (name, value) in batch.headers(record) {
             if name == ROW_ID_HEADER.as_bytes() {
                 id = Some(value);
             } else if name == ROW_JOB_HEADER.as_bytes() {
                 job = value;
+            } else if name == ROW_GEN_HEADER.as_bytes() {
+                generation = std::str::from_utf8(value).ok().and_then(|g| g.parse().ok()).unwrap_or(0);
             }
         }
         let job = std::str::from_utf8(job).ok().filter(|j| j.len() <= MAX_ORIGIN_NAME)?;
-        Some(RowId { job, ..parse_row_id(id?)? })
+        Some(RowId { job, generation, ..parse_row_id(id?)? })
+    }
+
+    /// Whether the row is of a history a restore left (see [`OriginCut`]).
+    fn cut(&self, id: &RowId<'_>) -> bool {
+        if self.cuts.is_empty() {
+            return false;
+        }
+        self.cuts.get(id.job).is_some_and(|cuts| {
+            cuts.iter().any(|c| id.generation < c.generation && c.past(id.source, id.partition, id.mark.offset))
+        })
+    }
+
+    /// Replaces the task's cuts with `cuts` (every restore's, for a task
+    /// that restored another run's state), in `state` too.
+    pub fn set_cuts(&mut self, cuts: &[OriginCut], state: &mut StateBackend) -> Result<(), DeclareError> {
+        let table = state.declare_platform(CUTS_TABLE, StateKind::Value)?;
+        let keys: Vec<Vec<u8>> = state.table(table).map(|t| t.values.keys().cloned().collect()).unwrap_or_default();
+        for key in keys {
+            state.remove(table, &key);
+        }
+        self.cuts.clear();
+        for cut in cuts {
+            let key = serde_json::to_vec(&(&cut.job, cut.generation)).expect("a string and a number serialize");
+            let value = serde_json::to_vec(&cut.from).expect("numbers and strings serialize");
+            state.set(table, &key, &value);
+            self.cuts.entry(cut.job.as_str().into()).or_default().push(Cut::from(cut));
+        }
+        Ok(())
     }
 
     /// Whether the row was applied before; if not, it is now (unless its
@@ -319,7 +455,10 @@ mod tests {
     #[test]
     fn row_ids_of_records_parse_and_others_do_not() {
         let id = parse_row_id(b"orders/3/1234/2").expect("a record's id");
-        assert_eq!(id, RowId { job: "", source: "orders", partition: 3, mark: Mark { offset: 1234, emit: 2 } });
+        assert_eq!(
+            id,
+            RowId { job: "", generation: 0, source: "orders", partition: 3, mark: Mark { offset: 1234, emit: 2 } }
+        );
         for other in [
             &b"timer/event/1700000000000/6b6579/window/0"[..],
             b"timer/event/1700000000000/6b6579/5/0",
@@ -344,18 +483,24 @@ mod tests {
     }
 
     /// A batch of (partition, row id) records of source 0; an id
-    /// `job@id` also has the job's header.
+    /// `job@id` also has the job's header, and `gen:job@id` the run
+    /// generation's.
     fn batch(records: &[(i32, &str)]) -> RecordBatch {
         let mut batch = RecordBatch::default();
         for (offset, (partition, id)) in records.iter().enumerate() {
             let value = format!("{offset}");
+            let (generation, id) = id.split_once(':').unwrap_or(("", id));
             let (job, id) = id.split_once('@').unwrap_or(("", id));
-            let both = [(ROW_ID_HEADER, id.as_bytes()), (ROW_JOB_HEADER, job.as_bytes())];
-            let headers = match (id.is_empty(), job.is_empty()) {
-                (true, _) => &both[..0],
-                (false, true) => &both[..1],
-                (false, false) => &both[..],
+            let all = [(ROW_ID_HEADER, id.as_bytes()), (ROW_JOB_HEADER, job.as_bytes())];
+            let mut headers = match (id.is_empty(), job.is_empty()) {
+                (true, _) => all[..0].to_vec(),
+                (false, true) => all[..1].to_vec(),
+                (false, false) => all.to_vec(),
             };
+            if !generation.is_empty() {
+                headers.push((ROW_GEN_HEADER, generation.as_bytes()));
+            }
+            let headers = &headers[..];
             batch.push(NewRecord {
                 key: None,
                 value: value.as_bytes(),
@@ -429,6 +574,57 @@ mod tests {
         assert!(keys.contains(&r#"["mid",0,"p__b","in",0]"#.to_owned()), "{keys:?}");
         let long_job = format!("{}@in/0/1/0", "j".repeat(MAX_ORIGIN_NAME + 1));
         assert_eq!(dedup.filter(&mut batch(&[(0, &long_job), (0, &long_job)]), &mut state), 0, "passes unchecked");
+    }
+
+    #[test]
+    fn a_restores_cut_drops_the_left_historys_rows_and_applies_those_in_flight() {
+        let mut state = StateBackend::default();
+        let mut dedup = OriginDedup::declare(&spec(true), &mut state).unwrap().unwrap();
+        let mut before = batch(&[(0, "1:up@in/0/7/0")]);
+        assert_eq!(dedup.filter(&mut before, &mut state), 0);
+
+        // The upstream restored a snapshot at offset 10 of its partition 0,
+        // and none of its partition 1; this task's marks (7) are below.
+        let cut = OriginCut { job: "up".into(), generation: 2, from: vec![("in".into(), 0, 10)] };
+        assert!(!applied_past(&state.image(0), &cut));
+        assert!(applied_past(&state.image(0), &OriginCut { from: vec![("in".into(), 0, 7)], ..cut.clone() }));
+        dedup.set_cuts(std::slice::from_ref(&cut), &mut state).unwrap();
+
+        // The topic past the mark: run 1's rows in flight (8, 9), its rows
+        // past the cut (10, and partition 1's), another job's, then the
+        // restoring run 2's from the cut on.
+        let mut rows = batch(&[
+            (0, "1:up@in/0/8/0"),
+            (0, "1:up@in/0/9/0"),
+            (0, "1:up@in/0/10/0"),
+            (0, "1:up@in/1/0/0"),
+            (0, "1:other@in/0/10/0"),
+            (0, "2:up@in/0/10/0"),
+            (0, "2:up@in/0/11/0"),
+        ]);
+        assert_eq!(dedup.filter(&mut rows, &mut state), 2);
+        assert_eq!(values(&rows), ["0", "1", "4", "5", "6"]);
+
+        // The cut is state: a task restarted within the run keeps it.
+        let image = state.image(0);
+        assert_eq!(cuts_in(&image), std::slice::from_ref(&cut));
+        let mut restored = StateBackend::restore(image);
+        let mut again = OriginDedup::declare(&spec(true), &mut restored).unwrap().unwrap();
+        let mut later = batch(&[(0, "1:up@in/0/12/0"), (0, "2:up@in/0/12/0"), (0, "2:up@in/0/12/0")]);
+        assert_eq!(again.filter(&mut later, &mut restored), 2);
+        assert_eq!(values(&later), ["1"]);
+
+        // A later restore (run 3, its upstream at 20) adds its cut: run 1's
+        // rows stay cut from 10, run 2's from 20, run 3's pass.
+        let third = OriginCut { job: "up".into(), generation: 3, from: vec![("in".into(), 0, 20)] };
+        again.set_cuts(&[cut.clone(), third.clone()], &mut restored).unwrap();
+        let mut rows =
+            batch(&[(0, "1:up@in/0/15/0"), (0, "2:up@in/0/15/0"), (0, "2:up@in/0/20/0"), (0, "3:up@in/0/20/0")]);
+        assert_eq!(again.filter(&mut rows, &mut restored), 2);
+        assert_eq!(values(&rows), ["1", "3"]);
+        let mut kept = cuts_in(&restored.image(0));
+        kept.sort_by_key(|c| c.generation);
+        assert_eq!(kept, [cut, third]);
     }
 
     #[test]

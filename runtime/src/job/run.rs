@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::batch::RecordBatch;
-use super::origin_dedup::OriginDedup;
+use super::origin_dedup::{OriginCut, OriginDedup};
 use super::spec::JobSpec;
 use super::task::{Task, TaskSettings};
 use super::timers::{TimerService, Watermarks};
@@ -104,6 +104,7 @@ pub struct TaskBuilder<'a> {
     lease: Arc<super::LeaseGate>,
     /// The fences dimension commits go through, under a lease.
     lease_fences: Option<LeaseFences>,
+    origin_cuts: Option<Vec<OriginCut>>,
 }
 
 /// What [`TaskBuilder::lease_fences`] names the fences after, and their epochs.
@@ -132,6 +133,7 @@ impl<'a> TaskBuilder<'a> {
             stage: 0,
             lease: Arc::new(super::LeaseGate::unbounded()),
             lease_fences: None,
+            origin_cuts: None,
         }
     }
 
@@ -208,6 +210,14 @@ impl<'a> TaskBuilder<'a> {
         self
     }
 
+    /// The cuts of a run that restored another run's state
+    /// ([`OriginCut`]), replacing those in the restored state; without
+    /// this the task keeps the state's.
+    pub fn origin_cuts(mut self, cuts: Vec<OriginCut>) -> Self {
+        self.origin_cuts = Some(cuts);
+        self
+    }
+
     /// Starts even if the snapshot holds states the job no longer declares
     /// (they are dropped), as Flink's `--allowNonRestoredState`.
     pub fn allow_non_restored_state(mut self, allow: bool) -> Self {
@@ -272,7 +282,9 @@ impl<'a> TaskBuilder<'a> {
         check_state_keying(&job, keying, self.group.count)?;
         let connections = std::mem::take(&mut self.connections);
         let restore = self.restore.take();
-        let cx = BuildContext { spec, connections: &connections, restore: restore.as_ref(), group: self.group };
+        let generation = self.lease_fences.as_ref().map_or(0, |f| f.run_floor);
+        let cx =
+            BuildContext { spec, connections: &connections, restore: restore.as_ref(), group: self.group, generation };
 
         let mut sources = Vec::new();
         for (index, (name, source_spec)) in spec.sources.iter().enumerate() {
@@ -376,8 +388,11 @@ impl<'a> TaskBuilder<'a> {
         }
         host.set_now(self.clock.now_ms());
         // Declared before the job's own states, whose names cannot take it.
-        let dedup = OriginDedup::declare(spec, &mut host.state)
-            .map_err(|e| connector(ConnectorError::config("kafka source", super::origin_dedup::TABLE, e)))?;
+        let declare_error = |e| connector(ConnectorError::config("kafka source", super::origin_dedup::TABLE, e));
+        let mut dedup = OriginDedup::declare(spec, &mut host.state).map_err(declare_error)?;
+        if let (Some(dedup), Some(cuts)) = (dedup.as_mut(), &self.origin_cuts) {
+            dedup.set_cuts(cuts, &mut host.state).map_err(declare_error)?;
+        }
         let instance = JobInstance::open(engine, component, host, limits).await?;
         let dropped = instance.host().state.undeclared();
         if !dropped.is_empty() && !self.allow_non_restored_state {

@@ -11,7 +11,7 @@ use super::client::{client_config, partitions};
 use super::config::KafkaSinkConfig;
 use crate::connectors::registry::BuildContext;
 use crate::connectors::{ConnectorError, PartitionGroup, RowOp, RowOrigin, Sink, SinkRow};
-use crate::job::origin_dedup::{ROW_ID_HEADER, ROW_JOB_HEADER};
+use crate::job::origin_dedup::{ROW_GEN_HEADER, ROW_ID_HEADER, ROW_JOB_HEADER};
 
 const CONNECTOR: &str = "kafka sink";
 
@@ -37,6 +37,8 @@ pub struct KafkaSink {
     /// shard's suffix, since the origin streams of a job are the same
     /// whatever its shards.
     row_job: String,
+    /// The run's generation, stamped with the row ids (none for 0).
+    row_generation: Option<String>,
     /// The topic's partitions, where rows without a key go with row ids.
     partitions: i32,
     source_names: Vec<String>,
@@ -118,6 +120,7 @@ impl KafkaSink {
             producer,
             row_id_header: config.row_id_header,
             row_job: job_of_shard(&cx.spec.name, cx.group).to_owned(),
+            row_generation: (cx.generation > 0).then(|| cx.generation.to_string()),
             partitions: all.len().max(1) as i32,
             source_names: cx.spec.source_names(),
             flush_timeout: config.flush_timeout,
@@ -158,9 +161,12 @@ impl Sink for KafkaSink {
                     record = record.payload(row.value.as_slice());
                 }
                 if let Some(id) = &id {
-                    let headers = OwnedHeaders::new()
+                    let mut headers = OwnedHeaders::new()
                         .insert(Header { key: ROW_ID_HEADER, value: Some(id) })
                         .insert(Header { key: ROW_JOB_HEADER, value: Some(&self.row_job) });
+                    if let Some(generation) = &self.row_generation {
+                        headers = headers.insert(Header { key: ROW_GEN_HEADER, value: Some(generation) });
+                    }
                     record = record.headers(headers);
                 }
                 match self.producer.send(record) {
