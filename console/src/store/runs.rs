@@ -60,7 +60,8 @@ pub struct Run {
     pub job_id: String,
     pub version_id: String,
     pub state: RunState,
-    /// `none`, `latest` or a snapshot id.
+    /// `none`, `latest`, a snapshot id, or `resume:…` / `continue:<ms>:…`
+    /// (`worker::restore::RestoreFrom`).
     pub restore_from: Option<String>,
     /// Source start override: `earliest`, `latest` or a timestamp (ms).
     pub start_position: Option<String>,

@@ -866,6 +866,10 @@ impl Worker {
                 Some(snapshot) => Ok(Some(snapshot)),
                 None => Box::pin(self.snapshot_to_restore(job_id, key, first, first_started, state_began)).await,
             },
+            RestoreFrom::Continue { since_ms, first } => match self.newest_since(key, *since_ms).await? {
+                Some(snapshot) => Ok(Some(snapshot)),
+                None => Box::pin(self.snapshot_to_restore(job_id, key, first, first_started, state_began)).await,
+            },
             RestoreFrom::Snapshot(id) => {
                 // The chosen snapshot is one shard's; every other shard
                 // restores its newest taken at or before it in the same

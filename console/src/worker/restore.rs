@@ -14,19 +14,34 @@ pub enum RestoreFrom {
     /// takeover, a drain, a restart): its own newest snapshot, taken since
     /// the run first started, else what it first restored.
     Resume(Box<RestoreFrom>),
+    /// A new run that goes on with a run a stopped console left running
+    /// (recovery): each group's newest snapshot taken since that run first
+    /// started (`since_ms`), else what that run first restored.
+    Continue { since_ms: i64, first: Box<RestoreFrom> },
 }
 
 const RESUME: &str = "resume:";
+const CONTINUE: &str = "continue:";
 
 impl RestoreFrom {
-    /// The stored text: `none`, `latest`, a snapshot id or `resume:…`; no
-    /// text means `none`.
+    /// The stored text: `none`, `latest`, a snapshot id, `resume:…` or
+    /// `continue:<since ms>:…`; no text means `none`.
     pub fn parse(text: Option<&str>) -> RestoreFrom {
         match text.unwrap_or("none") {
             "none" => RestoreFrom::None,
             "latest" => RestoreFrom::Latest,
             resumed if resumed.starts_with(RESUME) => {
                 RestoreFrom::Resume(Box::new(RestoreFrom::parse(Some(&resumed[RESUME.len()..])).first_start()))
+            }
+            continued if continued.starts_with(CONTINUE) => {
+                let rest = &continued[CONTINUE.len()..];
+                match rest.split_once(':').and_then(|(ms, first)| Some((ms.parse().ok()?, first))) {
+                    Some((since_ms, first)) => RestoreFrom::Continue {
+                        since_ms,
+                        first: Box::new(RestoreFrom::parse(Some(first)).first_start()),
+                    },
+                    None => RestoreFrom::Snapshot(continued.to_owned()),
+                }
             }
             id => RestoreFrom::Snapshot(id.to_owned()),
         }
@@ -38,7 +53,14 @@ impl RestoreFrom {
             RestoreFrom::Latest => "latest".into(),
             RestoreFrom::Snapshot(id) => id.clone(),
             RestoreFrom::Resume(first) => format!("{RESUME}{}", first.as_text()),
+            RestoreFrom::Continue { since_ms, first } => format!("{CONTINUE}{since_ms}:{}", first.as_text()),
         }
+    }
+
+    /// How a new run goes on with a run (what it first restored) that
+    /// first started at `since_ms`.
+    pub fn continued(self, since_ms: i64) -> RestoreFrom {
+        RestoreFrom::Continue { since_ms, first: Box::new(self.first_start()) }
     }
 
     /// How the run resumes after it moved.
@@ -69,11 +91,25 @@ mod tests {
 
     #[test]
     fn text_round_trips_and_resuming_twice_keeps_the_first_start() {
-        for text in ["none", "latest", "0001710000000000-000001", "resume:none", "resume:latest"] {
+        for text in [
+            "none",
+            "latest",
+            "0001710000000000-000001",
+            "resume:none",
+            "resume:latest",
+            "continue:1710000000000:0001710000000000-000001",
+            "resume:continue:5:latest",
+        ] {
             assert_eq!(RestoreFrom::parse(Some(text)).as_text(), text);
         }
         assert_eq!(RestoreFrom::parse(None), RestoreFrom::None);
         let twice = RestoreFrom::parse(Some("resume:resume:x")).resumed();
         assert_eq!(twice, RestoreFrom::Resume(Box::new(RestoreFrom::Snapshot("x".into()))));
+        let continued = RestoreFrom::parse(Some("resume:x")).continued(7);
+        assert_eq!(
+            continued,
+            RestoreFrom::Continue { since_ms: 7, first: Box::new(RestoreFrom::Snapshot("x".into())) }
+        );
+        assert_eq!(continued.first(), &continued, "a continuing run's first start is its own");
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Worker;
+use super::restore::RestoreFrom;
 use crate::store::{NewRun, RunState, Store, StoreError, TaskEnded, WorkerState, now_ms};
 
 /// The leader lease of the control plane's singletons.
@@ -296,9 +297,10 @@ async fn cron_starts(
 }
 
 /// Runs a previous process of this console left active: the running ones
-/// are resumed from their latest snapshot in a new run, as a restarted
-/// Flink cluster resumes its jobs — or with fresh state when `fresh` (the
-/// embedded broker lost its topics, so old positions mean nothing).
+/// go on in a new run from their own latest snapshots (else from what they
+/// restored), as a restarted Flink cluster resumes its jobs — or with fresh
+/// state when `fresh` (the embedded broker lost its topics, so old positions
+/// mean nothing).
 pub async fn recover(worker: &Arc<Worker>, store: &Store, fresh: bool) -> anyhow::Result<()> {
     for state in [RunState::Starting, RunState::Running, RunState::Stopping] {
         for run in store.runs_in_state(state).await? {
@@ -310,12 +312,22 @@ pub async fn recover(worker: &Arc<Worker>, store: &Store, fresh: bool) -> anyhow
             if state == RunState::Stopping {
                 continue;
             }
+            // It goes on with the run's own history: each group's snapshot
+            // taken since the run first started, else what the run first
+            // restored (not the job's newest, which may be of a history
+            // the run had left by restoring an older snapshot).
+            let continued = match fresh {
+                true => "none".to_owned(),
+                false => RestoreFrom::parse(run.restore_from.as_deref())
+                    .continued(run.started_ms.unwrap_or(run.created_ms))
+                    .as_text(),
+            };
             let mut resumed = store
                 .create_run(NewRun {
                     job_id: &run.job_id,
                     version_id: &run.version_id,
                     state: RunState::Starting,
-                    restore_from: Some(if fresh { "none" } else { "latest" }),
+                    restore_from: Some(&continued),
                     start_position: None,
                     scheduled_ms: None,
                     created_by: "recovery",

@@ -161,7 +161,9 @@ impl Worker {
         Ok(match RestoreFrom::parse(run.restore_from.as_deref()) {
             RestoreFrom::None => None,
             RestoreFrom::Snapshot(id) => self.store.run_at(&job.id, snapshot_ms(&id)).await?,
-            RestoreFrom::Latest | RestoreFrom::Resume(_) => self.store.last_planned_run(&job.id, &run.id).await?,
+            RestoreFrom::Latest | RestoreFrom::Resume(_) | RestoreFrom::Continue { .. } => {
+                self.store.last_planned_run(&job.id, &run.id).await?
+            }
         })
     }
 
@@ -265,33 +267,7 @@ impl Worker {
         cut: Option<&OriginCut>,
     ) -> WorkerResult<Pick> {
         let chosen = matches!(window.first, RestoreFrom::Snapshot(_));
-        let candidates: Vec<String> = match window.first {
-            RestoreFrom::Snapshot(id) => match (self.chosen_for_shard(&plan.job.id, key, id).await?, cut) {
-                (Some(at), None) => vec![at],
-                (Some(at), Some(_)) => {
-                    let same_run = self.same_run_snapshots(&plan.job.id, key, id).await?;
-                    same_run.into_iter().filter(|s| *s <= at).rev().collect()
-                }
-                // The first stage's shards must have one (as a job of one
-                // stage); a later stage's reads its topic from the start.
-                (None, None) => {
-                    return Err(WorkerError::Invalid(format!(
-                        "snapshot `{id}` cannot be restored: shard `{key}` has no snapshot taken at or before it by \
-                         the run that took it; pick a snapshot taken by a stop or by \"snapshot now\", which cover \
-                         every shard"
-                    )));
-                }
-                (None, Some(_)) => Vec::new(),
-            },
-            // The state's snapshots, not the restoring run's own: every
-            // worker finds the same, whenever it plans.
-            _ => {
-                let since = format!("{:013}", window.state_began.unwrap_or(0).max(0));
-                let before = format!("{:013}", window.before_ms.max(0));
-                let ids = self.snapshots.list(key).await?;
-                ids.into_iter().filter(|id| *id >= since && *id < before).rev().collect()
-            }
-        };
+        let candidates = self.candidates(plan, key, window.first, window, cut.is_some()).await?;
         let mut pick = Pick { snapshot: None, earlier_cuts: Vec::new(), passed_over: 0 };
         for id in candidates {
             let snapshot = match self.snapshots.load(key, &id).await {
@@ -321,6 +297,59 @@ impl Worker {
             break;
         }
         Ok(pick)
+    }
+
+    /// The snapshots of `key` a staged restore from `first` may take,
+    /// newest first; `later` for a stage after the first.
+    async fn candidates(
+        &self,
+        plan: &LaunchPlan,
+        key: &str,
+        first: &RestoreFrom,
+        window: &Window<'_>,
+        later: bool,
+    ) -> WorkerResult<Vec<String>> {
+        let since = |ms: i64| format!("{:013}", ms.max(window.state_began.unwrap_or(0)).max(0));
+        let before = format!("{:013}", window.before_ms.max(0));
+        Ok(match first {
+            RestoreFrom::Snapshot(id) => match (self.chosen_for_shard(&plan.job.id, key, id).await?, later) {
+                (Some(at), false) => vec![at],
+                (Some(at), true) => {
+                    let same_run = self.same_run_snapshots(&plan.job.id, key, id).await?;
+                    same_run.into_iter().filter(|s| *s <= at).rev().collect()
+                }
+                // The first stage's shards must have one (as a job of one
+                // stage); a later stage's reads its topic from the start.
+                (None, false) => {
+                    return Err(WorkerError::Invalid(format!(
+                        "snapshot `{id}` cannot be restored: shard `{key}` has no snapshot taken at or before it by \
+                         the run that took it; pick a snapshot taken by a stop or by \"snapshot now\", which cover \
+                         every shard"
+                    )));
+                }
+                (None, true) => Vec::new(),
+            },
+            // The run it goes on with's own, then what that run restored.
+            RestoreFrom::Continue { since_ms, first } => {
+                let ids = self.snapshots.list(key).await?;
+                let from = since(*since_ms);
+                let mut own: Vec<String> = ids.into_iter().filter(|id| *id >= from && *id < before).rev().collect();
+                match Box::pin(self.candidates(plan, key, first, window, later)).await {
+                    Ok(earlier) => own.extend(earlier.into_iter().filter(|id| *id < from)),
+                    Err(e) if own.is_empty() => return Err(e),
+                    Err(_) => {}
+                }
+                own
+            }
+            RestoreFrom::None => Vec::new(),
+            // The state's snapshots, not the restoring run's own: every
+            // worker finds the same, whenever it plans.
+            RestoreFrom::Latest | RestoreFrom::Resume(_) => {
+                let ids = self.snapshots.list(key).await?;
+                let from = since(0);
+                ids.into_iter().filter(|id| *id >= from && *id < before).rev().collect()
+            }
+        })
     }
 
     /// Where `run`'s stages pass rows on, for a run of several stages: the

@@ -11,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sluice_console::api::{self, ApiSettings, AppState, Guards};
 use sluice_console::auth;
-use sluice_console::store::{Connection, SecretKey, Store};
+use sluice_console::store::{Connection, NewRun, Run, RunState, SecretKey, Store};
 use sluice_console::worker::plan::PlatformRules;
 use sluice_console::worker::{self, Worker, WorkerOptions};
 use sluice_runtime::connections::HostRule;
@@ -347,6 +347,25 @@ pub async fn run_records_in(client: &Client, job: &str) -> u64 {
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
 /// Waits until the job's latest run is in `state`; returns the run.
+/// A run of `job` as a stopped console leaves it: created with
+/// `restore_from`, held by no worker. The caller sets its shape, then
+/// `Running`, before recovering it.
+pub async fn left_run(app: &TestApp, project: &str, job: &str, version_id: &str, restore_from: &str) -> Run {
+    let project = app.store.project(project).await.unwrap().expect("the project");
+    let job = app.store.job(&project.id, job).await.unwrap().expect("the job").id;
+    let run = NewRun {
+        job_id: &job,
+        version_id,
+        state: RunState::Starting,
+        restore_from: Some(restore_from),
+        start_position: None,
+        scheduled_ms: None,
+        created_by: "test",
+        worker: None,
+    };
+    app.store.create_run(run).await.unwrap()
+}
+
 pub async fn wait_for_run(client: &Client, project: &str, job: &str, state: &str) -> Value {
     wait_for(&format!("job {job} to be {state}"), PATIENCE, || async {
         let runs = client.get(&format!("/projects/{project}/jobs/{job}/runs")).await.expect(200);

@@ -12,7 +12,7 @@ use sluice_tests::services::kafka_brokers;
 
 use crate::fixtures::{Order, expected_hs_order, file_spec, hs_order, kafka_spec, orders};
 use crate::helpers::{
-    Client, PATIENCE, TestApp, assert_audited, component, events, spawn_app, wait_for, wait_for_records_in,
+    Client, PATIENCE, TestApp, assert_audited, component, events, left_run, spawn_app, wait_for, wait_for_records_in,
     wait_for_run,
 };
 
@@ -305,22 +305,7 @@ async fn a_recovered_run_keeps_its_task_groups_when_the_parallelism_changed() {
 
     // As a previous process would leave it: a run of one group, running,
     // held by no live worker; then the parallelism is changed.
-    let project = app.store.project("life").await.unwrap().unwrap();
-    let job = app.store.job(&project.id, "hourly").await.unwrap().unwrap().id;
-    let left = app
-        .store
-        .create_run(sluice_console::store::NewRun {
-            job_id: &job,
-            version_id: first["version_id"].as_str().unwrap(),
-            state: sluice_console::store::RunState::Starting,
-            restore_from: Some("latest"),
-            start_position: None,
-            scheduled_ms: None,
-            created_by: "test",
-            worker: None,
-        })
-        .await
-        .unwrap();
+    let left = left_run(&app, "life", "hourly", first["version_id"].as_str().unwrap(), "latest").await;
     app.store.set_task_groups(&left.id, 1, None).await.unwrap();
     app.store.set_run_state(&left.id, sluice_console::store::RunState::Running, None).await.unwrap();
     force_parallelism(&app, 2).await;

@@ -14,7 +14,7 @@ use sluice_tests::kafka::{create_topic, produce_unbatched, unique_topic};
 use sluice_tests::services::{kafka_brokers, postgres_url};
 use sqlx::Row;
 
-use crate::helpers::{Client, PATIENCE, TestApp, component, group_map, spawn_app, wait_for, wait_for_run};
+use crate::helpers::{Client, PATIENCE, TestApp, component, group_map, left_run, spawn_app, wait_for, wait_for_run};
 
 const JOB: &str = "/projects/staged/jobs/hourly";
 
@@ -248,12 +248,61 @@ async fn a_staged_job_gives_the_seed_sql_at_every_parallelism_and_rescale() {
 /// old rows and dropped the new ones as replays: the first run's totals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restoring_an_older_snapshot_with_another_spec_gives_that_specs_rows_past_it() {
-    let orders = orders();
-    let topic = unique_topic("api-staged-cut");
-    create_topic(&kafka_brokers(), &topic, 4).await;
-    let table = format!("staged_cut_hs_order_{}", std::process::id());
     let app = staged_console().await;
     let a = &app.admin;
+    let older = run_past_a_snapshot(&app, "cut").await;
+    a.post(&format!("{JOB}/restore"), json!({ "snapshot": older.chosen })).await.expect(201);
+    older.check_restored(&app).await;
+}
+
+/// The same restore, when the console that ran it stopped before any of
+/// its groups stored a snapshot: the recovered run goes on with what that
+/// run restored, not with the job's newest snapshots (the first run's, past
+/// the snapshot it had left).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovered_restore_goes_on_from_the_snapshot_it_restored() {
+    let app = staged_console().await;
+    let a = &app.admin;
+    let older = run_past_a_snapshot(&app, "recover").await;
+    // As a stopped console leaves it: the restore's run, running, held by
+    // no live worker, none of its groups started.
+    let version = a.get(&format!("{JOB}/runs")).await.expect(200)[0]["version_id"].as_str().unwrap().to_owned();
+    let left = left_run(&app, "staged", "hourly", &version, &older.chosen).await;
+    app.store.set_task_groups(&left.id, 4, Some(2)).await.unwrap();
+    app.store.set_stages(&left.id, Some(2), Some(&older.prefix)).await.unwrap();
+    app.store.set_run_state(&left.id, sluice_console::store::RunState::Running, None).await.unwrap();
+    sluice_console::worker::scheduler::recover(&app.worker, &app.store, false).await.unwrap();
+    let resumed = wait_for_run(a, "staged", "hourly", "running").await;
+    assert_eq!(resumed["created_by"], "recovery", "{resumed}");
+    assert!(resumed["restore_from"].as_str().is_some_and(|r| r.ends_with(&older.chosen)), "{resumed}");
+    older.check_restored(&app).await;
+}
+
+/// A staged job run past a snapshot and stopped, with another spec
+/// deployed to restore it with, and what the restore must give.
+struct Older {
+    chosen: String,
+    prefix: String,
+    table: String,
+    second: usize,
+    /// The table's rows by hour the restored run must give, and the hours
+    /// it must write (those the snapshot's totals differ in).
+    want: BTreeMap<String, Vec<String>>,
+    changed: Vec<String>,
+}
+
+/// hourly-premium-staged at parallelism 2 (4 shards in 2 stages) reads
+/// 1,200 orders, takes a snapshot, reads 600 more and stops with a
+/// snapshot; then a spec whose `since_ms` filters out orders before the
+/// middle of the 600 is deployed, and the sink table emptied: an upsert
+/// table keeps what the abandoned run wrote (as with a Flink savepoint
+/// restore), so the table holds what the restored run writes.
+async fn run_past_a_snapshot(app: &TestApp, name: &str) -> Older {
+    let a = &app.admin;
+    let orders = orders();
+    let topic = unique_topic(&format!("api-staged-{name}"));
+    create_topic(&kafka_brokers(), &topic, 4).await;
+    let table = format!("staged_{name}_hs_order_{}", std::process::id());
     let deploy = |since_ms: i64| json!({ "spec": spec_since(&topic, &table, since_ms), "parallelism": 2 });
     a.put(&format!("{JOB}/deployment"), deploy(0)).await.expect(200);
     let (first, second) = orders.split_at(1200);
@@ -261,51 +310,51 @@ async fn restoring_an_older_snapshot_with_another_spec_gives_that_specs_rows_pas
     a.post(&format!("{JOB}/start"), json!({ "restore": "none" })).await.expect(201);
     let at_snapshot = sluice_tests::seed_sql::hourly_premium(first).await;
     table_is(&table, &at_snapshot).await;
-
-    // A snapshot of every group, then the rest of the orders.
     let taken = a.post(&format!("{JOB}/snapshots"), json!({})).await.expect(201);
     let chosen = taken.as_array().unwrap().iter().filter_map(|s| s["id"].as_str()).max().unwrap().to_owned();
     produce_orders(&topic, second).await;
     let all = sluice_tests::seed_sql::hourly_premium(&orders).await;
     table_is(&table, &all).await;
+    let prefix = a.get(JOB).await.expect(200)["run"]["stage_topics"].as_str().unwrap().to_owned();
+    a.post(&format!("{JOB}/stop"), json!({ "snapshot": true })).await.expect(200);
+    wait_for_run(a, "staged", "hourly", "stopped").await;
 
-    // Back to the snapshot, with orders before the middle of the rest
-    // filtered out. An upsert table keeps what the abandoned run wrote (as
-    // a Flink savepoint restore does): the table starts empty, and holds
-    // the hours the restored run writes.
     let gmt = |order: &Value| order["gmt_modified"].as_i64().expect("gmt_modified");
     let since_ms = gmt(&second[second.len() / 2].1);
     let passed: Vec<(u64, Value)> =
         first.iter().chain(second.iter().filter(|(_, o)| gmt(o) >= since_ms)).cloned().collect();
     let want = by_hour(&sluice_tests::seed_sql::hourly_premium(&passed).await);
     let (at_snapshot, all) = (by_hour(&at_snapshot), by_hour(&all));
-    let changed: Vec<&String> =
-        want.keys().chain(at_snapshot.keys()).filter(|h| want.get(*h) != at_snapshot.get(*h)).collect();
+    let changed: Vec<String> =
+        want.keys().chain(at_snapshot.keys()).filter(|h| want.get(*h) != at_snapshot.get(*h)).cloned().collect();
     assert!(
-        changed.iter().any(|h| want.get(*h).is_some_and(|w| all.get(*h).is_some_and(|a| a != w))),
+        changed.iter().any(|h| want.get(h).is_some_and(|w| all.get(h).is_some_and(|a| a != w))),
         "some hour the restored run changes has other totals than the first run gave it: {want:?} {all:?}"
     );
-    a.post(&format!("{JOB}/stop"), json!({ "snapshot": false })).await.expect(200);
-    wait_for_run(a, "staged", "hourly", "stopped").await;
     drop_table(&table).await;
     a.put(&format!("{JOB}/deployment"), deploy(since_ms)).await.expect(200);
-    a.post(&format!("{JOB}/restore"), json!({ "snapshot": chosen })).await.expect(201);
-    wait_for_run(a, "staged", "hourly", "running").await;
-    let pool = sqlx::PgPool::connect(&postgres_url()).await.expect("PostgreSQL");
-    wait_for(
-        "every hour the restored run changed to have the SQL's totals over the passed orders",
-        PATIENCE,
-        || async {
-            let written = by_hour(&rows_of(&pool, &table).await.unwrap_or_default());
-            let wrong: Vec<&String> = written.keys().filter(|h| written.get(*h) != want.get(*h)).collect();
-            let missing: Vec<&&String> = changed.iter().filter(|h| written.get(**h) != want.get(**h)).collect();
-            if wrong.is_empty() && missing.is_empty() { Ok(()) } else { Err(format!("{written:?}, want {want:?}")) }
-        },
-    )
-    .await;
-    assert_eq!(stage_counts(a, 0).await.0, second.len() as u64, "the first stage read the rest again");
-    assert!(stage_counts(a, 1).await.1 > 0, "the second stage dropped the first run's rows past the snapshot");
-    drop_table(&table).await;
+    Older { chosen, prefix, table, second: second.len(), want, changed }
+}
+
+impl Older {
+    /// Waits for every hour the restored run changes to have the SQL's
+    /// totals over the orders each run passed, and for no other totals.
+    async fn check_restored(&self, app: &TestApp) {
+        let a = &app.admin;
+        wait_for_run(a, "staged", "hourly", "running").await;
+        let pool = sqlx::PgPool::connect(&postgres_url()).await.expect("PostgreSQL");
+        let (want, changed) = (&self.want, &self.changed);
+        wait_for("the hours the restored run changed to have the SQL's totals", PATIENCE, || async {
+            let written = by_hour(&rows_of(&pool, &self.table).await.unwrap_or_default());
+            let wrong = written.iter().any(|(h, row)| want.get(h) != Some(row));
+            let missing = changed.iter().any(|h| written.get(h) != want.get(h));
+            if wrong || missing { Err(format!("{written:?}, want {want:?}")) } else { Ok(()) }
+        })
+        .await;
+        assert_eq!(stage_counts(a, 0).await.0, self.second as u64, "the first stage read the rest again");
+        assert!(stage_counts(a, 1).await.1 > 0, "the second stage dropped the first run's rows past the snapshot");
+        drop_table(&self.table).await;
+    }
 }
 
 /// Rows (biz_date first) by biz_date.
