@@ -765,7 +765,7 @@ impl Worker {
             Some(staged) => staged,
             None => (self.snapshot_to_restore(&plan.job.id, key, restore, first_started, state_began).await?, None),
         };
-        if snapshot.is_none() && *restore == RestoreFrom::Latest && plan.shape.groups() > 1 {
+        if snapshot.is_none() && restore.is_latest() && plan.shape.groups() > 1 {
             // Its other shards restore theirs: say that this one cannot.
             let kept = self.kept_shards(&plan.project.name, &plan.job, &plan.run.id).await?;
             // (A later stage's shard may pass over the snapshots it has:

@@ -60,7 +60,21 @@ impl RestoreFrom {
     /// How a new run goes on with a run (what it first restored) that
     /// first started at `since_ms`.
     pub fn continued(self, since_ms: i64) -> RestoreFrom {
-        RestoreFrom::Continue { since_ms, first: Box::new(self.first_start()) }
+        match self.first_start() {
+            // A run that went on with another: its history began there.
+            continued @ RestoreFrom::Continue { .. } => continued,
+            first => RestoreFrom::Continue { since_ms, first: Box::new(first) },
+        }
+    }
+
+    /// Whether the run restores the job's newest snapshots (`latest`, also
+    /// as the first start of a run it goes on with).
+    pub fn is_latest(&self) -> bool {
+        match self {
+            RestoreFrom::Latest => true,
+            RestoreFrom::Continue { first, .. } => first.is_latest(),
+            _ => false,
+        }
     }
 
     /// How the run resumes after it moved.
@@ -111,5 +125,7 @@ mod tests {
             RestoreFrom::Continue { since_ms: 7, first: Box::new(RestoreFrom::Snapshot("x".into())) }
         );
         assert_eq!(continued.first(), &continued, "a continuing run's first start is its own");
+        assert_eq!(continued.clone().continued(9), continued, "a recovered recovery goes on from the first");
+        assert!(RestoreFrom::Latest.continued(1).is_latest() && !continued.is_latest());
     }
 }

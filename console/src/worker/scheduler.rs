@@ -315,20 +315,24 @@ pub async fn recover(worker: &Arc<Worker>, store: &Store, fresh: bool) -> anyhow
             // It goes on with the run's own history: each group's snapshot
             // taken since the run first started, else what the run first
             // restored (not the job's newest, which may be of a history
-            // the run had left by restoring an older snapshot).
-            let continued = match fresh {
-                true => "none".to_owned(),
-                false => RestoreFrom::parse(run.restore_from.as_deref())
-                    .continued(run.started_ms.unwrap_or(run.created_ms))
-                    .as_text(),
+            // the run had left by restoring an older snapshot). A run never
+            // planned stored none: it starts as it was to.
+            let first = RestoreFrom::parse(run.restore_from.as_deref());
+            let continued = match (fresh, run.task_groups) {
+                (true, _) => "none".to_owned(),
+                (false, None) => first.as_text(),
+                (false, Some(_)) => first.continued(run.started_ms.unwrap_or(run.created_ms)).as_text(),
             };
+            // Groups without a snapshot start where the run's did, unless
+            // that was "the end now", which would skip what came since.
+            let start_position = run.start_position.as_deref().filter(|p| *p != "latest");
             let mut resumed = store
                 .create_run(NewRun {
                     job_id: &run.job_id,
                     version_id: &run.version_id,
                     state: RunState::Starting,
                     restore_from: Some(&continued),
-                    start_position: None,
+                    start_position,
                     scheduled_ms: None,
                     created_by: "recovery",
                     worker: worker.takes_runs.then_some(worker.id.as_str()),
