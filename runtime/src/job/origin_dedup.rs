@@ -62,6 +62,11 @@ pub const ROW_JOB_HEADER: &str = "sluice-row-job";
 /// platform, increasing with every run of a job); none is generation 0.
 pub const ROW_GEN_HEADER: &str = "sluice-row-gen";
 
+/// The most cuts a task keeps per upstream job (one per restore of the
+/// job's state); past it the oldest go, so the check per row stays
+/// bounded however often the job is restored.
+pub const MAX_CUTS: usize = 64;
+
 /// The state table of the cuts: one value per (upstream job, generation).
 pub const CUTS_TABLE: &str = "sluice.origin_cuts";
 
@@ -295,6 +300,9 @@ impl OriginDedup {
         for cut in cuts_table.and_then(|t| state.table(t)).map(cuts_of_table).unwrap_or_default() {
             cuts.entry(cut.job.as_str().into()).or_default().push(Cut::from(&cut));
         }
+        for job_cuts in cuts.values_mut() {
+            job_cuts.sort_by_key(|c| std::cmp::Reverse(c.generation));
+        }
         Ok(Some(OriginDedup {
             checked,
             source_names: spec.source_names(),
@@ -372,14 +380,27 @@ impl OriginDedup {
         if self.cuts.is_empty() {
             return false;
         }
+        // Newest generation first: the restoring run's own rows, nearly
+        // all of them, stop at the first comparison.
         self.cuts.get(id.job).is_some_and(|cuts| {
-            cuts.iter().any(|c| id.generation < c.generation && c.past(id.source, id.partition, id.mark.offset))
+            cuts.iter()
+                .take_while(|c| id.generation < c.generation)
+                .any(|c| c.past(id.source, id.partition, id.mark.offset))
         })
     }
 
     /// Replaces the task's cuts with `cuts` (every restore's, for a task
     /// that restored another run's state), in `state` too.
+    /// Past [`MAX_CUTS`] per upstream job, the oldest go.
     pub fn set_cuts(&mut self, cuts: &[OriginCut], state: &mut StateBackend) -> Result<(), DeclareError> {
+        let mut cuts: Vec<&OriginCut> = cuts.iter().collect();
+        cuts.sort_by(|a, b| (&a.job, b.generation).cmp(&(&b.job, a.generation)));
+        let mut kept: HashMap<&str, usize> = HashMap::new();
+        cuts.retain(|c| {
+            let n = kept.entry(c.job.as_str()).or_default();
+            *n += 1;
+            *n <= MAX_CUTS
+        });
         let table = state.declare_platform(CUTS_TABLE, StateKind::Value)?;
         let keys: Vec<Vec<u8>> = state.table(table).map(|t| t.values.keys().cloned().collect()).unwrap_or_default();
         for key in keys {
@@ -624,7 +645,15 @@ mod tests {
         assert_eq!(values(&rows), ["1", "3"]);
         let mut kept = cuts_in(&restored.image(0));
         kept.sort_by_key(|c| c.generation);
-        assert_eq!(kept, [cut, third]);
+        assert_eq!(kept, [cut.clone(), third]);
+
+        // However often the state is restored, the newest MAX_CUTS stay.
+        let many: Vec<OriginCut> =
+            (1..=MAX_CUTS as u64 + 5).map(|generation| OriginCut { generation, ..cut.clone() }).collect();
+        again.set_cuts(&many, &mut restored).unwrap();
+        let kept = cuts_in(&restored.image(0));
+        assert_eq!(kept.len(), MAX_CUTS);
+        assert!(kept.iter().all(|c| c.generation > 5), "the oldest went");
     }
 
     #[test]
