@@ -43,7 +43,10 @@ macro_rules! integer_keys {
     ($($t:ty),*) => {$(
         impl Key for $t {
             fn key_bytes(&self) -> Cow<'_, [u8]> {
-                Cow::Owned(self.to_string().into_bytes())
+                // `itoa` rather than `to_string`: the same text without the
+                // formatting machinery (ids key most state, once or more per
+                // record).
+                Cow::Owned(itoa::Buffer::new().format(*self).as_bytes().to_vec())
             }
         }
     )*};
@@ -62,10 +65,35 @@ impl<A: Key, B: Key> Key for (A, B) {
 }
 
 fn escape_into(out: &mut Vec<u8>, part: &[u8]) {
+    if !part.iter().any(|&b| b == b'|' || b == b'\\') {
+        out.extend_from_slice(part);
+        return;
+    }
     for &byte in part {
         if byte == b'|' || byte == b'\\' {
             out.push(b'\\');
         }
         out.push(byte);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_their_decimal_text() {
+        for n in [0, 7, -7, i64::MIN, i64::MAX] {
+            assert_eq!(n.key_bytes().as_ref(), n.to_string().as_bytes());
+        }
+        assert_eq!(u64::MAX.key_bytes().as_ref(), u64::MAX.to_string().as_bytes());
+        assert_eq!(usize::MAX.key_bytes().as_ref(), usize::MAX.to_string().as_bytes());
+    }
+
+    #[test]
+    fn tuple_parts_are_escaped_only_where_needed() {
+        assert_eq!(("a", 1i64).key_bytes().as_ref(), b"a|1");
+        assert_eq!(("a|b", "c\\").key_bytes().as_ref(), b"a\\|b|c\\\\");
+        assert_ne!(("a|", "b").key_bytes(), ("a", "|b").key_bytes());
     }
 }

@@ -444,6 +444,7 @@ impl<J: Job> JobTester<J> {
 
     /// Feeds a batch, then advances the watermark and fires due timers.
     pub fn send_batch(&mut self, records: Vec<TestRecord>) -> Result<(), String> {
+        let times: Vec<_> = records.iter().map(|r| (r.source, r.partition, r.event_time)).collect();
         let batch = self.build_batch(records);
         let rejected_before = {
             let mut s = self.shared.borrow_mut();
@@ -452,6 +453,7 @@ impl<J: Job> JobTester<J> {
         };
         let result = crate::export::process_batch(&mut self.job, &mut self.ctx, &batch);
         self.shared.borrow_mut().input.clear();
+        self.observe_event_times(&times, rejected_before);
         self.rebase_rejections(&batch, rejected_before);
         result?;
         self.update_watermark();
@@ -584,10 +586,6 @@ impl<J: Job> JobTester<J> {
             let next = self.next_offsets.entry((r.source, r.partition)).or_insert(0);
             let offset = r.offset.unwrap_or(*next);
             *next = offset + 1;
-            if let Some(t) = r.event_time {
-                let max = self.max_event_time.entry((r.source, r.partition)).or_insert(t);
-                *max = (*max).max(t);
-            }
             let (key_start, key_len) = match &r.key {
                 Some(k) => push(&mut b.data, k),
                 None => (0, NO_KEY),
@@ -607,6 +605,22 @@ impl<J: Job> JobTester<J> {
             self.fed.push((position, r.value));
         }
         b
+    }
+
+    /// The event times of the batch's records the job did not reject, as
+    /// the platform feeds its watermark (a refused record tells nothing
+    /// about event time).
+    fn observe_event_times(&mut self, times: &[(u32, i32, Option<i64>)], rejected_before: usize) {
+        let mut rejected: Vec<u32> = self.shared.borrow().rejected[rejected_before..].iter().map(|r| r.index).collect();
+        rejected.sort_unstable();
+        for (i, &(source, partition, time)) in times.iter().enumerate() {
+            if let Some(time) = time
+                && rejected.binary_search(&(i as u32)).is_err()
+            {
+                let max = self.max_event_time.entry((source, partition)).or_insert(time);
+                *max = (*max).max(time);
+            }
+        }
     }
 
     /// Rejections index their batch; rebase the ones this batch added onto

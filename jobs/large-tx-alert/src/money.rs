@@ -13,23 +13,35 @@ pub const MAX_CENTS: i64 = 1_000_000_000_000_000; // 10^13 yuan
 /// `12.5`, `"12.50"` and `12` all work; `"1e3"`, `"12.345"` and `"-0"` do
 /// not. Negative amounts are allowed here; callers decide.
 pub fn cents(value: &Value) -> Option<i64> {
-    let text = match value {
-        Value::String(s) => s.trim().to_owned(),
-        // serde_json writes a float as its shortest round-trip text, which
-        // for an amount with two decimals is those two decimals.
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
+    match value {
+        Value::String(s) => text_cents(s),
+        Value::Number(n) => number_cents(n),
+        _ => None,
+    }
+}
+
+/// The cents of a JSON number: its text, as serde_json writes it.
+pub fn number_cents(n: &serde_json::Number) -> Option<i64> {
+    // serde_json writes a float as its shortest round-trip text, which for
+    // an amount with two decimals is those two decimals.
+    text_cents(&n.to_string())
+}
+
+/// The cents of decimal text (surrounding whitespace allowed), without
+/// copying it: this runs for every movement.
+pub fn text_cents(text: &str) -> Option<i64> {
+    let text = text.trim();
     let (negative, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, text.as_str()),
+        None => (false, text),
     };
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
     if whole.is_empty() || fraction.len() > 2 || !(whole.bytes().chain(fraction.bytes())).all(|b| b.is_ascii_digit()) {
         return None;
     }
     let whole: i64 = whole.parse().ok()?;
-    let fraction: i64 = format!("{fraction:0<2}").parse().ok()?;
+    // Tenths and hundredths: "5" is 50 cents, "05" five.
+    let fraction = fraction.bytes().zip([10, 1]).map(|(b, place)| i64::from(b - b'0') * place).sum::<i64>();
     let cents = whole.checked_mul(100)?.checked_add(fraction)?;
     if cents > MAX_CENTS || (negative && cents == 0) {
         return None;
@@ -78,6 +90,15 @@ mod tests {
             assert_eq!(cents(&bad), None, "{bad}");
         }
         assert_eq!(cents(&json!("100000000000000000")), None);
+    }
+
+    #[test]
+    fn text_and_values_agree() {
+        for text in ["0.05", "0.5", "7.00", "12", " 3.1 ", "-0.01", "1.", "", "1.234", "99999999999999999999"] {
+            assert_eq!(text_cents(text), cents(&json!(text)), "{text:?}");
+        }
+        assert_eq!(text_cents("0.05"), Some(5));
+        assert_eq!(text_cents("0.5"), Some(50));
     }
 
     #[test]

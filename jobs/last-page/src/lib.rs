@@ -15,6 +15,8 @@
 //! "Last" is arrival order, as in the SQL (`log_time` is not consulted).
 //! A row is emitted (an upsert) only when the group's values change.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use sluice_sdk::prelude::*;
 
@@ -24,13 +26,18 @@ pub use cases::cases;
 pub const SOURCE: &str = "user_log";
 pub const SINK: &str = "user_last_log";
 
-/// An input row of `user_log`: only the columns the SQL reads.
+/// An input row of `user_log`: only the columns the SQL reads, borrowed
+/// from the record where they have no escapes (`json_ref`).
 #[derive(Deserialize)]
-struct UserLog {
-    account_id: Option<String>,
-    device_id: Option<String>,
-    bury_point_type: Option<String>,
-    page_name: Option<String>,
+struct UserLog<'a> {
+    #[serde(borrow)]
+    account_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    device_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    bury_point_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    page_name: Option<Cow<'a, str>>,
 }
 
 /// The last page of one (account_id, device_id) group: the aggregated columns.
@@ -44,11 +51,11 @@ struct Page {
 /// `#[serde(flatten)]`ed from a `Page`: flattening serializes through a
 /// map, at every emitted row.)
 #[derive(Serialize)]
-struct UserLastLog {
-    account_id: String,
-    device_id: Option<String>,
-    bury_point_type: Option<String>,
-    page_name: Option<String>,
+struct UserLastLog<'a> {
+    account_id: &'a str,
+    device_id: Option<&'a str>,
+    bury_point_type: Option<&'a str>,
+    page_name: Option<&'a str>,
 }
 
 pub struct LastPage {
@@ -66,25 +73,36 @@ impl Job for LastPage {
     }
 
     fn process(&mut self, ctx: &mut Context, record: &Record) -> Result<()> {
-        let log: UserLog = record.json()?;
+        let log: UserLog = record.json_ref()?;
         let Some(account_id) = log.account_id else {
             return Ok(()); // where account_id is not null
         };
-        let group = group_key(&account_id, log.device_id.as_deref());
+        let device_id = log.device_id.as_deref();
+        let group = group_key(&account_id, device_id);
 
         // Flink's LAST_VALUE skips nulls: a null keeps the previous value.
         let previous = self.last.get(ctx, &group)?;
         let prev = previous.as_ref();
         let current = Page {
-            bury_point_type: log.bury_point_type.or_else(|| prev.and_then(|p| p.bury_point_type.clone())),
-            page_name: log.page_name.or_else(|| prev.and_then(|p| p.page_name.clone())),
+            bury_point_type: log
+                .bury_point_type
+                .map(Cow::into_owned)
+                .or_else(|| prev.and_then(|p| p.bury_point_type.clone())),
+            page_name: log.page_name.map(Cow::into_owned).or_else(|| prev.and_then(|p| p.page_name.clone())),
         };
         if prev == Some(&current) {
             return Ok(()); // same page again: the sink row already says so
         }
         self.last.set(ctx, &group, &current)?;
-        let Page { bury_point_type, page_name } = current;
-        ctx.emit(SINK, &UserLastLog { account_id, device_id: log.device_id, bury_point_type, page_name })
+        ctx.emit(
+            SINK,
+            &UserLastLog {
+                account_id: &account_id,
+                device_id,
+                bury_point_type: current.bury_point_type.as_deref(),
+                page_name: current.page_name.as_deref(),
+            },
+        )
     }
 }
 

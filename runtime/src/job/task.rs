@@ -236,13 +236,9 @@ impl Task {
             TaskMetrics::add(&self.metrics.replays_dropped, dropped as u64);
         }
         if !self.batch.is_empty() {
-            for meta in self.batch.records() {
-                if let Some(t) = meta.event_time {
-                    self.watermarks.observe(meta.source, meta.partition, t);
-                }
-            }
             self.instance.process(self.batch.as_wit()).await?;
             fault::crash_point(fault::points::BATCH_PROCESSED);
+            self.observe_event_times();
             self.route_batch_output().await?;
             TaskMetrics::add(&self.metrics.records_in, self.batch.len() as u64);
             TaskMetrics::add(&self.metrics.batches, 1);
@@ -253,6 +249,25 @@ impl Task {
         self.metrics.state_ops.store(state.work(), Ordering::Relaxed);
         self.metrics.state_bytes.store(state.bytes() as u64, Ordering::Relaxed);
         self.tick_sinks().await
+    }
+
+    /// Feeds the watermark the event times of the batch's records that the
+    /// job did not reject. A record the job refused (not the JSON it reads,
+    /// say) tells nothing about event time: its time field was read by a
+    /// scan that does not check the rest of the record (`json_fields`), and
+    /// one wild time would otherwise move the watermark past every record
+    /// to come. Nothing the job sees changes: the watermark it reads moves
+    /// only after the batch (`Watermarks::advance`).
+    fn observe_event_times(&mut self) {
+        let mut rejected: Vec<u32> = self.instance.output().rejected.iter().map(|r| r.index).collect();
+        rejected.sort_unstable();
+        for (i, meta) in self.batch.records().iter().enumerate() {
+            if let Some(t) = meta.event_time
+                && rejected.binary_search(&(i as u32)).is_err()
+            {
+                self.watermarks.observe(meta.source, meta.partition, t);
+            }
+        }
     }
 
     /// Lets buffering sinks write out on their interval, input or not.

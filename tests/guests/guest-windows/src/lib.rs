@@ -79,12 +79,36 @@ pub fn cases() -> Vec<Case> {
                 click("bob", 8, 10_000),
                 TestRecord { value: b"{broken".to_vec(), event_time: Some(131_000), ..Default::default() },
             ]),
+        // A record the job refuses says nothing about event time: its wild
+        // time (the host reads the field without checking the rest of the
+        // record) must not move the watermark, or ann's next click would
+        // be late and her first window would fire with one click.
+        Case::new("a_refused_record_does_not_move_event_time")
+            .sink("totals")
+            .batch(vec![click("ann", 1, 1_000)])
+            .batch(vec![TestRecord {
+                value: b"{\"user\":\"ann\",".to_vec(),
+                event_time: Some(9_000_000),
+                ..Default::default()
+            }])
+            .batch(vec![click("ann", 2, 2_000)]),
     ]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_record_does_not_move_event_time() {
+        let case = &cases()[1];
+        let (tester, _) = case.run_native::<MinuteTotals>().unwrap();
+        assert_eq!(tester.dead_letters().len(), 1, "only the broken record: ann's second click is on time");
+        assert_eq!(
+            tester.emitted("totals"),
+            vec![serde_json::json!({"user": "ann", "start": 0, "end": 60_000, "clicks": 2, "amount": 3})]
+        );
+    }
 
     #[test]
     fn windows_fire_once_the_slowest_partition_passes_them() {
