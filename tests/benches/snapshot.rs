@@ -131,7 +131,7 @@ impl Measured {
         assert_eq!(table.len(), keys);
         // The last round's changes are there.
         let probe = format!("user-{:08}", ROUNDS % keys);
-        let value = String::from_utf8(table.values[probe.as_bytes()].value.clone()).unwrap();
+        let value = String::from_utf8(table.values[probe.as_bytes()].value.to_vec()).unwrap();
         assert!(value.contains(&format!("\"round\":{ROUNDS}")), "{value}");
         took
     }

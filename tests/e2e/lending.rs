@@ -10,7 +10,7 @@ use sluice_gen::lending::{LOAN_STREAM, Lending, REPAY_STREAM, USER_STREAM};
 use sluice_gen::{Event, GenOptions, Scenario};
 use sluice_runtime::job::JobSpec;
 use sluice_runtime::job::stages::StageTopics;
-use sluice_tests::kafka::{create_topic, unique_topic};
+use sluice_tests::kafka::{create_topic, topic_census, unique_topic};
 use sluice_tests::services::kafka_brokers;
 
 use crate::feeds::{malformed, run_job_with, run_stage, specs_parse, stream, topic_of};
@@ -208,6 +208,8 @@ async fn staged_lending_reports_give_the_sql_at_every_parallelism() {
             create_topic(&kafka_brokers(), &topics.topic(stage), 4).await;
         }
         let what = format!("{tasks} tasks per stage (replay: {replay})");
+        // Only on a failed count: what the stage's input topic holds.
+        let census = |stage| topic_census(&kafka_brokers(), &topics.topic(stage), 4);
         let route = run_stage(COMPONENT, &spec, &topics, (0, 4), tasks).await;
         assert_eq!(route.rejected, feeds.malformed(), "{what}: the malformed events are the dead letters");
         if replay {
@@ -219,12 +221,17 @@ async fn staged_lending_reports_give_the_sql_at_every_parallelism() {
             // differ, and change nothing).
             assert!(loans.dropped * 10 >= route.sent * 9, "{what}: the replay was dropped: {loans:?} of {route:?}");
         } else {
-            assert_eq!((loans.read, loans.dropped), (route.sent, 0), "{what}");
+            assert_eq!((loans.read, loans.dropped), (route.sent, 0), "{what}: {}", census(1));
         }
         let borrowers = run_stage(COMPONENT, &spec, &topics, (2, 4), tasks).await;
-        assert_eq!((borrowers.read, borrowers.dropped, borrowers.rejected), (loans.sent, 0, 0), "{what}");
+        assert_eq!(
+            (borrowers.read, borrowers.dropped, borrowers.rejected),
+            (loans.sent, 0, 0),
+            "{what}: {}",
+            census(2)
+        );
         let cells = run_stage(COMPONENT, &spec, &topics, (3, 4), tasks).await;
-        assert_eq!((cells.read, cells.dropped, cells.rejected), (borrowers.sent, 0, 0), "{what}");
+        assert_eq!((cells.read, cells.dropped, cells.rejected), (borrowers.sent, 0, 0), "{what}: {}", census(3));
         feeds.check_tables(Db::Postgres, &names, &what).await;
     }
 }

@@ -91,17 +91,7 @@ pub type ReadMessage = (i32, i64, Option<String>, Option<String>);
 /// Reads `topic` from the start until `count` messages came, or fails after
 /// `timeout` saying how many did.
 pub fn read_topic(brokers: &str, topic: &str, partitions: i32, count: usize, timeout: Duration) -> Vec<ReadMessage> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "sluice-tests-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
-    }
-    consumer.assign(&tpl).expect("assign");
+    let consumer = reader_from_start(brokers, topic, partitions, "sluice-tests-reader");
     let started = Instant::now();
     let mut out = Vec::new();
     while out.len() < count {
@@ -120,6 +110,50 @@ pub fn read_topic(brokers: &str, topic: &str, partitions: i32, count: usize, tim
         }
     }
     out
+}
+
+/// What `topic` holds, read from the start until nothing new came for
+/// three seconds: per partition the messages, their offsets' range and the
+/// broker's watermarks. For a failing count's message, to tell records the
+/// broker lost from records a reader missed.
+pub fn topic_census(brokers: &str, topic: &str, partitions: i32) -> String {
+    let consumer = reader_from_start(brokers, topic, partitions, "sluice-tests-census");
+    let mut seen: Vec<(usize, i64, i64)> = vec![(0, i64::MAX, -1); partitions.max(0) as usize];
+    let mut last_new = Instant::now();
+    while last_new.elapsed() < Duration::from_secs(3) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100))
+            && let Some(p) = seen.get_mut(m.partition() as usize)
+        {
+            *p = (p.0 + 1, p.1.min(m.offset()), p.2.max(m.offset()));
+            last_new = Instant::now();
+        }
+    }
+    let parts: Vec<String> = (0..partitions)
+        .map(|p| {
+            let (n, first, last) = seen[p as usize];
+            let marks = consumer.fetch_watermarks(topic, p, Duration::from_secs(5));
+            let offsets = if n == 0 { "none".to_owned() } else { format!("{first}..={last}") };
+            format!("partition {p}: {n} messages, offsets {offsets}, watermarks {marks:?}")
+        })
+        .collect();
+    let total: usize = seen.iter().map(|p| p.0).sum();
+    format!("{topic} holds {total} messages ({})", parts.join("; "))
+}
+
+/// A consumer assigned every partition of `topic` from its first offset.
+fn reader_from_start(brokers: &str, topic: &str, partitions: i32, group: &str) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).expect("assign");
+    consumer
 }
 
 /// A broker of one test's own, reached only through a [`Proxy`] that can cut

@@ -60,7 +60,7 @@ pub struct LendingReport {
     report: Report,
     users: ValueState<UserState>,
     loans: ValueState<LoanState>,
-    /// Report cells the current batch changed, with their rows before it.
+    /// What the current batch added to the report cells, applied when it ends.
     touched: Touched,
 }
 

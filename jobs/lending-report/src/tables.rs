@@ -4,9 +4,14 @@
 //! Every change follows one pattern (as hourly-premium's retraction does):
 //! retract the parts of everything the change affects, change the state,
 //! add the parts back, then emit, for each table cell touched, the rows
-//! that differ from before (an upsert) or disappeared (a delete). Cells
-//! remember their rows from before they were first touched, so a retract
-//! followed by the same add emits nothing. The staged form of the job
+//! that differ from before (an upsert) or disappeared (a delete).
+//!
+//! Mini-batch: the parts a batch adds are summed per cell in the job
+//! ([`Touched`]) and reach the cells' state once, when the batch ends; the
+//! rows before the batch and after it are compared then, so a retract
+//! followed by the same add emits nothing and costs no state access. (A
+//! loan's update retracts and re-adds up to four parts; summing them costs
+//! a map lookup each instead of a state read and write.) The staged form of the job
 //! (`jobs/lending-report-staged`) sends the parts' differences to the
 //! stage keyed by cell, which adds them to a [`Report`] the same way.
 
@@ -83,8 +88,21 @@ pub struct Meta {
 
 pub const META_KEY: &str = "meta";
 
-/// Rows of the touched cells, as they were before the change.
-pub type Touched = BTreeMap<Cell, BTreeMap<String, Value>>;
+/// What the current batch did to the report, not yet in its state: the
+/// parts it added, summed per cell (`None`: a cell whose rows may change
+/// with the clock alone), and the job-wide facts as they were when the
+/// batch first read them and as they are now.
+#[derive(Default)]
+pub struct Touched {
+    cells: BTreeMap<Cell, Option<Totals>>,
+    meta: Option<(Meta, Meta)>,
+}
+
+impl Touched {
+    pub fn new() -> Touched {
+        Touched::default()
+    }
+}
 
 /// What one user (their funnel row) or one loan adds to one cell; with a
 /// sign, what a change adds or takes away.
@@ -163,7 +181,35 @@ impl Part {
 
     /// Adds `other` (a part of the same cell) times `sign`.
     pub fn add(&mut self, other: &Part, sign: i64) {
-        match (&mut self.totals, &other.totals) {
+        self.totals.add(&other.totals, sign);
+    }
+
+    /// A part of the same cell that adds nothing.
+    pub fn zeroed(&self) -> Part {
+        Part { cell: self.cell.clone(), totals: self.totals.zeroed() }
+    }
+
+    /// Whether its totals are of its cell's table.
+    fn fits(&self) -> bool {
+        matches!(
+            (&self.cell, &self.totals),
+            (Cell::Funnel(..), Totals::Funnel(_))
+                | (Cell::Approval(..), Totals::Approval(_))
+                | (Cell::Disbursement(..), Totals::Disbursement(_))
+                | (Cell::Vintage(_), Totals::Vintage(_))
+        )
+    }
+
+    /// Whether it adds nothing.
+    pub fn is_zero(&self) -> bool {
+        self.totals.is_zero()
+    }
+}
+
+impl Totals {
+    /// Adds `other` (totals of the same table) times `sign`.
+    fn add(&mut self, other: &Totals, sign: i64) {
+        match (self, other) {
             (Totals::Funnel(t), Totals::Funnel(o)) => t.add(o, sign),
             (Totals::Approval(t), Totals::Approval(o)) => t.add(o, sign),
             (Totals::Disbursement(t), Totals::Disbursement(o)) => t.add(o, sign),
@@ -172,24 +218,23 @@ impl Part {
         }
     }
 
-    /// A part of the same cell that adds nothing.
-    pub fn zeroed(&self) -> Part {
-        let totals = match self.totals {
-            Totals::Funnel(_) => Totals::Funnel(FunnelTotals::default()),
-            Totals::Approval(_) => Totals::Approval(ApprovalTotals::default()),
-            Totals::Disbursement(_) => Totals::Disbursement(DisbursementTotals::default()),
-            Totals::Vintage(_) => Totals::Vintage(VintageMonth::default()),
-        };
-        Part { cell: self.cell.clone(), totals }
-    }
-
-    /// Whether it adds nothing.
-    pub fn is_zero(&self) -> bool {
-        match &self.totals {
+    /// Whether they add nothing.
+    fn is_zero(&self) -> bool {
+        match self {
             Totals::Funnel(t) => *t == FunnelTotals::default(),
             Totals::Approval(t) => *t == ApprovalTotals::default(),
             Totals::Disbursement(t) => *t == DisbursementTotals::default(),
             Totals::Vintage(t) => *t == VintageMonth::default(),
+        }
+    }
+
+    /// Totals of the same table that add nothing.
+    fn zeroed(&self) -> Totals {
+        match self {
+            Totals::Funnel(_) => Totals::Funnel(FunnelTotals::default()),
+            Totals::Approval(_) => Totals::Approval(ApprovalTotals::default()),
+            Totals::Disbursement(_) => Totals::Disbursement(DisbursementTotals::default()),
+            Totals::Vintage(_) => Totals::Vintage(VintageMonth::default()),
         }
     }
 }
@@ -277,97 +322,131 @@ impl Report {
         Ok(Calendar { offset_ms: offset_minutes * 60_000 })
     }
 
-    /// Remembers `cell`'s rows before its first change.
-    pub fn touch(&self, ctx: &mut Context, touched: &mut Touched, cell: &Cell) -> Result<()> {
-        if !touched.contains_key(cell) {
-            let rows = self.rows(ctx, cell)?;
-            touched.insert(cell.clone(), rows);
+    /// The job-wide facts as the batch has them now (read from state
+    /// once per batch).
+    fn meta<'t>(&self, ctx: &mut Context, meta: &'t mut Option<(Meta, Meta)>) -> Result<&'t mut Meta> {
+        if meta.is_none() {
+            let held = self.meta.get(ctx, META_KEY)?.unwrap_or_default();
+            *meta = Some((held.clone(), held));
         }
-        Ok(())
+        Ok(meta.as_mut().map(|(_, now)| now).expect("just set"))
     }
 
-    /// Emits what changed in the touched cells.
-    pub fn flush(&self, ctx: &mut Context, touched: Touched) -> Result<()> {
-        for (cell, before) in touched {
-            let sink = match cell {
-                Cell::Funnel(..) => FUNNEL,
-                Cell::Approval(..) => APPROVAL,
-                Cell::Disbursement(..) => DISBURSEMENT,
-                Cell::Vintage(_) => VINTAGE,
-            };
-            let after = self.rows(ctx, &cell)?;
-            for (key, row) in &before {
-                if !after.contains_key(key) {
-                    ctx.delete(sink, row)?;
-                }
-            }
-            for (key, row) in &after {
-                if before.get(key) != Some(row) {
-                    ctx.emit(sink, row)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Adds `part` times `sign` to its cell; a cell left empty is removed.
+    /// Adds `part` times `sign` to its cell's sum for this batch.
     pub fn add(&self, ctx: &mut Context, touched: &mut Touched, part: &Part, sign: i64) -> Result<()> {
-        self.touch(ctx, touched, &part.cell)?;
-        match (&part.cell, &part.totals) {
-            (Cell::Funnel(date, channel), Totals::Funnel(d)) => {
-                let key = (date, channel);
-                let mut t = self.funnel.get(ctx, &key)?.unwrap_or_default();
-                t.add(d, sign);
-                store(ctx, &self.funnel, &key, t, |t| t.registered == 0)
-            }
-            (Cell::Approval(date, prod_type), Totals::Approval(d)) => {
-                let key = (date, *prod_type);
-                let mut t = self.approval.get(ctx, &key)?.unwrap_or_default();
-                t.add(d, sign);
-                store(ctx, &self.approval, &key, t, |t| t.applied == 0)
-            }
-            (Cell::Disbursement(date, prod_type), Totals::Disbursement(d)) => {
-                let key = (date, *prod_type);
-                let mut t = self.disbursement.get(ctx, &key)?.unwrap_or_default();
-                t.add(d, sign);
-                store(ctx, &self.disbursement, &key, t, |t| t.loans == 0)
-            }
-            (Cell::Vintage(month), Totals::Vintage(d)) => {
-                let mut t = self.vintage.get(ctx, month)?.unwrap_or_default();
-                t.add(d, sign);
-                store(ctx, &self.vintage, month, t, |t| t.loans == 0)?;
-                if sign * d.loans > 0 {
-                    let mut meta = self.meta.get(ctx, META_KEY)?.unwrap_or_default();
-                    if let Err(at) = meta.months.binary_search(month) {
-                        meta.months.insert(at, *month);
-                        self.meta.set(ctx, META_KEY, &meta)?;
-                    }
-                }
-                Ok(())
-            }
-            (cell, totals) => Err(Error::fatal(format!("totals {totals:?} do not belong to cell {cell:?}"))),
+        if !part.fits() {
+            return Err(Error::fatal(format!("totals {:?} do not belong to cell {:?}", part.totals, part.cell)));
         }
+        if let (Cell::Vintage(month), Totals::Vintage(d)) = (&part.cell, &part.totals)
+            && sign * d.loans > 0
+        {
+            let meta = self.meta(ctx, &mut touched.meta)?;
+            if let Err(at) = meta.months.binary_search(month) {
+                meta.months.insert(at, *month);
+            }
+        }
+        // Cells are cloned once per batch, not per part.
+        if !touched.cells.contains_key(&part.cell) {
+            touched.cells.insert(part.cell.clone(), None);
+        }
+        let sum = touched.cells.get_mut(&part.cell).expect("inserted above");
+        sum.get_or_insert_with(|| part.totals.zeroed()).add(&part.totals, sign);
+        Ok(())
     }
 
     /// Moves the data clock forward to `time`; a new month brings every
     /// disbursement month's next month on book.
     pub fn advance_clock(&self, ctx: &mut Context, touched: &mut Touched, time: i64) -> Result<()> {
-        let mut meta = self.meta.get(ctx, META_KEY)?.unwrap_or_default();
+        let meta = self.meta(ctx, &mut touched.meta)?;
         if meta.clock.is_some_and(|c| time <= c) {
             return Ok(());
         }
         let month = |t: i64| month_index(self.calendar.day(t));
         if meta.clock.map(month) != Some(month(time)) {
             for m in &meta.months {
-                self.touch(ctx, touched, &Cell::Vintage(*m))?;
+                touched.cells.entry(Cell::Vintage(*m)).or_default();
             }
         }
         meta.clock = Some(time);
-        self.meta.set(ctx, META_KEY, &meta)
+        Ok(())
     }
 
-    /// The rows a cell holds now, by row key.
-    fn rows(&self, ctx: &mut Context, cell: &Cell) -> Result<BTreeMap<String, Value>> {
+    /// Applies the batch's sums to the cells' state and emits what changed:
+    /// each touched cell's rows before the batch against its rows now.
+    pub fn flush(&self, ctx: &mut Context, touched: Touched) -> Result<()> {
+        let Touched { cells, meta } = touched;
+        if cells.is_empty() && meta.is_none() {
+            return Ok(());
+        }
+        let (before, now) = match meta {
+            Some(m) => m,
+            None => {
+                let held = self.meta.get(ctx, META_KEY)?.unwrap_or_default();
+                (held.clone(), held)
+            }
+        };
+        for (cell, sum) in cells {
+            let sink = match cell {
+                Cell::Funnel(..) => FUNNEL,
+                Cell::Approval(..) => APPROVAL,
+                Cell::Disbursement(..) => DISBURSEMENT,
+                Cell::Vintage(_) => VINTAGE,
+            };
+            let rows_before = self.rows(ctx, &cell, before.clock)?;
+            // A retraction and the same addition cancel out: no state access.
+            if let Some(sum) = sum.filter(|sum| !sum.is_zero()) {
+                self.apply(ctx, &cell, &sum)?;
+            }
+            let rows_after = self.rows(ctx, &cell, now.clock)?;
+            for (key, row) in &rows_before {
+                if !rows_after.contains_key(key) {
+                    ctx.delete(sink, row)?;
+                }
+            }
+            for (key, row) in &rows_after {
+                if rows_before.get(key) != Some(row) {
+                    ctx.emit(sink, row)?;
+                }
+            }
+        }
+        if (&now.clock, &now.months) != (&before.clock, &before.months) {
+            self.meta.set(ctx, META_KEY, &now)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a batch's sum to its cell's state; a cell left empty is removed.
+    fn apply(&self, ctx: &mut Context, cell: &Cell, sum: &Totals) -> Result<()> {
+        match (cell, sum) {
+            (Cell::Funnel(date, channel), Totals::Funnel(d)) => {
+                let key = (date, channel);
+                let mut t = self.funnel.get(ctx, &key)?.unwrap_or_default();
+                t.add(d, 1);
+                store(ctx, &self.funnel, &key, t, |t| t.registered == 0)
+            }
+            (Cell::Approval(date, prod_type), Totals::Approval(d)) => {
+                let key = (date, *prod_type);
+                let mut t = self.approval.get(ctx, &key)?.unwrap_or_default();
+                t.add(d, 1);
+                store(ctx, &self.approval, &key, t, |t| t.applied == 0)
+            }
+            (Cell::Disbursement(date, prod_type), Totals::Disbursement(d)) => {
+                let key = (date, *prod_type);
+                let mut t = self.disbursement.get(ctx, &key)?.unwrap_or_default();
+                t.add(d, 1);
+                store(ctx, &self.disbursement, &key, t, |t| t.loans == 0)
+            }
+            (Cell::Vintage(month), Totals::Vintage(d)) => {
+                let mut t = self.vintage.get(ctx, month)?.unwrap_or_default();
+                t.add(d, 1);
+                store(ctx, &self.vintage, month, t, |t| t.loans == 0)
+            }
+            (cell, totals) => Err(Error::fatal(format!("totals {totals:?} do not belong to cell {cell:?}"))),
+        }
+    }
+
+    /// The rows a cell's state gives at the data clock `clock`, by row key.
+    fn rows(&self, ctx: &mut Context, cell: &Cell, clock: Option<i64>) -> Result<BTreeMap<String, Value>> {
         let mut rows = BTreeMap::new();
         match cell {
             Cell::Funnel(date, channel) => {
@@ -404,7 +483,6 @@ impl Report {
                 }
             }
             Cell::Vintage(month) => {
-                let clock = self.meta.get(ctx, META_KEY)?.and_then(|m| m.clock);
                 if let (Some(t), Some(clock)) = (self.vintage.get(ctx, month)?, clock) {
                     // Months on book that have been reached by the data.
                     let last = (month_index(self.calendar.day(clock)) - month).min(self.max_mob);

@@ -288,7 +288,7 @@ impl OriginDedup {
         if !wanted {
             for table in [Some(table), cuts_table].into_iter().flatten() {
                 let keys: Vec<Vec<u8>> =
-                    state.table(table).map(|t| t.values.keys().cloned().collect()).unwrap_or_default();
+                    state.table(table).map(|t| t.values.keys().map(|k| k.to_vec()).collect()).unwrap_or_default();
                 for key in keys {
                     state.remove(table, &key);
                 }
@@ -402,7 +402,8 @@ impl OriginDedup {
             *n <= MAX_CUTS
         });
         let table = state.declare_platform(CUTS_TABLE, StateKind::Value)?;
-        let keys: Vec<Vec<u8>> = state.table(table).map(|t| t.values.keys().cloned().collect()).unwrap_or_default();
+        let keys: Vec<Vec<u8>> =
+            state.table(table).map(|t| t.values.keys().map(|k| k.to_vec()).collect()).unwrap_or_default();
         for key in keys {
             state.remove(table, &key);
         }

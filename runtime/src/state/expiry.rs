@@ -8,15 +8,17 @@ use std::hash::{Hash, Hasher};
 
 use hashbrown::{Equivalent, HashSet};
 
+use super::Bytes;
+
 /// An entry of a table: (key, field); the field is empty in a value state.
-pub(super) type Slot = (Vec<u8>, Vec<u8>);
+pub(super) type Slot = (Bytes, Bytes);
 
 /// A borrowed [`Slot`], for lookups without copying the bytes.
 struct SlotRef<'a>(&'a [u8], &'a [u8]);
 
 impl Hash for SlotRef<'_> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // The same bytes as `(Vec<u8>, Vec<u8>)` hashes: each as a slice.
+        // The same bytes as `(Bytes, Bytes)` hashes: each as a slice.
         (self.0, self.1).hash(state);
     }
 }
@@ -43,7 +45,7 @@ impl ExpiryIndex {
         if let Some(before) = before {
             self.forget(key, field, before);
         }
-        self.by_time.entry(now).or_default().insert((key.to_vec(), field.to_vec()));
+        self.by_time.entry(now).or_default().insert((Bytes::from_slice(key), Bytes::from_slice(field)));
     }
 
     /// Forgets (key, field), last written at `written`.
@@ -83,7 +85,7 @@ mod tests {
         index.written(b"k", b"", None, 10);
         index.written(b"j", b"f", None, 10);
         index.written(b"k", b"", Some(10), 20);
-        assert_eq!(index.take_due(15), vec![(b"j".to_vec(), b"f".to_vec())]);
+        assert_eq!(index.take_due(15), vec![(Bytes::from_slice(b"j"), Bytes::from_slice(b"f"))]);
         assert!(index.take_due(15).is_empty());
         index.forget(b"k", b"", 20);
         assert!(index.take_due(i64::MAX).is_empty(), "a forgotten entry is not due");

@@ -4,7 +4,7 @@
 use hashbrown::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 
-use super::{Changes, ENTRY_OVERHEAD, Entry, StateBackend, StateTable, add_work};
+use super::{Bytes, Changes, ENTRY_OVERHEAD, Entry, StateBackend, StateTable, add_work};
 use crate::wasm::bindings::StateKind;
 
 /// A state table as a snapshot keeps it: live entries only.
@@ -57,17 +57,17 @@ impl StateBackend {
                 .values
                 .iter()
                 .filter(|(_, e)| live(e))
-                .map(|(k, e)| (k.clone(), e.value.clone(), e.written_ms))
+                .map(|(k, e)| (k.to_vec(), e.value.to_vec(), e.written_ms))
                 .collect();
             for (key, fields) in &t.maps {
                 let fields: Vec<EntryImage> = fields
                     .iter()
                     .filter(|(_, e)| live(e))
-                    .map(|(f, e)| (f.clone(), e.value.clone(), e.written_ms))
+                    .map(|(f, e)| (f.to_vec(), e.value.to_vec(), e.written_ms))
                     .collect();
                 add_work(&self.work, fields.len());
                 if !fields.is_empty() {
-                    image.maps.push((key.clone(), fields));
+                    image.maps.push((key.to_vec(), fields));
                 }
             }
             add_work(&self.work, image.values.len());
@@ -91,8 +91,8 @@ impl StateBackend {
             let mut image = StateTableImage::empty(t);
             for key in changes.values {
                 match t.values.get(&key).filter(|e| t.live(e, now_ms)) {
-                    Some(e) => image.values.push((key, e.value.clone(), e.written_ms)),
-                    None => image.removed.push(key),
+                    Some(e) => image.values.push((key.to_vec(), e.value.to_vec(), e.written_ms)),
+                    None => image.removed.push(key.to_vec()),
                 }
             }
             for (key, map) in changes.maps {
@@ -100,19 +100,19 @@ impl StateBackend {
                 let (mut set, mut gone) = (Vec::new(), Vec::new());
                 for field in map.fields {
                     match held.and_then(|m| m.get(&field)).filter(|e| t.live(e, now_ms)) {
-                        Some(e) => set.push((field, e.value.clone(), e.written_ms)),
-                        None => gone.push(field),
+                        Some(e) => set.push((field.to_vec(), e.value.to_vec(), e.written_ms)),
+                        None => gone.push(field.to_vec()),
                     }
                 }
                 add_work(&self.work, set.len() + gone.len());
                 if map.cleared {
-                    image.removed.push(key.clone());
+                    image.removed.push(key.to_vec());
                 }
                 if !gone.is_empty() && !map.cleared {
-                    image.removed_fields.push((key.clone(), gone));
+                    image.removed_fields.push((key.to_vec(), gone));
                 }
                 if !set.is_empty() {
-                    image.maps.push((key, set));
+                    image.maps.push((key.to_vec(), set));
                 }
             }
             add_work(&self.work, image.values.len() + image.removed.len());
@@ -155,7 +155,7 @@ impl StateBackend {
             for (key, value, written_ms) in image.values {
                 let other = key.len() + ENTRY_OVERHEAD;
                 self.bytes += other + value.len();
-                if let Some(old) = t.values.insert(key, Entry { value, written_ms }) {
+                if let Some(old) = t.values.insert(inline(key), Entry { value: inline(value), written_ms }) {
                     self.bytes -= other + old.value.len();
                 }
             }
@@ -164,7 +164,7 @@ impl StateBackend {
                 for (field, value, written_ms) in fields {
                     let other = key.len() + field.len() + ENTRY_OVERHEAD;
                     self.bytes += other + value.len();
-                    if let Some(old) = map.insert(field, Entry { value, written_ms }) {
+                    if let Some(old) = map.insert(inline(field), Entry { value: inline(value), written_ms }) {
                         self.bytes -= other + old.value.len();
                     }
                 }
@@ -177,8 +177,9 @@ impl StateBackend {
     /// Every table whole (expired entries included), for materialising a
     /// chain of incremental snapshots.
     pub fn into_images(self) -> Vec<StateTableImage> {
-        let entries =
-            |m: HashMap<Vec<u8>, Entry>| m.into_iter().map(|(k, e)| (k, e.value, e.written_ms)).collect::<Vec<_>>();
+        let entries = |m: HashMap<Bytes, Entry>| {
+            m.into_iter().map(|(k, e)| (k.into_vec(), e.value.into_vec(), e.written_ms)).collect::<Vec<_>>()
+        };
         self.tables
             .into_iter()
             .map(|t| StateTableImage {
@@ -186,12 +187,19 @@ impl StateBackend {
                 map: t.kind == StateKind::Map,
                 ttl_ms: t.ttl_ms,
                 values: entries(t.values),
-                maps: t.maps.into_iter().map(|(k, m)| (k, entries(m))).collect(),
+                maps: t.maps.into_iter().map(|(k, m)| (k.into_vec(), entries(m))).collect(),
                 removed: Vec::new(),
                 removed_fields: Vec::new(),
             })
             .collect()
     }
+}
+
+/// Restored bytes as the tables hold them: inline when short, whatever
+/// the vector's spare capacity (`SmallVec::from_vec` keeps any heap buffer
+/// over the inline size).
+fn inline(bytes: Vec<u8>) -> Bytes {
+    if bytes.len() <= super::INLINE_BYTES { Bytes::from_slice(&bytes) } else { Bytes::from_vec(bytes) }
 }
 
 /// A state table image of snapshot formats 1 and 2, where an incremental

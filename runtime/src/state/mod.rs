@@ -14,10 +14,20 @@ use std::cell::Cell;
 
 use hashbrown::hash_map::EntryRef;
 use hashbrown::{HashMap, HashSet};
+use smallvec::SmallVec;
 
 use self::expiry::ExpiryIndex;
 pub use self::image::{EntryImage, StateTableImage, StateTableImageV2};
 use crate::wasm::bindings::StateKind;
+
+/// Keys, map fields and values up to this many bytes are held inline in
+/// the hash table's slot: ids, tuple keys and counters cost no allocation
+/// of their own, and a lookup touches one slot instead of following a
+/// pointer to the key and another to the value.
+const INLINE_BYTES: usize = 24;
+
+/// The bytes of a key, map field or value, as the tables hold them.
+pub type Bytes = SmallVec<[u8; INLINE_BYTES]>;
 
 /// Bytes of bookkeeping an entry costs besides its key, field and value
 /// bytes (hash slots, vector headers, write time), for the size estimate.
@@ -26,7 +36,7 @@ const ENTRY_OVERHEAD: usize = 64;
 /// A stored value and when it was last written (processing time, ms).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub value: Vec<u8>,
+    pub value: Bytes,
     pub written_ms: i64,
 }
 
@@ -36,8 +46,8 @@ pub struct StateTable {
     pub name: String,
     pub kind: StateKind,
     pub ttl_ms: Option<u64>,
-    pub values: HashMap<Vec<u8>, Entry>,
-    pub maps: HashMap<Vec<u8>, HashMap<Vec<u8>, Entry>>,
+    pub values: HashMap<Bytes, Entry>,
+    pub maps: HashMap<Bytes, HashMap<Bytes, Entry>>,
     /// Whether the running job declared it (a restored state the job no
     /// longer declares is "non-restored" after an upgrade).
     pub declared: bool,
@@ -56,21 +66,21 @@ pub struct StateTable {
 /// Keys and map fields written or removed since the last image.
 #[derive(Debug, Clone, Default)]
 struct Changes {
-    values: HashSet<Vec<u8>>,
-    maps: HashMap<Vec<u8>, MapChanges>,
+    values: HashSet<Bytes>,
+    maps: HashMap<Bytes, MapChanges>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct MapChanges {
     /// The whole map was removed (fields set since are in `fields`).
     cleared: bool,
-    fields: HashSet<Vec<u8>>,
+    fields: HashSet<Bytes>,
 }
 
 impl Changes {
     fn value(&mut self, key: &[u8]) {
         if !self.values.contains(key) {
-            self.values.insert(key.to_vec());
+            self.values.insert(Bytes::from_slice(key));
         }
     }
 
@@ -80,7 +90,7 @@ impl Changes {
             EntryRef::Vacant(e) => e.insert(MapChanges::default()),
         };
         if !map.fields.contains(field) {
-            map.fields.insert(field.to_vec());
+            map.fields.insert(Bytes::from_slice(field));
         }
     }
 
@@ -372,7 +382,7 @@ impl StateBackend {
             .into_iter()
             .flatten()
             .filter(|(_, e)| t.live(e, now))
-            .map(|(f, e)| (f.clone(), e.value.clone()))
+            .map(|(f, e)| (f.to_vec(), e.value.to_vec()))
             .collect();
         entries.sort_unstable();
         add_work(&self.work, 1 + entries.len());
@@ -393,7 +403,7 @@ impl StateBackend {
         let now = self.now_ms;
         let t = self.tables.get(state as usize)?;
         let values = t.values.values().chain(t.maps.values().flat_map(|m| m.values()));
-        let sample: Vec<_> = values.filter(|e| t.live(e, now)).take(max).map(|e| e.value.clone()).collect();
+        let sample: Vec<_> = values.filter(|e| t.live(e, now)).take(max).map(|e| e.value.to_vec()).collect();
         add_work(&self.work, sample.len());
         Some(sample)
     }
@@ -452,7 +462,7 @@ fn counter_value(value: &[u8]) -> Option<i64> {
 /// already held is overwritten in place, keeping its allocation. Returns
 /// when the entry was written before, if it was.
 fn write_entry(
-    entries: &mut HashMap<Vec<u8>, Entry>,
+    entries: &mut HashMap<Bytes, Entry>,
     key: &[u8],
     value: &[u8],
     now: i64,
@@ -469,7 +479,7 @@ fn write_entry(
         }
         EntryRef::Vacant(e) => {
             *bytes += owner_bytes + key.len() + value.len() + ENTRY_OVERHEAD;
-            e.insert(Entry { value: value.to_vec(), written_ms: now });
+            e.insert(Entry { value: Bytes::from_slice(value), written_ms: now });
             None
         }
     }
@@ -495,6 +505,37 @@ mod tests {
         assert_eq!(s.get(v, b"k").unwrap(), None);
         assert!(s.table(v).unwrap().is_empty(), "dropped when the clock passed its expiry");
         assert_eq!(s.bytes(), 0);
+    }
+
+    #[test]
+    fn keys_and_values_on_both_sides_of_the_inline_size_round_trip() {
+        let mut s = StateBackend::default();
+        let v = s.declare("v", StateKind::Value, Some(1000)).unwrap();
+        let m = s.declare("m", StateKind::Map, None).unwrap();
+        let sizes = [0, 1, INLINE_BYTES, INLINE_BYTES + 1, 1000];
+        let bytes = |n: usize, fill: u8| vec![fill; n];
+        for &k in &sizes {
+            for &n in &sizes {
+                s.set(v, &bytes(k + 1, b'k'), &bytes(n, b'v')).unwrap();
+                s.map_set(m, &bytes(k + 1, b'k'), &bytes(n + 1, b'f'), &bytes(n, b'v')).unwrap();
+            }
+            // Overwritten with every size in turn (inline to heap and back):
+            // the last one is held.
+            assert_eq!(s.get(v, &bytes(k + 1, b'k')).unwrap(), Some(&bytes(1000, b'v')[..]));
+        }
+        s.set(v, &bytes(3, b'k'), b"short again").unwrap();
+        let restored = StateBackend::restore(s.image(0));
+        for backend in [&s, &restored] {
+            assert_eq!(backend.get(v, &bytes(3, b'k')).unwrap(), Some(&b"short again"[..]));
+            assert_eq!(backend.get(v, &bytes(INLINE_BYTES + 2, b'k')).unwrap(), Some(&bytes(1000, b'v')[..]));
+            assert_eq!(backend.map_len(m, &bytes(INLINE_BYTES + 1, b'k')), Some(sizes.len() as u32));
+            let fields = backend.map_entries(m, &bytes(1001, b'k')).unwrap();
+            assert_eq!(
+                fields.iter().map(|(f, v)| (f.len(), v.len())).collect::<Vec<_>>(),
+                [(1, 0), (2, 1), (INLINE_BYTES + 1, INLINE_BYTES), (INLINE_BYTES + 2, INLINE_BYTES + 1), (1001, 1000)]
+            );
+        }
+        assert_eq!(restored.bytes(), s.bytes());
     }
 
     #[test]
