@@ -345,12 +345,15 @@ impl Report {
                 meta.months.insert(at, *month);
             }
         }
-        // Cells are cloned once per batch, not per part.
-        if !touched.cells.contains_key(&part.cell) {
-            touched.cells.insert(part.cell.clone(), None);
+        // One lookup per part; the cell is cloned once per batch.
+        match touched.cells.get_mut(&part.cell) {
+            Some(sum) => sum.get_or_insert_with(|| part.totals.zeroed()).add(&part.totals, sign),
+            None => {
+                let mut sum = part.totals.zeroed();
+                sum.add(&part.totals, sign);
+                touched.cells.insert(part.cell.clone(), Some(sum));
+            }
         }
-        let sum = touched.cells.get_mut(&part.cell).expect("inserted above");
-        sum.get_or_insert_with(|| part.totals.zeroed()).add(&part.totals, sign);
         Ok(())
     }
 
